@@ -1,0 +1,238 @@
+//! The five events on the bus, one type per detail-type.
+//!
+//! These types are the single definition producers and consumers share. Each has a JSON Schema
+//! (draft-04, the whole event as EventBridge delivers it) and an example in `events-schema/`;
+//! the tests in `tests/schemas.rs` serialise generated values of every type and validate them, so
+//! a field added here without the schema (or the other way round) fails the build.
+//!
+//! Evolution: fields are only ever added, and consumers ignore fields they do not know. A
+//! breaking change is a new detail-type (`OrderReady.v2`), published beside the old one until
+//! every consumer has moved.
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::lifecycle::OrderRecord;
+use crate::market::{Market, Side, Zone};
+use crate::money::{Cents, EnergyKwh};
+use crate::order::{Order, RecordId};
+use crate::result::{Failure, FailureReason, OrderResult, Outcome};
+
+/// The `source` of every event Energy publishes.
+pub const SOURCE: &str = "energy.orders";
+
+/// What identifies an order in every event, flat in `detail` so rules can filter on it
+/// (`{"detail": {"zone": ["DE-LU"]}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRef {
+    pub record_id: RecordId,
+    pub market: Market,
+    pub delivery_date: Date,
+    pub zone: Zone,
+    pub portfolio: String,
+    pub side: Side,
+}
+
+impl From<&Order> for OrderRef {
+    fn from(o: &Order) -> Self {
+        OrderRef {
+            record_id: o.record_id.clone(),
+            market: o.market,
+            delivery_date: o.delivery_date,
+            zone: o.zone,
+            portfolio: o.portfolio.clone(),
+            side: o.side,
+        }
+    }
+}
+
+/// An order was validated and stored. Emitted once per new order by submit-order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSubmitted {
+    #[serde(flatten)]
+    pub order: OrderRef,
+    pub mtu_count: u32,
+    pub submitted_at: Timestamp,
+}
+
+/// Who asked for an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Trigger {
+    /// The one-time schedule evaluate-order created.
+    Schedule,
+    /// sweep-pending found the order overdue.
+    Sweep,
+}
+
+/// Time to look at an order again. Emitted by the one-time schedule and by the sweeper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderEvaluationDue {
+    pub record_id: RecordId,
+    /// The check this event is for; an event older than the order's attempt is a duplicate.
+    pub attempt: u32,
+    pub due_at: Timestamp,
+    pub trigger: Trigger,
+}
+
+/// The platform published results for an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderReady {
+    #[serde(flatten)]
+    pub order: OrderRef,
+    pub outcome: Outcome,
+    pub result: OrderResult,
+}
+
+/// An order failed; notify-slack tells the desk once per order and reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderFailed {
+    #[serde(flatten)]
+    pub order: OrderRef,
+    pub reason: FailureReason,
+    pub message: String,
+    /// Result checks made before failing.
+    pub attempts: u32,
+    pub failed_at: Timestamp,
+}
+
+impl OrderFailed {
+    pub fn from_record(record: &OrderRecord, failure: &Failure) -> OrderFailed {
+        OrderFailed {
+            order: OrderRef::from(&record.order),
+            reason: failure.reason,
+            message: failure.message.clone(),
+            attempts: record.attempt,
+            failed_at: failure.failed_at,
+        }
+    }
+}
+
+/// An accepted or partially accepted result was written. No consumer yet: the hook for new ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderResultStored {
+    #[serde(flatten)]
+    pub order: OrderRef,
+    pub outcome: Outcome,
+    /// Object key in the results bucket (or under the local results directory).
+    pub key: String,
+    pub accepted_energy_mwh: EnergyKwh,
+    pub notional_eur: Cents,
+}
+
+/// Any event Energy publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainEvent {
+    Submitted(OrderSubmitted),
+    EvaluationDue(OrderEvaluationDue),
+    Ready(OrderReady),
+    Failed(OrderFailed),
+    ResultStored(OrderResultStored),
+}
+
+/// An event whose detail does not match its detail-type.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("unknown detail-type {0:?}")]
+    UnknownType(String),
+    #[error("{detail_type} detail does not match its schema: {source}")]
+    BadDetail { detail_type: String, source: serde_json::Error },
+}
+
+impl DomainEvent {
+    /// Every detail-type, as on the bus and in `events-schema/<name>.json`.
+    pub const DETAIL_TYPES: [&'static str; 5] =
+        ["OrderSubmitted", "OrderEvaluationDue", "OrderReady", "OrderFailed", "OrderResultStored"];
+
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            DomainEvent::Submitted(_) => "OrderSubmitted",
+            DomainEvent::EvaluationDue(_) => "OrderEvaluationDue",
+            DomainEvent::Ready(_) => "OrderReady",
+            DomainEvent::Failed(_) => "OrderFailed",
+            DomainEvent::ResultStored(_) => "OrderResultStored",
+        }
+    }
+
+    pub fn record_id(&self) -> &RecordId {
+        match self {
+            DomainEvent::Submitted(e) => &e.order.record_id,
+            DomainEvent::EvaluationDue(e) => &e.record_id,
+            DomainEvent::Ready(e) => &e.order.record_id,
+            DomainEvent::Failed(e) => &e.order.record_id,
+            DomainEvent::ResultStored(e) => &e.order.record_id,
+        }
+    }
+
+    /// The `detail` object.
+    pub fn detail(&self) -> Value {
+        let v = match self {
+            DomainEvent::Submitted(e) => serde_json::to_value(e),
+            DomainEvent::EvaluationDue(e) => serde_json::to_value(e),
+            DomainEvent::Ready(e) => serde_json::to_value(e),
+            DomainEvent::Failed(e) => serde_json::to_value(e),
+            DomainEvent::ResultStored(e) => serde_json::to_value(e),
+        };
+        // Serialising these plain data types cannot fail: no maps with non-string keys, no
+        // fallible Serialize impls.
+        v.unwrap_or(Value::Null)
+    }
+
+    /// Reads a detail by its detail-type.
+    pub fn parse(detail_type: &str, detail: Value) -> Result<DomainEvent, EventError> {
+        let bad = |source| EventError::BadDetail { detail_type: detail_type.to_string(), source };
+        Ok(match detail_type {
+            "OrderSubmitted" => DomainEvent::Submitted(serde_json::from_value(detail).map_err(bad)?),
+            "OrderEvaluationDue" => DomainEvent::EvaluationDue(serde_json::from_value(detail).map_err(bad)?),
+            "OrderReady" => DomainEvent::Ready(serde_json::from_value(detail).map_err(bad)?),
+            "OrderFailed" => DomainEvent::Failed(serde_json::from_value(detail).map_err(bad)?),
+            "OrderResultStored" => DomainEvent::ResultStored(serde_json::from_value(detail).map_err(bad)?),
+            other => return Err(EventError::UnknownType(other.to_string())),
+        })
+    }
+}
+
+/// Where an event was published, for its envelope.
+#[derive(Debug, Clone)]
+pub struct EnvelopeContext {
+    pub account: String,
+    pub region: String,
+}
+
+impl Default for EnvelopeContext {
+    fn default() -> Self {
+        EnvelopeContext { account: "000000000000".into(), region: "local".into() }
+    }
+}
+
+/// The event as EventBridge delivers it to a target.
+pub fn envelope(event: &DomainEvent, id: &str, time: Timestamp, ctx: &EnvelopeContext) -> Value {
+    serde_json::json!({
+        "version": "0",
+        "id": id,
+        "detail-type": event.detail_type(),
+        "source": SOURCE,
+        "account": ctx.account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "region": ctx.region,
+        "resources": [],
+        "detail": event.detail(),
+    })
+}
+
+/// A UUID-shaped event id derived from a counter and a seed (the in-memory and local buses;
+/// EventBridge assigns its own).
+pub fn event_id(seed: u64, n: u64) -> String {
+    let a = crate::hash::mix64(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let b = crate::hash::mix64(a ^ n);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        (a >> 32) as u32,
+        (a >> 16) as u16,
+        (a & 0xfff) as u16,
+        0x8000 | ((b >> 48) as u16 & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}

@@ -1,0 +1,33 @@
+//! The heart of Energy: everything that does not depend on AWS.
+//!
+//! A tour, in the order a request meets it:
+//!
+//! - [`validate`] reads a POST /orders body into [`order::Order`]s, or lists every problem with its
+//!   JSON path and the market rule it breaks. The rules themselves (price limits, gate closure,
+//!   delivery windows, the 15-minute MTU grid across DST) are configuration in [`calendar`];
+//!   quantities are exact integers in [`money`] and closed vocabularies in [`market`].
+//! - [`lifecycle`] is the order state machine (RECEIVED → PENDING → READY → STORED, or FAILED →
+//!   NOTIFIED) and the stored record; every change is a transition checked against the diagram
+//!   and written on condition of the state and version it came from.
+//! - [`events`] holds the five events on the bus; `events-schema/` holds their JSON Schemas.
+//! - [`result`] is what the auction platform publishes; [`retry`] decides when to ask again;
+//!   [`slack`] renders the desk's message.
+//! - [`ports`] are the traits the handlers talk to the world through; [`memory`] implements every
+//!   one in memory.
+//!
+//! The handlers themselves live in `handlers/<name>`, one crate each, as functions of their input
+//! and [`ports::Ports`].
+
+pub mod calendar;
+pub mod events;
+pub mod hash;
+pub mod lifecycle;
+pub mod market;
+pub mod memory;
+pub mod money;
+pub mod order;
+pub mod ports;
+pub mod result;
+pub mod retry;
+pub mod slack;
+pub mod validate;

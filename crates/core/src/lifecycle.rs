@@ -1,0 +1,268 @@
+//! The order lifecycle as a state machine.
+//!
+//! ```text
+//! RECEIVED ─► PENDING(n) ─► PENDING(n+1) … ─► READY ─► STORED
+//!    │            │                             │
+//!    └────────────┴──────────► FAILED ◄─────────┘
+//!                                 │
+//!                                 ▼
+//!                              NOTIFIED
+//! ```
+//!
+//! An [`OrderRecord`] changes only through [`OrderRecord::apply`], which refuses a transition the
+//! diagram does not have and bumps `version`. Stores write the new record only if the stored one
+//! still has the state and version it was computed from ([`Expected`]), so two deliveries of the
+//! same event cannot both move an order.
+//!
+//! `due_at` is set in every state that still waits for something (RECEIVED, PENDING, READY,
+//! FAILED) and cleared in the final ones. It is the key of the store's sparse "due" index: the
+//! sweeper asks for records whose `due_at` has passed, which finds lost messages at every step,
+//! not only lost schedules.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::order::Order;
+use crate::result::{Failure, OrderResult};
+
+/// How long a stored order lives: the DynamoDB `ttl` attribute is `submitted_at` plus this.
+pub const ORDER_TTL: SignedDuration = SignedDuration::from_hours(24);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderState {
+    /// Stored, not yet handed to the platform.
+    Received,
+    /// Handed to the platform, waiting for results; `attempt` is the next check.
+    Pending,
+    /// Results published, not yet acted on.
+    Ready,
+    /// Accepted or partially accepted; the result object is written. Final.
+    Stored,
+    /// Rejected, timed out, refused by the platform or failed in processing; desk not yet told.
+    Failed,
+    /// Failed and the desk was told. Final.
+    Notified,
+}
+
+impl OrderState {
+    pub fn is_final(self) -> bool {
+        matches!(self, OrderState::Stored | OrderState::Notified)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Received => "RECEIVED",
+            OrderState::Pending => "PENDING",
+            OrderState::Ready => "READY",
+            OrderState::Stored => "STORED",
+            OrderState::Failed => "FAILED",
+            OrderState::Notified => "NOTIFIED",
+        }
+    }
+}
+
+impl std::fmt::Display for OrderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stored form of an order and everything that happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order: Order,
+    pub state: OrderState,
+    /// Bumped by every write; the condition of the next one.
+    pub version: u64,
+    /// Result checks done so far; PENDING(n) waits for check n.
+    pub attempt: u32,
+    /// When the order's next step is due; `None` in final states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<Timestamp>,
+    pub submitted_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Expiry, seconds since the epoch (DynamoDB TTL).
+    pub ttl: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<OrderResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+/// The condition of a write: the state and version the new record was computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub state: OrderState,
+    pub version: u64,
+}
+
+/// A change to an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// RECEIVED → PENDING(1): the platform took the order; first check at `due_at`.
+    HandedOver { due_at: Timestamp },
+    /// PENDING(n) → PENDING(n+1): results not ready, next check at `due_at`.
+    Retry { due_at: Timestamp },
+    /// PENDING → READY with the published result; `due_at` is when to re-send `OrderReady` if
+    /// nobody acted on it.
+    Ready { result: OrderResult, due_at: Timestamp },
+    /// READY → STORED: the result object is written under `key`.
+    Stored { key: String },
+    /// RECEIVED | PENDING | READY → FAILED; `due_at` as for `Ready`.
+    Fail { failure: Failure, due_at: Timestamp },
+    /// FAILED → NOTIFIED.
+    Notified,
+    /// READY | FAILED, unchanged but for a later `due_at`: the event was re-sent.
+    Requeue { due_at: Timestamp },
+}
+
+impl Transition {
+    fn name(&self) -> &'static str {
+        match self {
+            Transition::HandedOver { .. } => "HandedOver",
+            Transition::Retry { .. } => "Retry",
+            Transition::Ready { .. } => "Ready",
+            Transition::Stored { .. } => "Stored",
+            Transition::Fail { .. } => "Fail",
+            Transition::Notified => "Notified",
+            Transition::Requeue { .. } => "Requeue",
+        }
+    }
+}
+
+/// A transition the lifecycle does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("order {record_id}: no transition {transition} from {from}")]
+pub struct IllegalTransition {
+    pub record_id: String,
+    pub from: OrderState,
+    pub transition: &'static str,
+}
+
+impl OrderRecord {
+    /// A freshly received order.
+    pub fn received(order: Order, now: Timestamp, due_at: Timestamp) -> OrderRecord {
+        OrderRecord {
+            order,
+            state: OrderState::Received,
+            version: 1,
+            attempt: 0,
+            due_at: Some(due_at),
+            submitted_at: now,
+            updated_at: now,
+            ttl: now.as_second() + ORDER_TTL.as_secs(),
+            result: None,
+            result_key: None,
+            failure: None,
+        }
+    }
+
+    /// The condition under which a record computed from this one may be written.
+    pub fn expected(&self) -> Expected {
+        Expected { state: self.state, version: self.version }
+    }
+
+    /// The record after `t`, or the reason it is not allowed.
+    pub fn apply(&self, t: Transition, now: Timestamp) -> Result<OrderRecord, IllegalTransition> {
+        use OrderState::*;
+        let mut next = self.clone();
+        let illegal = || IllegalTransition {
+            record_id: self.order.record_id.to_string(),
+            from: self.state,
+            transition: t.name(),
+        };
+        match (&t, self.state) {
+            (Transition::HandedOver { due_at }, Received) => {
+                next.state = Pending;
+                next.attempt = 1;
+                next.due_at = Some(*due_at);
+            }
+            (Transition::Retry { due_at }, Pending) => {
+                next.attempt += 1;
+                next.due_at = Some(*due_at);
+            }
+            (Transition::Ready { result, due_at }, Pending) => {
+                next.state = Ready;
+                next.result = Some(result.clone());
+                next.due_at = Some(*due_at);
+            }
+            (Transition::Stored { key }, Ready) => {
+                next.state = Stored;
+                next.result_key = Some(key.clone());
+                next.due_at = None;
+            }
+            (Transition::Fail { failure, due_at }, Received | Pending | Ready) => {
+                next.state = Failed;
+                next.failure = Some(failure.clone());
+                next.due_at = Some(*due_at);
+            }
+            (Transition::Notified, Failed) => {
+                next.state = Notified;
+                next.due_at = None;
+            }
+            (Transition::Requeue { due_at }, Ready | Failed) => {
+                next.due_at = Some(*due_at);
+            }
+            _ => return Err(illegal()),
+        }
+        next.version += 1;
+        next.updated_at = now;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::FailureReason;
+
+    fn record() -> OrderRecord {
+        let order: Order = serde_json::from_value(serde_json::json!({
+            "record_id": "t-1", "market": "SDAC", "delivery_date": "2026-01-15", "zone": "FR",
+            "portfolio": "P", "side": "BUY",
+            "periods": [{"mtu_start": "2026-01-14T23:00:00Z", "steps": [{"price": "10.00", "quantity": "1.0"}]}]
+        }))
+        .unwrap();
+        let now: Timestamp = "2026-01-14T08:00:00Z".parse().unwrap();
+        OrderRecord::received(order, now, now)
+    }
+
+    fn now() -> Timestamp {
+        "2026-01-14T09:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn ttl_is_24_hours_after_submission() {
+        let r = record();
+        assert_eq!(r.ttl - r.submitted_at.as_second(), 86_400);
+    }
+
+    #[test]
+    fn every_transition_bumps_version_and_final_states_clear_due_at() {
+        let r = record();
+        let p = r.apply(Transition::HandedOver { due_at: now() }, now()).unwrap();
+        assert_eq!((p.state, p.attempt, p.version), (OrderState::Pending, 1, 2));
+        let p2 = p.apply(Transition::Retry { due_at: now() }, now()).unwrap();
+        assert_eq!((p2.attempt, p2.version), (2, 3));
+        let failure = Failure { reason: FailureReason::ResultsTimeout, message: "x".into(), failed_at: now() };
+        let f = p2.apply(Transition::Fail { failure, due_at: now() }, now()).unwrap();
+        let n = f.apply(Transition::Notified, now()).unwrap();
+        assert!(n.state.is_final());
+        assert_eq!(n.due_at, None);
+    }
+
+    #[test]
+    fn transitions_outside_the_diagram_are_refused() {
+        let r = record();
+        assert!(r.apply(Transition::Notified, now()).is_err());
+        assert!(r.apply(Transition::Stored { key: "k".into() }, now()).is_err());
+        assert!(r.apply(Transition::Retry { due_at: now() }, now()).is_err());
+        assert!(r.apply(Transition::Requeue { due_at: now() }, now()).is_err());
+        let p = r.apply(Transition::HandedOver { due_at: now() }, now()).unwrap();
+        assert!(p.apply(Transition::HandedOver { due_at: now() }, now()).is_err());
+        assert!(p.apply(Transition::Stored { key: "k".into() }, now()).is_err());
+    }
+}

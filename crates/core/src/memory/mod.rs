@@ -1,0 +1,26 @@
+//! In-memory implementations of every port: for tests, and for running the whole system in one
+//! process (`energy demo`). Each keeps what a test wants to count (writes, schedules, objects,
+//! messages) and can be told to fail, so the unhappy paths are tested as easily as the happy one.
+
+mod bus;
+mod clock;
+mod notifier;
+mod platform;
+mod results;
+mod scheduler;
+mod store;
+
+pub use bus::InMemoryBus;
+pub use clock::ManualClock;
+pub use notifier::InMemoryNotifier;
+pub use platform::{InMemoryPlatform, Publication};
+pub use results::InMemoryResults;
+pub use scheduler::{InMemoryScheduler, PendingSchedule};
+pub use store::InMemoryOrderStore;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a mutex, recovering the data if a panicking test poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,205 @@
+//! The ports: one small trait per capability the handlers need from the outside world.
+//!
+//! Handlers take these as `&dyn Trait` (bundled in [`Ports`]); `crate::memory` implements each in
+//! memory for tests and the one-process demo, `energy-aws` over the AWS SDK, the local stack over
+//! an embedded database. Every error says whether trying again can help ([`Retryable`]), which the
+//! Lambda wiring turns into the error type of its Diagnostic.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use crate::events::{DomainEvent, OrderEvaluationDue};
+use crate::lifecycle::{Expected, OrderRecord};
+use crate::order::{Order, RecordId};
+use crate::result::OrderResult;
+
+/// Whether a failed call may succeed if tried again.
+pub trait Retryable {
+    fn retryable(&self) -> bool;
+}
+
+/// A failure of an outside system: what failed, and whether to try again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct PortError {
+    pub what: &'static str,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl PortError {
+    pub fn transient(what: &'static str, message: impl Into<String>) -> Self {
+        PortError { what, message: message.into(), retryable: true }
+    }
+
+    pub fn permanent(what: &'static str, message: impl Into<String>) -> Self {
+        PortError { what, message: message.into(), retryable: false }
+    }
+}
+
+impl Retryable for PortError {
+    fn retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+/// The time. Injected so that gate closure, TTL and retries are tested without sleeping.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The answer of a conditional insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Written.
+    New,
+    /// A record with this id exists already (returned as stored).
+    Exists(Box<OrderRecord>),
+}
+
+/// The answer of a conditional replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replaced {
+    Applied,
+    /// The stored record no longer has the expected state and version: someone else moved it
+    /// first. Not an error: the caller lost a race it is built to lose.
+    Conflict,
+}
+
+/// One entry of the due index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueOrder {
+    pub record_id: RecordId,
+    pub attempt: u32,
+    pub due_at: Timestamp,
+}
+
+/// One page of a due query; `next` continues it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DuePage {
+    pub items: Vec<DueOrder>,
+    pub next: Option<String>,
+}
+
+/// Orders, keyed by record id.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Writes `record` unless one with its id exists.
+    async fn insert(&self, record: &OrderRecord) -> Result<Inserted, PortError>;
+    async fn get(&self, record_id: &RecordId) -> Result<Option<OrderRecord>, PortError>;
+    /// Writes `record` only if the stored one still matches `expected`.
+    async fn replace(&self, record: &OrderRecord, expected: Expected) -> Result<Replaced, PortError>;
+    /// Records whose `due_at` is at or before `until`, earliest first, through an index: never
+    /// by reading every order.
+    async fn due(&self, until: Timestamp, limit: usize, cursor: Option<String>) -> Result<DuePage, PortError>;
+}
+
+/// Entries of a publish that did not make it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} of {total} events not published: {}", failed.len(), failed.iter().map(|(i, m)| format!("#{i} {m}")).collect::<Vec<_>>().join("; "))]
+pub struct PublishError {
+    pub total: usize,
+    /// Index into the published slice and the bus's message.
+    pub failed: Vec<(usize, String)>,
+}
+
+impl Retryable for PublishError {
+    fn retryable(&self) -> bool {
+        true
+    }
+}
+
+/// The event bus.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Publishes all `events`, retrying what it can; reports what still failed.
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError>;
+}
+
+/// The answer of a schedule request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduled {
+    Created,
+    /// A schedule with this name exists: an earlier delivery made it.
+    AlreadyExists,
+}
+
+/// One-time schedules that put an `OrderEvaluationDue` on the bus at an instant.
+#[async_trait]
+pub trait RetryScheduler: Send + Sync {
+    async fn schedule(&self, name: &str, at: Timestamp, event: &OrderEvaluationDue) -> Result<Scheduled, PortError>;
+}
+
+/// Result objects.
+#[async_trait]
+pub trait ResultStore: Send + Sync {
+    /// Writes `body` (JSON) under `key`, replacing what is there.
+    async fn put(&self, key: &str, body: &[u8]) -> Result<(), PortError>;
+}
+
+/// A message for the desk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// One per order and reason: `<record_id>/<reason>`.
+    pub key: String,
+    /// Plain-text fallback.
+    pub text: String,
+    /// The full Slack payload (Block Kit).
+    pub payload: serde_json::Value,
+}
+
+/// Where the desk hears about failures.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn notify(&self, notification: &Notification) -> Result<(), PortError>;
+}
+
+/// The platform's answer to a submitted order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    /// Taken (or replaced); results are expected at `expected_publication` when known.
+    Accepted { expected_publication: Option<Timestamp> },
+    /// Refused for good, with the platform's reason.
+    Refused { reason: String },
+}
+
+/// The platform's answer to "are the results out?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultsStatus {
+    NotYet { expected_publication: Option<Timestamp> },
+    Published(Box<OrderResult>),
+    /// The platform does not know the order (it was never submitted, or was cancelled).
+    Unknown { reason: String },
+}
+
+/// The auction platform.
+#[async_trait]
+pub trait AuctionPlatform: Send + Sync {
+    /// Submits or replaces the order (idempotent by record id).
+    async fn submit(&self, order: &Order) -> Result<Submission, PortError>;
+    async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError>;
+}
+
+/// Everything a handler may touch, wired once per process.
+#[derive(Clone)]
+pub struct Ports {
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn OrderStore>,
+    pub bus: Arc<dyn EventPublisher>,
+    pub scheduler: Arc<dyn RetryScheduler>,
+    pub results: Arc<dyn ResultStore>,
+    pub notifier: Arc<dyn Notifier>,
+    pub platform: Arc<dyn AuctionPlatform>,
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}

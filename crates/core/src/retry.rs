@@ -1,0 +1,141 @@
+//! When to look at a pending order again, and the name of the schedule that will.
+//!
+//! The delay comes from the auction's expected publication time when the platform or the
+//! calendar knows it (wait until just after it), otherwise from bounded exponential backoff with
+//! jitter. The jitter is derived from the record id and attempt, not drawn at random: a duplicate
+//! delivery of the same event computes the same instant and the same schedule name.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{fnv1a64, mix64};
+use crate::order::RecordId;
+
+/// How patiently evaluate-order waits for results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Result checks before giving up with `ResultsTimeout` (template parameter `MaxAttempts`).
+    pub max_attempts: u32,
+    /// First backoff step once the expected publication time has passed (`RetryBaseSeconds`).
+    pub base: SignedDuration,
+    /// Longest backoff step.
+    pub cap: SignedDuration,
+    /// Up to this much is added after a known publication time, spreading the checks of many
+    /// orders of one auction.
+    pub publication_spread: SignedDuration,
+    /// How long a READY or FAILED order may wait for its consumer before the sweeper re-sends
+    /// its event.
+    pub redelivery_after: SignedDuration,
+}
+
+impl Default for RetryPolicy {
+    /// Twelve checks: with a 60 s base and a 20 min cap, the last check is about 2 h 30 after the
+    /// expected publication, past SDAC's known late checkpoints (14:00, 14:20 CET).
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 12,
+            base: SignedDuration::from_secs(60),
+            cap: SignedDuration::from_mins(20),
+            publication_spread: SignedDuration::from_secs(30),
+            redelivery_after: SignedDuration::from_mins(5),
+        }
+    }
+}
+
+fn unit(record_id: &RecordId, attempt: u32) -> u64 {
+    mix64(fnv1a64(record_id.as_str().as_bytes()) ^ u64::from(attempt))
+}
+
+impl RetryPolicy {
+    /// Backoff before check `attempt` (2, 3, ...) when no publication time is ahead:
+    /// "equal jitter", half fixed and half spread, so checks never bunch up at zero delay.
+    pub fn backoff(&self, record_id: &RecordId, attempt: u32) -> SignedDuration {
+        let exp = attempt.saturating_sub(2).min(30);
+        let base = self.base.as_millis().max(1);
+        let step = base.saturating_mul(1i128 << exp).min(self.cap.as_millis().max(base));
+        let half = step / 2;
+        let jitter = i128::from(unit(record_id, attempt) % (half.max(1) as u64 + 1));
+        SignedDuration::from_millis((half + jitter) as i64)
+    }
+
+    /// When check `attempt` should run, given what is known of the publication time.
+    pub fn check_at(&self, now: Timestamp, expected_publication: Option<Timestamp>, record_id: &RecordId, attempt: u32) -> Timestamp {
+        match expected_publication {
+            Some(p) if p > now => {
+                let spread = self.publication_spread.as_millis().max(1) as u64;
+                let jitter = SignedDuration::from_millis((unit(record_id, attempt) % spread) as i64);
+                p.saturating_add(jitter).unwrap_or(p)
+            }
+            _ => {
+                let d = self.backoff(record_id, attempt);
+                now.saturating_add(d).unwrap_or(now)
+            }
+        }
+    }
+}
+
+/// The one-time schedule for check `attempt` of an order: `<record_id>-<attempt>`.
+///
+/// EventBridge Scheduler names allow `[0-9A-Za-z_.-]` and 64 characters; record ids may hold `:`
+/// and be 64 long. Such ids get a readable prefix and a hash of the full id, still deterministic,
+/// so two deliveries of one event can never create two schedules.
+pub fn schedule_name(record_id: &RecordId, attempt: u32) -> String {
+    let id = record_id.as_str();
+    let suffix = format!("-{attempt}");
+    let fits = id.len() + suffix.len() <= 64;
+    if fits && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        return format!("{id}{suffix}");
+    }
+    let hash = format!("{:016x}", fnv1a64(id.as_bytes()));
+    let room = 64 - suffix.len() - hash.len() - 1;
+    let prefix: String = id.chars().map(|c| if c == ':' { '_' } else { c }).take(room).collect();
+    format!("{prefix}-{hash}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> RecordId {
+        RecordId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
+        let p = RetryPolicy::default();
+        for attempt in 2..20 {
+            let d = p.backoff(&id("o-1"), attempt).as_millis();
+            let step = (60_000i128 << (attempt - 2).min(30)).min(1_200_000);
+            assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d} not in [{}, {step}]", step / 2);
+        }
+    }
+
+    #[test]
+    fn same_order_and_attempt_give_the_same_instant() {
+        let p = RetryPolicy::default();
+        let now: Timestamp = "2026-01-14T12:00:00Z".parse().unwrap();
+        assert_eq!(p.check_at(now, None, &id("o-1"), 3), p.check_at(now, None, &id("o-1"), 3));
+    }
+
+    #[test]
+    fn a_known_publication_time_ahead_is_waited_for() {
+        let p = RetryPolicy::default();
+        let now: Timestamp = "2026-01-14T10:00:00Z".parse().unwrap();
+        let publication: Timestamp = "2026-01-14T11:45:00Z".parse().unwrap();
+        let at = p.check_at(now, Some(publication), &id("o-1"), 1);
+        assert!(at >= publication && at < publication + SignedDuration::from_secs(30));
+    }
+
+    #[test]
+    fn schedule_names_are_valid_and_distinct() {
+        assert_eq!(schedule_name(&id("o-1"), 2), "o-1-2");
+        let colon = schedule_name(&id("desk:o-1"), 2);
+        let underscore = schedule_name(&id("desk_o-1"), 2);
+        assert_ne!(colon, underscore);
+        let long = schedule_name(&id(&"x".repeat(64)), 12);
+        assert!(long.len() <= 64, "{long}");
+        for n in [colon, underscore, long] {
+            assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')), "{n}");
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The Slack message for a failed order (Block Kit), built from the `OrderFailed` event alone.
+//!
+//! The seed sent `{"text": " Lambda B Failure: Order rejected:"}`; this keeps a plain `text`
+//! fallback (what notifications and screen readers show) and adds the facts a trader acts on.
+
+use serde_json::{Value, json};
+
+use crate::events::OrderFailed;
+use crate::ports::Notification;
+use crate::result::FailureReason;
+
+fn headline(reason: FailureReason) -> &'static str {
+    match reason {
+        FailureReason::Rejected => ":x: Order rejected",
+        FailureReason::ResultsTimeout => ":hourglass: No auction results",
+        FailureReason::InvalidAtPlatform => ":no_entry: Refused by the auction platform",
+        FailureReason::ProcessingError => ":rotating_light: Processing failed",
+    }
+}
+
+/// The deduplication key: one message per order and reason.
+pub fn notification_key(event: &OrderFailed) -> String {
+    format!("{}/{}", event.order.record_id, event.reason)
+}
+
+/// Renders the message.
+pub fn render(event: &OrderFailed) -> Notification {
+    let o = &event.order;
+    let text = format!(
+        "{}: {} ({} {} {} {}, portfolio {}): {}",
+        headline(event.reason),
+        o.record_id,
+        o.market,
+        o.delivery_date,
+        o.zone,
+        o.side,
+        o.portfolio,
+        event.message
+    );
+    let fields: Vec<Value> = [
+        ("Order", o.record_id.to_string()),
+        ("Auction", format!("{} {}", o.market, o.delivery_date)),
+        ("Zone / side", format!("{} {}", o.zone, o.side)),
+        ("Portfolio", o.portfolio.clone()),
+        ("Reason", event.reason.to_string()),
+        ("Checks made", event.attempts.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")}))
+    .collect();
+    let payload = json!({
+        "text": text,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": headline(event.reason)}},
+            {"type": "section", "fields": fields},
+            {"type": "section", "text": {"type": "mrkdwn", "text": event.message}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("energy · failed at {}", event.failed_at)}]}
+        ]
+    });
+    Notification { key: notification_key(event), text, payload }
+}

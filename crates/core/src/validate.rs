@@ -1,0 +1,459 @@
+//! Validation of a POST /orders body against the market rules.
+//!
+//! The body is read once into a JSON tree and walked by hand so that *every* problem is reported,
+//! each with its JSON path and the rule it breaks, rather than the first one serde would stop at:
+//! the seed's payload gets one line per missing field, a curve with three bad steps gets three.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::calendar::{AuctionId, MarketRules, MtuCheck};
+use crate::market::{Market, Side, Zone, spellings};
+use crate::money::{DecimalError, Lots, PriceCents};
+use crate::order::{Order, Period, RecordId, Step, is_id_char};
+
+/// At most this many problems are listed; the rest are counted.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// One problem: where, which rule, and a sentence that says both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON path from the body's root, e.g. `$[2].periods[5].steps[1].price`.
+    pub path: String,
+    /// A stable code for the rule, e.g. `price_limit`.
+    pub rule: &'static str,
+    /// `<path>: <what is wrong>`, readable on its own.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(path: impl Into<String>, rule: &'static str, detail: impl std::fmt::Display) -> Self {
+        let path = path.into();
+        let message = format!("{path}: {detail}");
+        FieldError { path, rule, message }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// More orders than the documented maximum (HTTP 413).
+    TooLarge { count: usize, max: usize },
+    /// Everything wrong with the body (HTTP 400).
+    Invalid(Vec<FieldError>),
+}
+
+/// Parses and validates a request body. `now` decides gate closure.
+pub fn parse_batch(body: &str, rules: &MarketRules, now: Timestamp) -> Result<Vec<Order>, BatchError> {
+    let value = parse_json(body).map_err(|e| BatchError::Invalid(vec![e]))?;
+    validate_batch(&value, rules, now)
+}
+
+/// Reads JSON, reporting a syntax error or an out-of-range number (`1e309`) at its path.
+pub fn parse_json(body: &str) -> Result<Value, FieldError> {
+    if body.trim().is_empty() {
+        return Err(FieldError::new("$", "json", "the body is empty; send a JSON array of orders"));
+    }
+    let mut de = serde_json::Deserializer::from_str(body);
+    let value: Value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = match path.as_str() {
+            "." | "" => "$".to_string(),
+            p if p.starts_with('[') => format!("${p}"),
+            p => format!("$.{p}"),
+        };
+        FieldError::new(path, "json", format!("not valid JSON: {}", e.inner()))
+    })?;
+    de.end().map_err(|e| FieldError::new("$", "json", format!("not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Validates a parsed body; see the module docs.
+pub fn validate_batch(value: &Value, rules: &MarketRules, now: Timestamp) -> Result<Vec<Order>, BatchError> {
+    let Value::Array(items) = value else {
+        return Err(BatchError::Invalid(vec![FieldError::new(
+            "$",
+            "type",
+            format!("must be a JSON array of orders, got {}; wrap a single order in [ ]", kind(value)),
+        )]));
+    };
+    if items.is_empty() {
+        return Err(BatchError::Invalid(vec![FieldError::new("$", "batch_empty", "the batch is empty")]));
+    }
+    if items.len() > rules.limits.max_batch {
+        return Err(BatchError::TooLarge { count: items.len(), max: rules.limits.max_batch });
+    }
+    let mut errors = Errors::default();
+    let mut orders = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("$[{i}]");
+        if let Some(Value::String(id)) = item.get("record_id")
+            && let Some(first) = seen.insert(id.clone(), i)
+        {
+            errors.push(FieldError::new(
+                format!("{path}.record_id"),
+                "duplicate_record_id",
+                format!("{id:?} appears twice in the batch (also at $[{first}])"),
+            ));
+        }
+        let mut reader = OrderReader { rules, now, errors: &mut errors };
+        if let Some(order) = reader.read(&path, item) {
+            orders.push(order);
+        }
+    }
+    if errors.list.is_empty() { Ok(orders) } else { Err(BatchError::Invalid(errors.finish())) }
+}
+
+#[derive(Default)]
+struct Errors {
+    list: Vec<FieldError>,
+    dropped: usize,
+}
+
+impl Errors {
+    fn push(&mut self, e: FieldError) {
+        if self.list.len() < MAX_REPORTED_ERRORS {
+            self.list.push(e);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn finish(mut self) -> Vec<FieldError> {
+        if self.dropped > 0 {
+            self.list.push(FieldError::new("$", "too_many_errors", format!("{} more problems not listed", self.dropped)));
+        }
+        self.list
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+const ORDER_FIELDS: &[&str] = &["record_id", "market", "delivery_date", "zone", "portfolio", "side", "periods"];
+const PERIOD_FIELDS: &[&str] = &["mtu_start", "steps"];
+const STEP_FIELDS: &[&str] = &["price", "quantity"];
+
+struct OrderReader<'a> {
+    rules: &'a MarketRules,
+    now: Timestamp,
+    errors: &'a mut Errors,
+}
+
+impl OrderReader<'_> {
+    fn object<'v>(&mut self, path: &str, value: &'v Value, fields: &[&str]) -> Option<&'v Map<String, Value>> {
+        let Value::Object(map) = value else {
+            self.errors.push(FieldError::new(path, "type", format!("must be an object, got {}", kind(value))));
+            return None;
+        };
+        for key in map.keys().filter(|k| !fields.contains(&k.as_str())) {
+            self.errors.push(FieldError::new(
+                format!("{path}.{key}"),
+                "unknown_field",
+                format!("unknown field; expected one of {}", fields.join(", ")),
+            ));
+        }
+        Some(map)
+    }
+
+    fn required<'v>(&mut self, path: &str, map: &'v Map<String, Value>, field: &str) -> Option<&'v Value> {
+        let v = map.get(field);
+        if v.is_none() {
+            self.errors.push(FieldError::new(format!("{path}.{field}"), "required", "required field is missing"));
+        }
+        v
+    }
+
+    fn string<'v>(&mut self, path: &str, map: &'v Map<String, Value>, field: &str) -> Option<&'v str> {
+        match self.required(path, map, field)? {
+            Value::String(s) => Some(s),
+            other => {
+                self.errors.push(FieldError::new(format!("{path}.{field}"), "type", format!("must be a string, got {}", kind(other))));
+                None
+            }
+        }
+    }
+
+    fn vocabulary<T: Copy + std::fmt::Display + std::str::FromStr>(
+        &mut self,
+        path: &str,
+        map: &Map<String, Value>,
+        field: &str,
+        all: &[T],
+    ) -> Option<T> {
+        let s = self.string(path, map, field)?;
+        let parsed = s.parse::<T>().ok();
+        if parsed.is_none() {
+            self.errors.push(FieldError::new(
+                format!("{path}.{field}"),
+                field_rule(field),
+                format!("unknown {field} {s:?}; expected one of {}", spellings(all)),
+            ));
+        }
+        parsed
+    }
+
+    fn read(&mut self, path: &str, item: &Value) -> Option<Order> {
+        let map = self.object(path, item, ORDER_FIELDS)?;
+        let record_id = self.string(path, map, "record_id").and_then(|s| match RecordId::parse(s) {
+            Ok(id) => Some(id),
+            Err(why) => {
+                self.errors.push(FieldError::new(format!("{path}.record_id"), "record_id", why));
+                None
+            }
+        });
+        let market = self.vocabulary(path, map, "market", Market::ALL);
+        let zone = self.vocabulary(path, map, "zone", Zone::ALL);
+        let side = self.vocabulary(path, map, "side", Side::ALL);
+        let delivery_date = self.string(path, map, "delivery_date").and_then(|s| match s.parse::<Date>() {
+            Ok(d) if s.len() == 10 => Some(d),
+            _ => {
+                self.errors.push(FieldError::new(
+                    format!("{path}.delivery_date"),
+                    "date",
+                    format!("{s:?} is not a date in YYYY-MM-DD form"),
+                ));
+                None
+            }
+        });
+        let portfolio = self.string(path, map, "portfolio").and_then(|s| {
+            if s.is_empty() || s.len() > 64 || !s.chars().all(is_id_char) {
+                self.errors.push(FieldError::new(
+                    format!("{path}.portfolio"),
+                    "portfolio",
+                    format!("{s:?} must be 1 to 64 characters of A-Z a-z 0-9 _ . : -"),
+                ));
+                None
+            } else {
+                Some(s.to_string())
+            }
+        });
+        let auction = match (market, delivery_date) {
+            (Some(market), Some(delivery_date)) => Some(AuctionId { market, delivery_date }),
+            _ => None,
+        };
+        if let Some(auction) = auction {
+            self.check_gate(path, auction);
+        }
+        let periods = self.periods(path, map, auction, side);
+        Some(Order {
+            record_id: record_id?,
+            market: market?,
+            delivery_date: delivery_date?,
+            zone: zone?,
+            portfolio: portfolio?,
+            side: side?,
+            periods: periods?,
+        })
+    }
+
+    fn check_gate(&mut self, path: &str, auction: AuctionId) {
+        match self.rules.gate_closure(auction) {
+            Ok(gate) if self.now >= gate => self.errors.push(FieldError::new(
+                format!("{path}.delivery_date"),
+                "gate_closed",
+                format!("the {} auction for {} closed at {gate}; it takes no more orders", auction.market, auction.delivery_date),
+            )),
+            Ok(_) => {}
+            Err(e) => self.errors.push(FieldError::new(format!("{path}.delivery_date"), "date", e)),
+        }
+    }
+
+    fn periods(&mut self, path: &str, map: &Map<String, Value>, auction: Option<AuctionId>, side: Option<Side>) -> Option<Vec<Period>> {
+        let field = format!("{path}.periods");
+        let list = match self.required(path, map, "periods")? {
+            Value::Array(list) if list.is_empty() => {
+                self.errors.push(FieldError::new(field, "periods_empty", "must hold at least one MTU curve"));
+                return None;
+            }
+            Value::Array(list) => list,
+            other => {
+                self.errors.push(FieldError::new(field, "type", format!("must be an array of MTU curves, got {}", kind(other))));
+                return None;
+            }
+        };
+        let mut periods = Vec::with_capacity(list.len());
+        let mut seen: BTreeMap<Timestamp, usize> = BTreeMap::new();
+        let mut ok = true;
+        for (j, item) in list.iter().enumerate() {
+            let ppath = format!("{field}[{j}]");
+            match self.period(&ppath, item, auction, side) {
+                Some(period) => {
+                    if let Some(first) = seen.insert(period.mtu_start, j) {
+                        self.errors.push(FieldError::new(
+                            format!("{ppath}.mtu_start"),
+                            "duplicate_mtu",
+                            format!("{} appears twice (also at periods[{first}])", period.mtu_start),
+                        ));
+                        ok = false;
+                    }
+                    periods.push(period);
+                }
+                None => ok = false,
+            }
+        }
+        periods.sort_by_key(|p| p.mtu_start);
+        ok.then_some(periods)
+    }
+
+    fn period(&mut self, path: &str, item: &Value, auction: Option<AuctionId>, side: Option<Side>) -> Option<Period> {
+        let map = self.object(path, item, PERIOD_FIELDS)?;
+        let mtu_start = self.string(path, map, "mtu_start").and_then(|s| self.mtu(&format!("{path}.mtu_start"), s, auction));
+        let steps = self.steps(path, map, auction, side);
+        Some(Period { mtu_start: mtu_start?, steps: steps? })
+    }
+
+    fn mtu(&mut self, path: &str, s: &str, auction: Option<AuctionId>) -> Option<Timestamp> {
+        let Ok(t) = s.parse::<Timestamp>() else {
+            self.errors.push(FieldError::new(path, "timestamp", format!("{s:?} is not an RFC 3339 instant such as 2026-11-28T23:00:00Z")));
+            return None;
+        };
+        let auction = auction?;
+        match self.rules.check_mtu(auction, t) {
+            Ok(MtuCheck::Ok) => Some(t),
+            Ok(MtuCheck::OffGrid) => {
+                self.errors.push(FieldError::new(path, "mtu_grid", format!("{t} is not on the 15-minute MTU grid")));
+                None
+            }
+            Ok(MtuCheck::OutsideDelivery { start, end }) => {
+                self.errors.push(FieldError::new(
+                    path,
+                    "mtu_outside_delivery",
+                    format!("{t} is outside the {auction} delivery window [{start}, {end})"),
+                ));
+                None
+            }
+            Err(e) => {
+                self.errors.push(FieldError::new(path, "mtu_outside_delivery", e));
+                None
+            }
+        }
+    }
+
+    fn steps(&mut self, path: &str, map: &Map<String, Value>, auction: Option<AuctionId>, side: Option<Side>) -> Option<Vec<Step>> {
+        let field = format!("{path}.steps");
+        let max = self.rules.limits.max_steps_per_curve;
+        let list = match self.required(path, map, "steps")? {
+            Value::Array(list) if list.is_empty() => {
+                self.errors.push(FieldError::new(field, "steps_empty", "must hold at least one price/quantity step"));
+                return None;
+            }
+            Value::Array(list) if list.len() > max => {
+                self.errors.push(FieldError::new(field, "too_many_steps", format!("{} steps; at most {max} per MTU", list.len())));
+                return None;
+            }
+            Value::Array(list) => list,
+            other => {
+                self.errors.push(FieldError::new(field, "type", format!("must be an array of steps, got {}", kind(other))));
+                return None;
+            }
+        };
+        let mut steps = Vec::with_capacity(list.len());
+        let mut ok = true;
+        for (k, item) in list.iter().enumerate() {
+            let spath = format!("{field}[{k}]");
+            match self.step(&spath, item, auction) {
+                Some(step) => {
+                    if let (Some(prev), Some(side)) = (steps.last().copied(), side) {
+                        self.check_monotonic(&spath, side, prev, step);
+                    }
+                    steps.push(step);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(steps)
+    }
+
+    fn check_monotonic(&mut self, path: &str, side: Side, prev: Step, step: Step) {
+        let (fine, word) = match side {
+            Side::Sell => (step.price > prev.price, "above"),
+            Side::Buy => (step.price < prev.price, "below"),
+        };
+        if !fine {
+            let curve = if side == Side::Sell { "sell prices strictly ascend" } else { "buy prices strictly descend" };
+            self.errors.push(FieldError::new(
+                format!("{path}.price"),
+                "monotonic",
+                format!("{} must be {word} the previous step's {} ({curve})", step.price, prev.price),
+            ));
+        }
+    }
+
+    fn step(&mut self, path: &str, item: &Value, auction: Option<AuctionId>) -> Option<Step> {
+        let map = self.object(path, item, STEP_FIELDS)?;
+        let price = self.required(path, map, "price").and_then(|v| {
+            let p = format!("{path}.price");
+            match PriceCents::from_json(v) {
+                Ok(price) => {
+                    let spec = self.rules.spec(auction?.market);
+                    let market = auction?.market;
+                    if price > spec.max_price {
+                        self.errors.push(FieldError::new(p, "price_limit", format!("{price} is above the {market} limit {}", spec.max_price)));
+                        None
+                    } else if price < spec.min_price {
+                        self.errors.push(FieldError::new(p, "price_limit", format!("{price} is below the {market} limit {}", spec.min_price)));
+                        None
+                    } else {
+                        Some(price)
+                    }
+                }
+                Err(e) => {
+                    self.errors.push(decimal_error(p, e, "price_tick", "0.01 EUR/MWh tick"));
+                    None
+                }
+            }
+        });
+        let quantity = self.required(path, map, "quantity").and_then(|v| {
+            let p = format!("{path}.quantity");
+            match Lots::from_json(v) {
+                Ok(q) if q.0 <= 0 => {
+                    self.errors.push(FieldError::new(p, "quantity_positive", format!("{q} must be above zero (the side gives the sign)")));
+                    None
+                }
+                Ok(q) => Some(q),
+                Err(e) => {
+                    self.errors.push(decimal_error(p, e, "quantity_lot", "0.1 MW lot"));
+                    None
+                }
+            }
+        });
+        Some(Step { price: price?, quantity: quantity? })
+    }
+}
+
+fn field_rule(field: &str) -> &'static str {
+    match field {
+        "market" => "market",
+        "zone" => "zone",
+        "side" => "side",
+        _ => "vocabulary",
+    }
+}
+
+fn decimal_error(path: String, e: DecimalError, grid_rule: &'static str, grid: &str) -> FieldError {
+    match e {
+        DecimalError::OffGrid { value, .. } => FieldError::new(path, grid_rule, format!("{value} is not a multiple of the {grid}")),
+        DecimalError::OutOfRange(v) => FieldError::new(path, "not_finite", format!("{v} is not a finite number in range")),
+        DecimalError::NotANumber(v) => FieldError::new(path, "not_a_number", format!("must be a decimal number or decimal string, got {v}")),
+    }
+}
