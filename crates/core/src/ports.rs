@@ -203,3 +203,34 @@ impl Clock for SystemClock {
         Timestamp::now()
     }
 }
+
+/// Why a transition could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error(transparent)]
+    Illegal(#[from] crate::lifecycle::IllegalTransition),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl Retryable for TransitionError {
+    fn retryable(&self) -> bool {
+        match self {
+            TransitionError::Illegal(_) => false,
+            TransitionError::Port(e) => e.retryable,
+        }
+    }
+}
+
+impl Ports {
+    /// Applies `t` to `record` and writes the result on condition that the stored record is
+    /// still `record` (same state and version), at the clock's time.
+    pub async fn transition(
+        &self,
+        record: &OrderRecord,
+        t: crate::lifecycle::Transition,
+    ) -> Result<Replaced, TransitionError> {
+        let next = record.apply(t, self.clock.now())?;
+        Ok(self.store.replace(&next, record.expected()).await?)
+    }
+}

@@ -1,1 +1,189 @@
+//! submit-order: the HTTP API (API Gateway HTTP API, payload format 2.0).
+//!
+//! - `POST /orders` takes a batch (a JSON array, at most [`energy_core::calendar::OrderLimits`]'s
+//!   `max_batch`, 100 by default). The batch is validated as a whole: one bad field anywhere and
+//!   nothing is stored, and the 400 lists every problem with its path. A valid batch is written
+//!   order by order with a conditional insert (the `record_id` is the idempotency key), then
+//!   `OrderSubmitted` is published for the orders that are new. The answer is 202 with one status
+//!   per order, or 409 if a known `record_id` came with a different order.
+//! - `GET /orders/{record_id}` answers the order's state, attempts and result.
+//!
+//! A publish that fails after the orders are stored does not fail the request: each new order
+//! is stored with a `due_at` a little ahead, so the sweeper hands it to the evaluator if its
+//! `OrderSubmitted` never arrives.
 
+mod http_api;
+
+use energy_core::calendar::MarketRules;
+use energy_core::events::{DomainEvent, OrderRef, OrderSubmitted};
+use energy_core::lifecycle::OrderRecord;
+use energy_core::order::{Order, RecordId};
+use energy_core::ports::{Inserted, Ports};
+use energy_core::validate::{BatchError, parse_batch};
+use jiff::SignedDuration;
+use serde::Serialize;
+use serde_json::json;
+
+pub use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+pub use http_api::{Request, response_body};
+
+/// Settings of the handler.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rules: MarketRules,
+    /// How long after submission the sweeper treats an order whose `OrderSubmitted` was not
+    /// acted on as lost.
+    pub submitted_grace: SignedDuration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { rules: MarketRules::default(), submitted_grace: SignedDuration::from_mins(2) }
+    }
+}
+
+/// What happened to one order of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// New; stored and announced.
+    Accepted,
+    /// Already known with the same content: nothing new was stored or announced.
+    Duplicate,
+    /// Already known with different content.
+    Conflict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct OrderStatus {
+    record_id: RecordId,
+    status: Status,
+    state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// Handles one API request. Never fails: every outcome is an HTTP answer.
+pub async fn handle(request: ApiGatewayV2httpRequest, ports: &Ports, config: &Config) -> ApiGatewayV2httpResponse {
+    match Request::from_event(&request) {
+        Request::PostOrders => match http_api::body_text(&request) {
+            Ok(body) => post_orders(&body, ports, config).await,
+            Err(resp) => resp,
+        },
+        Request::GetOrder(id) => get_order(&id, ports).await,
+        Request::MethodNotAllowed { allowed } => http_api::method_not_allowed(allowed),
+        Request::NotFound(path) => http_api::error(404, "not_found", format!("no route for {path}; try POST /orders or GET /orders/{{record_id}}")),
+    }
+}
+
+async fn post_orders(body: &str, ports: &Ports, config: &Config) -> ApiGatewayV2httpResponse {
+    let now = ports.clock.now();
+    let orders = match parse_batch(body, &config.rules, now) {
+        Ok(orders) => orders,
+        Err(BatchError::TooLarge { count, max }) => {
+            return http_api::error(413, "batch_too_large", format!("{count} orders in one request; at most {max} per POST /orders"));
+        }
+        Err(BatchError::Invalid(errors)) => {
+            let summary = match errors.len() {
+                1 => "1 problem in the request; nothing was stored".to_string(),
+                n => format!("{n} problems in the request; nothing was stored"),
+            };
+            return http_api::json(400, &json!({"error": "invalid_orders", "message": summary, "errors": errors}));
+        }
+    };
+    let due_at = now.saturating_add(config.submitted_grace).unwrap_or(now);
+    let mut statuses = Vec::with_capacity(orders.len());
+    let mut announce = Vec::new();
+    for order in orders {
+        let record = OrderRecord::received(order, now, due_at);
+        match ports.store.insert(&record).await {
+            Ok(Inserted::New) => {
+                tracing::info!(record_id = %record.order.record_id, "order accepted");
+                announce.push(DomainEvent::Submitted(submitted(&record.order, &record)));
+                statuses.push(OrderStatus {
+                    record_id: record.order.record_id,
+                    status: Status::Accepted,
+                    state: record.state.to_string(),
+                    message: None,
+                });
+            }
+            Ok(Inserted::Exists(existing)) => statuses.push(compare(&record.order, &existing)),
+            Err(e) => {
+                // Orders before this one are stored; saying which lets the client retry safely.
+                tracing::error!(error = %e, "order store failed");
+                publish(ports, &announce).await;
+                return http_api::json(
+                    503,
+                    &json!({"error": "store_unavailable", "message": format!("{e}; the request can be retried as is"), "orders": statuses}),
+                );
+            }
+        }
+    }
+    publish(ports, &announce).await;
+    let conflict = statuses.iter().any(|s| s.status == Status::Conflict);
+    let status = if conflict { 409 } else { 202 };
+    let mut body = json!({"orders": statuses});
+    if conflict {
+        let ids: Vec<String> = statuses.iter().filter(|s| s.status == Status::Conflict).map(|s| s.record_id.to_string()).collect();
+        body["error"] = json!("record_id_conflict");
+        body["message"] = json!(format!(
+            "record_id {} already names a different order; use a new record_id for a new order",
+            ids.join(", ")
+        ));
+    }
+    http_api::json(status, &body)
+}
+
+fn submitted(order: &Order, record: &OrderRecord) -> OrderSubmitted {
+    OrderSubmitted { order: OrderRef::from(order), mtu_count: order.periods.len() as u32, submitted_at: record.submitted_at }
+}
+
+fn compare(order: &Order, existing: &OrderRecord) -> OrderStatus {
+    let same = existing.order == *order;
+    OrderStatus {
+        record_id: order.record_id.clone(),
+        status: if same { Status::Duplicate } else { Status::Conflict },
+        state: existing.state.to_string(),
+        message: (!same).then(|| format!("record_id {} already names a different order", order.record_id)),
+    }
+}
+
+/// Publishes, logging a failure: the orders are stored and the sweeper will find them.
+async fn publish(ports: &Ports, events: &[DomainEvent]) {
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = ports.bus.publish(events).await {
+        tracing::warn!(error = %e, "OrderSubmitted not published; the sweeper will pick these orders up");
+    }
+}
+
+async fn get_order(id: &str, ports: &Ports) -> ApiGatewayV2httpResponse {
+    let record_id = match RecordId::parse(id) {
+        Ok(id) => id,
+        Err(why) => return http_api::error(400, "invalid_record_id", format!("record_id {id:?}: {why}")),
+    };
+    match ports.store.get(&record_id).await {
+        Ok(Some(record)) => http_api::json(200, &view(&record)),
+        Ok(None) => http_api::error(404, "not_found", format!("no order {record_id} (orders expire 24 h after submission)")),
+        Err(e) => http_api::error(503, "store_unavailable", e.to_string()),
+    }
+}
+
+/// The public view of a record.
+pub fn view(record: &OrderRecord) -> serde_json::Value {
+    json!({
+        "record_id": record.order.record_id,
+        "state": record.state,
+        "final": record.state.is_final(),
+        "attempt": record.attempt,
+        "submitted_at": record.submitted_at,
+        "updated_at": record.updated_at,
+        "expires_at": jiff::Timestamp::from_second(record.ttl).ok(),
+        "due_at": record.due_at,
+        "order": record.order,
+        "result": record.result,
+        "result_key": record.result_key,
+        "failure": record.failure,
+    })
+}

@@ -1,0 +1,115 @@
+//! Routing and answers in API Gateway HTTP API (payload 2.0) terms.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine;
+use http::{HeaderValue, Method};
+use serde::Serialize;
+use serde_json::json;
+
+/// Bodies larger than this are refused before parsing (API Gateway's own limit is 10 MB).
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// The routes this function serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    PostOrders,
+    GetOrder(String),
+    MethodNotAllowed { allowed: &'static str },
+    NotFound(String),
+}
+
+impl Request {
+    /// Routes by method and path. The path comes from `rawPath` (stage prefix stripped when the
+    /// route key tells where it starts) so the same code serves API Gateway and `energy up`.
+    pub fn from_event(event: &ApiGatewayV2httpRequest) -> Request {
+        let method = &event.request_context.http.method;
+        if let Some(id) = event.path_parameters.get("record_id") {
+            return if method == Method::GET { Request::GetOrder(id.clone()) } else { Request::MethodNotAllowed { allowed: "GET" } };
+        }
+        let path = event.raw_path.clone().or_else(|| event.request_context.http.path.clone()).unwrap_or_default();
+        let stage = event.request_context.stage.as_deref().filter(|s| *s != "$default");
+        let trimmed = match stage {
+            Some(stage) => path.strip_prefix(&format!("/{stage}")).unwrap_or(&path),
+            None => &path,
+        };
+        let segments: Vec<&str> = trimmed.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["orders"] if method == Method::POST => Request::PostOrders,
+            ["orders"] => Request::MethodNotAllowed { allowed: "POST" },
+            ["orders", id] if method == Method::GET => Request::GetOrder(percent_decode(id)),
+            ["orders", _] => Request::MethodNotAllowed { allowed: "GET" },
+            _ => Request::NotFound(format!("{method} {path}")),
+        }
+    }
+}
+
+/// Minimal %XX decoding for a path segment (record ids may hold `:`).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The request body as text, or the answer that refuses it.
+pub fn body_text(event: &ApiGatewayV2httpRequest) -> Result<String, ApiGatewayV2httpResponse> {
+    let raw = event.body.as_deref().unwrap_or("");
+    if raw.len() > MAX_BODY_BYTES * 4 / 3 + 4 {
+        return Err(error(413, "body_too_large", format!("the body is over {} bytes", MAX_BODY_BYTES)));
+    }
+    let text = if event.is_base64_encoded {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|e| error(400, "invalid_body", format!("$: the body is marked base64 but is not: {e}")))?;
+        String::from_utf8(bytes).map_err(|_| error(400, "invalid_body", "$: the body is not UTF-8 text".to_string()))?
+    } else {
+        raw.to_string()
+    };
+    if text.len() > MAX_BODY_BYTES {
+        return Err(error(413, "body_too_large", format!("the body is over {} bytes", MAX_BODY_BYTES)));
+    }
+    Ok(text)
+}
+
+/// A JSON answer.
+pub fn json<T: Serialize>(status: i64, body: &T) -> ApiGatewayV2httpResponse {
+    let text = serde_json::to_string(body).unwrap_or_else(|e| json!({"error": "internal", "message": e.to_string()}).to_string());
+    let mut resp = ApiGatewayV2httpResponse::default();
+    resp.status_code = status;
+    resp.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.body = Some(Body::Text(text));
+    resp
+}
+
+/// An error answer: `{"error": code, "message": ...}`.
+pub fn error(status: i64, code: &str, message: String) -> ApiGatewayV2httpResponse {
+    json(status, &json!({"error": code, "message": message}))
+}
+
+pub fn method_not_allowed(allowed: &'static str) -> ApiGatewayV2httpResponse {
+    let mut resp = error(405, "method_not_allowed", format!("this path takes {allowed}"));
+    resp.headers.insert(http::header::ALLOW, HeaderValue::from_static(allowed));
+    resp
+}
+
+/// The body of an answer as JSON (for tests and the local server).
+pub fn response_body(resp: &ApiGatewayV2httpResponse) -> serde_json::Value {
+    match &resp.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
+        Some(Body::Binary(b)) => serde_json::from_slice(b).unwrap_or(serde_json::Value::Null),
+        _ => serde_json::Value::Null,
+    }
+}
