@@ -29,11 +29,12 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// Twelve checks: with a 60 s base and a 20 min cap, the last check is about 2 h 30 after the
-    /// expected publication, past SDAC's known late checkpoints (14:00, 14:20 CET).
+    /// Fourteen checks: with a 60 s base and a 20 min cap the last one falls 1.6 to 3.2 hours
+    /// after the expected publication, past SDAC's known late checkpoints (14:00 and 14:20 CET,
+    /// 75 and 95 minutes after the usual 12:45).
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 12,
+            max_attempts: 14,
             base: SignedDuration::from_secs(60),
             cap: SignedDuration::from_mins(20),
             publication_spread: SignedDuration::from_secs(30),
@@ -59,8 +60,9 @@ impl RetryPolicy {
     }
 
     /// When check `attempt` should run, given what is known of the publication time.
+    /// Whole seconds: EventBridge Scheduler's `at()` has no finer resolution.
     pub fn check_at(&self, now: Timestamp, expected_publication: Option<Timestamp>, record_id: &RecordId, attempt: u32) -> Timestamp {
-        match expected_publication {
+        let at = match expected_publication {
             Some(p) if p > now => {
                 let spread = self.publication_spread.as_millis().max(1) as u64;
                 let jitter = SignedDuration::from_millis((unit(record_id, attempt) % spread) as i64);
@@ -70,7 +72,9 @@ impl RetryPolicy {
                 let d = self.backoff(record_id, attempt);
                 now.saturating_add(d).unwrap_or(now)
             }
-        }
+        };
+        let up = i64::from(at.subsec_nanosecond() > 0);
+        Timestamp::from_second(at.as_second() + up).unwrap_or(at)
     }
 }
 

@@ -18,6 +18,7 @@
 //! ignored, so three deliveries of one event make one schedule.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use energy_core::calendar::MarketRules;
 use energy_core::events::{DomainEvent, EventError, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::ports::{PortError, Ports, PublishError, Replaced, ResultsStatus, Retryable, Submission, TransitionError};
@@ -30,6 +31,15 @@ use serde_json::Value;
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub retry: RetryPolicy,
+    /// The calendar, for the expected publication time when the platform does not say.
+    pub rules: MarketRules,
+}
+
+impl Config {
+    /// The publication time to wait for: the platform's word, else the calendar's.
+    fn publication(&self, record: &OrderRecord, platform_says: Option<Timestamp>) -> Option<Timestamp> {
+        platform_says.or_else(|| self.rules.expected_publication(record.order.auction()).ok())
+    }
 }
 
 /// What one invocation did (returned so tests and logs can say it).
@@ -97,7 +107,8 @@ pub async fn handle(event: EventBridgeEvent<Value>, ports: &Ports, config: &Conf
 async fn hand_over(record: OrderRecord, ports: &Ports, config: &Config, now: Timestamp) -> Result<Outcome, Error> {
     match ports.platform.submit(&record.order).await? {
         Submission::Accepted { expected_publication } => {
-            let at = config.retry.check_at(now, expected_publication, &record.order.record_id, 1);
+            let expected = config.publication(&record, expected_publication);
+            let at = config.retry.check_at(now, expected, &record.order.record_id, 1);
             schedule(ports, &record, 1, at).await?;
             Ok(match ports.transition(&record, Transition::HandedOver { due_at: at }).await? {
                 Replaced::Applied => Outcome::HandedOver { first_check_at: at },
@@ -127,7 +138,8 @@ async fn check(record: OrderRecord, ports: &Ports, config: &Config, now: Timesta
         }
         ResultsStatus::NotYet { expected_publication } => {
             let next = record.attempt + 1;
-            let at = config.retry.check_at(now, expected_publication, &record.order.record_id, next);
+            let expected = config.publication(&record, expected_publication);
+            let at = config.retry.check_at(now, expected, &record.order.record_id, next);
             schedule(ports, &record, next, at).await?;
             Ok(match ports.transition(&record, Transition::Retry { due_at: at }).await? {
                 Replaced::Applied => Outcome::Retrying { attempt: next, at },

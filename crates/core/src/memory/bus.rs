@@ -60,6 +60,13 @@ impl InMemoryBus {
         lock(&self.queue).push_back(env);
     }
 
+    /// Puts an envelope from another source (a schedule rule, Lambda's on-failure destination)
+    /// on the bus.
+    pub fn inject_raw(&self, envelope: Value) {
+        lock(&self.archive).push(envelope.clone());
+        lock(&self.queue).push_back(envelope);
+    }
+
     fn wrap(&self, event: &DomainEvent) -> Value {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         envelope(event, &event_id(0x5eed, n), self.clock.now(), &self.ctx)
