@@ -42,6 +42,8 @@ pub struct Report {
     pub slack_messages: usize,
     pub result_objects: usize,
     pub simulated: SignedDuration,
+    /// Every event that went over the bus, as delivered.
+    pub archive: Vec<Value>,
 }
 
 impl Report {
@@ -156,6 +158,7 @@ pub async fn run(mut print: impl FnMut(&str)) -> Report {
         slack_messages: system.notifier.sent().len(),
         result_objects: system.results.objects().len(),
         simulated: system.now().duration_since(start),
+        archive: system.bus.archive(),
     };
     print(&render_summary(&report, &system));
     report
