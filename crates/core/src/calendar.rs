@@ -96,7 +96,10 @@ impl Default for MarketRules {
             ida1: ida(-1, 15, 0),
             ida2: ida(-1, 22, 0),
             ida3: ida(0, 10, 12),
-            limits: OrderLimits { max_steps_per_curve: 200, max_batch: 100 },
+            limits: OrderLimits {
+                max_steps_per_curve: 200,
+                max_batch: 100,
+            },
         }
     }
 }
@@ -114,8 +117,15 @@ fn market_tz() -> TimeZone {
 /// UTC instant of local `hour:00` on `date` in market time, where `hour` may be 24.
 fn local_instant(date: Date, hour: i8, auction: AuctionId) -> Result<Timestamp, CalendarError> {
     let err = |e: jiff::Error| CalendarError(auction, e.to_string());
-    let (date, hour) = if hour >= 24 { (date.tomorrow().map_err(err)?, hour - 24) } else { (date, hour) };
-    let zoned = date.at(hour, 0, 0, 0).to_zoned_datetime(market_tz()).map_err(err)?;
+    let (date, hour) = if hour >= 24 {
+        (date.tomorrow().map_err(err)?, hour - 24)
+    } else {
+        (date, hour)
+    };
+    let zoned = date
+        .at(hour, 0, 0, 0)
+        .to_zoned_datetime(market_tz())
+        .map_err(err)?;
     Ok(zoned.timestamp())
 }
 
@@ -134,8 +144,14 @@ impl MarketRules {
     pub fn gate_closure(&self, auction: AuctionId) -> Result<Timestamp, CalendarError> {
         let spec = self.spec(auction.market);
         let err = |e: jiff::Error| CalendarError(auction, e.to_string());
-        let day = auction.delivery_date.checked_add(jiff::Span::new().days(spec.gate_day_offset)).map_err(err)?;
-        let zoned = day.to_datetime(spec.gate_time).to_zoned_datetime(market_tz()).map_err(err)?;
+        let day = auction
+            .delivery_date
+            .checked_add(jiff::Span::new().days(spec.gate_day_offset))
+            .map_err(err)?;
+        let zoned = day
+            .to_datetime(spec.gate_time)
+            .to_zoned_datetime(market_tz())
+            .map_err(err)?;
         Ok(zoned.timestamp())
     }
 
@@ -147,7 +163,10 @@ impl MarketRules {
     }
 
     /// The delivery window `[start, end)` in UTC.
-    pub fn delivery_window(&self, auction: AuctionId) -> Result<(Timestamp, Timestamp), CalendarError> {
+    pub fn delivery_window(
+        &self,
+        auction: AuctionId,
+    ) -> Result<(Timestamp, Timestamp), CalendarError> {
         let spec = self.spec(auction.market);
         let start = local_instant(auction.delivery_date, spec.delivery_from_hour, auction)?;
         let end = local_instant(auction.delivery_date, spec.delivery_to_hour, auction)?;
@@ -162,22 +181,30 @@ impl MarketRules {
         let mut t = start;
         while t < end {
             out.push(t);
-            t = t.checked_add(step).map_err(|e| CalendarError(auction, e.to_string()))?;
+            t = t
+                .checked_add(step)
+                .map_err(|e| CalendarError(auction, e.to_string()))?;
         }
         Ok(out)
     }
 
     /// Where an MTU start stands relative to the auction's delivery window.
-    pub fn check_mtu(&self, auction: AuctionId, mtu_start: Timestamp) -> Result<MtuCheck, CalendarError> {
+    pub fn check_mtu(
+        &self,
+        auction: AuctionId,
+        mtu_start: Timestamp,
+    ) -> Result<MtuCheck, CalendarError> {
         let (start, end) = self.delivery_window(auction)?;
         let offset = mtu_start.as_second() - start.as_second();
-        Ok(if mtu_start.subsec_nanosecond() != 0 || offset % (MTU_MINUTES * 60) != 0 {
-            MtuCheck::OffGrid
-        } else if mtu_start < start || mtu_start >= end {
-            MtuCheck::OutsideDelivery { start, end }
-        } else {
-            MtuCheck::Ok
-        })
+        Ok(
+            if mtu_start.subsec_nanosecond() != 0 || offset % (MTU_MINUTES * 60) != 0 {
+                MtuCheck::OffGrid
+            } else if mtu_start < start || mtu_start >= end {
+                MtuCheck::OutsideDelivery { start, end }
+            } else {
+                MtuCheck::Ok
+            },
+        )
     }
 }
 
@@ -200,35 +227,77 @@ mod tests {
     use jiff::civil::date;
 
     fn auction(market: Market, d: Date) -> AuctionId {
-        AuctionId { market, delivery_date: d }
+        AuctionId {
+            market,
+            delivery_date: d,
+        }
     }
 
     #[test]
     fn sdac_gate_closure_is_noon_brussels_the_day_before() {
         let rules = MarketRules::default();
         let winter = auction(Market::Sdac, date(2026, 1, 15));
-        assert_eq!(rules.gate_closure(winter).unwrap().to_string(), "2026-01-14T11:00:00Z");
-        assert_eq!(rules.expected_publication(winter).unwrap().to_string(), "2026-01-14T11:45:00Z");
+        assert_eq!(
+            rules.gate_closure(winter).unwrap().to_string(),
+            "2026-01-14T11:00:00Z"
+        );
+        assert_eq!(
+            rules.expected_publication(winter).unwrap().to_string(),
+            "2026-01-14T11:45:00Z"
+        );
         let summer = auction(Market::Sdac, date(2026, 7, 15));
-        assert_eq!(rules.gate_closure(summer).unwrap().to_string(), "2026-07-14T10:00:00Z");
+        assert_eq!(
+            rules.gate_closure(summer).unwrap().to_string(),
+            "2026-07-14T10:00:00Z"
+        );
     }
 
     #[test]
     fn dst_days_have_92_and_100_mtus() {
         let rules = MarketRules::default();
-        assert_eq!(rules.mtus(auction(Market::Sdac, date(2026, 3, 29))).unwrap().len(), 92);
-        assert_eq!(rules.mtus(auction(Market::Sdac, date(2026, 10, 25))).unwrap().len(), 100);
-        assert_eq!(rules.mtus(auction(Market::Sdac, date(2026, 6, 1))).unwrap().len(), 96);
-        assert_eq!(rules.mtus(auction(Market::Ida3, date(2026, 6, 1))).unwrap().len(), 48);
+        assert_eq!(
+            rules
+                .mtus(auction(Market::Sdac, date(2026, 3, 29)))
+                .unwrap()
+                .len(),
+            92
+        );
+        assert_eq!(
+            rules
+                .mtus(auction(Market::Sdac, date(2026, 10, 25)))
+                .unwrap()
+                .len(),
+            100
+        );
+        assert_eq!(
+            rules
+                .mtus(auction(Market::Sdac, date(2026, 6, 1)))
+                .unwrap()
+                .len(),
+            96
+        );
+        assert_eq!(
+            rules
+                .mtus(auction(Market::Ida3, date(2026, 6, 1)))
+                .unwrap()
+                .len(),
+            48
+        );
     }
 
     #[test]
     fn ida3_closes_on_the_delivery_day_and_delivers_the_afternoon() {
         let rules = MarketRules::default();
         let a = auction(Market::Ida3, date(2026, 1, 15));
-        assert_eq!(rules.gate_closure(a).unwrap().to_string(), "2026-01-15T09:00:00Z");
+        assert_eq!(
+            rules.gate_closure(a).unwrap().to_string(),
+            "2026-01-15T09:00:00Z"
+        );
         let (start, end) = rules.delivery_window(a).unwrap();
-        assert_eq!((start.to_string(), end.to_string()), ("2026-01-15T11:00:00Z".into(), "2026-01-15T23:00:00Z".into()));
+        assert_eq!(
+            (start.to_string(), end.to_string()),
+            ("2026-01-15T11:00:00Z".into(), "2026-01-15T23:00:00Z".into())
+        );
     }
 
     #[test]
@@ -236,8 +305,17 @@ mod tests {
         let rules = MarketRules::default();
         let a = auction(Market::Sdac, date(2026, 1, 15));
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
-        assert_eq!(rules.check_mtu(a, at("2026-01-14T23:00:00Z")).unwrap(), MtuCheck::Ok);
-        assert_eq!(rules.check_mtu(a, at("2026-01-14T23:05:00Z")).unwrap(), MtuCheck::OffGrid);
-        assert!(matches!(rules.check_mtu(a, at("2026-01-15T23:00:00Z")).unwrap(), MtuCheck::OutsideDelivery { .. }));
+        assert_eq!(
+            rules.check_mtu(a, at("2026-01-14T23:00:00Z")).unwrap(),
+            MtuCheck::Ok
+        );
+        assert_eq!(
+            rules.check_mtu(a, at("2026-01-14T23:05:00Z")).unwrap(),
+            MtuCheck::OffGrid
+        );
+        assert!(matches!(
+            rules.check_mtu(a, at("2026-01-15T23:00:00Z")).unwrap(),
+            MtuCheck::OutsideDelivery { .. }
+        ));
     }
 }

@@ -138,13 +138,21 @@ pub enum EventError {
     #[error("unknown detail-type {0:?}")]
     UnknownType(String),
     #[error("{detail_type} detail does not match its schema: {source}")]
-    BadDetail { detail_type: String, source: serde_json::Error },
+    BadDetail {
+        detail_type: String,
+        source: serde_json::Error,
+    },
 }
 
 impl DomainEvent {
     /// Every detail-type, as on the bus and in `events-schema/<name>.json`.
-    pub const DETAIL_TYPES: [&'static str; 5] =
-        ["OrderSubmitted", "OrderEvaluationDue", "OrderReady", "OrderFailed", "OrderResultStored"];
+    pub const DETAIL_TYPES: [&'static str; 5] = [
+        "OrderSubmitted",
+        "OrderEvaluationDue",
+        "OrderReady",
+        "OrderFailed",
+        "OrderResultStored",
+    ];
 
     pub fn detail_type(&self) -> &'static str {
         match self {
@@ -182,13 +190,22 @@ impl DomainEvent {
 
     /// Reads a detail by its detail-type.
     pub fn parse(detail_type: &str, detail: Value) -> Result<DomainEvent, EventError> {
-        let bad = |source| EventError::BadDetail { detail_type: detail_type.to_string(), source };
+        let bad = |source| EventError::BadDetail {
+            detail_type: detail_type.to_string(),
+            source,
+        };
         Ok(match detail_type {
-            "OrderSubmitted" => DomainEvent::Submitted(serde_json::from_value(detail).map_err(bad)?),
-            "OrderEvaluationDue" => DomainEvent::EvaluationDue(serde_json::from_value(detail).map_err(bad)?),
+            "OrderSubmitted" => {
+                DomainEvent::Submitted(serde_json::from_value(detail).map_err(bad)?)
+            }
+            "OrderEvaluationDue" => {
+                DomainEvent::EvaluationDue(serde_json::from_value(detail).map_err(bad)?)
+            }
             "OrderReady" => DomainEvent::Ready(serde_json::from_value(detail).map_err(bad)?),
             "OrderFailed" => DomainEvent::Failed(serde_json::from_value(detail).map_err(bad)?),
-            "OrderResultStored" => DomainEvent::ResultStored(serde_json::from_value(detail).map_err(bad)?),
+            "OrderResultStored" => {
+                DomainEvent::ResultStored(serde_json::from_value(detail).map_err(bad)?)
+            }
             other => return Err(EventError::UnknownType(other.to_string())),
         })
     }
@@ -203,7 +220,10 @@ pub struct EnvelopeContext {
 
 impl Default for EnvelopeContext {
     fn default() -> Self {
-        EnvelopeContext { account: "000000000000".into(), region: "local".into() }
+        EnvelopeContext {
+            account: "000000000000".into(),
+            region: "local".into(),
+        }
     }
 }
 

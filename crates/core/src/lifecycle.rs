@@ -108,7 +108,10 @@ pub enum Transition {
     Retry { due_at: Timestamp },
     /// PENDING → READY with the published result; `due_at` is when to re-send `OrderReady` if
     /// nobody acted on it.
-    Ready { result: OrderResult, due_at: Timestamp },
+    Ready {
+        result: OrderResult,
+        due_at: Timestamp,
+    },
     /// READY → STORED: the result object is written under `key`.
     Stored { key: String },
     /// RECEIVED | PENDING | READY → FAILED; `due_at` as for `Ready`.
@@ -162,7 +165,10 @@ impl OrderRecord {
 
     /// The condition under which a record computed from this one may be written.
     pub fn expected(&self) -> Expected {
-        Expected { state: self.state, version: self.version }
+        Expected {
+            state: self.state,
+            version: self.version,
+        }
     }
 
     /// The record after `t`, or the reason it is not allowed.
@@ -243,12 +249,26 @@ mod tests {
     #[test]
     fn every_transition_bumps_version_and_final_states_clear_due_at() {
         let r = record();
-        let p = r.apply(Transition::HandedOver { due_at: now() }, now()).unwrap();
+        let p = r
+            .apply(Transition::HandedOver { due_at: now() }, now())
+            .unwrap();
         assert_eq!((p.state, p.attempt, p.version), (OrderState::Pending, 1, 2));
         let p2 = p.apply(Transition::Retry { due_at: now() }, now()).unwrap();
         assert_eq!((p2.attempt, p2.version), (2, 3));
-        let failure = Failure { reason: FailureReason::ResultsTimeout, message: "x".into(), failed_at: now() };
-        let f = p2.apply(Transition::Fail { failure, due_at: now() }, now()).unwrap();
+        let failure = Failure {
+            reason: FailureReason::ResultsTimeout,
+            message: "x".into(),
+            failed_at: now(),
+        };
+        let f = p2
+            .apply(
+                Transition::Fail {
+                    failure,
+                    due_at: now(),
+                },
+                now(),
+            )
+            .unwrap();
         let n = f.apply(Transition::Notified, now()).unwrap();
         assert!(n.state.is_final());
         assert_eq!(n.due_at, None);
@@ -258,11 +278,25 @@ mod tests {
     fn transitions_outside_the_diagram_are_refused() {
         let r = record();
         assert!(r.apply(Transition::Notified, now()).is_err());
-        assert!(r.apply(Transition::Stored { key: "k".into() }, now()).is_err());
+        assert!(
+            r.apply(Transition::Stored { key: "k".into() }, now())
+                .is_err()
+        );
         assert!(r.apply(Transition::Retry { due_at: now() }, now()).is_err());
-        assert!(r.apply(Transition::Requeue { due_at: now() }, now()).is_err());
-        let p = r.apply(Transition::HandedOver { due_at: now() }, now()).unwrap();
-        assert!(p.apply(Transition::HandedOver { due_at: now() }, now()).is_err());
-        assert!(p.apply(Transition::Stored { key: "k".into() }, now()).is_err());
+        assert!(
+            r.apply(Transition::Requeue { due_at: now() }, now())
+                .is_err()
+        );
+        let p = r
+            .apply(Transition::HandedOver { due_at: now() }, now())
+            .unwrap();
+        assert!(
+            p.apply(Transition::HandedOver { due_at: now() }, now())
+                .is_err()
+        );
+        assert!(
+            p.apply(Transition::Stored { key: "k".into() }, now())
+                .is_err()
+        );
     }
 }

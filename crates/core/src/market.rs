@@ -96,5 +96,8 @@ vocabulary!(
 
 /// Lists the spellings of a vocabulary for an error message.
 pub fn spellings<T: Copy + fmt::Display>(all: &[T]) -> String {
-    all.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+    all.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -72,11 +72,17 @@ pub fn parse_scaled(text: &str, places: u32) -> Result<i64, DecimalError> {
     } else {
         let cut = (-shift) as usize;
         if cut >= digits.len() {
-            return Err(DecimalError::OffGrid { value: text.to_string(), places });
+            return Err(DecimalError::OffGrid {
+                value: text.to_string(),
+                places,
+            });
         }
         let (keep, dropped) = digits.split_at(digits.len() - cut);
         if dropped.bytes().any(|b| b != b'0') {
-            return Err(DecimalError::OffGrid { value: text.to_string(), places });
+            return Err(DecimalError::OffGrid {
+                value: text.to_string(),
+                places,
+            });
         }
         if keep.len() > 18 {
             return Err(out_of_range());
@@ -209,7 +215,11 @@ pub fn notional(price: PriceCents, energy: EnergyKwh) -> i128 {
 pub fn notional_to_cents(sum: i128) -> Cents {
     let q = sum / 1000;
     let r = sum % 1000;
-    let rounded = if r.abs() * 2 >= 1000 { q + sum.signum() } else { q };
+    let rounded = if r.abs() * 2 >= 1000 {
+        q + sum.signum()
+    } else {
+        q
+    };
     Cents(rounded.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
 }
 
@@ -231,14 +241,38 @@ mod tests {
 
     #[test]
     fn off_grid_and_huge_values_are_errors_not_rounding() {
-        assert!(matches!(parse_scaled("45.123", 2), Err(DecimalError::OffGrid { .. })));
-        assert!(matches!(parse_scaled("0.05", 1), Err(DecimalError::OffGrid { .. })));
-        assert!(matches!(parse_scaled("1e309", 2), Err(DecimalError::OutOfRange(_))));
-        assert!(matches!(parse_scaled("99999999999999999999", 2), Err(DecimalError::OutOfRange(_))));
-        assert!(matches!(parse_scaled("abc", 2), Err(DecimalError::NotANumber(_))));
-        assert!(matches!(parse_scaled("1.2.3", 2), Err(DecimalError::NotANumber(_))));
-        assert!(matches!(parse_scaled("", 2), Err(DecimalError::NotANumber(_))));
-        assert!(matches!(scaled_from_json(&json!(true), 2), Err(DecimalError::NotANumber(_))));
+        assert!(matches!(
+            parse_scaled("45.123", 2),
+            Err(DecimalError::OffGrid { .. })
+        ));
+        assert!(matches!(
+            parse_scaled("0.05", 1),
+            Err(DecimalError::OffGrid { .. })
+        ));
+        assert!(matches!(
+            parse_scaled("1e309", 2),
+            Err(DecimalError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_scaled("99999999999999999999", 2),
+            Err(DecimalError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_scaled("abc", 2),
+            Err(DecimalError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_scaled("1.2.3", 2),
+            Err(DecimalError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_scaled("", 2),
+            Err(DecimalError::NotANumber(_))
+        ));
+        assert!(matches!(
+            scaled_from_json(&json!(true), 2),
+            Err(DecimalError::NotANumber(_))
+        ));
     }
 
     #[test]
@@ -254,8 +288,14 @@ mod tests {
     #[test]
     fn notional_rounds_once_half_away_from_zero() {
         // 35.01 EUR/MWh × 0.025 MWh = 0.87525 EUR → 0.88
-        assert_eq!(notional_to_cents(notional(PriceCents(3501), EnergyKwh(25))), Cents(88));
-        assert_eq!(notional_to_cents(notional(PriceCents(-3501), EnergyKwh(25))), Cents(-88));
+        assert_eq!(
+            notional_to_cents(notional(PriceCents(3501), EnergyKwh(25))),
+            Cents(88)
+        );
+        assert_eq!(
+            notional_to_cents(notional(PriceCents(-3501), EnergyKwh(25))),
+            Cents(-88)
+        );
         assert_eq!(notional_to_cents(500), Cents(1));
         assert_eq!(notional_to_cents(499), Cents(0));
     }

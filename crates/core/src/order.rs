@@ -23,7 +23,11 @@ impl RecordId {
     /// Checks the syntax; the error says what is wrong.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() || s.len() > Self::MAX_LEN {
-            return Err(format!("must be 1 to {} characters, got {}", Self::MAX_LEN, s.len()));
+            return Err(format!(
+                "must be 1 to {} characters, got {}",
+                Self::MAX_LEN,
+                s.len()
+            ));
         }
         if let Some(c) = s.chars().find(|c| !is_id_char(*c)) {
             return Err(format!("{c:?} is not allowed (use A-Z a-z 0-9 _ . : -)"));
@@ -83,12 +87,18 @@ pub struct Order {
 
 impl Order {
     pub fn auction(&self) -> AuctionId {
-        AuctionId { market: self.market, delivery_date: self.delivery_date }
+        AuctionId {
+            market: self.market,
+            delivery_date: self.delivery_date,
+        }
     }
 
     /// The deterministic object key of this order's result: a repeated write replaces the same
     /// object with the same bytes.
     pub fn result_key(&self) -> String {
-        format!("results/{}/{}/{}.json", self.delivery_date, self.zone, self.record_id)
+        format!(
+            "results/{}/{}/{}.json",
+            self.delivery_date, self.zone, self.record_id
+        )
     }
 }

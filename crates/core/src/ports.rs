@@ -31,11 +31,19 @@ pub struct PortError {
 
 impl PortError {
     pub fn transient(what: &'static str, message: impl Into<String>) -> Self {
-        PortError { what, message: message.into(), retryable: true }
+        PortError {
+            what,
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     pub fn permanent(what: &'static str, message: impl Into<String>) -> Self {
-        PortError { what, message: message.into(), retryable: false }
+        PortError {
+            what,
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -90,10 +98,19 @@ pub trait OrderStore: Send + Sync {
     async fn insert(&self, record: &OrderRecord) -> Result<Inserted, PortError>;
     async fn get(&self, record_id: &RecordId) -> Result<Option<OrderRecord>, PortError>;
     /// Writes `record` only if the stored one still matches `expected`.
-    async fn replace(&self, record: &OrderRecord, expected: Expected) -> Result<Replaced, PortError>;
+    async fn replace(
+        &self,
+        record: &OrderRecord,
+        expected: Expected,
+    ) -> Result<Replaced, PortError>;
     /// Records whose `due_at` is at or before `until`, earliest first, through an index: never
     /// by reading every order.
-    async fn due(&self, until: Timestamp, limit: usize, cursor: Option<String>) -> Result<DuePage, PortError>;
+    async fn due(
+        &self,
+        until: Timestamp,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<DuePage, PortError>;
 }
 
 /// Entries of a publish that did not make it.
@@ -129,7 +146,12 @@ pub enum Scheduled {
 /// One-time schedules that put an `OrderEvaluationDue` on the bus at an instant.
 #[async_trait]
 pub trait RetryScheduler: Send + Sync {
-    async fn schedule(&self, name: &str, at: Timestamp, event: &OrderEvaluationDue) -> Result<Scheduled, PortError>;
+    async fn schedule(
+        &self,
+        name: &str,
+        at: Timestamp,
+        event: &OrderEvaluationDue,
+    ) -> Result<Scheduled, PortError>;
 }
 
 /// Result objects.
@@ -160,7 +182,9 @@ pub trait Notifier: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submission {
     /// Taken (or replaced); results are expected at `expected_publication` when known.
-    Accepted { expected_publication: Option<Timestamp> },
+    Accepted {
+        expected_publication: Option<Timestamp>,
+    },
     /// Refused for good, with the platform's reason.
     Refused { reason: String },
 }
@@ -168,10 +192,14 @@ pub enum Submission {
 /// The platform's answer to "are the results out?".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResultsStatus {
-    NotYet { expected_publication: Option<Timestamp> },
+    NotYet {
+        expected_publication: Option<Timestamp>,
+    },
     Published(Box<OrderResult>),
     /// The platform does not know the order (it was never submitted, or was cancelled).
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
 
 /// The auction platform.

@@ -69,7 +69,11 @@ pub struct OrderResult {
 impl OrderResult {
     /// Builds a result from per-MTU `(clearing price, accepted quantity)` answers, in the order of
     /// `order.periods`; derives the outcome and totals.
-    pub fn from_fills(order: &Order, fills: &[(Option<PriceCents>, Lots)], published_at: Timestamp) -> OrderResult {
+    pub fn from_fills(
+        order: &Order,
+        fills: &[(Option<PriceCents>, Lots)],
+        published_at: Timestamp,
+    ) -> OrderResult {
         let mut mtus = Vec::with_capacity(order.periods.len());
         let (mut offered_e, mut accepted_e, mut money) = (0i64, 0i64, 0i128);
         let (mut offered_all, mut accepted_all) = (0i64, 0i64);
@@ -106,7 +110,8 @@ impl OrderResult {
             portfolio: order.portfolio.clone(),
             side: order.side,
             outcome,
-            rejection_reason: (outcome == Outcome::Rejected).then(|| "out of the money in every MTU".to_string()),
+            rejection_reason: (outcome == Outcome::Rejected)
+                .then(|| "out of the money in every MTU".to_string()),
             mtus,
             totals: Totals {
                 offered_energy_mwh: EnergyKwh(offered_e),

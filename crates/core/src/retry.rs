@@ -53,7 +53,9 @@ impl RetryPolicy {
     pub fn backoff(&self, record_id: &RecordId, attempt: u32) -> SignedDuration {
         let exp = attempt.saturating_sub(2).min(30);
         let base = self.base.as_millis().max(1);
-        let step = base.saturating_mul(1i128 << exp).min(self.cap.as_millis().max(base));
+        let step = base
+            .saturating_mul(1i128 << exp)
+            .min(self.cap.as_millis().max(base));
         let half = step / 2;
         let jitter = i128::from(unit(record_id, attempt) % (half.max(1) as u64 + 1));
         SignedDuration::from_millis((half + jitter) as i64)
@@ -61,11 +63,18 @@ impl RetryPolicy {
 
     /// When check `attempt` should run, given what is known of the publication time.
     /// Whole seconds: EventBridge Scheduler's `at()` has no finer resolution.
-    pub fn check_at(&self, now: Timestamp, expected_publication: Option<Timestamp>, record_id: &RecordId, attempt: u32) -> Timestamp {
+    pub fn check_at(
+        &self,
+        now: Timestamp,
+        expected_publication: Option<Timestamp>,
+        record_id: &RecordId,
+        attempt: u32,
+    ) -> Timestamp {
         let at = match expected_publication {
             Some(p) if p > now => {
                 let spread = self.publication_spread.as_millis().max(1) as u64;
-                let jitter = SignedDuration::from_millis((unit(record_id, attempt) % spread) as i64);
+                let jitter =
+                    SignedDuration::from_millis((unit(record_id, attempt) % spread) as i64);
                 p.saturating_add(jitter).unwrap_or(p)
             }
             _ => {
@@ -87,12 +96,20 @@ pub fn schedule_name(record_id: &RecordId, attempt: u32) -> String {
     let id = record_id.as_str();
     let suffix = format!("-{attempt}");
     let fits = id.len() + suffix.len() <= 64;
-    if fits && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+    if fits
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
         return format!("{id}{suffix}");
     }
     let hash = format!("{:016x}", fnv1a64(id.as_bytes()));
     let room = 64 - suffix.len() - hash.len() - 1;
-    let prefix: String = id.chars().map(|c| if c == ':' { '_' } else { c }).take(room).collect();
+    let prefix: String = id
+        .chars()
+        .map(|c| if c == ':' { '_' } else { c })
+        .take(room)
+        .collect();
     format!("{prefix}-{hash}{suffix}")
 }
 
@@ -110,7 +127,11 @@ mod tests {
         for attempt in 2..20 {
             let d = p.backoff(&id("o-1"), attempt).as_millis();
             let step = (60_000i128 << (attempt - 2).min(30)).min(1_200_000);
-            assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d} not in [{}, {step}]", step / 2);
+            assert!(
+                d >= step / 2 && d <= step,
+                "attempt {attempt}: {d} not in [{}, {step}]",
+                step / 2
+            );
         }
     }
 
@@ -118,7 +139,10 @@ mod tests {
     fn same_order_and_attempt_give_the_same_instant() {
         let p = RetryPolicy::default();
         let now: Timestamp = "2026-01-14T12:00:00Z".parse().unwrap();
-        assert_eq!(p.check_at(now, None, &id("o-1"), 3), p.check_at(now, None, &id("o-1"), 3));
+        assert_eq!(
+            p.check_at(now, None, &id("o-1"), 3),
+            p.check_at(now, None, &id("o-1"), 3)
+        );
     }
 
     #[test]
@@ -139,7 +163,11 @@ mod tests {
         let long = schedule_name(&id(&"x".repeat(64)), 12);
         assert!(long.len() <= 64, "{long}");
         for n in [colon, underscore, long] {
-            assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')), "{n}");
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')),
+                "{n}"
+            );
         }
     }
 }

@@ -57,5 +57,9 @@ pub fn render(event: &OrderFailed) -> Notification {
             {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("energy · failed at {}", event.failed_at)}]}
         ]
     });
-    Notification { key: notification_key(event), text, payload }
+    Notification {
+        key: notification_key(event),
+        text,
+        payload,
+    }
 }

@@ -31,10 +31,18 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(path: impl Into<String>, rule: &'static str, detail: impl std::fmt::Display) -> Self {
+    pub fn new(
+        path: impl Into<String>,
+        rule: &'static str,
+        detail: impl std::fmt::Display,
+    ) -> Self {
         let path = path.into();
         let message = format!("{path}: {detail}");
-        FieldError { path, rule, message }
+        FieldError {
+            path,
+            rule,
+            message,
+        }
     }
 }
 
@@ -54,7 +62,11 @@ pub enum BatchError {
 }
 
 /// Parses and validates a request body. `now` decides gate closure.
-pub fn parse_batch(body: &str, rules: &MarketRules, now: Timestamp) -> Result<Vec<Order>, BatchError> {
+pub fn parse_batch(
+    body: &str,
+    rules: &MarketRules,
+    now: Timestamp,
+) -> Result<Vec<Order>, BatchError> {
     let value = parse_json(body).map_err(|e| BatchError::Invalid(vec![e]))?;
     validate_batch(&value, rules, now)
 }
@@ -62,36 +74,56 @@ pub fn parse_batch(body: &str, rules: &MarketRules, now: Timestamp) -> Result<Ve
 /// Reads JSON, reporting a syntax error or an out-of-range number (`1e309`) at its path.
 pub fn parse_json(body: &str) -> Result<Value, FieldError> {
     if body.trim().is_empty() {
-        return Err(FieldError::new("$", "json", "the body is empty; send a JSON array of orders"));
+        return Err(FieldError::new(
+            "$",
+            "json",
+            "the body is empty; send a JSON array of orders",
+        ));
     }
     let mut de = serde_json::Deserializer::from_str(body);
     let value: Value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // serde_path_to_error writes `?` for a key it could not read: drop it.
         let path = e.path().to_string();
-        let path = match path.as_str() {
-            "." | "" => "$".to_string(),
+        let path = match path.trim_end_matches(".?") {
+            "." | "" | "?" => "$".to_string(),
             p if p.starts_with('[') => format!("${p}"),
             p => format!("$.{p}"),
         };
         FieldError::new(path, "json", format!("not valid JSON: {}", e.inner()))
     })?;
-    de.end().map_err(|e| FieldError::new("$", "json", format!("not valid JSON: {e}")))?;
+    de.end()
+        .map_err(|e| FieldError::new("$", "json", format!("not valid JSON: {e}")))?;
     Ok(value)
 }
 
 /// Validates a parsed body; see the module docs.
-pub fn validate_batch(value: &Value, rules: &MarketRules, now: Timestamp) -> Result<Vec<Order>, BatchError> {
+pub fn validate_batch(
+    value: &Value,
+    rules: &MarketRules,
+    now: Timestamp,
+) -> Result<Vec<Order>, BatchError> {
     let Value::Array(items) = value else {
         return Err(BatchError::Invalid(vec![FieldError::new(
             "$",
             "type",
-            format!("must be a JSON array of orders, got {}; wrap a single order in [ ]", kind(value)),
+            format!(
+                "must be a JSON array of orders, got {}; wrap a single order in [ ]",
+                kind(value)
+            ),
         )]));
     };
     if items.is_empty() {
-        return Err(BatchError::Invalid(vec![FieldError::new("$", "batch_empty", "the batch is empty")]));
+        return Err(BatchError::Invalid(vec![FieldError::new(
+            "$",
+            "batch_empty",
+            "the batch is empty",
+        )]));
     }
     if items.len() > rules.limits.max_batch {
-        return Err(BatchError::TooLarge { count: items.len(), max: rules.limits.max_batch });
+        return Err(BatchError::TooLarge {
+            count: items.len(),
+            max: rules.limits.max_batch,
+        });
     }
     let mut errors = Errors::default();
     let mut orders = Vec::with_capacity(items.len());
@@ -107,12 +139,20 @@ pub fn validate_batch(value: &Value, rules: &MarketRules, now: Timestamp) -> Res
                 format!("{id:?} appears twice in the batch (also at $[{first}])"),
             ));
         }
-        let mut reader = OrderReader { rules, now, errors: &mut errors };
+        let mut reader = OrderReader {
+            rules,
+            now,
+            errors: &mut errors,
+        };
         if let Some(order) = reader.read(&path, item) {
             orders.push(order);
         }
     }
-    if errors.list.is_empty() { Ok(orders) } else { Err(BatchError::Invalid(errors.finish())) }
+    if errors.list.is_empty() {
+        Ok(orders)
+    } else {
+        Err(BatchError::Invalid(errors.finish()))
+    }
 }
 
 #[derive(Default)]
@@ -132,7 +172,11 @@ impl Errors {
 
     fn finish(mut self) -> Vec<FieldError> {
         if self.dropped > 0 {
-            self.list.push(FieldError::new("$", "too_many_errors", format!("{} more problems not listed", self.dropped)));
+            self.list.push(FieldError::new(
+                "$",
+                "too_many_errors",
+                format!("{} more problems not listed", self.dropped),
+            ));
         }
         self.list
     }
@@ -149,7 +193,15 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-const ORDER_FIELDS: &[&str] = &["record_id", "market", "delivery_date", "zone", "portfolio", "side", "periods"];
+const ORDER_FIELDS: &[&str] = &[
+    "record_id",
+    "market",
+    "delivery_date",
+    "zone",
+    "portfolio",
+    "side",
+    "periods",
+];
 const PERIOD_FIELDS: &[&str] = &["mtu_start", "steps"];
 const STEP_FIELDS: &[&str] = &["price", "quantity"];
 
@@ -160,9 +212,18 @@ struct OrderReader<'a> {
 }
 
 impl OrderReader<'_> {
-    fn object<'v>(&mut self, path: &str, value: &'v Value, fields: &[&str]) -> Option<&'v Map<String, Value>> {
+    fn object<'v>(
+        &mut self,
+        path: &str,
+        value: &'v Value,
+        fields: &[&str],
+    ) -> Option<&'v Map<String, Value>> {
         let Value::Object(map) = value else {
-            self.errors.push(FieldError::new(path, "type", format!("must be an object, got {}", kind(value))));
+            self.errors.push(FieldError::new(
+                path,
+                "type",
+                format!("must be an object, got {}", kind(value)),
+            ));
             return None;
         };
         for key in map.keys().filter(|k| !fields.contains(&k.as_str())) {
@@ -175,19 +236,37 @@ impl OrderReader<'_> {
         Some(map)
     }
 
-    fn required<'v>(&mut self, path: &str, map: &'v Map<String, Value>, field: &str) -> Option<&'v Value> {
+    fn required<'v>(
+        &mut self,
+        path: &str,
+        map: &'v Map<String, Value>,
+        field: &str,
+    ) -> Option<&'v Value> {
         let v = map.get(field);
         if v.is_none() {
-            self.errors.push(FieldError::new(format!("{path}.{field}"), "required", "required field is missing"));
+            self.errors.push(FieldError::new(
+                format!("{path}.{field}"),
+                "required",
+                "required field is missing",
+            ));
         }
         v
     }
 
-    fn string<'v>(&mut self, path: &str, map: &'v Map<String, Value>, field: &str) -> Option<&'v str> {
+    fn string<'v>(
+        &mut self,
+        path: &str,
+        map: &'v Map<String, Value>,
+        field: &str,
+    ) -> Option<&'v str> {
         match self.required(path, map, field)? {
             Value::String(s) => Some(s),
             other => {
-                self.errors.push(FieldError::new(format!("{path}.{field}"), "type", format!("must be a string, got {}", kind(other))));
+                self.errors.push(FieldError::new(
+                    format!("{path}.{field}"),
+                    "type",
+                    format!("must be a string, got {}", kind(other)),
+                ));
                 None
             }
         }
@@ -214,27 +293,35 @@ impl OrderReader<'_> {
 
     fn read(&mut self, path: &str, item: &Value) -> Option<Order> {
         let map = self.object(path, item, ORDER_FIELDS)?;
-        let record_id = self.string(path, map, "record_id").and_then(|s| match RecordId::parse(s) {
-            Ok(id) => Some(id),
-            Err(why) => {
-                self.errors.push(FieldError::new(format!("{path}.record_id"), "record_id", why));
-                None
-            }
-        });
+        let record_id =
+            self.string(path, map, "record_id")
+                .and_then(|s| match RecordId::parse(s) {
+                    Ok(id) => Some(id),
+                    Err(why) => {
+                        self.errors.push(FieldError::new(
+                            format!("{path}.record_id"),
+                            "record_id",
+                            why,
+                        ));
+                        None
+                    }
+                });
         let market = self.vocabulary(path, map, "market", Market::ALL);
         let zone = self.vocabulary(path, map, "zone", Zone::ALL);
         let side = self.vocabulary(path, map, "side", Side::ALL);
-        let delivery_date = self.string(path, map, "delivery_date").and_then(|s| match s.parse::<Date>() {
-            Ok(d) if s.len() == 10 => Some(d),
-            _ => {
-                self.errors.push(FieldError::new(
-                    format!("{path}.delivery_date"),
-                    "date",
-                    format!("{s:?} is not a date in YYYY-MM-DD form"),
-                ));
-                None
-            }
-        });
+        let delivery_date =
+            self.string(path, map, "delivery_date")
+                .and_then(|s| match s.parse::<Date>() {
+                    Ok(d) if s.len() == 10 => Some(d),
+                    _ => {
+                        self.errors.push(FieldError::new(
+                            format!("{path}.delivery_date"),
+                            "date",
+                            format!("{s:?} is not a date in YYYY-MM-DD form"),
+                        ));
+                        None
+                    }
+                });
         let portfolio = self.string(path, map, "portfolio").and_then(|s| {
             if s.is_empty() || s.len() > 64 || !s.chars().all(is_id_char) {
                 self.errors.push(FieldError::new(
@@ -248,7 +335,10 @@ impl OrderReader<'_> {
             }
         });
         let auction = match (market, delivery_date) {
-            (Some(market), Some(delivery_date)) => Some(AuctionId { market, delivery_date }),
+            (Some(market), Some(delivery_date)) => Some(AuctionId {
+                market,
+                delivery_date,
+            }),
             _ => None,
         };
         if let Some(auction) = auction {
@@ -271,23 +361,42 @@ impl OrderReader<'_> {
             Ok(gate) if self.now >= gate => self.errors.push(FieldError::new(
                 format!("{path}.delivery_date"),
                 "gate_closed",
-                format!("the {} auction for {} closed at {gate}; it takes no more orders", auction.market, auction.delivery_date),
+                format!(
+                    "the {} auction for {} closed at {gate}; it takes no more orders",
+                    auction.market, auction.delivery_date
+                ),
             )),
             Ok(_) => {}
-            Err(e) => self.errors.push(FieldError::new(format!("{path}.delivery_date"), "date", e)),
+            Err(e) => self
+                .errors
+                .push(FieldError::new(format!("{path}.delivery_date"), "date", e)),
         }
     }
 
-    fn periods(&mut self, path: &str, map: &Map<String, Value>, auction: Option<AuctionId>, side: Option<Side>) -> Option<Vec<Period>> {
+    fn periods(
+        &mut self,
+        path: &str,
+        map: &Map<String, Value>,
+        auction: Option<AuctionId>,
+        side: Option<Side>,
+    ) -> Option<Vec<Period>> {
         let field = format!("{path}.periods");
         let list = match self.required(path, map, "periods")? {
             Value::Array(list) if list.is_empty() => {
-                self.errors.push(FieldError::new(field, "periods_empty", "must hold at least one MTU curve"));
+                self.errors.push(FieldError::new(
+                    field,
+                    "periods_empty",
+                    "must hold at least one MTU curve",
+                ));
                 return None;
             }
             Value::Array(list) => list,
             other => {
-                self.errors.push(FieldError::new(field, "type", format!("must be an array of MTU curves, got {}", kind(other))));
+                self.errors.push(FieldError::new(
+                    field,
+                    "type",
+                    format!("must be an array of MTU curves, got {}", kind(other)),
+                ));
                 return None;
             }
         };
@@ -302,7 +411,10 @@ impl OrderReader<'_> {
                         self.errors.push(FieldError::new(
                             format!("{ppath}.mtu_start"),
                             "duplicate_mtu",
-                            format!("{} appears twice (also at periods[{first}])", period.mtu_start),
+                            format!(
+                                "{} appears twice (also at periods[{first}])",
+                                period.mtu_start
+                            ),
                         ));
                         ok = false;
                     }
@@ -315,23 +427,42 @@ impl OrderReader<'_> {
         ok.then_some(periods)
     }
 
-    fn period(&mut self, path: &str, item: &Value, auction: Option<AuctionId>, side: Option<Side>) -> Option<Period> {
+    fn period(
+        &mut self,
+        path: &str,
+        item: &Value,
+        auction: Option<AuctionId>,
+        side: Option<Side>,
+    ) -> Option<Period> {
         let map = self.object(path, item, PERIOD_FIELDS)?;
-        let mtu_start = self.string(path, map, "mtu_start").and_then(|s| self.mtu(&format!("{path}.mtu_start"), s, auction));
+        let mtu_start = self
+            .string(path, map, "mtu_start")
+            .and_then(|s| self.mtu(&format!("{path}.mtu_start"), s, auction));
         let steps = self.steps(path, map, auction, side);
-        Some(Period { mtu_start: mtu_start?, steps: steps? })
+        Some(Period {
+            mtu_start: mtu_start?,
+            steps: steps?,
+        })
     }
 
     fn mtu(&mut self, path: &str, s: &str, auction: Option<AuctionId>) -> Option<Timestamp> {
         let Ok(t) = s.parse::<Timestamp>() else {
-            self.errors.push(FieldError::new(path, "timestamp", format!("{s:?} is not an RFC 3339 instant such as 2026-11-28T23:00:00Z")));
+            self.errors.push(FieldError::new(
+                path,
+                "timestamp",
+                format!("{s:?} is not an RFC 3339 instant such as 2026-11-28T23:00:00Z"),
+            ));
             return None;
         };
         let auction = auction?;
         match self.rules.check_mtu(auction, t) {
             Ok(MtuCheck::Ok) => Some(t),
             Ok(MtuCheck::OffGrid) => {
-                self.errors.push(FieldError::new(path, "mtu_grid", format!("{t} is not on the 15-minute MTU grid")));
+                self.errors.push(FieldError::new(
+                    path,
+                    "mtu_grid",
+                    format!("{t} is not on the 15-minute MTU grid"),
+                ));
                 None
             }
             Ok(MtuCheck::OutsideDelivery { start, end }) => {
@@ -343,27 +474,46 @@ impl OrderReader<'_> {
                 None
             }
             Err(e) => {
-                self.errors.push(FieldError::new(path, "mtu_outside_delivery", e));
+                self.errors
+                    .push(FieldError::new(path, "mtu_outside_delivery", e));
                 None
             }
         }
     }
 
-    fn steps(&mut self, path: &str, map: &Map<String, Value>, auction: Option<AuctionId>, side: Option<Side>) -> Option<Vec<Step>> {
+    fn steps(
+        &mut self,
+        path: &str,
+        map: &Map<String, Value>,
+        auction: Option<AuctionId>,
+        side: Option<Side>,
+    ) -> Option<Vec<Step>> {
         let field = format!("{path}.steps");
         let max = self.rules.limits.max_steps_per_curve;
         let list = match self.required(path, map, "steps")? {
             Value::Array(list) if list.is_empty() => {
-                self.errors.push(FieldError::new(field, "steps_empty", "must hold at least one price/quantity step"));
+                self.errors.push(FieldError::new(
+                    field,
+                    "steps_empty",
+                    "must hold at least one price/quantity step",
+                ));
                 return None;
             }
             Value::Array(list) if list.len() > max => {
-                self.errors.push(FieldError::new(field, "too_many_steps", format!("{} steps; at most {max} per MTU", list.len())));
+                self.errors.push(FieldError::new(
+                    field,
+                    "too_many_steps",
+                    format!("{} steps; at most {max} per MTU", list.len()),
+                ));
                 return None;
             }
             Value::Array(list) => list,
             other => {
-                self.errors.push(FieldError::new(field, "type", format!("must be an array of steps, got {}", kind(other))));
+                self.errors.push(FieldError::new(
+                    field,
+                    "type",
+                    format!("must be an array of steps, got {}", kind(other)),
+                ));
                 return None;
             }
         };
@@ -390,11 +540,18 @@ impl OrderReader<'_> {
             Side::Buy => (step.price < prev.price, "below"),
         };
         if !fine {
-            let curve = if side == Side::Sell { "sell prices strictly ascend" } else { "buy prices strictly descend" };
+            let curve = if side == Side::Sell {
+                "sell prices strictly ascend"
+            } else {
+                "buy prices strictly descend"
+            };
             self.errors.push(FieldError::new(
                 format!("{path}.price"),
                 "monotonic",
-                format!("{} must be {word} the previous step's {} ({curve})", step.price, prev.price),
+                format!(
+                    "{} must be {word} the previous step's {} ({curve})",
+                    step.price, prev.price
+                ),
             ));
         }
     }
@@ -408,17 +565,26 @@ impl OrderReader<'_> {
                     let spec = self.rules.spec(auction?.market);
                     let market = auction?.market;
                     if price > spec.max_price {
-                        self.errors.push(FieldError::new(p, "price_limit", format!("{price} is above the {market} limit {}", spec.max_price)));
+                        self.errors.push(FieldError::new(
+                            p,
+                            "price_limit",
+                            format!("{price} is above the {market} limit {}", spec.max_price),
+                        ));
                         None
                     } else if price < spec.min_price {
-                        self.errors.push(FieldError::new(p, "price_limit", format!("{price} is below the {market} limit {}", spec.min_price)));
+                        self.errors.push(FieldError::new(
+                            p,
+                            "price_limit",
+                            format!("{price} is below the {market} limit {}", spec.min_price),
+                        ));
                         None
                     } else {
                         Some(price)
                     }
                 }
                 Err(e) => {
-                    self.errors.push(decimal_error(p, e, "price_tick", "0.01 EUR/MWh tick"));
+                    self.errors
+                        .push(decimal_error(p, e, "price_tick", "0.01 EUR/MWh tick"));
                     None
                 }
             }
@@ -427,17 +593,25 @@ impl OrderReader<'_> {
             let p = format!("{path}.quantity");
             match Lots::from_json(v) {
                 Ok(q) if q.0 <= 0 => {
-                    self.errors.push(FieldError::new(p, "quantity_positive", format!("{q} must be above zero (the side gives the sign)")));
+                    self.errors.push(FieldError::new(
+                        p,
+                        "quantity_positive",
+                        format!("{q} must be above zero (the side gives the sign)"),
+                    ));
                     None
                 }
                 Ok(q) => Some(q),
                 Err(e) => {
-                    self.errors.push(decimal_error(p, e, "quantity_lot", "0.1 MW lot"));
+                    self.errors
+                        .push(decimal_error(p, e, "quantity_lot", "0.1 MW lot"));
                     None
                 }
             }
         });
-        Some(Step { price: price?, quantity: quantity? })
+        Some(Step {
+            price: price?,
+            quantity: quantity?,
+        })
     }
 }
 
@@ -452,8 +626,20 @@ fn field_rule(field: &str) -> &'static str {
 
 fn decimal_error(path: String, e: DecimalError, grid_rule: &'static str, grid: &str) -> FieldError {
     match e {
-        DecimalError::OffGrid { value, .. } => FieldError::new(path, grid_rule, format!("{value} is not a multiple of the {grid}")),
-        DecimalError::OutOfRange(v) => FieldError::new(path, "not_finite", format!("{v} is not a finite number in range")),
-        DecimalError::NotANumber(v) => FieldError::new(path, "not_a_number", format!("must be a decimal number or decimal string, got {v}")),
+        DecimalError::OffGrid { value, .. } => FieldError::new(
+            path,
+            grid_rule,
+            format!("{value} is not a multiple of the {grid}"),
+        ),
+        DecimalError::OutOfRange(v) => FieldError::new(
+            path,
+            "not_finite",
+            format!("{v} is not a finite number in range"),
+        ),
+        DecimalError::NotANumber(v) => FieldError::new(
+            path,
+            "not_a_number",
+            format!("must be a decimal number or decimal string, got {v}"),
+        ),
     }
 }

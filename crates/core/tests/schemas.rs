@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use energy_core::events::{
-    DomainEvent, EnvelopeContext, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, OrderResultStored, OrderSubmitted, Trigger,
-    envelope,
+    DomainEvent, EnvelopeContext, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef,
+    OrderResultStored, OrderSubmitted, Trigger, envelope,
 };
 use energy_core::market::{Market, Side, Zone};
 use energy_core::money::{Lots, PriceCents};
@@ -37,8 +37,15 @@ fn validator(name: &str) -> jsonschema::Validator {
 }
 
 fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
-    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{what} does not match its schema:\n{}\n{doc:#}", errors.join("\n"));
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match its schema:\n{}\n{doc:#}",
+        errors.join("\n")
+    );
 }
 
 #[test]
@@ -49,7 +56,10 @@ fn there_is_one_schema_per_detail_type_and_nothing_else() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .map(|e| e.path().file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    let types: BTreeSet<String> = DomainEvent::DETAIL_TYPES.iter().map(|s| s.to_string()).collect();
+    let types: BTreeSet<String> = DomainEvent::DETAIL_TYPES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(files, types);
 }
 
@@ -61,13 +71,25 @@ fn every_example_event_is_valid_and_round_trips_through_its_type() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let detail_type = name.split('.').next().unwrap().to_string();
         let example = read(&path);
-        assert_eq!(example["detail-type"], detail_type.as_str(), "{name}: file name and detail-type disagree");
+        assert_eq!(
+            example["detail-type"],
+            detail_type.as_str(),
+            "{name}: file name and detail-type disagree"
+        );
         assert_valid(&validator(&detail_type), &example, &name);
-        let event = DomainEvent::parse(&detail_type, example["detail"].clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(event.detail(), example["detail"], "{name}: the Rust type does not give back the example");
+        let event = DomainEvent::parse(&detail_type, example["detail"].clone())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            event.detail(),
+            example["detail"],
+            "{name}: the Rust type does not give back the example"
+        );
         seen.insert(detail_type);
     }
-    let all: BTreeSet<String> = DomainEvent::DETAIL_TYPES.iter().map(|s| s.to_string()).collect();
+    let all: BTreeSet<String> = DomainEvent::DETAIL_TYPES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(seen, all, "every detail-type needs at least one example");
 }
 
@@ -77,7 +99,10 @@ fn the_api_schema_takes_a_valid_batch_and_refuses_the_seed_payload() {
     let good = read(&schema_dir().join("api/examples/orders.json"));
     assert_valid(&v, &good, "api/examples/orders.json");
     let seed = read(&schema_dir().join("../../shared/seed/payload.json"));
-    assert!(!v.is_valid(&seed), "the seed payload must not pass the API schema");
+    assert!(
+        !v.is_valid(&seed),
+        "the seed payload must not pass the API schema"
+    );
 }
 
 #[test]
@@ -90,7 +115,10 @@ fn a_schema_refuses_a_detail_with_a_field_it_does_not_describe() {
 // Generated values of every event type.
 
 fn ts() -> impl Strategy<Value = Timestamp> {
-    (1_700_000_000i64..1_900_000_000, prop_oneof![Just(0i32), 1i32..999_999_999])
+    (
+        1_700_000_000i64..1_900_000_000,
+        prop_oneof![Just(0i32), 1i32..999_999_999],
+    )
         .prop_map(|(s, ns)| Timestamp::new(s, ns).unwrap())
 }
 
@@ -103,20 +131,33 @@ fn record_id() -> impl Strategy<Value = RecordId> {
 }
 
 fn order_ref() -> impl Strategy<Value = OrderRef> {
-    (record_id(), prop::sample::select(Market::ALL), date(), prop::sample::select(Zone::ALL), "[A-Z0-9_-]{1,20}", prop::sample::select(Side::ALL))
-        .prop_map(|(record_id, market, delivery_date, zone, portfolio, side)| OrderRef {
-            record_id,
-            market,
-            delivery_date,
-            zone,
-            portfolio,
-            side,
-        })
+    (
+        record_id(),
+        prop::sample::select(Market::ALL),
+        date(),
+        prop::sample::select(Zone::ALL),
+        "[A-Z0-9_-]{1,20}",
+        prop::sample::select(Side::ALL),
+    )
+        .prop_map(
+            |(record_id, market, delivery_date, zone, portfolio, side)| OrderRef {
+                record_id,
+                market,
+                delivery_date,
+                zone,
+                portfolio,
+                side,
+            },
+        )
 }
 
 fn result() -> impl Strategy<Value = OrderResult> {
-    (order_ref(), prop::collection::vec((-999_900i64..999_900, 1i64..100_000, 0u8..=2), 1..6), ts()).prop_map(
-        |(r, steps, published_at)| {
+    (
+        order_ref(),
+        prop::collection::vec((-999_900i64..999_900, 1i64..100_000, 0u8..=2), 1..6),
+        ts(),
+    )
+        .prop_map(|(r, steps, published_at)| {
             let start = Timestamp::from_second(1_800_000_000).unwrap();
             let order = Order {
                 record_id: r.record_id,
@@ -129,8 +170,12 @@ fn result() -> impl Strategy<Value = OrderResult> {
                     .iter()
                     .enumerate()
                     .map(|(i, (p, q, _))| Period {
-                        mtu_start: Timestamp::from_second(start.as_second() + 900 * i as i64).unwrap(),
-                        steps: vec![Step { price: PriceCents(*p), quantity: Lots(*q) }],
+                        mtu_start: Timestamp::from_second(start.as_second() + 900 * i as i64)
+                            .unwrap(),
+                        steps: vec![Step {
+                            price: PriceCents(*p),
+                            quantity: Lots(*q),
+                        }],
                     })
                     .collect(),
             };
@@ -143,20 +188,26 @@ fn result() -> impl Strategy<Value = OrderResult> {
                 })
                 .collect();
             OrderResult::from_fills(&order, &fills, published_at)
-        },
-    )
+        })
 }
 
 fn event() -> impl Strategy<Value = DomainEvent> {
     prop_oneof![
-        (order_ref(), 1u32..2000, ts()).prop_map(|(order, mtu_count, submitted_at)| DomainEvent::Submitted(OrderSubmitted {
-            order,
-            mtu_count,
-            submitted_at
-        })),
-        (record_id(), 0u32..100, ts(), prop::bool::ANY).prop_map(|(record_id, attempt, due_at, s)| DomainEvent::EvaluationDue(
-            OrderEvaluationDue { record_id, attempt, due_at, trigger: if s { Trigger::Schedule } else { Trigger::Sweep } }
-        )),
+        (order_ref(), 1u32..2000, ts()).prop_map(|(order, mtu_count, submitted_at)| {
+            DomainEvent::Submitted(OrderSubmitted {
+                order,
+                mtu_count,
+                submitted_at,
+            })
+        }),
+        (record_id(), 0u32..100, ts(), prop::bool::ANY).prop_map(
+            |(record_id, attempt, due_at, s)| DomainEvent::EvaluationDue(OrderEvaluationDue {
+                record_id,
+                attempt,
+                due_at,
+                trigger: if s { Trigger::Schedule } else { Trigger::Sweep }
+            })
+        ),
         result().prop_map(|result| DomainEvent::Ready(OrderReady {
             order: OrderRef {
                 record_id: result.record_id.clone(),
@@ -181,30 +232,37 @@ fn event() -> impl Strategy<Value = DomainEvent> {
             0u32..100,
             ts()
         )
-            .prop_map(|(order, reason, message, attempts, failed_at)| DomainEvent::Failed(OrderFailed {
-                order,
-                reason,
-                message,
-                attempts,
-                failed_at
-            })),
-        result().prop_filter("stored results only", |r| r.outcome.is_stored()).prop_map(|r| {
-            let order = OrderRef {
-                record_id: r.record_id.clone(),
-                market: r.market,
-                delivery_date: r.delivery_date,
-                zone: r.zone,
-                portfolio: r.portfolio.clone(),
-                side: r.side,
-            };
-            DomainEvent::ResultStored(OrderResultStored {
-                key: format!("results/{}/{}/{}.json", r.delivery_date, r.zone, r.record_id),
-                order,
-                outcome: r.outcome,
-                accepted_energy_mwh: r.totals.accepted_energy_mwh,
-                notional_eur: r.totals.notional_eur,
-            })
-        }),
+            .prop_map(
+                |(order, reason, message, attempts, failed_at)| DomainEvent::Failed(OrderFailed {
+                    order,
+                    reason,
+                    message,
+                    attempts,
+                    failed_at
+                })
+            ),
+        result()
+            .prop_filter("stored results only", |r| r.outcome.is_stored())
+            .prop_map(|r| {
+                let order = OrderRef {
+                    record_id: r.record_id.clone(),
+                    market: r.market,
+                    delivery_date: r.delivery_date,
+                    zone: r.zone,
+                    portfolio: r.portfolio.clone(),
+                    side: r.side,
+                };
+                DomainEvent::ResultStored(OrderResultStored {
+                    key: format!(
+                        "results/{}/{}/{}.json",
+                        r.delivery_date, r.zone, r.record_id
+                    ),
+                    order,
+                    outcome: r.outcome,
+                    accepted_energy_mwh: r.totals.accepted_energy_mwh,
+                    notional_eur: r.totals.notional_eur,
+                })
+            }),
     ]
 }
 

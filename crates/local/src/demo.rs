@@ -22,7 +22,13 @@ use submit_order::response_body;
 use crate::system::{Delivery, System};
 
 /// The outcomes the demo must show.
-pub const OUTCOMES: [&str; 5] = ["ACCEPTED", "PARTIALLY_ACCEPTED", "REJECTED", "INVALID", "RESULTS_TIMEOUT"];
+pub const OUTCOMES: [&str; 5] = [
+    "ACCEPTED",
+    "PARTIALLY_ACCEPTED",
+    "REJECTED",
+    "INVALID",
+    "RESULTS_TIMEOUT",
+];
 
 /// One line of the summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +55,11 @@ pub struct Report {
 impl Report {
     /// Outcomes that did not appear.
     pub fn missing(&self) -> Vec<&'static str> {
-        OUTCOMES.iter().copied().filter(|o| !self.lines.iter().any(|l| l.outcome == *o)).collect()
+        OUTCOMES
+            .iter()
+            .copied()
+            .filter(|o| !self.lines.iter().any(|l| l.outcome == *o))
+            .collect()
     }
 }
 
@@ -57,7 +67,14 @@ fn step(price: &str, quantity: &str) -> Value {
     json!({"price": price, "quantity": quantity})
 }
 
-fn order(id: &str, zone: &str, side: &str, day: Date, mtus: &[Timestamp], steps: Vec<Value>) -> Value {
+fn order(
+    id: &str,
+    zone: &str,
+    side: &str,
+    day: Date,
+    mtus: &[Timestamp],
+    steps: Vec<Value>,
+) -> Value {
     json!({
         "record_id": id,
         "market": "SDAC",
@@ -71,22 +88,55 @@ fn order(id: &str, zone: &str, side: &str, day: Date, mtus: &[Timestamp], steps:
 
 /// The demo's orders for `day`: accepted, partially accepted, rejected, never published.
 pub fn sample_batch(rules: &MarketRules, day: Date) -> Value {
-    let auction = energy_core::calendar::AuctionId { market: energy_core::market::Market::Sdac, delivery_date: day };
+    let auction = energy_core::calendar::AuctionId {
+        market: energy_core::market::Market::Sdac,
+        delivery_date: day,
+    };
     let all = rules.mtus(auction).unwrap_or_default();
     // 07:00–08:00 local: the morning peak, four quarter-hours.
     let morning: Vec<Timestamp> = all.iter().copied().skip(28).take(4).collect();
     json!([
-        order("demo-accepted", "DE-LU", "BUY", day, &morning, vec![step("3000.00", "10.0")]),
-        order("demo-partial", "FR", "BUY", day, &morning, vec![step("500.00", "5.0"), step("1.00", "7.5")]),
-        order("demo-rejected", "BE", "SELL", day, &morning, vec![step("3500.00", "20.0")]),
-        order("demo-timeout", "FI", "BUY", day, &morning, vec![step("250.00", "2.5")]),
+        order(
+            "demo-accepted",
+            "DE-LU",
+            "BUY",
+            day,
+            &morning,
+            vec![step("3000.00", "10.0")]
+        ),
+        order(
+            "demo-partial",
+            "FR",
+            "BUY",
+            day,
+            &morning,
+            vec![step("500.00", "5.0"), step("1.00", "7.5")]
+        ),
+        order(
+            "demo-rejected",
+            "BE",
+            "SELL",
+            day,
+            &morning,
+            vec![step("3500.00", "20.0")]
+        ),
+        order(
+            "demo-timeout",
+            "FI",
+            "BUY",
+            day,
+            &morning,
+            vec![step("250.00", "2.5")]
+        ),
     ])
 }
 
 /// A batch with mistakes a desk makes: a price above the SDAC cap, an MTU off the grid, a
 /// quantity off the lot, a buy curve that ascends.
 pub fn invalid_batch(day: Date, first_mtu: Timestamp) -> Value {
-    let off_grid = first_mtu.saturating_add(SignedDuration::from_mins(7)).unwrap_or(first_mtu);
+    let off_grid = first_mtu
+        .saturating_add(SignedDuration::from_mins(7))
+        .unwrap_or(first_mtu);
     json!([{
         "record_id": "demo-invalid",
         "market": "SDAC",
@@ -107,26 +157,68 @@ pub async fn run(mut print: impl FnMut(&str)) -> Report {
     let tz = TimeZone::get(energy_core::calendar::MARKET_TIME_ZONE).unwrap_or(TimeZone::UTC);
     let today = market_date(Timestamp::now());
     let day = today.tomorrow().unwrap_or(today);
-    let start = today.at(9, 0, 0, 0).to_zoned_datetime(tz.clone()).map(|z| z.timestamp()).unwrap_or_else(|_| Timestamp::now());
+    let start = today
+        .at(9, 0, 0, 0)
+        .to_zoned_datetime(tz.clone())
+        .map(|z| z.timestamp())
+        .unwrap_or_else(|_| Timestamp::now());
     let system = System::new(start, rules.clone(), RetryPolicy::default());
-    system.platform.set_publication(Zone::Fi, Publication::Never);
-    let clock = |t: Timestamp| t.to_zoned_datetime(tz.clone()).strftime("%a %H:%M:%S").to_string();
+    system
+        .platform
+        .set_publication(Zone::Fi, Publication::Never);
+    let clock = |t: Timestamp| {
+        t.to_zoned_datetime(tz.clone())
+            .strftime("%a %H:%M:%S")
+            .to_string()
+    };
 
-    print(&format!("Energy demo: SDAC delivery day {day}, simulated clock from {} Brussels time\n", clock(start)));
+    print(&format!(
+        "Energy demo: SDAC delivery day {day}, simulated clock from {} Brussels time\n",
+        clock(start)
+    ));
     let batch = sample_batch(&rules, day);
-    print(&format!("POST /orders  ({} orders: accepted, partial, rejected, never published)", batch.as_array().map_or(0, Vec::len)));
-    let resp = system.http("POST", "/orders", Some(&batch.to_string())).await;
-    print(&format!("  → {} {}", resp.status_code, response_body(&resp)));
-    let resend = system.http("POST", "/orders", Some(&batch.to_string())).await;
-    print(&format!("POST /orders  (the same batch again)\n  → {} {}", resend.status_code, response_body(&resend)));
+    print(&format!(
+        "POST /orders  ({} orders: accepted, partial, rejected, never published)",
+        batch.as_array().map_or(0, Vec::len)
+    ));
+    let resp = system
+        .http("POST", "/orders", Some(&batch.to_string()))
+        .await;
+    print(&format!(
+        "  → {} {}",
+        resp.status_code,
+        response_body(&resp)
+    ));
+    let resend = system
+        .http("POST", "/orders", Some(&batch.to_string()))
+        .await;
+    print(&format!(
+        "POST /orders  (the same batch again)\n  → {} {}",
+        resend.status_code,
+        response_body(&resend)
+    ));
 
-    let first_mtu = rules.mtus(energy_core::calendar::AuctionId { market: energy_core::market::Market::Sdac, delivery_date: day })
+    let first_mtu = rules
+        .mtus(energy_core::calendar::AuctionId {
+            market: energy_core::market::Market::Sdac,
+            delivery_date: day,
+        })
         .ok()
         .and_then(|m| m.first().copied())
         .unwrap_or(start);
-    let bad = system.http("POST", "/orders", Some(&invalid_batch(day, first_mtu).to_string())).await;
+    let bad = system
+        .http(
+            "POST",
+            "/orders",
+            Some(&invalid_batch(day, first_mtu).to_string()),
+        )
+        .await;
     let bad_body = response_body(&bad);
-    print(&format!("POST /orders  (one order with four mistakes)\n  → {} {}", bad.status_code, bad_body["message"].as_str().unwrap_or("")));
+    print(&format!(
+        "POST /orders  (one order with four mistakes)\n  → {} {}",
+        bad.status_code,
+        bad_body["message"].as_str().unwrap_or("")
+    ));
     for e in bad_body["errors"].as_array().into_iter().flatten() {
         print(&format!("      {}", e["message"].as_str().unwrap_or("")));
     }
@@ -137,7 +229,14 @@ pub async fn run(mut print: impl FnMut(&str)) -> Report {
         if d.detail_type == "Scheduled Event" && d.outcome.starts_with("Report { emitted: 0") {
             return;
         }
-        print(&format!("  {}  {:<19} {:<14} → {:<14} {}", clock(d.at), d.detail_type, d.record_id, d.function.name(), d.outcome));
+        print(&format!(
+            "  {}  {:<19} {:<14} → {:<14} {}",
+            clock(d.at),
+            d.detail_type,
+            d.record_id,
+            d.function.name(),
+            d.outcome
+        ));
     };
     system.run_until_quiet(&mut show).await;
     while system.advance().await {
@@ -150,7 +249,11 @@ pub async fn run(mut print: impl FnMut(&str)) -> Report {
         outcome: "INVALID".into(),
         state: "not stored".into(),
         checks: 0,
-        detail: format!("HTTP {}: {}", bad.status_code, bad_body["message"].as_str().unwrap_or("")),
+        detail: format!(
+            "HTTP {}: {}",
+            bad.status_code,
+            bad_body["message"].as_str().unwrap_or("")
+        ),
     });
     let report = Report {
         lines,
@@ -166,28 +269,52 @@ pub async fn run(mut print: impl FnMut(&str)) -> Report {
 
 fn summary_line(r: &OrderRecord) -> SummaryLine {
     let outcome = match (&r.result, &r.failure) {
-        (_, Some(f)) if f.reason == energy_core::result::FailureReason::ResultsTimeout => "RESULTS_TIMEOUT".to_string(),
-        (Some(res), _) => serde_json::to_value(res.outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        (_, Some(f)) if f.reason == energy_core::result::FailureReason::ResultsTimeout => {
+            "RESULTS_TIMEOUT".to_string()
+        }
+        (Some(res), _) => serde_json::to_value(res.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
         (None, Some(f)) => f.reason.to_string(),
         (None, None) => "-".to_string(),
     };
     let detail = match (&r.result_key, &r.failure, &r.result) {
-        (Some(key), _, Some(res)) => format!("{key} ({} MWh, {} EUR)", res.totals.accepted_energy_mwh, res.totals.notional_eur),
+        (Some(key), _, Some(res)) => format!(
+            "{key} ({} MWh, {} EUR)",
+            res.totals.accepted_energy_mwh, res.totals.notional_eur
+        ),
         (_, Some(f), _) => f.message.clone(),
         _ => String::new(),
     };
-    SummaryLine { record_id: r.order.record_id.to_string(), outcome, state: r.state.to_string(), checks: r.attempt, detail }
+    SummaryLine {
+        record_id: r.order.record_id.to_string(),
+        outcome,
+        state: r.state.to_string(),
+        checks: r.attempt,
+        detail,
+    }
 }
 
 fn render_summary(report: &Report, system: &System) -> String {
     let mut out = String::from("\nSummary\n");
-    let _ = writeln!(out, "  {:<14} {:<19} {:<10} {:>6}  detail", "record_id", "outcome", "state", "checks");
+    let _ = writeln!(
+        out,
+        "  {:<14} {:<19} {:<10} {:>6}  detail",
+        "record_id", "outcome", "state", "checks"
+    );
     for l in &report.lines {
-        let _ = writeln!(out, "  {:<14} {:<19} {:<10} {:>6}  {}", l.record_id, l.outcome, l.state, l.checks, l.detail);
+        let _ = writeln!(
+            out,
+            "  {:<14} {:<19} {:<10} {:>6}  {}",
+            l.record_id, l.outcome, l.state, l.checks, l.detail
+        );
     }
     let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
     for e in system.bus.archive() {
-        *by_type.entry(e["detail-type"].as_str().unwrap_or("").to_string()).or_default() += 1;
+        *by_type
+            .entry(e["detail-type"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
     }
     let _ = writeln!(
         out,

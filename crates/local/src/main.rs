@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "energy", version, about = "Energy: auction orders for European electricity markets, on one machine")]
+#[command(
+    name = "energy",
+    version,
+    about = "Energy: auction orders for European electricity markets, on one machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +38,11 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
-            if report.missing().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if report.missing().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

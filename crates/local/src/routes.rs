@@ -39,8 +39,18 @@ pub const RULES: &[Rule] = &[
         detail_types: &["OrderSubmitted", "OrderEvaluationDue"],
         target: Function::EvaluateOrder,
     },
-    Rule { name: "StoreResultRule", source: energy_core::events::SOURCE, detail_types: &["OrderReady"], target: Function::StoreResult },
-    Rule { name: "NotifySlackRule", source: energy_core::events::SOURCE, detail_types: &["OrderFailed"], target: Function::NotifySlack },
+    Rule {
+        name: "StoreResultRule",
+        source: energy_core::events::SOURCE,
+        detail_types: &["OrderReady"],
+        target: Function::StoreResult,
+    },
+    Rule {
+        name: "NotifySlackRule",
+        source: energy_core::events::SOURCE,
+        detail_types: &["OrderFailed"],
+        target: Function::NotifySlack,
+    },
     Rule {
         name: "ProcessingErrorRule",
         source: "lambda",

@@ -12,7 +12,8 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use energy_core::calendar::MarketRules;
 use energy_core::events::DomainEvent;
 use energy_core::memory::{
-    InMemoryBus, InMemoryNotifier, InMemoryOrderStore, InMemoryPlatform, InMemoryResults, InMemoryScheduler, ManualClock,
+    InMemoryBus, InMemoryNotifier, InMemoryOrderStore, InMemoryPlatform, InMemoryResults,
+    InMemoryScheduler, ManualClock,
 };
 use energy_core::ports::{Ports, Retryable};
 use energy_core::retry::RetryPolicy;
@@ -82,8 +83,14 @@ impl System {
             notifier,
             platform,
             ports,
-            submit: submit_order::Config { rules: rules.clone(), ..Default::default() },
-            evaluate: evaluate_order::Config { retry, rules: rules.clone() },
+            submit: submit_order::Config {
+                rules: rules.clone(),
+                ..Default::default()
+            },
+            evaluate: evaluate_order::Config {
+                retry,
+                rules: rules.clone(),
+            },
             store_result: store_result::Config { retry },
             notify: notify_slack::Config { retry },
             sweep: sweep_pending::Config::default(),
@@ -98,7 +105,12 @@ impl System {
     }
 
     /// Calls submit-order with an API Gateway HTTP API (payload 2.0) request.
-    pub async fn http(&self, method: &str, path: &str, body: Option<&str>) -> ApiGatewayV2httpResponse {
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> ApiGatewayV2httpResponse {
         submit_order::handle(api_request(method, path, body), &self.ports, &self.submit).await
     }
 
@@ -114,8 +126,14 @@ impl System {
     /// Delivers one event to every function whose rule matches it, retrying a failed
     /// invocation like Lambda's asynchronous invocation and then sending the failure to the bus.
     pub async fn deliver(&self, envelope: &Value) -> Vec<Delivery> {
-        let detail_type = envelope["detail-type"].as_str().unwrap_or_default().to_string();
-        let record_id = envelope["detail"]["record_id"].as_str().unwrap_or("-").to_string();
+        let detail_type = envelope["detail-type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let record_id = envelope["detail"]["record_id"]
+            .as_str()
+            .unwrap_or("-")
+            .to_string();
         let mut out = Vec::new();
         for function in targets(envelope) {
             let mut outcome = String::new();
@@ -126,29 +144,63 @@ impl System {
                         break;
                     }
                     Err((error_type, message)) if attempt == ASYNC_ATTEMPTS => {
-                        outcome = format!("failed {attempt} times: {message}; on-failure destination → bus");
-                        self.bus.inject_raw(on_failure_record(function, envelope, attempt, &error_type, &message));
+                        outcome = format!(
+                            "failed {attempt} times: {message}; on-failure destination → bus"
+                        );
+                        self.bus.inject_raw(on_failure_record(
+                            function,
+                            envelope,
+                            attempt,
+                            &error_type,
+                            &message,
+                        ));
                     }
                     Err(_) => {}
                 }
             }
-            out.push(Delivery { at: self.now(), detail_type: detail_type.clone(), record_id: record_id.clone(), function, outcome });
+            out.push(Delivery {
+                at: self.now(),
+                detail_type: detail_type.clone(),
+                record_id: record_id.clone(),
+                function,
+                outcome,
+            });
         }
         out
     }
 
-    async fn invoke(&self, function: Function, envelope: &Value) -> Result<String, (String, String)> {
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(envelope.clone()).map_err(|e| ("InvalidEvent".to_string(), e.to_string()))?;
+    async fn invoke(
+        &self,
+        function: Function,
+        envelope: &Value,
+    ) -> Result<String, (String, String)> {
+        let event: EventBridgeEvent<Value> = serde_json::from_value(envelope.clone())
+            .map_err(|e| ("InvalidEvent".to_string(), e.to_string()))?;
         fn err<E: std::fmt::Display + Retryable>(e: E) -> (String, String) {
-            let kind = if e.retryable() { "Retryable" } else { "NotRetryable" };
+            let kind = if e.retryable() {
+                "Retryable"
+            } else {
+                "NotRetryable"
+            };
             (kind.to_string(), e.to_string())
         }
         match function {
-            Function::EvaluateOrder => evaluate_order::handle(event, &self.ports, &self.evaluate).await.map(|o| format!("{o:?}")).map_err(err),
-            Function::StoreResult => store_result::handle(event, &self.ports, &self.store_result).await.map(|o| format!("{o:?}")).map_err(err),
-            Function::NotifySlack => notify_slack::handle(event, &self.ports, &self.notify).await.map(|o| format!("{o:?}")).map_err(err),
-            Function::SweepPending => sweep_pending::handle(event, &self.ports, &self.sweep).await.map(|o| format!("{o:?}")).map_err(err),
+            Function::EvaluateOrder => evaluate_order::handle(event, &self.ports, &self.evaluate)
+                .await
+                .map(|o| format!("{o:?}"))
+                .map_err(err),
+            Function::StoreResult => store_result::handle(event, &self.ports, &self.store_result)
+                .await
+                .map(|o| format!("{o:?}"))
+                .map_err(err),
+            Function::NotifySlack => notify_slack::handle(event, &self.ports, &self.notify)
+                .await
+                .map(|o| format!("{o:?}"))
+                .map_err(err),
+            Function::SweepPending => sweep_pending::handle(event, &self.ports, &self.sweep)
+                .await
+                .map(|o| format!("{o:?}"))
+                .map_err(err),
         }
     }
 
@@ -170,7 +222,9 @@ impl System {
             self.bus.inject(&DomainEvent::EvaluationDue(due.event));
         }
         if self.now() >= sweep_at {
-            *self.next_sweep.lock().unwrap_or_else(|e| e.into_inner()) = sweep_at.saturating_add(self.sweep_every).unwrap_or(sweep_at);
+            *self.next_sweep.lock().unwrap_or_else(|e| e.into_inner()) = sweep_at
+                .saturating_add(self.sweep_every)
+                .unwrap_or(sweep_at);
             self.bus.inject_raw(scheduled_event(self.now()));
         }
         true
@@ -228,7 +282,13 @@ fn scheduled_event(now: Timestamp) -> Value {
 }
 
 /// What Lambda's on-failure destination puts on the bus after the last retry.
-fn on_failure_record(function: Function, envelope: &Value, attempts: usize, error_type: &str, message: &str) -> Value {
+fn on_failure_record(
+    function: Function,
+    envelope: &Value,
+    attempts: usize,
+    error_type: &str,
+    message: &str,
+) -> Value {
     json!({
         "version": "0",
         "id": format!("failure-{}", envelope["id"].as_str().unwrap_or("")),

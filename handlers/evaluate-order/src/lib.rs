@@ -19,9 +19,13 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use energy_core::calendar::MarketRules;
-use energy_core::events::{DomainEvent, EventError, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger};
+use energy_core::events::{
+    DomainEvent, EventError, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger,
+};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
-use energy_core::ports::{PortError, Ports, PublishError, Replaced, ResultsStatus, Retryable, Submission, TransitionError};
+use energy_core::ports::{
+    PortError, Ports, PublishError, Replaced, ResultsStatus, Retryable, Submission, TransitionError,
+};
 use energy_core::result::{Failure, FailureReason};
 use energy_core::retry::{RetryPolicy, schedule_name};
 use jiff::Timestamp;
@@ -37,7 +41,11 @@ pub struct Config {
 
 impl Config {
     /// The publication time to wait for: the platform's word, else the calendar's.
-    fn publication(&self, record: &OrderRecord, platform_says: Option<Timestamp>) -> Option<Timestamp> {
+    fn publication(
+        &self,
+        record: &OrderRecord,
+        platform_says: Option<Timestamp>,
+    ) -> Option<Timestamp> {
         platform_says.or_else(|| self.rules.expected_publication(record.order.auction()).ok())
     }
 }
@@ -45,8 +53,13 @@ impl Config {
 /// What one invocation did (returned so tests and logs can say it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    HandedOver { first_check_at: Timestamp },
-    Retrying { attempt: u32, at: Timestamp },
+    HandedOver {
+        first_check_at: Timestamp,
+    },
+    Retrying {
+        attempt: u32,
+        at: Timestamp,
+    },
     Ready,
     Failed(FailureReason),
     Resent(&'static str),
@@ -82,7 +95,11 @@ impl Retryable for Error {
 }
 
 /// Handles one event.
-pub async fn handle(event: EventBridgeEvent<Value>, ports: &Ports, config: &Config) -> Result<Outcome, Error> {
+pub async fn handle(
+    event: EventBridgeEvent<Value>,
+    ports: &Ports,
+    config: &Config,
+) -> Result<Outcome, Error> {
     let (record_id, attempt) = match DomainEvent::parse(&event.detail_type, event.detail)? {
         DomainEvent::Submitted(e) => (e.order.record_id, 0),
         DomainEvent::EvaluationDue(e) => (e.record_id, e.attempt),
@@ -95,36 +112,83 @@ pub async fn handle(event: EventBridgeEvent<Value>, ports: &Ports, config: &Conf
     let now = ports.clock.now();
     match record.state {
         OrderState::Received => hand_over(record, ports, config, now).await,
-        OrderState::Pending if attempt < record.attempt => {
-            Ok(Outcome::Ignored(format!("event for check {attempt}, order is at check {}", record.attempt)))
-        }
+        OrderState::Pending if attempt < record.attempt => Ok(Outcome::Ignored(format!(
+            "event for check {attempt}, order is at check {}",
+            record.attempt
+        ))),
         OrderState::Pending => check(record, ports, config, now).await,
-        OrderState::Ready | OrderState::Failed if record.due_at.is_some_and(|d| d <= now) => resend(record, ports, config, now).await,
+        OrderState::Ready | OrderState::Failed if record.due_at.is_some_and(|d| d <= now) => {
+            resend(record, ports, config, now).await
+        }
         state => Ok(Outcome::Ignored(format!("order is {state}"))),
     }
 }
 
-async fn hand_over(record: OrderRecord, ports: &Ports, config: &Config, now: Timestamp) -> Result<Outcome, Error> {
+async fn hand_over(
+    record: OrderRecord,
+    ports: &Ports,
+    config: &Config,
+    now: Timestamp,
+) -> Result<Outcome, Error> {
     match ports.platform.submit(&record.order).await? {
-        Submission::Accepted { expected_publication } => {
+        Submission::Accepted {
+            expected_publication,
+        } => {
             let expected = config.publication(&record, expected_publication);
-            let at = config.retry.check_at(now, expected, &record.order.record_id, 1);
+            let at = config
+                .retry
+                .check_at(now, expected, &record.order.record_id, 1);
             schedule(ports, &record, 1, at).await?;
-            Ok(match ports.transition(&record, Transition::HandedOver { due_at: at }).await? {
-                Replaced::Applied => Outcome::HandedOver { first_check_at: at },
-                Replaced::Conflict => Outcome::LostRace,
-            })
+            Ok(
+                match ports
+                    .transition(&record, Transition::HandedOver { due_at: at })
+                    .await?
+                {
+                    Replaced::Applied => Outcome::HandedOver { first_check_at: at },
+                    Replaced::Conflict => Outcome::LostRace,
+                },
+            )
         }
-        Submission::Refused { reason } => fail(ports, config, &record, FailureReason::InvalidAtPlatform, reason, now).await,
+        Submission::Refused { reason } => {
+            fail(
+                ports,
+                config,
+                &record,
+                FailureReason::InvalidAtPlatform,
+                reason,
+                now,
+            )
+            .await
+        }
     }
 }
 
-async fn check(record: OrderRecord, ports: &Ports, config: &Config, now: Timestamp) -> Result<Outcome, Error> {
+async fn check(
+    record: OrderRecord,
+    ports: &Ports,
+    config: &Config,
+    now: Timestamp,
+) -> Result<Outcome, Error> {
     match ports.platform.results(&record.order).await? {
         ResultsStatus::Published(result) => {
-            let due_at = now.saturating_add(config.retry.redelivery_after).unwrap_or(now);
-            let event = OrderReady { order: OrderRef::from(&record.order), outcome: result.outcome, result: (*result).clone() };
-            match ports.transition(&record, Transition::Ready { result: *result, due_at }).await? {
+            let due_at = now
+                .saturating_add(config.retry.redelivery_after)
+                .unwrap_or(now);
+            let event = OrderReady {
+                order: OrderRef::from(&record.order),
+                outcome: result.outcome,
+                result: (*result).clone(),
+            };
+            match ports
+                .transition(
+                    &record,
+                    Transition::Ready {
+                        result: *result,
+                        due_at,
+                    },
+                )
+                .await?
+            {
                 Replaced::Applied => {
                     ports.bus.publish(&[DomainEvent::Ready(event)]).await?;
                     Ok(Outcome::Ready)
@@ -133,26 +197,66 @@ async fn check(record: OrderRecord, ports: &Ports, config: &Config, now: Timesta
             }
         }
         ResultsStatus::NotYet { .. } if record.attempt >= config.retry.max_attempts => {
-            let message = format!("no auction results after {} checks; giving up", record.attempt);
-            fail(ports, config, &record, FailureReason::ResultsTimeout, message, now).await
+            let message = format!(
+                "no auction results after {} checks; giving up",
+                record.attempt
+            );
+            fail(
+                ports,
+                config,
+                &record,
+                FailureReason::ResultsTimeout,
+                message,
+                now,
+            )
+            .await
         }
-        ResultsStatus::NotYet { expected_publication } => {
+        ResultsStatus::NotYet {
+            expected_publication,
+        } => {
             let next = record.attempt + 1;
             let expected = config.publication(&record, expected_publication);
-            let at = config.retry.check_at(now, expected, &record.order.record_id, next);
+            let at = config
+                .retry
+                .check_at(now, expected, &record.order.record_id, next);
             schedule(ports, &record, next, at).await?;
-            Ok(match ports.transition(&record, Transition::Retry { due_at: at }).await? {
-                Replaced::Applied => Outcome::Retrying { attempt: next, at },
-                Replaced::Conflict => Outcome::LostRace,
-            })
+            Ok(
+                match ports
+                    .transition(&record, Transition::Retry { due_at: at })
+                    .await?
+                {
+                    Replaced::Applied => Outcome::Retrying { attempt: next, at },
+                    Replaced::Conflict => Outcome::LostRace,
+                },
+            )
         }
-        ResultsStatus::Unknown { reason } => fail(ports, config, &record, FailureReason::InvalidAtPlatform, reason, now).await,
+        ResultsStatus::Unknown { reason } => {
+            fail(
+                ports,
+                config,
+                &record,
+                FailureReason::InvalidAtPlatform,
+                reason,
+                now,
+            )
+            .await
+        }
     }
 }
 
-async fn schedule(ports: &Ports, record: &OrderRecord, attempt: u32, at: Timestamp) -> Result<(), Error> {
+async fn schedule(
+    ports: &Ports,
+    record: &OrderRecord,
+    attempt: u32,
+    at: Timestamp,
+) -> Result<(), Error> {
     let name = schedule_name(&record.order.record_id, attempt);
-    let due = OrderEvaluationDue { record_id: record.order.record_id.clone(), attempt, due_at: at, trigger: Trigger::Schedule };
+    let due = OrderEvaluationDue {
+        record_id: record.order.record_id.clone(),
+        attempt,
+        due_at: at,
+        trigger: Trigger::Schedule,
+    };
     let outcome = ports.scheduler.schedule(&name, at, &due).await?;
     tracing::info!(record_id = %record.order.record_id, schedule = %name, %at, ?outcome, "check scheduled");
     Ok(())
@@ -166,11 +270,31 @@ async fn fail(
     message: String,
     now: Timestamp,
 ) -> Result<Outcome, Error> {
-    let failure = Failure { reason, message, failed_at: now };
-    let due_at = now.saturating_add(config.retry.redelivery_after).unwrap_or(now);
-    match ports.transition(&record, Transition::Fail { failure: failure.clone(), due_at }).await? {
+    let failure = Failure {
+        reason,
+        message,
+        failed_at: now,
+    };
+    let due_at = now
+        .saturating_add(config.retry.redelivery_after)
+        .unwrap_or(now);
+    match ports
+        .transition(
+            record,
+            Transition::Fail {
+                failure: failure.clone(),
+                due_at,
+            },
+        )
+        .await?
+    {
         Replaced::Applied => {
-            ports.bus.publish(&[DomainEvent::Failed(OrderFailed::from_record(record, &failure))]).await?;
+            ports
+                .bus
+                .publish(&[DomainEvent::Failed(OrderFailed::from_record(
+                    record, &failure,
+                ))])
+                .await?;
             tracing::warn!(record_id = %record.order.record_id, %reason, "order failed");
             Ok(Outcome::Failed(reason))
         }
@@ -179,16 +303,35 @@ async fn fail(
 }
 
 /// Re-sends the event of a READY or FAILED order whose consumer never acted.
-async fn resend(record: OrderRecord, ports: &Ports, config: &Config, now: Timestamp) -> Result<Outcome, Error> {
+async fn resend(
+    record: OrderRecord,
+    ports: &Ports,
+    config: &Config,
+    now: Timestamp,
+) -> Result<Outcome, Error> {
     let event = match (&record.state, &record.result, &record.failure) {
-        (OrderState::Ready, Some(result), _) => {
-            DomainEvent::Ready(OrderReady { order: OrderRef::from(&record.order), outcome: result.outcome, result: result.clone() })
+        (OrderState::Ready, Some(result), _) => DomainEvent::Ready(OrderReady {
+            order: OrderRef::from(&record.order),
+            outcome: result.outcome,
+            result: result.clone(),
+        }),
+        (OrderState::Failed, _, Some(failure)) => {
+            DomainEvent::Failed(OrderFailed::from_record(&record, failure))
         }
-        (OrderState::Failed, _, Some(failure)) => DomainEvent::Failed(OrderFailed::from_record(&record, failure)),
-        _ => return Ok(Outcome::Ignored(format!("{} order without its payload", record.state))),
+        _ => {
+            return Ok(Outcome::Ignored(format!(
+                "{} order without its payload",
+                record.state
+            )));
+        }
     };
-    let due_at = now.saturating_add(config.retry.redelivery_after).unwrap_or(now);
-    match ports.transition(&record, Transition::Requeue { due_at }).await? {
+    let due_at = now
+        .saturating_add(config.retry.redelivery_after)
+        .unwrap_or(now);
+    match ports
+        .transition(&record, Transition::Requeue { due_at })
+        .await?
+    {
         Replaced::Applied => {
             let kind = event.detail_type();
             ports.bus.publish(&[event]).await?;

@@ -59,7 +59,11 @@ impl Retryable for Error {
 }
 
 /// Handles one event.
-pub async fn handle(event: EventBridgeEvent<Value>, ports: &Ports, config: &Config) -> Result<Outcome, Error> {
+pub async fn handle(
+    event: EventBridgeEvent<Value>,
+    ports: &Ports,
+    config: &Config,
+) -> Result<Outcome, Error> {
     if event.detail_type == LAMBDA_FAILURE {
         return processing_error(&event.detail, ports, config).await;
     }
@@ -71,12 +75,23 @@ pub async fn handle(event: EventBridgeEvent<Value>, ports: &Ports, config: &Conf
     notify(failed, record, ports).await
 }
 
-async fn notify(failed: OrderFailed, record: Option<OrderRecord>, ports: &Ports) -> Result<Outcome, Error> {
+async fn notify(
+    failed: OrderFailed,
+    record: Option<OrderRecord>,
+    ports: &Ports,
+) -> Result<Outcome, Error> {
     match &record {
-        Some(r) if r.state == OrderState::Notified => return Ok(Outcome::Ignored("already notified".into())),
-        Some(r) if r.state != OrderState::Failed => return Ok(Outcome::Ignored(format!("order is {}", r.state))),
+        Some(r) if r.state == OrderState::Notified => {
+            return Ok(Outcome::Ignored("already notified".into()));
+        }
+        Some(r) if r.state != OrderState::Failed => {
+            return Ok(Outcome::Ignored(format!("order is {}", r.state)));
+        }
         Some(r) if r.failure.as_ref().map(|f| f.reason) != Some(failed.reason) => {
-            return Ok(Outcome::Ignored(format!("order failed for another reason than {}", failed.reason)));
+            return Ok(Outcome::Ignored(format!(
+                "order failed for another reason than {}",
+                failed.reason
+            )));
         }
         _ => {}
     }
@@ -91,15 +106,25 @@ async fn notify(failed: OrderFailed, record: Option<OrderRecord>, ports: &Ports)
 }
 
 /// Turns a Lambda on-failure record into FAILED{ProcessingError} and a message.
-async fn processing_error(detail: &Value, ports: &Ports, config: &Config) -> Result<Outcome, Error> {
+async fn processing_error(
+    detail: &Value,
+    ports: &Ports,
+    config: &Config,
+) -> Result<Outcome, Error> {
     let request = &detail["requestPayload"];
     let record_id = request["detail"]["record_id"]
         .as_str()
         .and_then(|s| RecordId::parse(s).ok())
         .ok_or_else(|| Error::NoOrder(detail["requestContext"]["requestId"].to_string()))?;
-    let function = detail["requestContext"]["functionArn"].as_str().unwrap_or("a handler");
+    let function = detail["requestContext"]["functionArn"]
+        .as_str()
+        .unwrap_or("a handler");
+    // arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
     let function = function.rsplit(":function:").next().unwrap_or(function);
-    let tries = detail["requestContext"]["approximateInvokeCount"].as_u64().unwrap_or(0);
+    let function = function.split(':').next().unwrap_or(function);
+    let tries = detail["requestContext"]["approximateInvokeCount"]
+        .as_u64()
+        .unwrap_or(0);
     let error = &detail["responsePayload"];
     let message = format!(
         "{function} failed {tries} times on {}: {} {}",
@@ -110,17 +135,46 @@ async fn processing_error(detail: &Value, ports: &Ports, config: &Config) -> Res
     let Some(record) = ports.store.get(&record_id).await? else {
         return Ok(Outcome::Ignored(format!("no order {record_id}; {message}")));
     };
-    if !matches!(record.state, OrderState::Received | OrderState::Pending | OrderState::Ready) {
-        return Ok(Outcome::Ignored(format!("order is {}; {message}", record.state)));
+    if !matches!(
+        record.state,
+        OrderState::Received | OrderState::Pending | OrderState::Ready
+    ) {
+        return Ok(Outcome::Ignored(format!(
+            "order is {}; {message}",
+            record.state
+        )));
     }
     let now = ports.clock.now();
-    let failure = Failure { reason: FailureReason::ProcessingError, message, failed_at: now };
-    let due_at = now.saturating_add(config.retry.redelivery_after).unwrap_or(now);
-    if ports.transition(&record, Transition::Fail { failure: failure.clone(), due_at }).await? == Replaced::Conflict {
-        return Ok(Outcome::Ignored("the order moved while the failure was handled".into()));
+    let failure = Failure {
+        reason: FailureReason::ProcessingError,
+        message,
+        failed_at: now,
+    };
+    let due_at = now
+        .saturating_add(config.retry.redelivery_after)
+        .unwrap_or(now);
+    if ports
+        .transition(
+            &record,
+            Transition::Fail {
+                failure: failure.clone(),
+                due_at,
+            },
+        )
+        .await?
+        == Replaced::Conflict
+    {
+        return Ok(Outcome::Ignored(
+            "the order moved while the failure was handled".into(),
+        ));
     }
     let Some(failed_record) = ports.store.get(&record_id).await? else {
         return Ok(Outcome::Ignored(format!("order {record_id} vanished")));
     };
-    notify(OrderFailed::from_record(&failed_record, &failure), Some(failed_record), ports).await
+    notify(
+        OrderFailed::from_record(&failed_record, &failure),
+        Some(failed_record),
+        ports,
+    )
+    .await
 }

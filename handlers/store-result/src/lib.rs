@@ -64,7 +64,11 @@ impl Retryable for Error {
 }
 
 /// Handles one `OrderReady`.
-pub async fn handle(event: EventBridgeEvent<Value>, ports: &Ports, config: &Config) -> Result<Outcome, Error> {
+pub async fn handle(
+    event: EventBridgeEvent<Value>,
+    ports: &Ports,
+    config: &Config,
+) -> Result<Outcome, Error> {
     let ready = match DomainEvent::parse(&event.detail_type, event.detail)? {
         DomainEvent::Ready(e) => e,
         other => return Err(Error::WrongEvent(other.detail_type())),
@@ -76,11 +80,15 @@ pub async fn handle(event: EventBridgeEvent<Value>, ports: &Ports, config: &Conf
     if record.state != OrderState::Ready {
         return Ok(Outcome::Ignored(format!("order is {}", record.state)));
     }
-    let result = record.result.clone().ok_or_else(|| Error::MissingResult(record_id.to_string()))?;
+    let result = record
+        .result
+        .clone()
+        .ok_or_else(|| Error::MissingResult(record_id.to_string()))?;
     let now = ports.clock.now();
     if result.outcome.is_stored() {
         let key = record.order.result_key();
-        let body = serde_json::to_vec_pretty(&result).map_err(|e| PortError::permanent("result", e.to_string()))?;
+        let body = serde_json::to_vec_pretty(&result)
+            .map_err(|e| PortError::permanent("result", e.to_string()))?;
         ports.results.put(&key, &body).await?;
         let stored = OrderResultStored {
             order: OrderRef::from(&record.order),
@@ -89,19 +97,50 @@ pub async fn handle(event: EventBridgeEvent<Value>, ports: &Ports, config: &Conf
             accepted_energy_mwh: result.totals.accepted_energy_mwh,
             notional_eur: result.totals.notional_eur,
         };
-        ports.bus.publish(&[DomainEvent::ResultStored(stored)]).await?;
+        ports
+            .bus
+            .publish(&[DomainEvent::ResultStored(stored)])
+            .await?;
         tracing::info!(%record_id, %key, "result stored");
-        return Ok(match ports.transition(&record, Transition::Stored { key: key.clone() }).await? {
-            Replaced::Applied => Outcome::Stored { key },
-            Replaced::Conflict => Outcome::LostRace,
-        });
+        return Ok(
+            match ports
+                .transition(&record, Transition::Stored { key: key.clone() })
+                .await?
+            {
+                Replaced::Applied => Outcome::Stored { key },
+                Replaced::Conflict => Outcome::LostRace,
+            },
+        );
     }
-    let message = result.rejection_reason.clone().unwrap_or_else(|| "nothing accepted".to_string());
-    let failure = Failure { reason: FailureReason::Rejected, message, failed_at: now };
-    let due_at = now.saturating_add(config.retry.redelivery_after).unwrap_or(now);
-    match ports.transition(&record, Transition::Fail { failure: failure.clone(), due_at }).await? {
+    let message = result
+        .rejection_reason
+        .clone()
+        .unwrap_or_else(|| "nothing accepted".to_string());
+    let failure = Failure {
+        reason: FailureReason::Rejected,
+        message,
+        failed_at: now,
+    };
+    let due_at = now
+        .saturating_add(config.retry.redelivery_after)
+        .unwrap_or(now);
+    match ports
+        .transition(
+            &record,
+            Transition::Fail {
+                failure: failure.clone(),
+                due_at,
+            },
+        )
+        .await?
+    {
         Replaced::Applied => {
-            ports.bus.publish(&[DomainEvent::Failed(OrderFailed::from_record(&record, &failure))]).await?;
+            ports
+                .bus
+                .publish(&[DomainEvent::Failed(OrderFailed::from_record(
+                    &record, &failure,
+                ))])
+                .await?;
             tracing::info!(%record_id, "order rejected");
             Ok(Outcome::Rejected)
         }

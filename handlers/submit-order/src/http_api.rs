@@ -25,10 +25,22 @@ impl Request {
     pub fn from_event(event: &ApiGatewayV2httpRequest) -> Request {
         let method = &event.request_context.http.method;
         if let Some(id) = event.path_parameters.get("record_id") {
-            return if method == Method::GET { Request::GetOrder(id.clone()) } else { Request::MethodNotAllowed { allowed: "GET" } };
+            return if method == Method::GET {
+                Request::GetOrder(id.clone())
+            } else {
+                Request::MethodNotAllowed { allowed: "GET" }
+            };
         }
-        let path = event.raw_path.clone().or_else(|| event.request_context.http.path.clone()).unwrap_or_default();
-        let stage = event.request_context.stage.as_deref().filter(|s| *s != "$default");
+        let path = event
+            .raw_path
+            .clone()
+            .or_else(|| event.request_context.http.path.clone())
+            .unwrap_or_default();
+        let stage = event
+            .request_context
+            .stage
+            .as_deref()
+            .filter(|s| *s != "$default");
         let trimmed = match stage {
             Some(stage) => path.strip_prefix(&format!("/{stage}")).unwrap_or(&path),
             None => &path,
@@ -52,7 +64,10 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+            && let Ok(b) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            )
         {
             out.push(b);
             i += 3;
@@ -65,31 +80,58 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The request body as text, or the answer that refuses it.
-pub fn body_text(event: &ApiGatewayV2httpRequest) -> Result<String, ApiGatewayV2httpResponse> {
+pub fn body_text(event: &ApiGatewayV2httpRequest) -> Result<String, Box<ApiGatewayV2httpResponse>> {
+    read_body(event).map_err(|(status, code, message)| Box::new(error(status, code, message)))
+}
+
+fn read_body(event: &ApiGatewayV2httpRequest) -> Result<String, (i64, &'static str, String)> {
+    let too_large = || {
+        (
+            413,
+            "body_too_large",
+            format!("the body is over {MAX_BODY_BYTES} bytes"),
+        )
+    };
     let raw = event.body.as_deref().unwrap_or("");
     if raw.len() > MAX_BODY_BYTES * 4 / 3 + 4 {
-        return Err(error(413, "body_too_large", format!("the body is over {} bytes", MAX_BODY_BYTES)));
+        return Err(too_large());
     }
     let text = if event.is_base64_encoded {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(raw)
-            .map_err(|e| error(400, "invalid_body", format!("$: the body is marked base64 but is not: {e}")))?;
-        String::from_utf8(bytes).map_err(|_| error(400, "invalid_body", "$: the body is not UTF-8 text".to_string()))?
+            .map_err(|e| {
+                (
+                    400,
+                    "invalid_body",
+                    format!("$: the body is marked base64 but is not: {e}"),
+                )
+            })?;
+        String::from_utf8(bytes).map_err(|_| {
+            (
+                400,
+                "invalid_body",
+                "$: the body is not UTF-8 text".to_string(),
+            )
+        })?
     } else {
         raw.to_string()
     };
     if text.len() > MAX_BODY_BYTES {
-        return Err(error(413, "body_too_large", format!("the body is over {} bytes", MAX_BODY_BYTES)));
+        return Err(too_large());
     }
     Ok(text)
 }
 
 /// A JSON answer.
 pub fn json<T: Serialize>(status: i64, body: &T) -> ApiGatewayV2httpResponse {
-    let text = serde_json::to_string(body).unwrap_or_else(|e| json!({"error": "internal", "message": e.to_string()}).to_string());
+    let text = serde_json::to_string(body)
+        .unwrap_or_else(|e| json!({"error": "internal", "message": e.to_string()}).to_string());
     let mut resp = ApiGatewayV2httpResponse::default();
     resp.status_code = status;
-    resp.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp.body = Some(Body::Text(text));
     resp
 }
@@ -100,8 +142,13 @@ pub fn error(status: i64, code: &str, message: String) -> ApiGatewayV2httpRespon
 }
 
 pub fn method_not_allowed(allowed: &'static str) -> ApiGatewayV2httpResponse {
-    let mut resp = error(405, "method_not_allowed", format!("this path takes {allowed}"));
-    resp.headers.insert(http::header::ALLOW, HeaderValue::from_static(allowed));
+    let mut resp = error(
+        405,
+        "method_not_allowed",
+        format!("this path takes {allowed}"),
+    );
+    resp.headers
+        .insert(http::header::ALLOW, HeaderValue::from_static(allowed));
     resp
 }
 

@@ -38,7 +38,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { rules: MarketRules::default(), submitted_grace: SignedDuration::from_mins(2) }
+        Config {
+            rules: MarketRules::default(),
+            submitted_grace: SignedDuration::from_mins(2),
+        }
     }
 }
 
@@ -64,15 +67,23 @@ struct OrderStatus {
 }
 
 /// Handles one API request. Never fails: every outcome is an HTTP answer.
-pub async fn handle(request: ApiGatewayV2httpRequest, ports: &Ports, config: &Config) -> ApiGatewayV2httpResponse {
+pub async fn handle(
+    request: ApiGatewayV2httpRequest,
+    ports: &Ports,
+    config: &Config,
+) -> ApiGatewayV2httpResponse {
     match Request::from_event(&request) {
         Request::PostOrders => match http_api::body_text(&request) {
             Ok(body) => post_orders(&body, ports, config).await,
-            Err(resp) => resp,
+            Err(resp) => *resp,
         },
         Request::GetOrder(id) => get_order(&id, ports).await,
         Request::MethodNotAllowed { allowed } => http_api::method_not_allowed(allowed),
-        Request::NotFound(path) => http_api::error(404, "not_found", format!("no route for {path}; try POST /orders or GET /orders/{{record_id}}")),
+        Request::NotFound(path) => http_api::error(
+            404,
+            "not_found",
+            format!("no route for {path}; try POST /orders or GET /orders/{{record_id}}"),
+        ),
     }
 }
 
@@ -81,14 +92,21 @@ async fn post_orders(body: &str, ports: &Ports, config: &Config) -> ApiGatewayV2
     let orders = match parse_batch(body, &config.rules, now) {
         Ok(orders) => orders,
         Err(BatchError::TooLarge { count, max }) => {
-            return http_api::error(413, "batch_too_large", format!("{count} orders in one request; at most {max} per POST /orders"));
+            return http_api::error(
+                413,
+                "batch_too_large",
+                format!("{count} orders in one request; at most {max} per POST /orders"),
+            );
         }
         Err(BatchError::Invalid(errors)) => {
             let summary = match errors.len() {
                 1 => "1 problem in the request; nothing was stored".to_string(),
                 n => format!("{n} problems in the request; nothing was stored"),
             };
-            return http_api::json(400, &json!({"error": "invalid_orders", "message": summary, "errors": errors}));
+            return http_api::json(
+                400,
+                &json!({"error": "invalid_orders", "message": summary, "errors": errors}),
+            );
         }
     };
     let due_at = now.saturating_add(config.submitted_grace).unwrap_or(now);
@@ -124,7 +142,11 @@ async fn post_orders(body: &str, ports: &Ports, config: &Config) -> ApiGatewayV2
     let status = if conflict { 409 } else { 202 };
     let mut body = json!({"orders": statuses});
     if conflict {
-        let ids: Vec<String> = statuses.iter().filter(|s| s.status == Status::Conflict).map(|s| s.record_id.to_string()).collect();
+        let ids: Vec<String> = statuses
+            .iter()
+            .filter(|s| s.status == Status::Conflict)
+            .map(|s| s.record_id.to_string())
+            .collect();
         body["error"] = json!("record_id_conflict");
         body["message"] = json!(format!(
             "record_id {} already names a different order; use a new record_id for a new order",
@@ -135,16 +157,29 @@ async fn post_orders(body: &str, ports: &Ports, config: &Config) -> ApiGatewayV2
 }
 
 fn submitted(order: &Order, record: &OrderRecord) -> OrderSubmitted {
-    OrderSubmitted { order: OrderRef::from(order), mtu_count: order.periods.len() as u32, submitted_at: record.submitted_at }
+    OrderSubmitted {
+        order: OrderRef::from(order),
+        mtu_count: order.periods.len() as u32,
+        submitted_at: record.submitted_at,
+    }
 }
 
 fn compare(order: &Order, existing: &OrderRecord) -> OrderStatus {
     let same = existing.order == *order;
     OrderStatus {
         record_id: order.record_id.clone(),
-        status: if same { Status::Duplicate } else { Status::Conflict },
+        status: if same {
+            Status::Duplicate
+        } else {
+            Status::Conflict
+        },
         state: existing.state.to_string(),
-        message: (!same).then(|| format!("record_id {} already names a different order", order.record_id)),
+        message: (!same).then(|| {
+            format!(
+                "record_id {} already names a different order",
+                order.record_id
+            )
+        }),
     }
 }
 
@@ -161,11 +196,17 @@ async fn publish(ports: &Ports, events: &[DomainEvent]) {
 async fn get_order(id: &str, ports: &Ports) -> ApiGatewayV2httpResponse {
     let record_id = match RecordId::parse(id) {
         Ok(id) => id,
-        Err(why) => return http_api::error(400, "invalid_record_id", format!("record_id {id:?}: {why}")),
+        Err(why) => {
+            return http_api::error(400, "invalid_record_id", format!("record_id {id:?}: {why}"));
+        }
     };
     match ports.store.get(&record_id).await {
         Ok(Some(record)) => http_api::json(200, &view(&record)),
-        Ok(None) => http_api::error(404, "not_found", format!("no order {record_id} (orders expire 24 h after submission)")),
+        Ok(None) => http_api::error(
+            404,
+            "not_found",
+            format!("no order {record_id} (orders expire 24 h after submission)"),
+        ),
         Err(e) => http_api::error(503, "store_unavailable", e.to_string()),
     }
 }

@@ -27,7 +27,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { grace: SignedDuration::from_secs(60), page_size: 100, max_per_run: 5_000 }
+        Config {
+            grace: SignedDuration::from_secs(60),
+            page_size: 100,
+            max_per_run: 5_000,
+        }
     }
 }
 
@@ -45,7 +49,10 @@ pub enum Error {
     #[error(transparent)]
     Port(#[from] PortError),
     #[error("{emitted} re-emitted before: {source}")]
-    Publish { emitted: usize, source: PublishError },
+    Publish {
+        emitted: usize,
+        source: PublishError,
+    },
 }
 
 impl Retryable for Error {
@@ -55,13 +62,20 @@ impl Retryable for Error {
 }
 
 /// Handles one scheduled event (its content is not used).
-pub async fn handle(_event: EventBridgeEvent<Value>, ports: &Ports, config: &Config) -> Result<Report, Error> {
+pub async fn handle(
+    _event: EventBridgeEvent<Value>,
+    ports: &Ports,
+    config: &Config,
+) -> Result<Report, Error> {
     let now = ports.clock.now();
     let cutoff = now.saturating_sub(config.grace).unwrap_or(now);
     let mut report = Report::default();
     let mut cursor = None;
     loop {
-        let page = ports.store.due(cutoff, config.page_size, cursor.take()).await?;
+        let page = ports
+            .store
+            .due(cutoff, config.page_size, cursor.take())
+            .await?;
         report.pages += 1;
         let events: Vec<DomainEvent> = page
             .items
@@ -78,7 +92,14 @@ pub async fn handle(_event: EventBridgeEvent<Value>, ports: &Ports, config: &Con
             .collect();
         let cut_short = events.len() < page.items.len();
         if !events.is_empty() {
-            ports.bus.publish(&events).await.map_err(|source| Error::Publish { emitted: report.emitted, source })?;
+            ports
+                .bus
+                .publish(&events)
+                .await
+                .map_err(|source| Error::Publish {
+                    emitted: report.emitted,
+                    source,
+                })?;
             report.emitted += events.len();
         }
         match page.next {
@@ -95,7 +116,12 @@ pub async fn handle(_event: EventBridgeEvent<Value>, ports: &Ports, config: &Con
         }
     }
     if report.emitted > 0 {
-        tracing::info!(emitted = report.emitted, pages = report.pages, truncated = report.truncated, "overdue orders re-emitted");
+        tracing::info!(
+            emitted = report.emitted,
+            pages = report.pages,
+            truncated = report.truncated,
+            "overdue orders re-emitted"
+        );
     }
     Ok(report)
 }

@@ -45,7 +45,11 @@ impl InMemoryBus {
 
     /// Published events of one detail-type.
     pub fn of_type(&self, detail_type: &str) -> Vec<Value> {
-        lock(&self.archive).iter().filter(|e| e["detail-type"] == detail_type).cloned().collect()
+        lock(&self.archive)
+            .iter()
+            .filter(|e| e["detail-type"] == detail_type)
+            .cloned()
+            .collect()
     }
 
     /// Takes the oldest undelivered event.
@@ -83,7 +87,9 @@ impl EventPublisher for InMemoryBus {
         if failing {
             return Err(PublishError {
                 total: events.len(),
-                failed: (0..events.len()).map(|i| (i, "InternalFailure: injected outage".to_string())).collect(),
+                failed: (0..events.len())
+                    .map(|i| (i, "InternalFailure: injected outage".to_string()))
+                    .collect(),
             });
         }
         for event in events {

@@ -35,7 +35,12 @@ pub struct InMemoryPlatform {
 
 impl InMemoryPlatform {
     pub fn new(rules: MarketRules, clock: Arc<dyn Clock>) -> Self {
-        InMemoryPlatform { rules, clock, orders: Mutex::new(HashMap::new()), publication: Mutex::new(HashMap::new()) }
+        InMemoryPlatform {
+            rules,
+            clock,
+            orders: Mutex::new(HashMap::new()),
+            publication: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Sets when one zone's results appear (default: at the expected time).
@@ -47,7 +52,8 @@ impl InMemoryPlatform {
     /// shape (night trough, morning and evening peaks, midday solar dip).
     pub fn reference_price(zone: Zone, mtu_start: Timestamp) -> PriceCents {
         let level = 6_000 + (fnv1a64(zone.as_str().as_bytes()) % 4_000) as i64;
-        let hour = jiff::tz::TimeZone::get(MARKET_TIME_ZONE).map_or(0, |tz| mtu_start.to_zoned_datetime(tz).hour());
+        let hour = jiff::tz::TimeZone::get(MARKET_TIME_ZONE)
+            .map_or(0, |tz| mtu_start.to_zoned_datetime(tz).hour());
         let shape = match hour {
             0..=5 => -2_500,
             6..=9 => 3_000,
@@ -63,29 +69,44 @@ impl InMemoryPlatform {
             .rules
             .expected_publication(order.auction())
             .map_err(|e| PortError::permanent("platform", e.to_string()))?;
-        Ok(match lock(&self.publication).get(&order.zone).copied().unwrap_or(Publication::After(SignedDuration::ZERO)) {
-            Publication::After(d) => Some(expected.saturating_add(d).unwrap_or(expected)),
-            Publication::Never => None,
-        })
+        Ok(
+            match lock(&self.publication)
+                .get(&order.zone)
+                .copied()
+                .unwrap_or(Publication::After(SignedDuration::ZERO))
+            {
+                Publication::After(d) => Some(expected.saturating_add(d).unwrap_or(expected)),
+                Publication::Never => None,
+            },
+        )
     }
 }
 
 #[async_trait]
 impl AuctionPlatform for InMemoryPlatform {
     async fn submit(&self, order: &Order) -> Result<Submission, PortError> {
-        let gate = self.rules.gate_closure(order.auction()).map_err(|e| PortError::permanent("platform", e.to_string()))?;
+        let gate = self
+            .rules
+            .gate_closure(order.auction())
+            .map_err(|e| PortError::permanent("platform", e.to_string()))?;
         let mut orders = lock(&self.orders);
         if self.clock.now() >= gate && !orders.contains_key(&order.record_id) {
-            return Ok(Submission::Refused { reason: format!("gate closed at {gate}") });
+            return Ok(Submission::Refused {
+                reason: format!("gate closed at {gate}"),
+            });
         }
         orders.insert(order.record_id.clone(), order.clone());
         drop(orders);
-        Ok(Submission::Accepted { expected_publication: self.publication_of(order)? })
+        Ok(Submission::Accepted {
+            expected_publication: self.publication_of(order)?,
+        })
     }
 
     async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
         let Some(stored) = lock(&self.orders).get(&order.record_id).cloned() else {
-            return Ok(ResultsStatus::Unknown { reason: format!("order {} was never submitted", order.record_id) });
+            return Ok(ResultsStatus::Unknown {
+                reason: format!("order {} was never submitted", order.record_id),
+            });
         };
         let now = self.clock.now();
         match self.publication_of(&stored)? {
@@ -107,10 +128,16 @@ impl AuctionPlatform for InMemoryPlatform {
                         (Some(price), Lots(taken))
                     })
                     .collect();
-                Ok(ResultsStatus::Published(Box::new(OrderResult::from_fills(&stored, &fills, at))))
+                Ok(ResultsStatus::Published(Box::new(OrderResult::from_fills(
+                    &stored, &fills, at,
+                ))))
             }
-            Some(at) => Ok(ResultsStatus::NotYet { expected_publication: Some(at) }),
-            None => Ok(ResultsStatus::NotYet { expected_publication: None }),
+            Some(at) => Ok(ResultsStatus::NotYet {
+                expected_publication: Some(at),
+            }),
+            None => Ok(ResultsStatus::NotYet {
+                expected_publication: None,
+            }),
         }
     }
 }

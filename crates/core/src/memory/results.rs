@@ -38,7 +38,11 @@ impl InMemoryResults {
 #[async_trait]
 impl ResultStore for InMemoryResults {
     async fn put(&self, key: &str, body: &[u8]) -> Result<(), PortError> {
-        if self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
             return Err(PortError::transient("result store", "injected failure"));
         }
         lock(&self.objects).insert(key.to_string(), body.to_vec());

@@ -47,7 +47,11 @@ impl InMemoryScheduler {
     /// Removes and returns the schedules due at `now`, earliest first.
     pub fn take_due(&self, now: Timestamp) -> Vec<PendingSchedule> {
         let mut map = lock(&self.schedules);
-        let names: Vec<String> = map.values().filter(|s| s.at <= now).map(|s| s.name.clone()).collect();
+        let names: Vec<String> = map
+            .values()
+            .filter(|s| s.at <= now)
+            .map(|s| s.name.clone())
+            .collect();
         let mut due: Vec<PendingSchedule> = names.iter().filter_map(|n| map.remove(n)).collect();
         due.sort_by_key(|s| s.at);
         due
@@ -56,12 +60,24 @@ impl InMemoryScheduler {
 
 #[async_trait]
 impl RetryScheduler for InMemoryScheduler {
-    async fn schedule(&self, name: &str, at: Timestamp, event: &OrderEvaluationDue) -> Result<Scheduled, PortError> {
+    async fn schedule(
+        &self,
+        name: &str,
+        at: Timestamp,
+        event: &OrderEvaluationDue,
+    ) -> Result<Scheduled, PortError> {
         let mut map = lock(&self.schedules);
         if map.contains_key(name) {
             return Ok(Scheduled::AlreadyExists);
         }
-        map.insert(name.to_string(), PendingSchedule { name: name.to_string(), at, event: event.clone() });
+        map.insert(
+            name.to_string(),
+            PendingSchedule {
+                name: name.to_string(),
+                at,
+                event: event.clone(),
+            },
+        );
         self.created.fetch_add(1, Ordering::SeqCst);
         Ok(Scheduled::Created)
     }

@@ -28,7 +28,8 @@ impl Inner {
         if let Some(at) = record.due_at {
             self.due.insert((at, record.order.record_id.clone()));
         }
-        self.records.insert(record.order.record_id.clone(), record.clone());
+        self.records
+            .insert(record.order.record_id.clone(), record.clone());
     }
 }
 
@@ -91,7 +92,11 @@ impl OrderStore for InMemoryOrderStore {
         Ok(lock(&self.inner).records.get(record_id).cloned())
     }
 
-    async fn replace(&self, record: &OrderRecord, expected: Expected) -> Result<Replaced, PortError> {
+    async fn replace(
+        &self,
+        record: &OrderRecord,
+        expected: Expected,
+    ) -> Result<Replaced, PortError> {
         let mut inner = lock(&self.inner);
         match inner.records.get(&record.order.record_id) {
             Some(current) if current.expected() == expected => {
@@ -102,7 +107,12 @@ impl OrderStore for InMemoryOrderStore {
         }
     }
 
-    async fn due(&self, until: Timestamp, limit: usize, cursor: Option<String>) -> Result<DuePage, PortError> {
+    async fn due(
+        &self,
+        until: Timestamp,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<DuePage, PortError> {
         let inner = lock(&self.inner);
         let after = cursor.as_deref().map(parse_cursor).transpose()?;
         let mut items = Vec::new();
@@ -114,11 +124,17 @@ impl OrderStore for InMemoryOrderStore {
                 break;
             }
             if items.len() == limit.max(1) {
-                next = items.last().map(|d: &DueOrder| cursor_of(d.due_at, &d.record_id));
+                next = items
+                    .last()
+                    .map(|d: &DueOrder| cursor_of(d.due_at, &d.record_id));
                 break;
             }
             let attempt = inner.records.get(id).map_or(0, |r| r.attempt);
-            items.push(DueOrder { record_id: id.clone(), attempt, due_at: *at });
+            items.push(DueOrder {
+                record_id: id.clone(),
+                attempt,
+                due_at: *at,
+            });
         }
         Ok(DuePage { items, next })
     }
