@@ -20,6 +20,7 @@
 
 pub mod calendar;
 pub mod events;
+pub mod handler;
 pub mod hash;
 pub mod lifecycle;
 pub mod market;

@@ -253,6 +253,39 @@ impl OrderReader<'_> {
         v
     }
 
+    /// A required, non-empty array of at most `max.0` items (rule `max.1` when over).
+    fn array<'v>(
+        &mut self,
+        path: &str,
+        map: &'v Map<String, Value>,
+        field: &str,
+        what: &str,
+        empty_rule: &'static str,
+        max: Option<(usize, &'static str)>,
+    ) -> Option<&'v Vec<Value>> {
+        let at = format!("{path}.{field}");
+        let problem = match self.required(path, map, field)? {
+            Value::Array(list) if list.is_empty() => FieldError::new(
+                at,
+                empty_rule,
+                format!("must hold at least one of the {what}"),
+            ),
+            Value::Array(list) => match max {
+                Some((max, rule)) if list.len() > max => {
+                    FieldError::new(at, rule, format!("{} {what}; at most {max}", list.len()))
+                }
+                _ => return Some(list),
+            },
+            other => FieldError::new(
+                at,
+                "type",
+                format!("must be an array of {what}, got {}", kind(other)),
+            ),
+        };
+        self.errors.push(problem);
+        None
+    }
+
     fn string<'v>(
         &mut self,
         path: &str,
@@ -381,25 +414,7 @@ impl OrderReader<'_> {
         side: Option<Side>,
     ) -> Option<Vec<Period>> {
         let field = format!("{path}.periods");
-        let list = match self.required(path, map, "periods")? {
-            Value::Array(list) if list.is_empty() => {
-                self.errors.push(FieldError::new(
-                    field,
-                    "periods_empty",
-                    "must hold at least one MTU curve",
-                ));
-                return None;
-            }
-            Value::Array(list) => list,
-            other => {
-                self.errors.push(FieldError::new(
-                    field,
-                    "type",
-                    format!("must be an array of MTU curves, got {}", kind(other)),
-                ));
-                return None;
-            }
-        };
+        let list = self.array(path, map, "periods", "MTU curves", "periods_empty", None)?;
         let mut periods = Vec::with_capacity(list.len());
         let mut seen: BTreeMap<Timestamp, usize> = BTreeMap::new();
         let mut ok = true;
@@ -489,34 +504,15 @@ impl OrderReader<'_> {
         side: Option<Side>,
     ) -> Option<Vec<Step>> {
         let field = format!("{path}.steps");
-        let max = self.rules.limits.max_steps_per_curve;
-        let list = match self.required(path, map, "steps")? {
-            Value::Array(list) if list.is_empty() => {
-                self.errors.push(FieldError::new(
-                    field,
-                    "steps_empty",
-                    "must hold at least one price/quantity step",
-                ));
-                return None;
-            }
-            Value::Array(list) if list.len() > max => {
-                self.errors.push(FieldError::new(
-                    field,
-                    "too_many_steps",
-                    format!("{} steps; at most {max} per MTU", list.len()),
-                ));
-                return None;
-            }
-            Value::Array(list) => list,
-            other => {
-                self.errors.push(FieldError::new(
-                    field,
-                    "type",
-                    format!("must be an array of steps, got {}", kind(other)),
-                ));
-                return None;
-            }
-        };
+        let max = (self.rules.limits.max_steps_per_curve, "too_many_steps");
+        let list = self.array(
+            path,
+            map,
+            "steps",
+            "price/quantity steps",
+            "steps_empty",
+            Some(max),
+        )?;
         let mut steps = Vec::with_capacity(list.len());
         let mut ok = true;
         for (k, item) in list.iter().enumerate() {

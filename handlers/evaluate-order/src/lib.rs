@@ -20,12 +20,11 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use energy_core::calendar::MarketRules;
 use energy_core::events::{
-    DomainEvent, EventError, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger,
+    DomainEvent, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger,
 };
+use energy_core::handler;
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
-use energy_core::ports::{
-    PortError, Ports, PublishError, Replaced, ResultsStatus, Retryable, Submission, TransitionError,
-};
+use energy_core::ports::{Ports, Replaced, ResultsStatus, Submission};
 use energy_core::result::{Failure, FailureReason};
 use energy_core::retry::{RetryPolicy, schedule_name};
 use jiff::Timestamp;
@@ -69,30 +68,7 @@ pub enum Outcome {
     LostRace,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Event(#[from] EventError),
-    #[error("evaluate-order does not handle {0}")]
-    WrongEvent(&'static str),
-    #[error(transparent)]
-    Port(#[from] PortError),
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    #[error(transparent)]
-    Transition(#[from] TransitionError),
-}
-
-impl Retryable for Error {
-    fn retryable(&self) -> bool {
-        match self {
-            Error::Event(_) | Error::WrongEvent(_) => false,
-            Error::Transition(e) => e.retryable(),
-            Error::Port(e) => e.retryable(),
-            Error::Publish(e) => e.retryable(),
-        }
-    }
-}
+pub use energy_core::handler::HandlerError as Error;
 
 /// Handles one event.
 pub async fn handle(
@@ -103,7 +79,7 @@ pub async fn handle(
     let (record_id, attempt) = match DomainEvent::parse(&event.detail_type, event.detail)? {
         DomainEvent::Submitted(e) => (e.order.record_id, 0),
         DomainEvent::EvaluationDue(e) => (e.record_id, e.attempt),
-        other => return Err(Error::WrongEvent(other.detail_type())),
+        other => return Err(Error::wrong_event("evaluate-order", other.detail_type())),
     };
     let Some(record) = ports.store.get(&record_id).await? else {
         tracing::warn!(%record_id, "no such order (expired or never stored)");
@@ -171,9 +147,7 @@ async fn check(
 ) -> Result<Outcome, Error> {
     match ports.platform.results(&record.order).await? {
         ResultsStatus::Published(result) => {
-            let due_at = now
-                .saturating_add(config.retry.redelivery_after)
-                .unwrap_or(now);
+            let due_at = config.retry.redelivery_at(now);
             let event = OrderReady {
                 order: OrderRef::from(&record.order),
                 outcome: result.outcome,
@@ -275,31 +249,12 @@ async fn fail(
         message,
         failed_at: now,
     };
-    let due_at = now
-        .saturating_add(config.retry.redelivery_after)
-        .unwrap_or(now);
-    match ports
-        .transition(
-            record,
-            Transition::Fail {
-                failure: failure.clone(),
-                due_at,
-            },
-        )
-        .await?
-    {
-        Replaced::Applied => {
-            ports
-                .bus
-                .publish(&[DomainEvent::Failed(OrderFailed::from_record(
-                    record, &failure,
-                ))])
-                .await?;
-            tracing::warn!(record_id = %record.order.record_id, %reason, "order failed");
-            Ok(Outcome::Failed(reason))
-        }
-        Replaced::Conflict => Ok(Outcome::LostRace),
-    }
+    Ok(
+        match handler::fail(ports, &config.retry, record, failure).await? {
+            Replaced::Applied => Outcome::Failed(reason),
+            Replaced::Conflict => Outcome::LostRace,
+        },
+    )
 }
 
 /// Re-sends the event of a READY or FAILED order whose consumer never acted.
@@ -325,9 +280,7 @@ async fn resend(
             )));
         }
     };
-    let due_at = now
-        .saturating_add(config.retry.redelivery_after)
-        .unwrap_or(now);
+    let due_at = config.retry.redelivery_at(now);
     match ports
         .transition(&record, Transition::Requeue { due_at })
         .await?

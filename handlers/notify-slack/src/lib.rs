@@ -11,10 +11,10 @@
 //! between the two repeats a message rather than losing one.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use energy_core::events::{DomainEvent, EventError, OrderFailed};
+use energy_core::events::{DomainEvent, OrderFailed};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::order::RecordId;
-use energy_core::ports::{PortError, Ports, Replaced, Retryable, TransitionError};
+use energy_core::ports::{Ports, Replaced};
 use energy_core::result::{Failure, FailureReason};
 use energy_core::retry::RetryPolicy;
 use energy_core::slack;
@@ -34,29 +34,7 @@ pub enum Outcome {
     Ignored(String),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Event(#[from] EventError),
-    #[error("notify-slack does not handle {0}")]
-    WrongEvent(String),
-    #[error("on-failure record without an order: {0}")]
-    NoOrder(String),
-    #[error(transparent)]
-    Port(#[from] PortError),
-    #[error(transparent)]
-    Transition(#[from] TransitionError),
-}
-
-impl Retryable for Error {
-    fn retryable(&self) -> bool {
-        match self {
-            Error::Event(_) | Error::WrongEvent(_) | Error::NoOrder(_) => false,
-            Error::Port(e) => e.retryable(),
-            Error::Transition(e) => e.retryable(),
-        }
-    }
-}
+pub use energy_core::handler::HandlerError as Error;
 
 /// Handles one event.
 pub async fn handle(
@@ -69,7 +47,7 @@ pub async fn handle(
     }
     let failed = match DomainEvent::parse(&event.detail_type, event.detail)? {
         DomainEvent::Failed(e) => e,
-        other => return Err(Error::WrongEvent(other.detail_type().to_string())),
+        other => return Err(Error::wrong_event("notify-slack", other.detail_type())),
     };
     let record = ports.store.get(&failed.order.record_id).await?;
     notify(failed, record, ports).await
@@ -115,7 +93,12 @@ async fn processing_error(
     let record_id = request["detail"]["record_id"]
         .as_str()
         .and_then(|s| RecordId::parse(s).ok())
-        .ok_or_else(|| Error::NoOrder(detail["requestContext"]["requestId"].to_string()))?;
+        .ok_or_else(|| {
+            Error::Inconsistent(format!(
+                "on-failure record {} names no order",
+                detail["requestContext"]["requestId"]
+            ))
+        })?;
     let function = detail["requestContext"]["functionArn"]
         .as_str()
         .unwrap_or("a handler");
@@ -150,9 +133,7 @@ async fn processing_error(
         message,
         failed_at: now,
     };
-    let due_at = now
-        .saturating_add(config.retry.redelivery_after)
-        .unwrap_or(now);
+    let due_at = config.retry.redelivery_at(now);
     if ports
         .transition(
             &record,

@@ -15,9 +15,10 @@
 //! destination puts the failure on the bus, where notify-slack turns it into `ProcessingError`.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use energy_core::events::{DomainEvent, EventError, OrderFailed, OrderRef, OrderResultStored};
+use energy_core::events::{DomainEvent, OrderRef, OrderResultStored};
+use energy_core::handler;
 use energy_core::lifecycle::{OrderState, Transition};
-use energy_core::ports::{PortError, Ports, PublishError, Replaced, Retryable, TransitionError};
+use energy_core::ports::{PortError, Ports, Replaced};
 use energy_core::result::{Failure, FailureReason};
 use energy_core::retry::RetryPolicy;
 use serde_json::Value;
@@ -36,32 +37,7 @@ pub enum Outcome {
     LostRace,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Event(#[from] EventError),
-    #[error("store-result does not handle {0}")]
-    WrongEvent(&'static str),
-    #[error("order {0} is READY without a result")]
-    MissingResult(String),
-    #[error(transparent)]
-    Port(#[from] PortError),
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    #[error(transparent)]
-    Transition(#[from] TransitionError),
-}
-
-impl Retryable for Error {
-    fn retryable(&self) -> bool {
-        match self {
-            Error::Event(_) | Error::WrongEvent(_) | Error::MissingResult(_) => false,
-            Error::Port(e) => e.retryable(),
-            Error::Publish(e) => e.retryable(),
-            Error::Transition(e) => e.retryable(),
-        }
-    }
-}
+pub use energy_core::handler::HandlerError as Error;
 
 /// Handles one `OrderReady`.
 pub async fn handle(
@@ -71,7 +47,7 @@ pub async fn handle(
 ) -> Result<Outcome, Error> {
     let ready = match DomainEvent::parse(&event.detail_type, event.detail)? {
         DomainEvent::Ready(e) => e,
-        other => return Err(Error::WrongEvent(other.detail_type())),
+        other => return Err(Error::wrong_event("store-result", other.detail_type())),
     };
     let record_id = ready.order.record_id;
     let Some(record) = ports.store.get(&record_id).await? else {
@@ -80,10 +56,9 @@ pub async fn handle(
     if record.state != OrderState::Ready {
         return Ok(Outcome::Ignored(format!("order is {}", record.state)));
     }
-    let result = record
-        .result
-        .clone()
-        .ok_or_else(|| Error::MissingResult(record_id.to_string()))?;
+    let result = record.result.clone().ok_or_else(|| {
+        Error::Inconsistent(format!("order {record_id} is READY without a result"))
+    })?;
     let now = ports.clock.now();
     if result.outcome.is_stored() {
         let key = record.order.result_key();
@@ -121,29 +96,10 @@ pub async fn handle(
         message,
         failed_at: now,
     };
-    let due_at = now
-        .saturating_add(config.retry.redelivery_after)
-        .unwrap_or(now);
-    match ports
-        .transition(
-            &record,
-            Transition::Fail {
-                failure: failure.clone(),
-                due_at,
-            },
-        )
-        .await?
-    {
-        Replaced::Applied => {
-            ports
-                .bus
-                .publish(&[DomainEvent::Failed(OrderFailed::from_record(
-                    &record, &failure,
-                ))])
-                .await?;
-            tracing::info!(%record_id, "order rejected");
-            Ok(Outcome::Rejected)
-        }
-        Replaced::Conflict => Ok(Outcome::LostRace),
-    }
+    Ok(
+        match handler::fail(ports, &config.retry, &record, failure).await? {
+            Replaced::Applied => Outcome::Rejected,
+            Replaced::Conflict => Outcome::LostRace,
+        },
+    )
 }
