@@ -639,3 +639,116 @@ fn decimal_error(path: String, e: DecimalError, grid_rule: &'static str, grid: &
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        "2026-03-01T08:00:00Z".parse().unwrap()
+    }
+
+    fn order_on(day: &str, mtus: &[String], steps: Value) -> Value {
+        json!([{
+            "record_id": "v-1", "market": "SDAC", "delivery_date": day, "zone": "NL",
+            "portfolio": "P", "side": "SELL",
+            "periods": mtus.iter().map(|m| json!({"mtu_start": m, "steps": steps})).collect::<Vec<_>>()
+        }])
+    }
+
+    fn all_mtus(day: &str) -> Vec<String> {
+        let auction = AuctionId {
+            market: Market::Sdac,
+            delivery_date: day.parse().unwrap(),
+        };
+        MarketRules::default()
+            .mtus(auction)
+            .unwrap()
+            .iter()
+            .map(|t| t.to_string())
+            .collect()
+    }
+
+    fn rules_of(result: Result<Vec<Order>, BatchError>) -> Vec<&'static str> {
+        match result {
+            Err(BatchError::Invalid(errors)) => errors.iter().map(|e| e.rule).collect(),
+            other => panic!("expected errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_curve_for_every_mtu_of_the_dst_days_is_valid() {
+        let step = json!([{"price": "10.00", "quantity": "1.0"}]);
+        for (day, n) in [("2026-03-29", 92), ("2026-10-25", 100)] {
+            let mtus = all_mtus(day);
+            assert_eq!(mtus.len(), n);
+            let orders = validate_batch(
+                &order_on(day, &mtus, step.clone()),
+                &MarketRules::default(),
+                now(),
+            )
+            .unwrap();
+            assert_eq!(orders[0].periods.len(), n);
+        }
+    }
+
+    #[test]
+    fn the_hour_the_spring_day_skips_is_outside_its_delivery_window() {
+        // The day runs 2026-03-28T23:00Z (00:00 CET) to 2026-03-29T22:00Z (00:00 CEST): 23 hours.
+        let step = json!([{"price": "10.00", "quantity": "1.0"}]);
+        let late = vec!["2026-03-29T22:00:00Z".to_string()];
+        let rules = rules_of(validate_batch(
+            &order_on("2026-03-29", &late, step),
+            &MarketRules::default(),
+            now(),
+        ));
+        assert_eq!(rules, ["mtu_outside_delivery"]);
+    }
+
+    #[test]
+    fn duplicate_mtus_and_too_many_steps_are_refused() {
+        let mtu = all_mtus("2026-03-10")[0].clone();
+        let steps: Vec<Value> = (0..201)
+            .map(|i| json!({"price": format!("{i}.00"), "quantity": "1.0"}))
+            .collect();
+        let body = order_on("2026-03-10", &[mtu.clone(), mtu], json!(steps));
+        let rules = rules_of(validate_batch(&body, &MarketRules::default(), now()));
+        assert_eq!(rules, ["too_many_steps", "too_many_steps"]);
+        let one = json!([{"price": "1.00", "quantity": "1.0"}]);
+        let mtu = all_mtus("2026-03-10")[3].clone();
+        let body = order_on("2026-03-10", &[mtu.clone(), mtu], one);
+        assert_eq!(
+            rules_of(validate_batch(&body, &MarketRules::default(), now())),
+            ["duplicate_mtu"]
+        );
+    }
+
+    #[test]
+    fn unknown_market_zone_and_off_tick_price_are_named() {
+        let mut body = order_on(
+            "2026-03-10",
+            &all_mtus("2026-03-10")[..1],
+            json!([{"price": "10.001", "quantity": "1.0"}]),
+        );
+        body[0]["zone"] = json!("ATLANTIS");
+        let errors = match validate_batch(&body, &MarketRules::default(), now()) {
+            Err(BatchError::Invalid(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            errors[0].message,
+            "$[0].zone: unknown zone \"ATLANTIS\"; expected one of DE-LU, FR, NL, BE, AT, PL, CZ, SK, HU, SI, HR, RO, BG, GR, IT-NORD, ES, PT, DK1, DK2, NO1, NO2, NO3, NO4, NO5, SE1, SE2, SE3, SE4, FI, EE, LV, LT"
+        );
+        assert_eq!(
+            errors[1].message,
+            "$[0].periods[0].steps[0].price: 10.001 is not a multiple of the 0.01 EUR/MWh tick"
+        );
+        body[0]["zone"] = json!("NL");
+        body[0]["market"] = json!("XBID");
+        assert_eq!(
+            rules_of(validate_batch(&body, &MarketRules::default(), now()))[0],
+            "market"
+        );
+    }
+}
