@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use energy_auction::sim::Publication;
 use energy_core::calendar::{MarketRules, market_date};
 use energy_core::lifecycle::OrderRecord;
 use energy_core::market::Zone;
-use energy_core::memory::Publication;
 use energy_core::retry::RetryPolicy;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -106,7 +106,7 @@ pub fn sample_batch(rules: &MarketRules, day: Date) -> Value {
         ),
         order(
             "demo-partial",
-            "FR",
+            "NL",
             "BUY",
             day,
             &morning,

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use energy_auction::sim::{SimConfig, SimPlatform};
 use energy_core::calendar::MarketRules;
 use energy_core::events::DomainEvent;
 use energy_core::memory::{
-    InMemoryBus, InMemoryNotifier, InMemoryOrderStore, InMemoryPlatform, InMemoryResults,
-    InMemoryScheduler, ManualClock,
+    InMemoryBus, InMemoryNotifier, InMemoryOrderStore, InMemoryResults, InMemoryScheduler,
+    ManualClock,
 };
 use energy_core::ports::{Ports, Retryable};
 use energy_core::retry::RetryPolicy;
@@ -43,7 +44,7 @@ pub struct System {
     pub scheduler: Arc<InMemoryScheduler>,
     pub results: Arc<InMemoryResults>,
     pub notifier: Arc<InMemoryNotifier>,
-    pub platform: Arc<InMemoryPlatform>,
+    pub platform: Arc<SimPlatform>,
     pub ports: Ports,
     pub submit: submit_order::Config,
     pub evaluate: evaluate_order::Config,
@@ -63,7 +64,13 @@ impl System {
         let scheduler = Arc::new(InMemoryScheduler::new());
         let results = Arc::new(InMemoryResults::new());
         let notifier = Arc::new(InMemoryNotifier::new());
-        let platform = Arc::new(InMemoryPlatform::new(rules.clone(), clock.clone()));
+        let platform = Arc::new(SimPlatform::new(
+            SimConfig {
+                rules: rules.clone(),
+                ..SimConfig::default()
+            },
+            clock.clone(),
+        ));
         let ports = Ports {
             clock: clock.clone(),
             store: store.clone(),

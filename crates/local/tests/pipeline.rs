@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
+use energy_auction::sim::Publication;
 use energy_core::events::{DomainEvent, OrderEvaluationDue, Trigger};
 use energy_core::lifecycle::OrderState;
 use energy_core::market::Zone;
-use energy_core::memory::Publication;
 use energy_core::order::RecordId;
 use energy_core::ports::{Clock, OrderStore};
 use energy_core::retry::{RetryPolicy, schedule_name};
@@ -95,11 +95,11 @@ async fn results_ready_emit_order_ready_and_accepted_results_are_stored_once_und
         objects.keys().cloned().collect::<Vec<_>>(),
         [
             "results/2026-01-15/DE-LU/s-1.json",
-            "results/2026-01-15/FR/s-2.json"
+            "results/2026-01-15/NL/s-2.json"
         ]
     );
     let stored: serde_json::Value =
-        serde_json::from_slice(&objects["results/2026-01-15/FR/s-2.json"]).unwrap();
+        serde_json::from_slice(&objects["results/2026-01-15/NL/s-2.json"]).unwrap();
     assert_eq!(stored["outcome"], "PARTIALLY_ACCEPTED");
     assert_eq!(stored["mtus"][0]["accepted_quantity"], "5.0");
     assert_eq!(stored["mtus"][0]["offered_quantity"], "7.5");

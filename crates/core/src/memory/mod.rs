@@ -1,11 +1,10 @@
-//! In-memory implementations of every port: for tests, and for running the whole system in one
-//! process (`energy demo`). Each keeps what a test wants to count (writes, schedules, objects,
+//! In-memory implementations of the ports: for tests, and for running the whole system in one
+//! process (`energy demo`). The in-memory auction platform is `energy-auction`'s `SimPlatform`. Each keeps what a test wants to count (writes, schedules, objects,
 //! messages) and can be told to fail, so the unhappy paths are tested as easily as the happy one.
 
 mod bus;
 mod clock;
 mod notifier;
-mod platform;
 mod results;
 mod scheduler;
 mod store;
@@ -13,7 +12,6 @@ mod store;
 pub use bus::InMemoryBus;
 pub use clock::ManualClock;
 pub use notifier::InMemoryNotifier;
-pub use platform::{InMemoryPlatform, Publication};
 pub use results::InMemoryResults;
 pub use scheduler::{InMemoryScheduler, PendingSchedule};
 pub use store::InMemoryOrderStore;

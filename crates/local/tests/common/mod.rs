@@ -52,7 +52,7 @@ pub fn accepted(id: &str) -> Value {
 pub fn partial(id: &str) -> Value {
     order(
         id,
-        "FR",
+        "NL",
         "BUY",
         json!([{"price": "500.00", "quantity": "5.0"}, {"price": "1.00", "quantity": "2.5"}]),
     )

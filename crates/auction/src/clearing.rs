@@ -1,0 +1,234 @@
+//! Uniform-price clearing of one auction, zone and MTU over step curves (DOMAIN.md), in integers.
+//!
+//! 1. D(p) = buy quantity priced ≥ p, S(p) = sell quantity priced ≤ p; D⁺ and S⁻ the same with
+//!    strict inequalities.
+//! 2. The cleared volume V* is the largest min(D(p), S(p)). D and S only change at step prices,
+//!    so the step prices are the only candidates.
+//! 3. The prices consistent with V* form an interval [lo, hi] (D⁺(p) ≤ V* ≤ D(p) and
+//!    S⁻(p) ≤ V* ≤ S(p)), cut to the price limits; the clearing price is its midpoint rounded to
+//!    the cent, halves away from zero. V* = 0: midway between best buy and best sell. One side
+//!    empty: no price, nothing filled.
+//! 4. Steps strictly in the money fill in full, steps out of the money get nothing, steps at the
+//!    price share what is left pro rata in whole lots; leftover lots go by largest remainder, then
+//!    earliest receipt, then record id, then step id.
+//!
+//! Every step's identity (id, receipt, record id) takes part in the tie-break, so the result does
+//! not depend on the order the steps were given in. Sorting dominates: O(n log n).
+
+use energy_core::market::Side;
+use energy_core::money::{Lots, PriceCents};
+use serde::{Deserialize, Serialize};
+
+/// One price/quantity step of one participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearingStep {
+    /// Unique within the MTU.
+    pub id: String,
+    pub side: Side,
+    pub price: PriceCents,
+    pub quantity: Lots,
+    /// Order of receipt at the platform (smaller is earlier).
+    #[serde(default)]
+    pub receipt: u64,
+    #[serde(default)]
+    pub record_id: String,
+}
+
+/// Price limits of the auction (scarcity and oversupply prices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub min_price: PriceCents,
+    pub max_price: PriceCents,
+}
+
+/// The outcome for one MTU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clearing {
+    /// `None` when one side of the market is empty.
+    pub price: Option<PriceCents>,
+    pub volume: Lots,
+    /// The interval of prices consistent with the volume, when there is one.
+    pub interval: Option<(PriceCents, PriceCents)>,
+    /// What each step got, in the order the steps were given.
+    pub filled: Vec<Lots>,
+}
+
+/// Rounds `(a + b) / 2` cents to a cent, halves away from zero.
+pub fn midpoint(a: i64, b: i64) -> i64 {
+    let sum = i128::from(a) + i128::from(b);
+    let half = sum / 2;
+    let rounded = if sum % 2 == 0 {
+        half
+    } else {
+        half + sum.signum()
+    };
+    rounded as i64
+}
+
+/// Clears one MTU. Every step's price must lie within `limits` (order validation sees to it).
+pub fn clear(steps: &[ClearingStep], limits: Limits) -> Clearing {
+    // (price, index) pairs sort faster than the steps themselves.
+    let mut buys: Vec<(i64, u32)> = Vec::new();
+    let mut sells: Vec<(i64, u32)> = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        match s.side {
+            Side::Buy => buys.push((s.price.0, i as u32)),
+            Side::Sell => sells.push((s.price.0, i as u32)),
+        }
+    }
+    let mut filled = vec![Lots(0); steps.len()];
+    if buys.is_empty() || sells.is_empty() {
+        return Clearing {
+            price: None,
+            volume: Lots(0),
+            interval: None,
+            filled,
+        };
+    }
+    buys.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    sells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let buy_levels = levels(&buys, steps); // (price, D(price)), price descending
+    let sell_levels = levels(&sells, steps); // (price, S(price)), price ascending
+
+    let volume = cleared_volume(&buy_levels, &sell_levels);
+    if volume == 0 {
+        let price = midpoint(buy_levels[0].0, sell_levels[0].0)
+            .clamp(limits.min_price.0, limits.max_price.0);
+        return Clearing {
+            price: Some(PriceCents(price)),
+            volume: Lots(0),
+            interval: None,
+            filled,
+        };
+    }
+    let (lo, hi) = price_interval(&buy_levels, &sell_levels, volume, limits);
+    let price = midpoint(lo, hi);
+    allocate(&buys, steps, volume, |p| p > price, price, &mut filled);
+    allocate(&sells, steps, volume, |p| p < price, price, &mut filled);
+    Clearing {
+        price: Some(PriceCents(price)),
+        volume: Lots(volume),
+        interval: Some((PriceCents(lo), PriceCents(hi))),
+        filled,
+    }
+}
+
+/// Distinct prices in the given order with the cumulative quantity up to and including each.
+fn levels(sorted: &[(i64, u32)], steps: &[ClearingStep]) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    let mut total = 0i64;
+    for &(price, i) in sorted {
+        total += steps[i as usize].quantity.0;
+        match out.last_mut() {
+            Some((p, c)) if *p == price => *c = total,
+            _ => out.push((price, total)),
+        }
+    }
+    out
+}
+
+/// max over the step prices of min(D(p), S(p)).
+fn cleared_volume(buy_levels: &[(i64, i64)], sell_levels: &[(i64, i64)]) -> i64 {
+    let d_at = |p: i64| -> i64 {
+        let k = buy_levels.partition_point(|(bp, _)| *bp >= p);
+        if k == 0 { 0 } else { buy_levels[k - 1].1 }
+    };
+    let s_at = |p: i64| -> i64 {
+        let k = sell_levels.partition_point(|(sp, _)| *sp <= p);
+        if k == 0 { 0 } else { sell_levels[k - 1].1 }
+    };
+    buy_levels
+        .iter()
+        .chain(sell_levels)
+        .map(|(p, _)| d_at(*p).min(s_at(*p)))
+        .max()
+        .unwrap_or(0)
+}
+
+/// [lo, hi]: the prices at which D⁺(p) ≤ V* ≤ D(p) and S⁻(p) ≤ V* ≤ S(p), within the limits.
+fn price_interval(
+    buy_levels: &[(i64, i64)],
+    sell_levels: &[(i64, i64)],
+    volume: i64,
+    limits: Limits,
+) -> (i64, i64) {
+    // D(p) ≥ V* for p up to the highest level whose cumulative reaches V*.
+    let d_upper = buy_levels
+        .iter()
+        .find(|(_, c)| *c >= volume)
+        .map(|(p, _)| *p);
+    // D⁺(p) ≤ V* from the level after the last one whose cumulative stays ≤ V*.
+    let d_lower = match buy_levels.iter().rposition(|(_, c)| *c <= volume) {
+        None => Some(buy_levels[0].0),
+        Some(k) => buy_levels.get(k + 1).map(|(p, _)| *p),
+    };
+    let s_lower = sell_levels
+        .iter()
+        .find(|(_, c)| *c >= volume)
+        .map(|(p, _)| *p);
+    let s_upper = match sell_levels.iter().rposition(|(_, c)| *c <= volume) {
+        None => Some(sell_levels[0].0),
+        Some(k) => sell_levels.get(k + 1).map(|(p, _)| *p),
+    };
+    let lo = [d_lower, s_lower]
+        .into_iter()
+        .flatten()
+        .fold(limits.min_price.0, i64::max);
+    let hi = [d_upper, s_upper]
+        .into_iter()
+        .flatten()
+        .fold(limits.max_price.0, i64::min);
+    (lo.min(hi), hi.max(lo))
+}
+
+/// Fills one side: steps in the money in full, steps at `price` pro rata in whole lots.
+fn allocate(
+    sorted: &[(i64, u32)],
+    steps: &[ClearingStep],
+    volume: i64,
+    in_the_money: impl Fn(i64) -> bool,
+    price: i64,
+    filled: &mut [Lots],
+) {
+    let mut full = 0i64;
+    let mut marginal: Vec<u32> = Vec::new();
+    for &(p, i) in sorted {
+        if in_the_money(p) {
+            filled[i as usize] = steps[i as usize].quantity;
+            full += steps[i as usize].quantity.0;
+        } else if p == price {
+            marginal.push(i);
+        }
+    }
+    let at_total: i64 = marginal.iter().map(|&i| steps[i as usize].quantity.0).sum();
+    let remaining = (volume - full).clamp(0, at_total);
+    if remaining == 0 {
+        return;
+    }
+    let mut shares: Vec<(u32, i64, i128)> = marginal
+        .iter()
+        .map(|&i| {
+            let exact = i128::from(remaining) * i128::from(steps[i as usize].quantity.0);
+            (
+                i,
+                (exact / i128::from(at_total)) as i64,
+                exact % i128::from(at_total),
+            )
+        })
+        .collect();
+    let mut leftover = remaining - shares.iter().map(|(_, base, _)| *base).sum::<i64>();
+    shares.sort_by(|a, b| {
+        let (sa, sb) = (&steps[a.0 as usize], &steps[b.0 as usize]);
+        b.2.cmp(&a.2)
+            .then(sa.receipt.cmp(&sb.receipt))
+            .then(sa.record_id.cmp(&sb.record_id))
+            .then(sa.id.cmp(&sb.id))
+    });
+    for (i, base, _) in &mut shares {
+        if leftover > 0 && *base < steps[*i as usize].quantity.0 {
+            *base += 1;
+            leftover -= 1;
+        }
+        filled[*i as usize] = Lots(*base);
+    }
+}

@@ -1,0 +1,273 @@
+//! `SimPlatform`: a simulated SDAC/IDA platform behind the core's `AuctionPlatform` port.
+//!
+//! It takes and replaces orders until gate closure, clears each auction once after gate closure
+//! (participants' curves against the synthetic market of each zone and MTU), keeps that clearing,
+//! and answers "not yet" before the publication time and the per-order result after it. The
+//! publication time is the calendar's, shifted by a configurable delay per zone (or "never", for
+//! tests and demos of an evaluator that gives up).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use energy_core::calendar::{AuctionId, MarketRules};
+use energy_core::market::Zone;
+use energy_core::money::{Lots, PriceCents};
+use energy_core::order::{Order, RecordId};
+use energy_core::ports::{AuctionPlatform, Clock, PortError, ResultsStatus, Submission};
+use energy_core::result::OrderResult;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::clearing::{ClearingStep, Limits, clear};
+use crate::synthetic::market_steps;
+
+/// When results appear, relative to the calendar's expected publication time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publication {
+    After(SignedDuration),
+    /// Results never come: the evaluator must give up.
+    Never,
+}
+
+/// The simulator's settings.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub rules: MarketRules,
+    /// Delay for every zone without its own.
+    pub publication: Publication,
+    pub per_zone: HashMap<Zone, Publication>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            rules: MarketRules::default(),
+            publication: Publication::After(SignedDuration::ZERO),
+            per_zone: HashMap::new(),
+        }
+    }
+}
+
+/// An order as the platform holds it.
+#[derive(Debug, Clone)]
+struct Held {
+    order: Order,
+    receipt: u64,
+}
+
+/// One auction's stored clearing: per order, per period, (price, accepted).
+type AuctionResult = HashMap<RecordId, Vec<(Option<PriceCents>, Lots)>>;
+
+#[derive(Default)]
+struct State {
+    orders: HashMap<RecordId, Held>,
+    next_receipt: u64,
+    cleared: HashMap<AuctionId, Arc<AuctionResult>>,
+    clearings: usize,
+}
+
+/// The simulated platform.
+pub struct SimPlatform {
+    config: SimConfig,
+    per_zone: Mutex<HashMap<Zone, Publication>>,
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+}
+
+fn platform_error(e: impl std::fmt::Display) -> PortError {
+    PortError::permanent("auction platform", e.to_string())
+}
+
+impl SimPlatform {
+    pub fn new(config: SimConfig, clock: Arc<dyn Clock>) -> Self {
+        let per_zone = Mutex::new(config.per_zone.clone());
+        SimPlatform {
+            config,
+            per_zone,
+            clock,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets when one zone's results appear (from now on: a test can make an auction late).
+    pub fn set_publication(&self, zone: Zone, publication: Publication) {
+        self.per_zone
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(zone, publication);
+    }
+
+    /// How many auctions were cleared so far (each at most once).
+    pub fn clearings(&self) -> usize {
+        self.state().clearings
+    }
+
+    /// When this zone's results for `auction` are published; `None` for never.
+    pub fn publication_time(
+        &self,
+        auction: AuctionId,
+        zone: Zone,
+    ) -> Result<Option<Timestamp>, PortError> {
+        let expected = self
+            .config
+            .rules
+            .expected_publication(auction)
+            .map_err(platform_error)?;
+        let configured = self
+            .per_zone
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&zone)
+            .copied();
+        Ok(match configured.unwrap_or(self.config.publication) {
+            Publication::After(d) => Some(expected.saturating_add(d).unwrap_or(expected)),
+            Publication::Never => None,
+        })
+    }
+
+    /// Clears `auction` unless it was cleared already; the stored result is returned either way.
+    fn clearing(&self, auction: AuctionId) -> Arc<AuctionResult> {
+        let mut state = self.state();
+        if let Some(done) = state.cleared.get(&auction) {
+            return done.clone();
+        }
+        let spec = self.config.rules.spec(auction.market);
+        let limits = Limits {
+            min_price: spec.min_price,
+            max_price: spec.max_price,
+        };
+        // The auction's orders, by zone and MTU.
+        let mut books: BTreeMap<(Zone, Timestamp), Vec<(RecordId, usize, ClearingStep)>> =
+            BTreeMap::new();
+        let mut held: Vec<&Held> = state
+            .orders
+            .values()
+            .filter(|h| h.order.auction() == auction)
+            .collect();
+        held.sort_by(|a, b| a.receipt.cmp(&b.receipt));
+        for h in &held {
+            for (pi, period) in h.order.periods.iter().enumerate() {
+                let book = books.entry((h.order.zone, period.mtu_start)).or_default();
+                for (k, step) in period.steps.iter().enumerate() {
+                    book.push((
+                        h.order.record_id.clone(),
+                        pi,
+                        ClearingStep {
+                            id: format!("{}#{pi}.{k}", h.order.record_id),
+                            side: h.order.side,
+                            price: step.price,
+                            quantity: step.quantity,
+                            receipt: h.receipt,
+                            record_id: h.order.record_id.to_string(),
+                        },
+                    ));
+                }
+            }
+        }
+        let mut result: AuctionResult = held
+            .iter()
+            .map(|h| {
+                (
+                    h.order.record_id.clone(),
+                    vec![(None, Lots(0)); h.order.periods.len()],
+                )
+            })
+            .collect();
+        for ((zone, mtu), book) in books {
+            let mut steps = market_steps(auction, zone, mtu);
+            let first_participant = steps.len();
+            steps.extend(book.iter().map(|(_, _, s)| s.clone()));
+            let c = clear(&steps, limits);
+            for ((record_id, pi, _), filled) in book.iter().zip(&c.filled[first_participant..]) {
+                if let Some(periods) = result.get_mut(record_id) {
+                    periods[*pi].0 = c.price;
+                    periods[*pi].1 = Lots(periods[*pi].1.0 + filled.0);
+                }
+            }
+        }
+        let orders = held.len();
+        let result = Arc::new(result);
+        state.cleared.insert(auction, result.clone());
+        state.clearings += 1;
+        tracing::info!(%auction, orders, "auction cleared");
+        result
+    }
+}
+
+#[async_trait]
+impl AuctionPlatform for SimPlatform {
+    async fn submit(&self, order: &Order) -> Result<Submission, PortError> {
+        let auction = order.auction();
+        let gate = self
+            .config
+            .rules
+            .gate_closure(auction)
+            .map_err(platform_error)?;
+        let now = self.clock.now();
+        {
+            let mut state = self.state();
+            let unchanged = state
+                .orders
+                .get(&order.record_id)
+                .is_some_and(|h| h.order == *order);
+            if !unchanged {
+                if now >= gate {
+                    return Ok(Submission::Refused {
+                        reason: format!("the {auction} gate closed at {gate}"),
+                    });
+                }
+                // New or replaced: a replacement keeps nothing of the old order, not even its
+                // time priority.
+                let receipt = state.next_receipt;
+                state.next_receipt += 1;
+                state.orders.insert(
+                    order.record_id.clone(),
+                    Held {
+                        order: order.clone(),
+                        receipt,
+                    },
+                );
+            }
+        }
+        Ok(Submission::Accepted {
+            expected_publication: self.publication_time(auction, order.zone)?,
+        })
+    }
+
+    async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
+        let Some(held) = self.state().orders.get(&order.record_id).cloned() else {
+            return Ok(ResultsStatus::Unknown {
+                reason: format!("the platform has no order {}", order.record_id),
+            });
+        };
+        let auction = held.order.auction();
+        let now = self.clock.now();
+        let published_at = match self.publication_time(auction, held.order.zone)? {
+            Some(at) if now >= at => at,
+            Some(at) => {
+                return Ok(ResultsStatus::NotYet {
+                    expected_publication: Some(at),
+                });
+            }
+            None => {
+                return Ok(ResultsStatus::NotYet {
+                    expected_publication: None,
+                });
+            }
+        };
+        let cleared = self.clearing(auction);
+        let fills = cleared
+            .get(&held.order.record_id)
+            .cloned()
+            .unwrap_or_default();
+        Ok(ResultsStatus::Published(Box::new(OrderResult::from_fills(
+            &held.order,
+            &fills,
+            published_at,
+        ))))
+    }
+}

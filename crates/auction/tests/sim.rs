@@ -1,0 +1,188 @@
+//! SimPlatform: gate closure, publication timing, delays, "never", and one stored clearing.
+
+use std::sync::Arc;
+
+use energy_auction::sim::{Publication, SimConfig, SimPlatform};
+use energy_core::market::Zone;
+use energy_core::memory::ManualClock;
+use energy_core::order::Order;
+use energy_core::ports::{AuctionPlatform, ResultsStatus, Submission};
+use energy_core::result::Outcome;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+const PUBLICATION: &str = "2026-01-14T11:45:00Z";
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn order(id: &str, zone: &str, side: &str, steps: serde_json::Value) -> Order {
+    serde_json::from_value(json!({
+        "record_id": id, "market": "SDAC", "delivery_date": "2026-01-15", "zone": zone,
+        "portfolio": "P", "side": side,
+        "periods": [
+            {"mtu_start": "2026-01-15T06:00:00Z", "steps": steps},
+            {"mtu_start": "2026-01-15T12:00:00Z", "steps": steps}
+        ]
+    }))
+    .unwrap()
+}
+
+fn platform(config: SimConfig) -> (Arc<ManualClock>, SimPlatform) {
+    let clock = Arc::new(ManualClock::new(at("2026-01-14T09:00:00Z")));
+    (clock.clone(), SimPlatform::new(config, clock))
+}
+
+async fn published(p: &SimPlatform, o: &Order) -> Box<energy_core::result::OrderResult> {
+    match p.results(o).await.unwrap() {
+        ResultsStatus::Published(r) => r,
+        other => panic!("expected results, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_order_after_gate_closure_is_refused() {
+    let (clock, p) = platform(SimConfig::default());
+    clock.set(at("2026-01-14T11:00:00Z"));
+    let o = order(
+        "late",
+        "DE-LU",
+        "BUY",
+        json!([{"price": "100.00", "quantity": "1.0"}]),
+    );
+    assert!(matches!(
+        p.submit(&o).await.unwrap(),
+        Submission::Refused { .. }
+    ));
+    assert!(matches!(
+        p.results(&o).await.unwrap(),
+        ResultsStatus::Unknown { .. }
+    ));
+}
+
+#[tokio::test]
+async fn results_appear_at_the_publication_time_and_not_before() {
+    let (clock, p) = platform(SimConfig::default());
+    let o = order(
+        "o-1",
+        "DE-LU",
+        "BUY",
+        json!([{"price": "3000.00", "quantity": "10.0"}]),
+    );
+    let Submission::Accepted {
+        expected_publication,
+    } = p.submit(&o).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(expected_publication, Some(at(PUBLICATION)));
+    clock.set(at("2026-01-14T11:44:59Z"));
+    assert_eq!(
+        p.results(&o).await.unwrap(),
+        ResultsStatus::NotYet {
+            expected_publication: Some(at(PUBLICATION))
+        }
+    );
+    clock.set(at(PUBLICATION));
+    let r = published(&p, &o).await;
+    assert_eq!(r.outcome, Outcome::Accepted);
+    assert_eq!(r.published_at, at(PUBLICATION));
+    assert!(
+        r.mtus
+            .iter()
+            .all(|m| m.clearing_price.is_some_and(|p| p.0 > 0 && p.0 < 300_000)),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_configured_delay_holds_results_back() {
+    let mut config = SimConfig::default();
+    config
+        .per_zone
+        .insert(Zone::Fr, Publication::After(SignedDuration::from_mins(95)));
+    let (clock, p) = platform(config);
+    let o = order(
+        "o-2",
+        "FR",
+        "SELL",
+        json!([{"price": "-10.00", "quantity": "5.0"}]),
+    );
+    p.submit(&o).await.unwrap();
+    clock.set(at("2026-01-14T13:00:00Z"));
+    assert!(matches!(
+        p.results(&o).await.unwrap(),
+        ResultsStatus::NotYet { .. }
+    ));
+    clock.set(at("2026-01-14T13:20:00Z"));
+    assert_eq!(published(&p, &o).await.outcome, Outcome::Accepted);
+}
+
+#[tokio::test]
+async fn never_never_publishes() {
+    let config = SimConfig {
+        publication: Publication::Never,
+        ..SimConfig::default()
+    };
+    let (clock, p) = platform(config);
+    let o = order(
+        "o-3",
+        "NL",
+        "BUY",
+        json!([{"price": "100.00", "quantity": "1.0"}]),
+    );
+    p.submit(&o).await.unwrap();
+    clock.set(at("2026-01-20T00:00:00Z"));
+    assert_eq!(
+        p.results(&o).await.unwrap(),
+        ResultsStatus::NotYet {
+            expected_publication: None
+        }
+    );
+}
+
+#[tokio::test]
+async fn each_auction_is_cleared_once_and_answers_stay_the_same() {
+    let (clock, p) = platform(SimConfig::default());
+    let buy = order(
+        "b",
+        "DE-LU",
+        "BUY",
+        json!([{"price": "500.00", "quantity": "5.0"}, {"price": "1.00", "quantity": "5.0"}]),
+    );
+    let sell = order(
+        "s",
+        "DE-LU",
+        "SELL",
+        json!([{"price": "3500.00", "quantity": "5.0"}]),
+    );
+    p.submit(&buy).await.unwrap();
+    p.submit(&sell).await.unwrap();
+    clock.set(at("2026-01-14T12:00:00Z"));
+    let first = published(&p, &buy).await;
+    assert_eq!(first.outcome, Outcome::PartiallyAccepted);
+    assert_eq!(published(&p, &sell).await.outcome, Outcome::Rejected);
+    clock.set(at("2026-01-14T18:00:00Z"));
+    let again = published(&p, &buy).await;
+    assert_eq!(again, first);
+    assert_eq!(p.clearings(), 1);
+}
+
+#[tokio::test]
+async fn the_same_orders_get_the_same_results_on_another_platform() {
+    let o = order(
+        "d",
+        "BE",
+        "BUY",
+        json!([{"price": "80.00", "quantity": "3.0"}]),
+    );
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let (clock, p) = platform(SimConfig::default());
+        p.submit(&o).await.unwrap();
+        clock.set(at(PUBLICATION));
+        results.push(published(&p, &o).await);
+    }
+    assert_eq!(results[0], results[1]);
+}
