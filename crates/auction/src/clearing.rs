@@ -85,8 +85,8 @@ pub fn clear(steps: &[ClearingStep], limits: Limits) -> Clearing {
             filled,
         };
     }
-    buys.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-    sells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    buys.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+    sells.sort_unstable_by_key(|s| s.0);
     let buy_levels = levels(&buys, steps); // (price, D(price)), price descending
     let sell_levels = levels(&sells, steps); // (price, S(price)), price ascending
 

@@ -55,6 +55,9 @@ struct Held {
     receipt: u64,
 }
 
+/// A participant's step in one zone and MTU: its order, the order's period, the step.
+type BookEntry = (RecordId, usize, ClearingStep);
+
 /// One auction's stored clearing: per order, per period, (price, accepted).
 type AuctionResult = HashMap<RecordId, Vec<(Option<PriceCents>, Lots)>>;
 
@@ -141,14 +144,13 @@ impl SimPlatform {
             max_price: spec.max_price,
         };
         // The auction's orders, by zone and MTU.
-        let mut books: BTreeMap<(Zone, Timestamp), Vec<(RecordId, usize, ClearingStep)>> =
-            BTreeMap::new();
+        let mut books: BTreeMap<(Zone, Timestamp), Vec<BookEntry>> = BTreeMap::new();
         let mut held: Vec<&Held> = state
             .orders
             .values()
             .filter(|h| h.order.auction() == auction)
             .collect();
-        held.sort_by(|a, b| a.receipt.cmp(&b.receipt));
+        held.sort_by_key(|h| h.receipt);
         for h in &held {
             for (pi, period) in h.order.periods.iter().enumerate() {
                 let book = books.entry((h.order.zone, period.mtu_start)).or_default();
