@@ -39,8 +39,14 @@ fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
 }
 
 fn main() {
-    let limits = Limits { min_price: PriceCents(-50_000), max_price: PriceCents(400_000) };
-    println!("{:>10}  {:>12}  {:>12}  {:>16}  clearing", "steps", "median", "best", "document path");
+    let limits = Limits {
+        min_price: PriceCents(-50_000),
+        max_price: PriceCents(400_000),
+    };
+    println!(
+        "{:>10}  {:>12}  {:>12}  {:>16}  clearing",
+        "steps", "median", "best", "document path"
+    );
     for n in [1_000usize, 100_000, 1_000_000] {
         let input = steps(n);
         let runs = if n >= 1_000_000 { 7 } else { 21 };
@@ -62,7 +68,8 @@ fn main() {
             times[0].as_secs_f64() * 1e3,
             doc_time.as_secs_f64() * 1e3,
             c.volume,
-            c.price.map_or("no price".to_string(), |p| format!("{p} EUR/MWh")),
+            c.price
+                .map_or("no price".to_string(), |p| format!("{p} EUR/MWh")),
         );
     }
 }

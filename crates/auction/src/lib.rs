@@ -7,6 +7,8 @@
 //! - [`synthetic`]: a deterministic, plausible market per auction, zone and MTU.
 //! - [`sim`]: `SimPlatform`, the simulated platform behind the core's `AuctionPlatform` port.
 //! - [`curves`]: the JSON formats of `energy auction clear`.
+//! - [`http`]: the platform contract over HTTP (`openapi.yaml`): its documents, a server for the
+//!   simulator (feature `http-server`) and `HttpPlatform`, the client (feature `http-client`).
 //! - [`clock`]: a fast clock for demos.
 
 pub use energy_core::calendar;
@@ -14,5 +16,6 @@ pub use energy_core::calendar;
 pub mod clearing;
 pub mod clock;
 pub mod curves;
+pub mod http;
 pub mod sim;
 pub mod synthetic;

@@ -104,6 +104,28 @@ impl SimPlatform {
             .insert(zone, publication);
     }
 
+    /// The order the platform holds under `record_id`.
+    pub fn order(&self, record_id: &RecordId) -> Option<Order> {
+        self.state().orders.get(record_id).map(|h| h.order.clone())
+    }
+
+    /// The orders of one auction, earliest first.
+    pub fn orders_of(&self, auction: AuctionId) -> Vec<Order> {
+        let state = self.state();
+        let mut held: Vec<&Held> = state
+            .orders
+            .values()
+            .filter(|h| h.order.auction() == auction)
+            .collect();
+        held.sort_by_key(|h| h.receipt);
+        held.into_iter().map(|h| h.order.clone()).collect()
+    }
+
+    /// The rules the platform runs on.
+    pub fn rules(&self) -> &MarketRules {
+        &self.config.rules
+    }
+
     /// How many auctions were cleared so far (each at most once).
     pub fn clearings(&self) -> usize {
         self.state().clearings

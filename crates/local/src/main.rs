@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "energy", version, about = "Energy: auction orders for European electricity markets, on one machine")]
+#[command(
+    name = "energy",
+    version,
+    about = "Energy: auction orders for European electricity markets, on one machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +31,18 @@ enum Command {
         #[command(subcommand)]
         command: AuctionCommand,
     },
+    /// The simulated auction platform as an HTTP server.
+    Platform {
+        #[command(subcommand)]
+        command: PlatformCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlatformCommand {
+    /// Serve the simulated SDAC/IDA platform over its HTTP contract (crates/auction/openapi.yaml)
+    /// on 127.0.0.1 until Ctrl-C.
+    Serve(energy_local::platform::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -43,7 +59,18 @@ enum AuctionCommand {
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Demo { archive } => demo(archive).await,
-        Command::Auction { command: AuctionCommand::Clear { input } } => auction_clear(&input),
+        Command::Auction {
+            command: AuctionCommand::Clear { input },
+        } => auction_clear(&input),
+        Command::Platform {
+            command: PlatformCommand::Serve(args),
+        } => match energy_local::platform::serve(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("energy platform serve: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -56,7 +83,11 @@ async fn demo(archive: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if report.missing().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if report.missing().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn auction_clear(input: &str) -> ExitCode {
