@@ -69,6 +69,19 @@ struct State {
     clearings: usize,
 }
 
+impl State {
+    /// The orders of one auction, earliest receipt first.
+    fn held(&self, auction: AuctionId) -> Vec<&Held> {
+        let mut held: Vec<&Held> = self
+            .orders
+            .values()
+            .filter(|h| h.order.auction() == auction)
+            .collect();
+        held.sort_by_key(|h| h.receipt);
+        held
+    }
+}
+
 /// The simulated platform.
 pub struct SimPlatform {
     config: SimConfig,
@@ -111,14 +124,11 @@ impl SimPlatform {
 
     /// The orders of one auction, earliest first.
     pub fn orders_of(&self, auction: AuctionId) -> Vec<Order> {
-        let state = self.state();
-        let mut held: Vec<&Held> = state
-            .orders
-            .values()
-            .filter(|h| h.order.auction() == auction)
-            .collect();
-        held.sort_by_key(|h| h.receipt);
-        held.into_iter().map(|h| h.order.clone()).collect()
+        self.state()
+            .held(auction)
+            .into_iter()
+            .map(|h| h.order.clone())
+            .collect()
     }
 
     /// The rules the platform runs on.
@@ -167,12 +177,7 @@ impl SimPlatform {
         };
         // The auction's orders, by zone and MTU.
         let mut books: BTreeMap<(Zone, Timestamp), Vec<BookEntry>> = BTreeMap::new();
-        let mut held: Vec<&Held> = state
-            .orders
-            .values()
-            .filter(|h| h.order.auction() == auction)
-            .collect();
-        held.sort_by_key(|h| h.receipt);
+        let held = state.held(auction);
         for h in &held {
             for (pi, period) in h.order.periods.iter().enumerate() {
                 let book = books.entry((h.order.zone, period.mtu_start)).or_default();
