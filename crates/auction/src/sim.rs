@@ -36,6 +36,9 @@ pub struct SimConfig {
     /// Delay for every zone without its own.
     pub publication: Publication,
     pub per_zone: HashMap<Zone, Publication>,
+    /// Answer for orders it does not hold by clearing them alone against the synthetic market:
+    /// how the simulator runs inside a Lambda function, where no state outlives a container.
+    pub stateless: bool,
 }
 
 impl Default for SimConfig {
@@ -44,6 +47,7 @@ impl Default for SimConfig {
             rules: MarketRules::default(),
             publication: Publication::After(SignedDuration::ZERO),
             per_zone: HashMap::new(),
+            stateless: false,
         }
     }
 }
@@ -164,6 +168,39 @@ impl SimPlatform {
         })
     }
 
+    /// Clears one order alone against the synthetic market of each of its MTUs.
+    fn solo_fills(&self, order: &Order) -> Vec<(Option<PriceCents>, Lots)> {
+        let spec = self.config.rules.spec(order.market);
+        let limits = Limits {
+            min_price: spec.min_price,
+            max_price: spec.max_price,
+        };
+        order
+            .periods
+            .iter()
+            .map(|period| {
+                let mut steps = market_steps(order.auction(), order.zone, period.mtu_start);
+                let first = steps.len();
+                steps.extend(
+                    period
+                        .steps
+                        .iter()
+                        .enumerate()
+                        .map(|(k, step)| ClearingStep {
+                            id: format!("{}#{k}", order.record_id),
+                            side: order.side,
+                            price: step.price,
+                            quantity: step.quantity,
+                            receipt: 0,
+                            record_id: order.record_id.to_string(),
+                        }),
+                );
+                let c = clear(&steps, limits);
+                (c.price, Lots(c.filled[first..].iter().map(|l| l.0).sum()))
+            })
+            .collect()
+    }
+
     /// Clears `auction` unless it was cleared already; the stored result is returned either way.
     fn clearing(&self, auction: AuctionId) -> Arc<AuctionResult> {
         let mut state = self.state();
@@ -268,10 +305,18 @@ impl AuctionPlatform for SimPlatform {
     }
 
     async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
-        let Some(held) = self.state().orders.get(&order.record_id).cloned() else {
-            return Ok(ResultsStatus::Unknown {
-                reason: format!("the platform has no order {}", order.record_id),
-            });
+        let held = self.state().orders.get(&order.record_id).cloned();
+        let held = match held {
+            Some(held) => held,
+            None if self.config.stateless => Held {
+                order: order.clone(),
+                receipt: 0,
+            },
+            None => {
+                return Ok(ResultsStatus::Unknown {
+                    reason: format!("the platform has no order {}", order.record_id),
+                });
+            }
         };
         let auction = held.order.auction();
         let now = self.clock.now();
@@ -288,11 +333,14 @@ impl AuctionPlatform for SimPlatform {
                 });
             }
         };
-        let cleared = self.clearing(auction);
-        let fills = cleared
-            .get(&held.order.record_id)
-            .cloned()
-            .unwrap_or_default();
+        let fills = if self.config.stateless {
+            self.solo_fills(&held.order)
+        } else {
+            self.clearing(auction)
+                .get(&held.order.record_id)
+                .cloned()
+                .unwrap_or_default()
+        };
         Ok(ResultsStatus::Published(Box::new(OrderResult::from_fills(
             &held.order,
             &fills,

@@ -186,3 +186,32 @@ async fn the_same_orders_get_the_same_results_on_another_platform() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+#[tokio::test]
+async fn a_stateless_platform_answers_for_an_order_another_instance_took() {
+    let config = SimConfig {
+        stateless: true,
+        ..SimConfig::default()
+    };
+    let o = order(
+        "st-1",
+        "DE-LU",
+        "BUY",
+        json!([{"price": "500.00", "quantity": "5.0"}, {"price": "1.00", "quantity": "5.0"}]),
+    );
+    let (_, first) = platform(config.clone());
+    first.submit(&o).await.unwrap();
+    let (clock, second) = platform(config);
+    assert!(matches!(
+        second.results(&o).await.unwrap(),
+        ResultsStatus::NotYet { .. }
+    ));
+    clock.set(at(PUBLICATION));
+    let r = published(&second, &o).await;
+    assert_eq!(r.outcome, Outcome::PartiallyAccepted);
+    assert_eq!(
+        published(&second, &o).await,
+        r,
+        "the same answer every time"
+    );
+}

@@ -1,0 +1,224 @@
+//! `OrderStore` over a DynamoDB table.
+//!
+//! One item per order, keyed by `record_id`. The whole record is kept as JSON in `record`; the
+//! attributes conditions and indexes need sit beside it: `state` and `version` (every replace is
+//! conditional on both), `ttl` (DynamoDB's expiry), and, only while the order waits for
+//! something, `due_shard` and `due_at` (epoch milliseconds): the keys of the sparse `due` index
+//! the sweeper queries, which projects `attempt` too.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use energy_core::lifecycle::{Expected, OrderRecord};
+use energy_core::order::RecordId;
+use energy_core::ports::{DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced};
+use jiff::Timestamp;
+
+use crate::error::{code, sdk_error};
+
+const WHAT: &str = "order store";
+/// Partition key of every entry of the due index. One partition takes thousands of writes a
+/// second; sharding is the next step if a desk ever needs more.
+pub const DUE_SHARD: &str = "due";
+/// Name of the sparse index of orders by due time.
+pub const DUE_INDEX: &str = "due";
+
+/// The orders table.
+#[derive(Debug, Clone)]
+pub struct DynamoOrderStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOrderStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoOrderStore {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn item(record: &OrderRecord) -> Result<HashMap<String, AttributeValue>, PortError> {
+    let json =
+        serde_json::to_string(record).map_err(|e| PortError::permanent(WHAT, e.to_string()))?;
+    let mut item = HashMap::from([
+        (
+            "record_id".to_string(),
+            AttributeValue::S(record.order.record_id.to_string()),
+        ),
+        (
+            "state".to_string(),
+            AttributeValue::S(record.state.to_string()),
+        ),
+        (
+            "version".to_string(),
+            AttributeValue::N(record.version.to_string()),
+        ),
+        (
+            "attempt".to_string(),
+            AttributeValue::N(record.attempt.to_string()),
+        ),
+        ("ttl".to_string(), AttributeValue::N(record.ttl.to_string())),
+        ("record".to_string(), AttributeValue::S(json)),
+    ]);
+    if let Some(due) = record.due_at {
+        item.insert("due_shard".into(), AttributeValue::S(DUE_SHARD.into()));
+        item.insert(
+            "due_at".into(),
+            AttributeValue::N(due.as_millisecond().to_string()),
+        );
+    }
+    Ok(item)
+}
+
+fn record(item: &HashMap<String, AttributeValue>) -> Result<OrderRecord, PortError> {
+    let json = item
+        .get("record")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| PortError::permanent(WHAT, "an item without its record attribute"))?;
+    serde_json::from_str(json)
+        .map_err(|e| PortError::permanent(WHAT, format!("unreadable record: {e}")))
+}
+
+fn number<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &str) -> Option<T> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+fn cursor_of(key: &HashMap<String, AttributeValue>) -> Option<String> {
+    let id = key.get("record_id")?.as_s().ok()?;
+    let due: i64 = number(key, "due_at")?;
+    Some(format!("{due}|{id}"))
+}
+
+fn key_of(cursor: &str) -> Result<HashMap<String, AttributeValue>, PortError> {
+    let bad = || PortError::permanent(WHAT, format!("malformed due cursor {cursor:?}"));
+    let (due, id) = cursor.split_once('|').ok_or_else(bad)?;
+    due.parse::<i64>().map_err(|_| bad())?;
+    Ok(HashMap::from([
+        ("record_id".to_string(), AttributeValue::S(id.to_string())),
+        (
+            "due_shard".to_string(),
+            AttributeValue::S(DUE_SHARD.to_string()),
+        ),
+        ("due_at".to_string(), AttributeValue::N(due.to_string())),
+    ]))
+}
+
+#[async_trait]
+impl OrderStore for DynamoOrderStore {
+    async fn insert(&self, record: &OrderRecord) -> Result<Inserted, PortError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(record)?))
+            .condition_expression("attribute_not_exists(record_id)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Inserted::New),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
+                let existing = self.get(&record.order.record_id).await?;
+                // Gone between the two calls means it expired: report it as existing all the
+                // same, the caller's retry will insert it.
+                Ok(Inserted::Exists(Box::new(
+                    existing.unwrap_or_else(|| record.clone()),
+                )))
+            }
+            Err(e) => Err(sdk_error(WHAT, e)),
+        }
+    }
+
+    async fn get(&self, record_id: &RecordId) -> Result<Option<OrderRecord>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("record_id", AttributeValue::S(record_id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(WHAT, e))?;
+        out.item().map(record).transpose()
+    }
+
+    async fn replace(
+        &self,
+        record: &OrderRecord,
+        expected: Expected,
+    ) -> Result<Replaced, PortError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(record)?))
+            .condition_expression("#version = :version AND #state = :state")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(
+                ":version",
+                AttributeValue::N(expected.version.to_string()),
+            )
+            .expression_attribute_values(":state", AttributeValue::S(expected.state.to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Replaced::Applied),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(Replaced::Conflict),
+            Err(e) => Err(sdk_error(WHAT, e)),
+        }
+    }
+
+    async fn due(
+        &self,
+        until: Timestamp,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<DuePage, PortError> {
+        let start = cursor.as_deref().map(key_of).transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_shard = :shard AND due_at <= :until")
+            .expression_attribute_values(":shard", AttributeValue::S(DUE_SHARD.into()))
+            .expression_attribute_values(
+                ":until",
+                AttributeValue::N(until.as_millisecond().to_string()),
+            )
+            .limit(limit.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| sdk_error(WHAT, e))?;
+        let mut items = Vec::new();
+        for i in out.items() {
+            let (Some(id), Some(due)) = (
+                i.get("record_id").and_then(|v| v.as_s().ok()),
+                number::<i64>(i, "due_at"),
+            ) else {
+                continue;
+            };
+            let record_id = RecordId::parse(id).map_err(|why| {
+                PortError::permanent(WHAT, format!("bad record_id {id:?}: {why}"))
+            })?;
+            let due_at = Timestamp::from_millisecond(due)
+                .map_err(|e| PortError::permanent(WHAT, e.to_string()))?;
+            items.push(DueOrder {
+                record_id,
+                attempt: number(i, "attempt").unwrap_or(0),
+                due_at,
+            });
+        }
+        Ok(DuePage {
+            items,
+            next: out.last_evaluated_key().and_then(cursor_of),
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! The core's ports over AWS, and what the Lambda binaries share.
+//!
+//! - [`dynamodb`]: `OrderStore` on one table with a sparse `due` index.
+//! - [`eventbridge`]: `EventPublisher` with PutEvents chunking and resending of failed entries.
+//! - [`scheduler`]: `RetryScheduler` with one-time `at()` schedules that delete themselves.
+//! - [`s3`]: `ResultStore` on a bucket.
+//! - [`slack`]: `Notifier` to a Slack webhook whose URL is a Secrets Manager secret.
+//! - [`error`]: SDK errors as `PortError`s that say whether a retry can help.
+//! - [`env`] and [`lambda`]: configuration from the environment and the runtime loop.
+//! - [`wiring`]: a function's ports from the environment.
+//! - [`unused`]: a stand-in for the ports a function does not use, so each one holds only the
+//!   clients (and the permissions) it needs.
+
+pub mod dynamodb;
+pub mod env;
+pub mod error;
+pub mod eventbridge;
+pub mod lambda;
+pub mod s3;
+pub mod scheduler;
+pub mod slack;
+pub mod unused;
+pub mod wiring;

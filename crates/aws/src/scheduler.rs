@@ -1,0 +1,95 @@
+//! `RetryScheduler` over EventBridge Scheduler: one-time `at()` schedules that put
+//! `OrderEvaluationDue` on the bus, then delete themselves.
+
+use async_trait::async_trait;
+use aws_sdk_scheduler::Client;
+use aws_sdk_scheduler::types::{
+    ActionAfterCompletion, EventBridgeParameters, FlexibleTimeWindow, FlexibleTimeWindowMode,
+    Target,
+};
+use energy_core::events::{OrderEvaluationDue, SOURCE};
+use energy_core::ports::{PortError, RetryScheduler, Scheduled};
+use jiff::Timestamp;
+
+use crate::error::{code, sdk_error};
+
+const WHAT: &str = "scheduler";
+
+/// Where schedules go and what they target.
+#[derive(Debug, Clone)]
+pub struct SchedulerTarget {
+    /// The application's schedule group.
+    pub group: String,
+    /// ARN of the event bus the schedules put events on.
+    pub bus_arn: String,
+    /// The role EventBridge Scheduler assumes (PutEvents on the bus, nothing else).
+    pub role_arn: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventBridgeScheduler {
+    client: Client,
+    target: SchedulerTarget,
+}
+
+impl EventBridgeScheduler {
+    pub fn new(client: Client, target: SchedulerTarget) -> Self {
+        EventBridgeScheduler { client, target }
+    }
+}
+
+/// `at(2026-11-28T11:45:26)`, in UTC (Scheduler's resolution is a second).
+pub fn at_expression(at: Timestamp) -> String {
+    format!("at({})", at.strftime("%Y-%m-%dT%H:%M:%S"))
+}
+
+fn build_error(e: impl std::fmt::Display) -> PortError {
+    PortError::permanent(WHAT, format!("cannot build the request: {e}"))
+}
+
+#[async_trait]
+impl RetryScheduler for EventBridgeScheduler {
+    async fn schedule(
+        &self,
+        name: &str,
+        at: Timestamp,
+        event: &OrderEvaluationDue,
+    ) -> Result<Scheduled, PortError> {
+        let detail =
+            serde_json::to_string(event).map_err(|e| PortError::permanent(WHAT, e.to_string()))?;
+        let target = Target::builder()
+            .arn(&self.target.bus_arn)
+            .role_arn(&self.target.role_arn)
+            .input(detail)
+            .event_bridge_parameters(
+                EventBridgeParameters::builder()
+                    .detail_type("OrderEvaluationDue")
+                    .source(SOURCE)
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build()
+            .map_err(build_error)?;
+        let window = FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()
+            .map_err(build_error)?;
+        let created = self
+            .client
+            .create_schedule()
+            .name(name)
+            .group_name(&self.target.group)
+            .schedule_expression(at_expression(at))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(window)
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .target(target)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(Scheduled::Created),
+            Err(e) if code(&e) == Some("ConflictException") => Ok(Scheduled::AlreadyExists),
+            Err(e) => Err(sdk_error(WHAT, e)),
+        }
+    }
+}

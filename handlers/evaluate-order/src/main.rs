@@ -1,0 +1,74 @@
+//! The evaluate-order Lambda: wiring only.
+//!
+//! Environment: `ORDERS_TABLE`, `EVENT_BUS_NAME`, `EVENT_BUS_ARN`, `SCHEDULE_GROUP`,
+//! `SCHEDULER_ROLE_ARN`, `MAX_ATTEMPTS` (14), `RETRY_BASE_SECONDS` (60), `PLATFORM`
+//! (`simulated`, the default, or `http`), and for `http`: `PLATFORM_URL`,
+//! `PLATFORM_API_KEY_SECRET_ARN` (optional), `PLATFORM_TIMEOUT_MS` (5000).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use energy_auction::http::client::{HttpPlatform, HttpPlatformConfig};
+use energy_auction::sim::{SimConfig, SimPlatform};
+use energy_aws::env::{ConfigError, Env};
+use energy_aws::lambda::{run_events, sdk_config, startup_error};
+use energy_aws::slack::{CachedSecret, SecretsClient};
+use energy_aws::wiring::{Wiring, retry_policy};
+use energy_core::calendar::MarketRules;
+use energy_core::ports::{AuctionPlatform, SystemClock};
+use evaluate_order::{Config, handle};
+
+async fn platform(env: &Env, wiring: &Wiring) -> Result<Arc<dyn AuctionPlatform>, ConfigError> {
+    match env.optional("PLATFORM").as_deref().unwrap_or("simulated") {
+        "simulated" => {
+            let config = SimConfig {
+                stateless: true,
+                ..SimConfig::default()
+            };
+            Ok(Arc::new(SimPlatform::new(config, Arc::new(SystemClock))))
+        }
+        "http" => {
+            let mut config = HttpPlatformConfig::new(env.required("PLATFORM_URL")?);
+            config.timeout = Duration::from_millis(env.parse_or("PLATFORM_TIMEOUT_MS", 5_000u64)?);
+            if let Some(secret) = env.optional("PLATFORM_API_KEY_SECRET_ARN") {
+                let key = CachedSecret::new(SecretsClient::new(wiring.sdk()), secret);
+                let key = key.get().await.map_err(|e| ConfigError {
+                    name: "PLATFORM_API_KEY_SECRET_ARN",
+                    problem: e.to_string(),
+                })?;
+                config.api_key = Some(key.to_string());
+            }
+            let platform = HttpPlatform::new(config).map_err(|e| ConfigError {
+                name: "PLATFORM_URL",
+                problem: e.to_string(),
+            })?;
+            Ok(Arc::new(platform))
+        }
+        other => Err(ConfigError {
+            name: "PLATFORM",
+            problem: format!("{other:?} is neither \"simulated\" nor \"http\""),
+        }),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = Env::from_process();
+    let wiring = Wiring::new(sdk_config().await, "evaluate-order");
+    let platform = platform(&env, &wiring).await.map_err(startup_error)?;
+    let retry = retry_policy(&env).map_err(startup_error)?;
+    let ports = wiring
+        .store(&env)
+        .and_then(|w| w.bus(&env))
+        .and_then(|w| w.scheduler(&env))
+        .map_err(startup_error)?
+        .platform(platform)
+        .ports();
+    let config = Config {
+        retry,
+        rules: MarketRules::default(),
+    };
+    let (ports, config) = (&ports, &config);
+    run_events(move |event| handle(event, ports, config)).await
+}

@@ -1,0 +1,38 @@
+//! The submit-order Lambda: wiring only. Config from the environment once, clients once, run.
+//!
+//! Environment: `ORDERS_TABLE`, `EVENT_BUS_NAME`.
+
+use energy_aws::env::Env;
+use energy_aws::lambda::{sdk_config, startup_error};
+use energy_aws::wiring::Wiring;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use submit_order::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse, Config, handle};
+use tracing::Instrument;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = Env::from_process();
+    let wiring = Wiring::new(sdk_config().await, "submit-order");
+    let ports = wiring
+        .store(&env)
+        .and_then(|w| w.bus(&env))
+        .map_err(startup_error)?
+        .ports();
+    let config = Config::default();
+    let (ports, config) = (&ports, &config);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            let http = &event.payload.request_context.http;
+            let span = tracing::info_span!(
+                "request",
+                method = %http.method,
+                path = http.path.as_deref().unwrap_or("-"),
+                request_id = %event.context.request_id,
+            );
+            let response = handle(event.payload, ports, config).instrument(span).await;
+            Ok::<ApiGatewayV2httpResponse, Diagnostic>(response)
+        },
+    ))
+    .await
+}
