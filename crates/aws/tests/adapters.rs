@@ -1,0 +1,480 @@
+//! Each adapter's contract against moto's server (DynamoDB, EventBridge, Scheduler, S3, Secrets
+//! Manager), and PutEvents' partial failures through a fault-injecting client at the SDK's HTTP
+//! layer (moto cannot fail part of a PutEvents).
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+use aws_smithy_types::body::SdkBody;
+use energy_aws::dynamodb::DynamoOrderStore;
+use energy_aws::eventbridge::EventBridgePublisher;
+use energy_aws::s3::S3Results;
+use energy_aws::scheduler::{EventBridgeScheduler, SchedulerTarget};
+use energy_aws::slack::{CachedSecret, SlackWebhook};
+use energy_core::events::{DomainEvent, OrderEvaluationDue, Trigger};
+use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
+use energy_core::order::{Order, RecordId};
+use energy_core::ports::{
+    EventPublisher, Inserted, Notification, Notifier, OrderStore, Replaced, ResultStore,
+    RetryScheduler, Scheduled,
+};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn order(id: &str) -> Order {
+    serde_json::from_value(json!({
+        "record_id": id, "market": "SDAC", "delivery_date": "2026-01-15", "zone": "DE-LU", "portfolio": "P", "side": "BUY",
+        "periods": [{"mtu_start": "2026-01-15T06:00:00Z", "steps": [{"price": "50.00", "quantity": "1.0"}]}]
+    }))
+    .unwrap()
+}
+
+fn record(id: &str, due: &str) -> OrderRecord {
+    OrderRecord::received(order(id), at("2026-01-14T08:00:00Z"), at(due))
+}
+
+fn due_event(id: &str) -> OrderEvaluationDue {
+    OrderEvaluationDue {
+        record_id: RecordId::parse(id).unwrap(),
+        attempt: 2,
+        due_at: at("2026-01-14T11:46:00Z"),
+        trigger: Trigger::Schedule,
+    }
+}
+
+#[tokio::test]
+async fn a_conditional_insert_loses_to_an_existing_order_and_answers_it() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    let first = record("c-1", "2026-01-14T08:02:00Z");
+    assert_eq!(store.insert(&first).await.unwrap(), Inserted::New);
+    let mut second = record("c-1", "2026-01-14T08:02:00Z");
+    second.order.portfolio = "OTHER".into();
+    assert_eq!(
+        store.insert(&second).await.unwrap(),
+        Inserted::Exists(Box::new(first.clone()))
+    );
+    assert_eq!(
+        store.get(&first.order.record_id).await.unwrap(),
+        Some(first.clone())
+    );
+    // The item carries the TTL attribute DynamoDB expires it by.
+    let item = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(TABLE)
+        .key("record_id", AttributeValue::S("c-1".into()))
+        .send()
+        .await
+        .unwrap();
+    let ttl = item.item().unwrap()["ttl"]
+        .as_n()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    assert_eq!(ttl, at("2026-01-14T08:00:00Z").as_second() + 86_400);
+}
+
+#[tokio::test]
+async fn a_replace_from_a_stale_version_is_a_conflict_and_changes_nothing() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    let r = record("v-1", "2026-01-14T08:02:00Z");
+    store.insert(&r).await.unwrap();
+    let now = at("2026-01-14T09:00:00Z");
+    let pending = r
+        .apply(
+            Transition::HandedOver {
+                due_at: at("2026-01-14T11:45:00Z"),
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        store.replace(&pending, r.expected()).await.unwrap(),
+        Replaced::Applied
+    );
+    // A second delivery computed from the same old record loses.
+    let other = r
+        .apply(
+            Transition::HandedOver {
+                due_at: at("2026-01-14T12:00:00Z"),
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        store.replace(&other, r.expected()).await.unwrap(),
+        Replaced::Conflict
+    );
+    let stored = store.get(&r.order.record_id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.version, stored.due_at),
+        (OrderState::Pending, 2, Some(at("2026-01-14T11:45:00Z")))
+    );
+}
+
+#[tokio::test]
+async fn the_due_query_reads_the_sparse_index_across_pages_earliest_first() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    for i in 0..23 {
+        let due = at("2026-01-14T08:00:00Z") + SignedDuration::from_secs(60 * i);
+        store
+            .insert(&OrderRecord::received(
+                order(&format!("d-{i:02}")),
+                at("2026-01-14T07:00:00Z"),
+                due,
+            ))
+            .await
+            .unwrap();
+    }
+    // Not yet due, and final (out of the index).
+    store
+        .insert(&record("later", "2026-01-15T00:00:00Z"))
+        .await
+        .unwrap();
+    let done = record("done", "2026-01-14T07:30:00Z");
+    store.insert(&done).await.unwrap();
+    let failed = done
+        .apply(
+            Transition::Fail {
+                failure: energy_core::result::Failure {
+                    reason: energy_core::result::FailureReason::ResultsTimeout,
+                    message: "x".into(),
+                    failed_at: at("2026-01-14T08:00:00Z"),
+                },
+                due_at: at("2026-01-14T08:00:00Z"),
+            },
+            at("2026-01-14T08:00:00Z"),
+        )
+        .unwrap();
+    store.replace(&failed, done.expected()).await.unwrap();
+    let notified = failed
+        .apply(Transition::Notified, at("2026-01-14T08:01:00Z"))
+        .unwrap();
+    store.replace(&notified, failed.expected()).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .due(at("2026-01-14T12:00:00Z"), 10, cursor)
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(
+            page.items
+                .iter()
+                .map(|d| (d.record_id.to_string(), d.attempt)),
+        );
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "the cursor must advance");
+    }
+    let expected: Vec<(String, u32)> = (0..23).map(|i| (format!("d-{i:02}"), 0)).collect();
+    assert_eq!(seen, expected);
+    assert!(pages >= 3, "23 entries in pages of 10");
+}
+
+#[tokio::test]
+async fn a_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate_name_counts_as_done() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let bus_arn = create_bus(&sdk).await;
+    create_group(&sdk).await;
+    let target = SchedulerTarget {
+        group: GROUP.into(),
+        bus_arn: bus_arn.clone(),
+        role_arn: ROLE_ARN.into(),
+    };
+    let scheduler = EventBridgeScheduler::new(aws_sdk_scheduler::Client::new(&sdk), target);
+    let when = at("2026-01-14T11:46:07Z");
+    assert_eq!(
+        scheduler
+            .schedule("s-1-2", when, &due_event("s-1"))
+            .await
+            .unwrap(),
+        Scheduled::Created
+    );
+    assert_eq!(
+        scheduler
+            .schedule("s-1-2", when, &due_event("s-1"))
+            .await
+            .unwrap(),
+        Scheduled::AlreadyExists
+    );
+    let got = aws_sdk_scheduler::Client::new(&sdk)
+        .get_schedule()
+        .name("s-1-2")
+        .group_name(GROUP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.schedule_expression(), Some("at(2026-01-14T11:46:07)"));
+    assert_eq!(got.schedule_expression_timezone(), Some("UTC"));
+    assert_eq!(
+        got.action_after_completion().map(|a| a.as_str()),
+        Some("DELETE")
+    );
+    assert_eq!(
+        got.flexible_time_window().map(|w| w.mode().as_str()),
+        Some("OFF")
+    );
+    let t = got.target().unwrap();
+    assert_eq!((t.arn(), t.role_arn()), (bus_arn.as_str(), ROLE_ARN));
+    let input: serde_json::Value = serde_json::from_str(t.input().unwrap()).unwrap();
+    assert_eq!(input["record_id"], "s-1");
+    assert_eq!(
+        t.event_bridge_parameters().map(|p| p.detail_type()),
+        Some("OrderEvaluationDue")
+    );
+}
+
+#[tokio::test]
+async fn a_result_object_is_json_encrypted_and_under_its_key() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let s3 = create_bucket(&sdk).await;
+    let results = S3Results::new(s3.clone(), BUCKET);
+    let body = br#"{"outcome":"ACCEPTED"}"#;
+    results
+        .put("results/2026-01-15/DE-LU/o-1.json", body)
+        .await
+        .unwrap();
+    results
+        .put("results/2026-01-15/DE-LU/o-1.json", body)
+        .await
+        .unwrap();
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("results/2026-01-15/DE-LU/o-1.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.content_type(), Some("application/json"));
+    assert_eq!(
+        got.server_side_encryption().map(|s| s.as_str()),
+        Some("AES256")
+    );
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        body
+    );
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    assert_eq!(
+        listed.contents().len(),
+        1,
+        "a repeated write is the same object"
+    );
+}
+
+#[tokio::test]
+async fn published_events_reach_a_rule_on_the_bus_in_chunks_of_ten() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_bus(&sdk).await;
+    let queue = subscribe_queue(&sdk, "energy.orders").await;
+    let bus = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), BUS);
+    let events: Vec<DomainEvent> = (0..25)
+        .map(|i| DomainEvent::EvaluationDue(due_event(&format!("e-{i}"))))
+        .collect();
+    bus.publish(&events).await.unwrap();
+    let mut got: Vec<String> = drain(&sdk, &queue)
+        .await
+        .iter()
+        .map(|e| e["detail"]["record_id"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..25).map(|i| format!("e-{i}")).collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+fn put_events_answer(body: serde_json::Value) -> http::Response<SdkBody> {
+    http::Response::builder()
+        .status(200)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(SdkBody::from(body.to_string()))
+        .unwrap()
+}
+
+fn any_request() -> http::Request<SdkBody> {
+    http::Request::builder()
+        .uri("https://events.eu-west-1.amazonaws.com/")
+        .body(SdkBody::empty())
+        .unwrap()
+}
+
+fn faulty_bus(answers: Vec<serde_json::Value>) -> (EventBridgePublisher, StaticReplayClient) {
+    let replay = StaticReplayClient::new(
+        answers
+            .into_iter()
+            .map(|a| ReplayEvent::new(any_request(), put_events_answer(a)))
+            .collect(),
+    );
+    let config = aws_sdk_eventbridge::Config::builder()
+        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+        .region(aws_sdk_eventbridge::config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            "a", "b", None, None, "test",
+        ))
+        .http_client(replay.clone())
+        .build();
+    let mut bus = EventBridgePublisher::new(aws_sdk_eventbridge::Client::from_conf(config), BUS);
+    bus.backoff = Duration::from_millis(1);
+    bus.attempts = 3;
+    (bus, replay)
+}
+
+fn sent_record_ids(replay: &StaticReplayClient) -> Vec<Vec<String>> {
+    replay
+        .actual_requests()
+        .map(|r| {
+            let body: serde_json::Value =
+                serde_json::from_slice(r.body().bytes().unwrap()).unwrap();
+            body["Entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    serde_json::from_str::<serde_json::Value>(e["Detail"].as_str().unwrap())
+                        .unwrap()["record_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn only_the_entries_that_failed_are_sent_again() {
+    let (bus, replay) = faulty_bus(vec![
+        json!({"FailedEntryCount": 1, "Entries": [{"EventId": "a"}, {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}, {"EventId": "c"}]}),
+        json!({"FailedEntryCount": 0, "Entries": [{"EventId": "b"}]}),
+    ]);
+    let events: Vec<DomainEvent> = ["p-0", "p-1", "p-2"]
+        .iter()
+        .map(|id| DomainEvent::EvaluationDue(due_event(id)))
+        .collect();
+    bus.publish(&events).await.unwrap();
+    assert_eq!(
+        sent_record_ids(&replay),
+        vec![vec!["p-0", "p-1", "p-2"], vec!["p-1"]]
+    );
+}
+
+#[tokio::test]
+async fn entries_that_keep_failing_are_reported_by_index() {
+    let fail = |n: usize| json!({"FailedEntryCount": 1, "Entries": (0..n).map(|i| if i == n - 1 { json!({"ErrorCode": "InternalFailure", "ErrorMessage": "down"}) } else { json!({"EventId": "x"}) }).collect::<Vec<_>>()});
+    let (bus, replay) = faulty_bus(vec![fail(2), fail(1), fail(1)]);
+    let events: Vec<DomainEvent> = ["q-0", "q-1"]
+        .iter()
+        .map(|id| DomainEvent::EvaluationDue(due_event(id)))
+        .collect();
+    let err = bus.publish(&events).await.unwrap_err();
+    assert_eq!(err.failed.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+    assert!(err.failed[0].1.contains("InternalFailure"), "{err}");
+    assert_eq!(
+        sent_record_ids(&replay),
+        vec![vec!["q-0", "q-1"], vec!["q-1"], vec!["q-1"]]
+    );
+}
+
+/// A webhook that answers every post with `status` and counts them.
+async fn webhook(status: u16) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/services/T/B/X", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, b) = (count.clone(), bodies.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 65536];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            b.lock()
+                .unwrap()
+                .push(text.split("\r\n\r\n").nth(1).unwrap_or("").to_string());
+            c.fetch_add(1, Ordering::SeqCst);
+            let reply =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let _ = socket.write_all(reply.as_bytes()).await;
+        }
+    });
+    (url, count, bodies)
+}
+
+async fn slack_with_secret(sdk: &aws_config::SdkConfig, url: &str) -> SlackWebhook {
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    let secret = secrets
+        .create_secret()
+        .name("slack")
+        .secret_string(url)
+        .send()
+        .await
+        .unwrap();
+    let arn = secret.arn().unwrap().to_string();
+    SlackWebhook::new(CachedSecret::new(secrets, arn), Duration::from_secs(2)).unwrap()
+}
+
+fn notification() -> Notification {
+    Notification {
+        key: "o-1/Rejected".into(),
+        text: "rejected".into(),
+        payload: json!({"text": "rejected", "blocks": []}),
+    }
+}
+
+#[tokio::test]
+async fn slack_posts_the_payload_to_the_webhook_read_from_secrets_manager() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let (url, count, bodies) = webhook(200).await;
+    let slack = slack_with_secret(&sdk, &url).await;
+    slack.notify(&notification()).await.unwrap();
+    slack.notify(&notification()).await.unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    let body: serde_json::Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
+    assert_eq!(body["text"], "rejected");
+}
+
+#[tokio::test]
+async fn a_non_2xx_answer_from_slack_is_an_error_with_the_status_and_without_the_url() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let (url, _, _) = webhook(403).await;
+    let err = slack_with_secret(&sdk, &url)
+        .await
+        .notify(&notification())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    assert!(!err.retryable);
+    assert!(
+        !err.to_string().contains("/services/"),
+        "the webhook URL must not leak: {err}"
+    );
+}

@@ -1,0 +1,250 @@
+//! A moto server per test, on a free loopback port, stopped when dropped; and the resources the
+//! template would create, made on it.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+
+pub const TABLE: &str = "orders";
+pub const BUS: &str = "energy-test";
+pub const GROUP: &str = "energy-test";
+pub const BUCKET: &str = "energy-results";
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/energy-scheduler";
+
+/// Where moto_server is: `ENERGY_MOTO_SERVER`, else the project's `.venv` (made by scripts/test).
+fn moto_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("ENERGY_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
+    if venv.exists() {
+        return venv;
+    }
+    panic!(
+        "moto_server not found at {} or in ENERGY_MOTO_SERVER. Run ./scripts/test, which installs it into .venv, \
+         or: python3 -m venv .venv && .venv/bin/pip install 'moto[server]'",
+        venv.display()
+    );
+}
+
+/// A running moto server.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on port {port} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    /// SDK configuration pointing every client at this server.
+    pub async fn sdk(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .endpoint_url(&self.url)
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The orders table with its sparse due index, as in template.yaml.
+pub async fn create_table(sdk: &SdkConfig) {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let attr = |name: &str, t: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(TABLE)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(attr("record_id", ScalarAttributeType::S))
+        .attribute_definitions(attr("due_shard", ScalarAttributeType::S))
+        .attribute_definitions(attr("due_at", ScalarAttributeType::N))
+        .key_schema(key("record_id", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("due")
+                .key_schema(key("due_shard", KeyType::Hash))
+                .key_schema(key("due_at", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .non_key_attributes("attempt")
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create table");
+}
+
+/// The bus; answers its ARN.
+pub async fn create_bus(sdk: &SdkConfig) -> String {
+    let out = aws_sdk_eventbridge::Client::new(sdk)
+        .create_event_bus()
+        .name(BUS)
+        .send()
+        .await
+        .expect("create bus");
+    out.event_bus_arn().expect("bus arn").to_string()
+}
+
+pub async fn create_group(sdk: &SdkConfig) {
+    aws_sdk_scheduler::Client::new(sdk)
+        .create_schedule_group()
+        .name(GROUP)
+        .send()
+        .await
+        .expect("create schedule group");
+}
+
+pub async fn create_bucket(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(true)
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+    client
+        .create_bucket()
+        .bucket(BUCKET)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create bucket");
+    client
+}
+
+/// An SQS queue subscribed to every event on the bus from `source`; answers the queue URL.
+pub async fn subscribe_queue(sdk: &SdkConfig, source: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name("tap")
+        .send()
+        .await
+        .expect("create queue");
+    let url = queue.queue_url().expect("queue url").to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes");
+    let arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("queue arn")
+        .clone();
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    events
+        .put_rule()
+        .name("tap")
+        .event_bus_name(BUS)
+        .event_pattern(serde_json::json!({"source": [source]}).to_string())
+        .send()
+        .await
+        .expect("put rule");
+    events
+        .put_targets()
+        .rule("tap")
+        .event_bus_name(BUS)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("tap")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("put targets");
+    url
+}
+
+/// Every message now in the queue, as JSON, deleting them.
+pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Vec<serde_json::Value> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut out = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let messages = got.messages();
+        if messages.is_empty() {
+            return out;
+        }
+        for m in messages {
+            out.push(serde_json::from_str(m.body().unwrap_or("null")).expect("event JSON"));
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+}
