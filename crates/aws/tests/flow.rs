@@ -1,0 +1,260 @@
+//! The whole flow on the AWS adapters against moto: orders go in through submit-order, every
+//! event the handlers publish reaches a rule on moto's bus with an SQS target, is checked against
+//! its schema in `events-schema/`, and is handed to the function the template routes it to.
+//! moto stores schedules but never fires them: the test fires the due ones the way EventBridge
+//! Scheduler would (PutEvents of the target's input), then deletes them.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use energy_auction::sim::{SimConfig, SimPlatform};
+use energy_aws::dynamodb::DynamoOrderStore;
+use energy_aws::eventbridge::EventBridgePublisher;
+use energy_aws::s3::S3Results;
+use energy_aws::scheduler::{EventBridgeScheduler, SchedulerTarget};
+use energy_core::calendar::MarketRules;
+use energy_core::memory::{InMemoryNotifier, ManualClock};
+use energy_core::ports::{Clock, OrderStore, Ports};
+use energy_core::retry::RetryPolicy;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use support::*;
+
+fn validators() -> BTreeMap<String, jsonschema::Validator> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events-schema");
+    energy_core::events::DomainEvent::DETAIL_TYPES
+        .iter()
+        .map(|t| {
+            let schema: Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.join(format!("{t}.json"))).unwrap(),
+            )
+            .unwrap();
+            (t.to_string(), jsonschema::draft4::new(&schema).unwrap())
+        })
+        .collect()
+}
+
+fn order(id: &str, zone: &str, side: &str, steps: Value) -> Value {
+    json!({
+        "record_id": id, "market": "SDAC", "delivery_date": "2026-01-15", "zone": zone, "portfolio": "DESK", "side": side,
+        "periods": [{"mtu_start": "2026-01-15T06:00:00Z", "steps": steps}, {"mtu_start": "2026-01-15T06:15:00Z", "steps": steps}]
+    })
+}
+
+fn post(body: &Value) -> submit_order::ApiGatewayV2httpRequest {
+    serde_json::from_value(json!({
+        "version": "2.0", "routeKey": "POST /orders", "rawPath": "/orders", "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"http": {"method": "POST", "path": "/orders"}, "stage": "$default", "requestId": "r", "timeEpoch": 0},
+        "body": body.to_string(), "isBase64Encoded": false
+    }))
+    .unwrap()
+}
+
+/// Fires the schedules due at `now` as EventBridge Scheduler would; answers how many fired and
+/// the earliest one left.
+async fn fire_schedules(sdk: &aws_config::SdkConfig, now: Timestamp) -> (usize, Option<Timestamp>) {
+    let scheduler = aws_sdk_scheduler::Client::new(sdk);
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let listed = scheduler
+        .list_schedules()
+        .group_name(GROUP)
+        .send()
+        .await
+        .unwrap();
+    let mut next: Option<Timestamp> = None;
+    let mut fired = 0;
+    for summary in listed.schedules() {
+        let name = summary.name().unwrap();
+        let s = scheduler
+            .get_schedule()
+            .name(name)
+            .group_name(GROUP)
+            .send()
+            .await
+            .unwrap();
+        let expr = s.schedule_expression().unwrap();
+        let at: Timestamp = format!("{}Z", &expr[3..expr.len() - 1]).parse().unwrap();
+        if at > now {
+            next = Some(next.map_or(at, |n| n.min(at)));
+            continue;
+        }
+        let target = s.target().unwrap();
+        let params = target.event_bridge_parameters().unwrap();
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(BUS)
+            .source(params.source())
+            .detail_type(params.detail_type())
+            .detail(target.input().unwrap())
+            .build();
+        events.put_events().entries(entry).send().await.unwrap();
+        scheduler
+            .delete_schedule()
+            .name(name)
+            .group_name(GROUP)
+            .send()
+            .await
+            .unwrap();
+        fired += 1;
+    }
+    (fired, next)
+}
+
+#[tokio::test]
+async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let bus_arn = create_bus(&sdk).await;
+    create_group(&sdk).await;
+    let s3 = create_bucket(&sdk).await;
+    let queue = subscribe_queue(&sdk, "energy.orders").await;
+
+    let clock = Arc::new(ManualClock::new("2026-01-14T08:00:00Z".parse().unwrap()));
+    let notifier = Arc::new(InMemoryNotifier::new());
+    let store = Arc::new(DynamoOrderStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        TABLE,
+    ));
+    let ports = Ports {
+        clock: clock.clone(),
+        store: store.clone(),
+        bus: Arc::new(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&sdk),
+            BUS,
+        )),
+        scheduler: Arc::new(EventBridgeScheduler::new(
+            aws_sdk_scheduler::Client::new(&sdk),
+            SchedulerTarget {
+                group: GROUP.into(),
+                bus_arn,
+                role_arn: ROLE_ARN.into(),
+            },
+        )),
+        results: Arc::new(S3Results::new(s3.clone(), BUCKET)),
+        notifier: notifier.clone(),
+        platform: Arc::new(SimPlatform::new(SimConfig::default(), clock.clone())),
+    };
+    let retry = RetryPolicy::default();
+    let evaluate = evaluate_order::Config {
+        retry,
+        rules: MarketRules::default(),
+    };
+
+    let batch = json!([
+        order(
+            "f-accepted",
+            "DE-LU",
+            "BUY",
+            json!([{"price": "3000.00", "quantity": "10.0"}])
+        ),
+        order(
+            "f-partial",
+            "NL",
+            "BUY",
+            json!([{"price": "500.00", "quantity": "5.0"}, {"price": "1.00", "quantity": "2.5"}])
+        ),
+        order(
+            "f-rejected",
+            "BE",
+            "SELL",
+            json!([{"price": "3500.00", "quantity": "20.0"}])
+        ),
+    ]);
+    let response =
+        submit_order::handle(post(&batch), &ports, &submit_order::Config::default()).await;
+    assert_eq!(response.status_code, 202);
+
+    let schemas = validators();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for _round in 0..50 {
+        let mut events = drain(&sdk, &queue).await;
+        for event in &mut events {
+            // moto leaves `account` out of the events it delivers (EventBridge always sets it).
+            if event.get("account").is_none() {
+                event["account"] = json!("123456789012");
+            }
+            let event = &*event;
+            let detail_type = event["detail-type"].as_str().unwrap().to_string();
+            let errors: Vec<String> = schemas[&detail_type]
+                .iter_errors(event)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{detail_type} off its schema: {errors:?}\n{event:#}"
+            );
+            *seen.entry(detail_type.clone()).or_default() += 1;
+            let delivered: EventBridgeEvent<Value> = serde_json::from_value(event.clone()).unwrap();
+            match detail_type.as_str() {
+                "OrderSubmitted" | "OrderEvaluationDue" => {
+                    evaluate_order::handle(delivered, &ports, &evaluate)
+                        .await
+                        .unwrap();
+                }
+                "OrderReady" => {
+                    store_result::handle(delivered, &ports, &store_result::Config { retry })
+                        .await
+                        .unwrap();
+                }
+                "OrderFailed" => {
+                    notify_slack::handle(delivered, &ports, &notify_slack::Config { retry })
+                        .await
+                        .unwrap();
+                }
+                _ => {}
+            }
+        }
+        if !events.is_empty() {
+            continue;
+        }
+        match fire_schedules(&sdk, clock.now()).await {
+            (0, Some(next)) => clock.set(next),
+            (0, None) => break,
+            _ => {}
+        }
+    }
+    let types: BTreeSet<&str> = seen.keys().map(String::as_str).collect();
+    assert_eq!(
+        types,
+        BTreeSet::from([
+            "OrderEvaluationDue",
+            "OrderFailed",
+            "OrderReady",
+            "OrderResultStored",
+            "OrderSubmitted"
+        ])
+    );
+    assert_eq!(seen["OrderSubmitted"], 3);
+    let mut states = Vec::new();
+    for id in ["f-accepted", "f-partial", "f-rejected"] {
+        let r = store
+            .get(&energy_core::order::RecordId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        states.push((id, r.state.to_string()));
+    }
+    assert_eq!(
+        states,
+        [
+            ("f-accepted", "STORED".to_string()),
+            ("f-partial", "STORED".into()),
+            ("f-rejected", "NOTIFIED".into())
+        ]
+    );
+    let objects = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    let keys: Vec<&str> = objects.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys,
+        [
+            "results/2026-01-15/DE-LU/f-accepted.json",
+            "results/2026-01-15/NL/f-partial.json"
+        ]
+    );
+    assert_eq!(notifier.sent().len(), 1);
+}
