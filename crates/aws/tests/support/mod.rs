@@ -248,3 +248,4 @@ pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Vec<serde_json::Value> {
         }
     }
 }
+pub mod runtime;

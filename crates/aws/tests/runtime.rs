@@ -1,0 +1,369 @@
+//! Runtime contract: each release `bootstrap` (built by `cargo lambda build --release`) runs
+//! against a loopback Runtime API with its AWS endpoints pointed at moto, gets a real event, and
+//! answers the documented response or error document.
+//!
+//! The bootstraps are looked for in `ENERGY_BOOTSTRAPS` or `target/lambda/x86_64/<name>/bootstrap`,
+//! where `scripts/test` builds them.
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use energy_aws::dynamodb::DynamoOrderStore;
+use energy_core::lifecycle::{OrderRecord, Transition};
+use energy_core::order::Order;
+use energy_core::ports::OrderStore;
+use energy_core::result::{Failure, FailureReason, OrderResult};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use support::runtime::{Answer, invoke};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn bootstrap(name: &str) -> PathBuf {
+    let dir = std::env::var_os("ENERGY_BOOTSTRAPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/lambda/x86_64")
+        });
+    let path = dir.join(name).join("bootstrap");
+    assert!(
+        path.exists(),
+        "{} is missing: build the bootstraps with `cargo lambda build --release --x86-64 --lambda-dir target/lambda/x86_64` \
+         (./scripts/test does, after installing cargo-lambda into .venv)",
+        path.display()
+    );
+    path
+}
+
+struct Stack {
+    moto: Moto,
+    sdk: aws_config::SdkConfig,
+    env: Vec<(&'static str, String)>,
+}
+
+async fn stack() -> Stack {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let bus_arn = create_bus(&sdk).await;
+    create_group(&sdk).await;
+    create_bucket(&sdk).await;
+    let env = vec![
+        ("AWS_ENDPOINT_URL", moto.url.clone()),
+        ("AWS_REGION", "eu-west-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("ORDERS_TABLE", TABLE.to_string()),
+        ("EVENT_BUS_NAME", BUS.to_string()),
+        ("EVENT_BUS_ARN", bus_arn),
+        ("SCHEDULE_GROUP", GROUP.to_string()),
+        ("SCHEDULER_ROLE_ARN", ROLE_ARN.to_string()),
+        ("RESULTS_BUCKET", BUCKET.to_string()),
+    ];
+    Stack { moto, sdk, env }
+}
+
+/// A delivery day whose SDAC gate is still open, whatever the time today.
+fn open_day() -> jiff::civil::Date {
+    let today = energy_core::calendar::market_date(Timestamp::now());
+    today.tomorrow().and_then(|d| d.tomorrow()).unwrap()
+}
+
+fn order_json(id: &str) -> Value {
+    let day = open_day();
+    let auction = energy_core::calendar::AuctionId {
+        market: energy_core::market::Market::Sdac,
+        delivery_date: day,
+    };
+    let mtu = energy_core::calendar::MarketRules::default()
+        .mtus(auction)
+        .unwrap()[28];
+    json!({
+        "record_id": id, "market": "SDAC", "delivery_date": day.to_string(), "zone": "DE-LU", "portfolio": "P", "side": "BUY",
+        "periods": [{"mtu_start": mtu.to_string(), "steps": [{"price": "3000.00", "quantity": "10.0"}]}]
+    })
+}
+
+fn eventbridge(detail_type: &str, detail: Value) -> Value {
+    json!({
+        "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": detail_type, "source": "energy.orders",
+        "account": "123456789012", "time": "2026-01-14T12:00:00Z", "region": "eu-west-1", "resources": [], "detail": detail
+    })
+}
+
+fn response(run: &support::runtime::Run) -> &Value {
+    match &run.answer {
+        Answer::Response(v) => v,
+        other => panic!("expected a response, got {other:?}\n{}", run.stdout),
+    }
+}
+
+async fn seed(
+    stack: &Stack,
+    id: &str,
+    to: impl FnOnce(&OrderRecord) -> OrderRecord,
+) -> OrderRecord {
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&stack.sdk), TABLE);
+    let order: Order = serde_json::from_value(order_json(id)).unwrap();
+    let received = OrderRecord::received(order, Timestamp::now(), Timestamp::now());
+    store.insert(&received).await.unwrap();
+    let next = to(&received);
+    store.replace(&next, received.expected()).await.unwrap();
+    next
+}
+
+#[tokio::test]
+async fn submit_order_answers_an_api_gateway_v2_request_with_a_202_proxy_response() {
+    let stack = stack().await;
+    let request = json!({
+        "version": "2.0", "routeKey": "POST /orders", "rawPath": "/orders", "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "x", "requestId": "r1", "routeKey": "POST /orders",
+            "stage": "$default", "time": "14/Jan/2026:08:00:00 +0000", "timeEpoch": 0,
+            "http": {"method": "POST", "path": "/orders", "protocol": "HTTP/1.1", "sourceIp": "10.0.0.1", "userAgent": "curl"}},
+        "body": json!([order_json("rt-1")]).to_string(), "isBase64Encoded": false
+    });
+    let run = invoke(&bootstrap("submit-order"), &[], &stack.env, request).await;
+    let doc = response(&run);
+    assert_eq!(doc["statusCode"], 202, "{doc}");
+    let body: Value =
+        serde_json::from_str(doc["body"].as_str().expect("the body is a JSON string")).unwrap();
+    assert_eq!(body["orders"][0]["status"], "accepted");
+    let stored = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&stack.sdk), TABLE)
+        .get(&energy_core::order::RecordId::parse("rt-1").unwrap())
+        .await
+        .unwrap();
+    assert!(stored.is_some(), "the order is in the table");
+    assert!(
+        run.stdout.contains("\"level\":\"INFO\""),
+        "JSON logs: {}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn evaluate_order_hands_an_order_over_and_schedules_its_first_check() {
+    let stack = stack().await;
+    seed(&stack, "rt-2", |r| r.clone()).await;
+    let event = eventbridge(
+        "OrderEvaluationDue",
+        json!({"record_id": "rt-2", "attempt": 0, "due_at": "2026-01-14T08:02:00Z", "trigger": "SWEEP"}),
+    );
+    let run = invoke(&bootstrap("evaluate-order"), &[], &stack.env, event).await;
+    assert!(
+        response(&run)["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("HandedOver"),
+        "{:?}",
+        run.answer
+    );
+    let schedules = aws_sdk_scheduler::Client::new(&stack.sdk)
+        .list_schedules()
+        .group_name(GROUP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        schedules
+            .schedules()
+            .iter()
+            .filter_map(|s| s.name())
+            .collect::<Vec<_>>(),
+        ["rt-2-1"]
+    );
+    assert!(
+        run.stdout.contains("\"record_id\":\"rt-2\""),
+        "the record id on the log lines: {}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_misrouted_event_is_an_error_document_that_says_a_retry_cannot_help() {
+    let stack = stack().await;
+    let event = eventbridge("OrderResultStored", json!({"record_id": "x"}));
+    let run = invoke(&bootstrap("evaluate-order"), &[], &stack.env, event).await;
+    match &run.answer {
+        Answer::Error(doc) => {
+            assert!(
+                doc["errorType"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("NotRetryable."),
+                "{doc}"
+            );
+            assert!(
+                doc["errorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains("OrderResultStored"),
+                "{doc}"
+            );
+        }
+        other => panic!("expected an error document, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn store_result_writes_the_result_object_of_a_ready_order() {
+    let stack = stack().await;
+    let record = seed(&stack, "rt-3", |r| {
+        let fills = vec![(
+            Some(energy_core::money::PriceCents(9_000)),
+            energy_core::money::Lots(100),
+        )];
+        let result = OrderResult::from_fills(&r.order, &fills, Timestamp::now());
+        let pending = r
+            .apply(
+                Transition::HandedOver {
+                    due_at: Timestamp::now(),
+                },
+                Timestamp::now(),
+            )
+            .unwrap();
+        pending
+            .apply(
+                Transition::Ready {
+                    result,
+                    due_at: Timestamp::now() + SignedDuration::from_mins(5),
+                },
+                Timestamp::now(),
+            )
+            .unwrap()
+    })
+    .await;
+    let result = record.result.clone().unwrap();
+    let detail = json!({"record_id": "rt-3", "market": "SDAC", "delivery_date": record.order.delivery_date.to_string(), "zone": "DE-LU",
+        "portfolio": "P", "side": "BUY", "outcome": "ACCEPTED", "result": result});
+    let run = invoke(
+        &bootstrap("store-result"),
+        &[],
+        &stack.env,
+        eventbridge("OrderReady", detail),
+    )
+    .await;
+    assert!(
+        response(&run)["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("Stored"),
+        "{:?}",
+        run.answer
+    );
+    let config = aws_sdk_s3::config::Builder::from(&stack.sdk)
+        .force_path_style(true)
+        .build();
+    let listed = aws_sdk_s3::Client::from_conf(config)
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents().len(), 1);
+}
+
+#[tokio::test]
+async fn notify_slack_posts_once_for_a_failed_order() {
+    let stack = stack().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/services/T/B/X", listener.local_addr().unwrap());
+    let posts = Arc::new(AtomicUsize::new(0));
+    let seen = posts.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 65536];
+            let _ = s.read(&mut buf).await;
+            seen.fetch_add(1, Ordering::SeqCst);
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    let secret = aws_sdk_secretsmanager::Client::new(&stack.sdk)
+        .create_secret()
+        .name("slack")
+        .secret_string(&url)
+        .send()
+        .await
+        .unwrap();
+    let mut env = stack.env.clone();
+    env.push((
+        "SLACK_WEBHOOK_SECRET_ARN",
+        secret.arn().unwrap().to_string(),
+    ));
+    let failure = Failure {
+        reason: FailureReason::Rejected,
+        message: "out of the money".into(),
+        failed_at: Timestamp::now(),
+    };
+    let record = seed(&stack, "rt-4", |r| {
+        let pending = r
+            .apply(
+                Transition::HandedOver {
+                    due_at: Timestamp::now(),
+                },
+                Timestamp::now(),
+            )
+            .unwrap();
+        pending
+            .apply(
+                Transition::Fail {
+                    failure: failure.clone(),
+                    due_at: Timestamp::now(),
+                },
+                Timestamp::now(),
+            )
+            .unwrap()
+    })
+    .await;
+    let event = energy_core::events::OrderFailed::from_record(&record, &failure);
+    let run = invoke(
+        &bootstrap("notify-slack"),
+        &[],
+        &env,
+        eventbridge("OrderFailed", serde_json::to_value(event).unwrap()),
+    )
+    .await;
+    assert_eq!(response(&run)["outcome"], "Notified", "{}", run.stdout);
+    assert_eq!(posts.load(Ordering::SeqCst), 1);
+    assert!(
+        !run.stdout.contains("/services/T/B/X"),
+        "the webhook URL must never be logged"
+    );
+}
+
+#[tokio::test]
+async fn sweep_pending_answers_a_scheduled_event_with_its_report() {
+    let stack = stack().await;
+    seed(&stack, "rt-5", |r| r.clone()).await;
+    let event = json!({"version": "0", "id": "s", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+        "time": "2026-01-14T12:00:00Z", "region": "eu-west-1", "resources": ["arn:aws:events:eu-west-1:123456789012:rule/sweep"], "detail": {}});
+    let mut env = stack.env.clone();
+    env.push(("SWEEP_GRACE_SECONDS", "0".into()));
+    let run = invoke(&bootstrap("sweep-pending"), &[], &env, event).await;
+    let outcome = response(&run)["outcome"].as_str().unwrap().to_string();
+    assert!(outcome.contains("emitted: 1"), "{outcome}");
+}
+
+#[tokio::test]
+async fn a_missing_variable_stops_start_up_and_names_it() {
+    let stack = stack().await;
+    let env: Vec<_> = stack
+        .env
+        .iter()
+        .filter(|(k, _)| *k != "ORDERS_TABLE")
+        .cloned()
+        .collect();
+    let run = invoke(&bootstrap("store-result"), &[], &env, json!({})).await;
+    assert!(
+        matches!(run.answer, Answer::InitError(_)),
+        "{:?}",
+        run.answer
+    );
+    assert!(run.stdout.contains("ORDERS_TABLE"), "{}", run.stdout);
+    drop(stack.moto);
+}
