@@ -83,6 +83,13 @@ impl SlackWebhook {
 impl Notifier for SlackWebhook {
     async fn notify(&self, notification: &Notification) -> Result<(), PortError> {
         let url = self.url.get().await?;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            // The template creates the secret with a random placeholder until the operator sets it.
+            return Err(PortError::permanent(
+                WHAT,
+                "the webhook secret holds no URL yet: set it with aws secretsmanager put-secret-value (see the README)",
+            ));
+        }
         let response = self
             .http
             .post(url)

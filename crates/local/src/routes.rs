@@ -23,7 +23,8 @@ impl Function {
     }
 }
 
-/// One rule: the event `source`, the detail-types it selects, and its target.
+/// One rule: the event `source`, the detail-types it selects, and its target. (The pipeline rule
+/// also asks for `detail.state` FAILED; notify-slack ignores the other states.)
 pub struct Rule {
     pub name: &'static str,
     pub source: &'static str,
@@ -49,6 +50,12 @@ pub const RULES: &[Rule] = &[
         name: "NotifySlackRule",
         source: energy_core::events::SOURCE,
         detail_types: &["OrderFailed"],
+        target: Function::NotifySlack,
+    },
+    Rule {
+        name: "PipelineFailedRule",
+        source: "aws.codepipeline",
+        detail_types: &[notify_slack::PIPELINE_STATE],
         target: Function::NotifySlack,
     },
     Rule {

@@ -4,7 +4,8 @@
 //! - `OrderFailed` (from evaluate-order and store-result);
 //! - Lambda's on-failure destination record (`Lambda Function Invocation Result - Failure`) of a
 //!   handler that failed after its retries: the order it was working on moves to
-//!   FAILED{ProcessingError} and the desk hears about it like any other failure.
+//!   FAILED{ProcessingError} and the desk hears about it like any other failure;
+//! - CodePipeline's state change of a failed delivery run, forwarded by the pipeline stack.
 //!
 //! The message is sent, then the order moves FAILED → NOTIFIED; a later delivery of the same
 //! event finds NOTIFIED and sends nothing. The order is this way round on purpose: a crash
@@ -22,6 +23,9 @@ use serde_json::Value;
 
 /// The detail-type of Lambda's on-failure destination records.
 pub const LAMBDA_FAILURE: &str = "Lambda Function Invocation Result - Failure";
+
+/// The detail-type of CodePipeline's execution state changes (a failed delivery run).
+pub const PIPELINE_STATE: &str = "CodePipeline Pipeline Execution State Change";
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -44,6 +48,9 @@ pub async fn handle(
 ) -> Result<Outcome, Error> {
     if event.detail_type == LAMBDA_FAILURE {
         return processing_error(&event.detail, ports, config).await;
+    }
+    if event.detail_type == PIPELINE_STATE {
+        return pipeline_failed(&event.detail, ports).await;
     }
     let failed = match DomainEvent::parse(&event.detail_type, event.detail)? {
         DomainEvent::Failed(e) => e,
@@ -80,6 +87,25 @@ async fn notify(
     {
         tracing::warn!(record_id = %failed.order.record_id, "notified, but another delivery marked the order first");
     }
+    Ok(Outcome::Notified)
+}
+
+/// A failed run of the delivery pipeline (forwarded to the bus by the pipeline stack).
+async fn pipeline_failed(detail: &Value, ports: &Ports) -> Result<Outcome, Error> {
+    let state = detail["state"].as_str().unwrap_or_default();
+    if state != "FAILED" {
+        return Ok(Outcome::Ignored(format!("pipeline state {state}")));
+    }
+    let pipeline = detail["pipeline"].as_str().unwrap_or("the pipeline");
+    let execution = detail["execution-id"].as_str().unwrap_or("-");
+    let text =
+        format!(":construction: Delivery pipeline {pipeline} failed (execution {execution})");
+    let notification = energy_core::ports::Notification {
+        key: format!("pipeline/{execution}"),
+        text: text.clone(),
+        payload: serde_json::json!({"text": text}),
+    };
+    ports.notifier.notify(&notification).await?;
     Ok(Outcome::Notified)
 }
 
