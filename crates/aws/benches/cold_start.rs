@@ -31,26 +31,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn open_day() -> jiff::civil::Date {
-    let today = energy_core::calendar::market_date(Timestamp::now());
-    today.tomorrow().and_then(|d| d.tomorrow()).expect("a date")
-}
-
-fn order_json(id: &str) -> Value {
-    let day = open_day();
-    let auction = energy_core::calendar::AuctionId {
-        market: energy_core::market::Market::Sdac,
-        delivery_date: day,
-    };
-    let mtu = energy_core::calendar::MarketRules::default()
-        .mtus(auction)
-        .expect("mtus")[28];
-    json!({
-        "record_id": id, "market": "SDAC", "delivery_date": day.to_string(), "zone": "DE-LU", "portfolio": "P", "side": "BUY",
-        "periods": [{"mtu_start": mtu.to_string(), "steps": [{"price": "3000.00", "quantity": "10.0"}]}]
-    })
-}
-
 fn post(id: &str) -> Value {
     json!({
         "version": "2.0", "routeKey": "POST /orders", "rawPath": "/orders", "rawQueryString": "",
@@ -59,11 +39,6 @@ fn post(id: &str) -> Value {
             "http": {"method": "POST", "path": "/orders", "protocol": "HTTP/1.1", "sourceIp": "10.0.0.1", "userAgent": "bench"}},
         "body": json!([order_json(id)]).to_string(), "isBase64Encoded": false
     })
-}
-
-fn eventbridge(detail_type: &str, source: &str, detail: Value) -> Value {
-    json!({"version": "0", "id": "b", "detail-type": detail_type, "source": source, "account": "123456789012",
-        "time": "2026-01-14T12:00:00Z", "region": "eu-west-1", "resources": [], "detail": detail})
 }
 
 async fn seed(sdk: &aws_config::SdkConfig, id: &str, ready: bool) -> OrderRecord {

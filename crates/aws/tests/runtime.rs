@@ -66,34 +66,6 @@ async fn stack() -> Stack {
     Stack { moto, sdk, env }
 }
 
-/// A delivery day whose SDAC gate is still open, whatever the time today.
-fn open_day() -> jiff::civil::Date {
-    let today = energy_core::calendar::market_date(Timestamp::now());
-    today.tomorrow().and_then(|d| d.tomorrow()).unwrap()
-}
-
-fn order_json(id: &str) -> Value {
-    let day = open_day();
-    let auction = energy_core::calendar::AuctionId {
-        market: energy_core::market::Market::Sdac,
-        delivery_date: day,
-    };
-    let mtu = energy_core::calendar::MarketRules::default()
-        .mtus(auction)
-        .unwrap()[28];
-    json!({
-        "record_id": id, "market": "SDAC", "delivery_date": day.to_string(), "zone": "DE-LU", "portfolio": "P", "side": "BUY",
-        "periods": [{"mtu_start": mtu.to_string(), "steps": [{"price": "3000.00", "quantity": "10.0"}]}]
-    })
-}
-
-fn eventbridge(detail_type: &str, detail: Value) -> Value {
-    json!({
-        "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": detail_type, "source": "energy.orders",
-        "account": "123456789012", "time": "2026-01-14T12:00:00Z", "region": "eu-west-1", "resources": [], "detail": detail
-    })
-}
-
 fn response(run: &support::runtime::Run) -> &Value {
     match &run.answer {
         Answer::Response(v) => v,
@@ -150,6 +122,7 @@ async fn evaluate_order_hands_an_order_over_and_schedules_its_first_check() {
     seed(&stack, "rt-2", |r| r.clone()).await;
     let event = eventbridge(
         "OrderEvaluationDue",
+        "energy.orders",
         json!({"record_id": "rt-2", "attempt": 0, "due_at": "2026-01-14T08:02:00Z", "trigger": "SWEEP"}),
     );
     let run = invoke(&bootstrap("evaluate-order"), &[], &stack.env, event).await;
@@ -185,7 +158,11 @@ async fn evaluate_order_hands_an_order_over_and_schedules_its_first_check() {
 #[tokio::test]
 async fn a_misrouted_event_is_an_error_document_that_says_a_retry_cannot_help() {
     let stack = stack().await;
-    let event = eventbridge("OrderResultStored", json!({"record_id": "x"}));
+    let event = eventbridge(
+        "OrderResultStored",
+        "energy.orders",
+        json!({"record_id": "x"}),
+    );
     let run = invoke(&bootstrap("evaluate-order"), &[], &stack.env, event).await;
     match &run.answer {
         Answer::Error(doc) => {
@@ -243,7 +220,7 @@ async fn store_result_writes_the_result_object_of_a_ready_order() {
         &bootstrap("store-result"),
         &[],
         &stack.env,
-        eventbridge("OrderReady", detail),
+        eventbridge("OrderReady", "energy.orders", detail),
     )
     .await;
     assert!(
@@ -325,7 +302,11 @@ async fn notify_slack_posts_once_for_a_failed_order() {
         &bootstrap("notify-slack"),
         &[],
         &env,
-        eventbridge("OrderFailed", serde_json::to_value(event).unwrap()),
+        eventbridge(
+            "OrderFailed",
+            "energy.orders",
+            serde_json::to_value(event).unwrap(),
+        ),
     )
     .await;
     assert_eq!(response(&run)["outcome"], "Notified", "{}", run.stdout);

@@ -248,4 +248,39 @@ pub async fn drain(sdk: &SdkConfig, queue_url: &str) -> Vec<serde_json::Value> {
         }
     }
 }
+
+/// A delivery day whose SDAC gate is still open, whatever the time today.
+pub fn open_day() -> jiff::civil::Date {
+    let today = energy_core::calendar::market_date(jiff::Timestamp::now());
+    today.tomorrow().and_then(|d| d.tomorrow()).expect("a date")
+}
+
+/// A valid order for `open_day()`, one MTU in the morning peak.
+pub fn order_json(id: &str) -> serde_json::Value {
+    let day = open_day();
+    let auction = energy_core::calendar::AuctionId {
+        market: energy_core::market::Market::Sdac,
+        delivery_date: day,
+    };
+    let mtu = energy_core::calendar::MarketRules::default()
+        .mtus(auction)
+        .expect("mtus")[28];
+    serde_json::json!({
+        "record_id": id, "market": "SDAC", "delivery_date": day.to_string(), "zone": "DE-LU", "portfolio": "P", "side": "BUY",
+        "periods": [{"mtu_start": mtu.to_string(), "steps": [{"price": "3000.00", "quantity": "10.0"}]}]
+    })
+}
+
+/// An event as EventBridge delivers it to a target.
+pub fn eventbridge(
+    detail_type: &str,
+    source: &str,
+    detail: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": detail_type, "source": source,
+        "account": "123456789012", "time": "2026-01-14T12:00:00Z", "region": "eu-west-1", "resources": [], "detail": detail
+    })
+}
+
 pub mod runtime;
