@@ -309,3 +309,25 @@ async fn a_stale_evaluation_event_is_ignored() {
     assert_eq!(s.scheduler.pending().len(), 1);
     assert_eq!(s.scheduler.pending()[0].name, schedule_name(&id("o-1"), 1));
 }
+
+#[tokio::test]
+async fn a_failed_delivery_pipeline_run_reaches_the_desk_once_and_other_states_do_not() {
+    let s = system();
+    let event = |state: &str, id: &str| {
+        json!({
+            "version": "0", "id": id, "detail-type": notify_slack::PIPELINE_STATE, "source": "aws.codepipeline",
+            "account": "123456789012", "time": "2026-01-14T08:00:00Z", "region": "eu-west-1", "resources": [],
+            "detail": {"pipeline": "energy", "execution-id": "e-1", "state": state}
+        })
+    };
+    s.bus.inject_raw(event("SUCCEEDED", "p-1"));
+    s.bus.inject_raw(event("FAILED", "p-2"));
+    s.run_until_quiet(|_| {}).await;
+    let sent = s.notifier.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].text.contains("energy failed (execution e-1)"),
+        "{}",
+        sent[0].text
+    );
+}
