@@ -44,7 +44,18 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Starts moto on a free port. The port is picked by binding port 0 and letting it go, so
+    /// another process may take it first: then our server exits, and we try another port.
     pub fn start() -> Moto {
+        for _ in 0..5 {
+            if let Some(moto) = Self::try_start() {
+                return moto;
+            }
+        }
+        panic!("moto_server did not start on any of five free ports");
+    }
+
+    fn try_start() -> Option<Moto> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -55,19 +66,32 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let moto = Moto {
+        let mut moto = Moto {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if moto.child.try_wait().ok().flatten().is_some() {
+                return None; // exited: the port was taken
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Make sure it is ours that answers, not a server that took the port first.
+                std::thread::sleep(Duration::from_millis(100));
+                return moto
+                    .child
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .is_none()
+                    .then_some(moto);
+            }
             assert!(
                 Instant::now() < deadline,
                 "moto_server did not start on port {port} within 20 s"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        moto
     }
 
     /// SDK configuration pointing every client at this server.
