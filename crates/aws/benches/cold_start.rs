@@ -126,26 +126,8 @@ async fn main() {
     let python = std::env::var_os("ENERGY_BENCH_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv/bin/python"));
-    let moto = Moto::start();
-    let sdk = moto.sdk().await;
-    create_table(&sdk).await;
-    let bus_arn = create_bus(&sdk).await;
-    create_group(&sdk).await;
-    create_bucket(&sdk).await;
-    let env: Vec<(&str, String)> = vec![
-        ("AWS_ENDPOINT_URL", moto.url.clone()),
-        ("AWS_REGION", "eu-west-1".into()),
-        ("AWS_DEFAULT_REGION", "eu-west-1".into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("ORDERS_TABLE", TABLE.into()),
-        ("EVENT_BUS_NAME", BUS.into()),
-        ("EVENT_BUS_ARN", bus_arn),
-        ("SCHEDULE_GROUP", GROUP.into()),
-        ("SCHEDULER_ROLE_ARN", ROLE_ARN.into()),
-        ("RESULTS_BUCKET", BUCKET.into()),
-        ("SWEEP_GRACE_SECONDS", "0".into()),
-    ];
+    let Stack { moto, sdk, mut env } = stack().await;
+    env.push(("SWEEP_GRACE_SECONDS", "0".into()));
     let mut rows = Vec::new();
     for name in [
         "submit-order",

@@ -307,4 +307,34 @@ pub fn eventbridge(
     })
 }
 
+/// moto with every resource the functions use, and the environment a function runs with there.
+pub struct Stack {
+    pub moto: Moto,
+    pub sdk: SdkConfig,
+    pub env: Vec<(&'static str, String)>,
+}
+
+pub async fn stack() -> Stack {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let bus_arn = create_bus(&sdk).await;
+    create_group(&sdk).await;
+    create_bucket(&sdk).await;
+    let env = vec![
+        ("AWS_ENDPOINT_URL", moto.url.clone()),
+        ("AWS_REGION", "eu-west-1".to_string()),
+        ("AWS_DEFAULT_REGION", "eu-west-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("ORDERS_TABLE", TABLE.to_string()),
+        ("EVENT_BUS_NAME", BUS.to_string()),
+        ("EVENT_BUS_ARN", bus_arn),
+        ("SCHEDULE_GROUP", GROUP.to_string()),
+        ("SCHEDULER_ROLE_ARN", ROLE_ARN.to_string()),
+        ("RESULTS_BUCKET", BUCKET.to_string()),
+    ];
+    Stack { moto, sdk, env }
+}
+
 pub mod runtime;
