@@ -121,6 +121,17 @@ impl SimPlatform {
             .insert(zone, publication);
     }
 
+    /// Takes back an order it had accepted before a restart (the caller keeps them, earliest
+    /// receipt first): no gate check, since the gate was open when it was first accepted.
+    pub fn restore(&self, order: Order) {
+        let mut state = self.state();
+        let receipt = state.next_receipt;
+        state.next_receipt += 1;
+        state
+            .orders
+            .insert(order.record_id.clone(), Held { order, receipt });
+    }
+
     /// The order the platform holds under `record_id`.
     pub fn order(&self, record_id: &RecordId) -> Option<Order> {
         self.state().orders.get(record_id).map(|h| h.order.clone())

@@ -1,25 +1,22 @@
-//! `energy demo`: one order of every outcome through the whole choreography, in one process.
+//! `energy demo`: one order of every outcome through the whole choreography, on `energy up`'s
+//! stack: the orders go over HTTP, the template's rules route the events, the scheduler fires the
+//! evaluator's checks and the sweeper runs, all on the embedded database.
 //!
-//! The clock starts at 09:00 Brussels time the day before tomorrow's SDAC delivery day and jumps
-//! from one due instant to the next, so the wait for the 12:45 publication and the evaluator's
-//! backoff take milliseconds. Every event is printed as it is delivered, then a summary; the
+//! The market clock starts at 11:00 Brussels time, an hour before tomorrow's SDAC gate closes,
+//! and runs 1500 times faster than the wall clock, so the wait for the 12:45 publication and the
+//! evaluator's backoff up to giving up take seconds. Every event is printed as it is delivered, then a summary; the
 //! command fails if any outcome is missing, which makes it a smoke test as well as a tour.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use energy_auction::sim::Publication;
 use energy_core::calendar::{MarketRules, market_date};
 use energy_core::lifecycle::OrderRecord;
 use energy_core::market::Zone;
-use energy_core::retry::RetryPolicy;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use submit_order::response_body;
-
-use crate::system::{Delivery, System};
 
 /// The outcomes the demo must show.
 pub const OUTCOMES: [&str; 5] = [
@@ -48,6 +45,8 @@ pub struct Report {
     pub slack_messages: usize,
     pub result_objects: usize,
     pub simulated: SignedDuration,
+    /// Wall time from start-up to the summary.
+    pub real: std::time::Duration,
     /// Every event that went over the bus, as delivered.
     pub archive: Vec<Value>,
 }
@@ -151,51 +150,132 @@ pub fn invalid_batch(day: Date, first_mtu: Timestamp) -> Value {
     }])
 }
 
-/// Runs the demo; `print` receives every line of output.
-pub async fn run(mut print: impl FnMut(&str)) -> Report {
+/// Where the demo runs and how fast.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Keep the stack's data here (default: a temporary dir, removed at the end).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Market seconds per real second.
+    pub speed: u32,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            data_dir: None,
+            speed: 1500,
+        }
+    }
+}
+
+/// Runs the demo on `energy up`'s stack (HTTP API, template-routed bus, scheduler, sweeper,
+/// embedded database) with the market clock compressed; `print` receives every line of output.
+pub async fn run(
+    options: DemoOptions,
+    print: impl FnMut(&str) + Send + 'static,
+) -> anyhow::Result<Report> {
+    use std::sync::{Arc, Mutex};
+
     let rules = MarketRules::default();
     let tz = TimeZone::get(energy_core::calendar::MARKET_TIME_ZONE).unwrap_or(TimeZone::UTC);
     let today = market_date(Timestamp::now());
     let day = today.tomorrow().unwrap_or(today);
+    // An hour before tomorrow's SDAC gate closes.
     let start = today
-        .at(9, 0, 0, 0)
+        .at(11, 0, 0, 0)
         .to_zoned_datetime(tz.clone())
         .map(|z| z.timestamp())
         .unwrap_or_else(|_| Timestamp::now());
-    let system = System::new(start, rules.clone(), RetryPolicy::default());
-    system
-        .platform
-        .set_publication(Zone::Fi, Publication::Never);
-    let clock = |t: Timestamp| {
-        t.to_zoned_datetime(tz.clone())
-            .strftime("%a %H:%M:%S")
-            .to_string()
+    let (data_dir, temporary) = match &options.data_dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!(
+                "energy-demo-{}-{}",
+                std::process::id(),
+                Timestamp::now().as_nanosecond()
+            )),
+            true,
+        ),
     };
-
-    print(&format!(
-        "Energy demo: SDAC delivery day {day}, simulated clock from {} Brussels time\n",
-        clock(start)
+    if data_dir.join("energy.db").exists() {
+        anyhow::bail!(
+            "{} holds a stack already; the demo needs a new data dir",
+            data_dir.display()
+        );
+    }
+    let print = Arc::new(Mutex::new(print));
+    let say = {
+        let print = print.clone();
+        move |line: &str| (print.lock().unwrap_or_else(|e| e.into_inner()))(line)
+    };
+    let clock = {
+        let tz = tz.clone();
+        move |t: Timestamp| {
+            t.to_zoned_datetime(tz.clone())
+                .strftime("%a %H:%M:%S")
+                .to_string()
+        }
+    };
+    let deliveries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let observer: crate::up::engine::Observer = {
+        let (say, deliveries) = (say.clone(), deliveries.clone());
+        Arc::new(move |log: &crate::up::engine::DeliveryLog| {
+            deliveries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let idle_sweep = log.detail_type == "Scheduled Event"
+                && log
+                    .outcome
+                    .as_ref()
+                    .is_ok_and(|o| o.starts_with("Report { emitted: 0"));
+            if !idle_sweep {
+                say(&format!("  {}", crate::up::console_line(log)));
+            }
+        })
+    };
+    let mut args = crate::up::UpArgs::new(data_dir.clone());
+    args.speed = options.speed;
+    args.start = Some(start);
+    args.never_publish = vec![Zone::Fi];
+    let real_start = std::time::Instant::now();
+    let running = crate::up::start(&args, observer).await?;
+    let base = format!("http://{}", running.addr);
+    say(&format!(
+        "Energy demo on `energy up`: {base}, data in {}\nSDAC delivery day {day}; market clock from {} Brussels time at {}× (FI results never come)\n",
+        data_dir.display(),
+        clock(start),
+        options.speed
     ));
+    let http = reqwest::Client::new();
+    let post = |body: String| {
+        let http = http.clone();
+        let url = format!("{base}/orders");
+        async move {
+            let r = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            anyhow::Ok((status, body))
+        }
+    };
     let batch = sample_batch(&rules, day);
-    print(&format!(
+    let ids: Vec<String> = batch
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["record_id"].as_str().map(String::from))
+        .collect();
+    say(&format!(
         "POST /orders  ({} orders: accepted, partial, rejected, never published)",
-        batch.as_array().map_or(0, Vec::len)
+        ids.len()
     ));
-    let resp = system
-        .http("POST", "/orders", Some(&batch.to_string()))
-        .await;
-    print(&format!(
-        "  → {} {}",
-        resp.status_code,
-        response_body(&resp)
-    ));
-    let resend = system
-        .http("POST", "/orders", Some(&batch.to_string()))
-        .await;
-    print(&format!(
-        "POST /orders  (the same batch again)\n  → {} {}",
-        resend.status_code,
-        response_body(&resend)
+    let (status, body) = post(batch.to_string()).await?;
+    say(&format!("  → {status} {body}"));
+    let (status, body) = post(batch.to_string()).await?;
+    say(&format!(
+        "POST /orders  (the same batch again)\n  → {status} {body}"
     ));
 
     let first_mtu = rules
@@ -206,65 +286,103 @@ pub async fn run(mut print: impl FnMut(&str)) -> Report {
         .ok()
         .and_then(|m| m.first().copied())
         .unwrap_or(start);
-    let bad = system
-        .http(
-            "POST",
-            "/orders",
-            Some(&invalid_batch(day, first_mtu).to_string()),
-        )
-        .await;
-    let bad_body = response_body(&bad);
-    print(&format!(
-        "POST /orders  (one order with four mistakes)\n  → {} {}",
-        bad.status_code,
+    let (bad_status, bad_body) = post(invalid_batch(day, first_mtu).to_string()).await?;
+    say(&format!(
+        "POST /orders  (one order with four mistakes)\n  → {bad_status} {}",
         bad_body["message"].as_str().unwrap_or("")
     ));
     for e in bad_body["errors"].as_array().into_iter().flatten() {
-        print(&format!("      {}", e["message"].as_str().unwrap_or("")));
+        say(&format!("      {}", e["message"].as_str().unwrap_or("")));
     }
-    print("\nEvents as they are delivered:");
-    let mut events = 0usize;
-    let mut show = |d: &Delivery| {
-        events += 1;
-        if d.detail_type == "Scheduled Event" && d.outcome.starts_with("Report { emitted: 0") {
-            return;
-        }
-        print(&format!(
-            "  {}  {:<19} {:<14} → {:<14} {}",
-            clock(d.at),
-            d.detail_type,
-            d.record_id,
-            d.function.name(),
-            d.outcome
-        ));
-    };
-    system.run_until_quiet(&mut show).await;
-    while system.advance().await {
-        system.run_until_quiet(&mut show).await;
-    }
+    say("\nEvents as they are delivered (market time):");
 
-    let mut lines: Vec<SummaryLine> = system.store.all().iter().map(summary_line).collect();
+    // Until every order is final and nothing is left to deliver.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let mut all_final = true;
+        for id in &ids {
+            let r = http.get(format!("{base}/orders/{id}")).send().await?;
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            all_final &= v["final"] == true;
+        }
+        if all_final && running.shared.db.pending_deliveries()? == 0 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the demo's orders were not final after 2 minutes");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let simulated = running.now().duration_since(start);
+    let mut lines = Vec::new();
+    for id in &ids {
+        let id = energy_core::order::RecordId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(r) = running.handlers.ports.store.get(&id).await? {
+            lines.push(summary_line(&r));
+        }
+    }
     lines.push(SummaryLine {
         record_id: "demo-invalid".into(),
         outcome: "INVALID".into(),
         state: "not stored".into(),
         checks: 0,
         detail: format!(
-            "HTTP {}: {}",
-            bad.status_code,
+            "HTTP {bad_status}: {}",
             bad_body["message"].as_str().unwrap_or("")
         ),
     });
+    let archive: Vec<Value> = running
+        .shared
+        .db
+        .events(&crate::db::EventFilter::default())?
+        .into_iter()
+        .map(|e| e.body)
+        .collect();
+    let notifications: Vec<String> = running
+        .shared
+        .db
+        .notifications()?
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    let result_objects = count_files(&data_dir.join("results"));
+    running.shutdown().await;
     let report = Report {
         lines,
-        events,
-        slack_messages: system.notifier.sent().len(),
-        result_objects: system.results.objects().len(),
-        simulated: system.now().duration_since(start),
-        archive: system.bus.archive(),
+        events: deliveries.load(std::sync::atomic::Ordering::SeqCst),
+        slack_messages: notifications.len(),
+        result_objects,
+        simulated,
+        real: real_start.elapsed(),
+        archive,
     };
-    print(&render_summary(&report, &system));
-    report
+    say(&render_summary(&report, &notifications));
+    if temporary {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    } else {
+        say(&format!(
+            "  the stack's data stays in {0}: energy events list --data-dir {0}",
+            data_dir.display()
+        ));
+    }
+    Ok(report)
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                count_files(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "json"))
+            }
+        })
+        .sum()
 }
 
 fn summary_line(r: &OrderRecord) -> SummaryLine {
@@ -296,7 +414,7 @@ fn summary_line(r: &OrderRecord) -> SummaryLine {
     }
 }
 
-fn render_summary(report: &Report, system: &System) -> String {
+fn render_summary(report: &Report, notifications: &[String]) -> String {
     let mut out = String::from("\nSummary\n");
     let _ = writeln!(
         out,
@@ -311,23 +429,24 @@ fn render_summary(report: &Report, system: &System) -> String {
         );
     }
     let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
-    for e in system.bus.archive() {
+    for e in &report.archive {
         *by_type
             .entry(e["detail-type"].as_str().unwrap_or("").to_string())
             .or_default() += 1;
     }
     let _ = writeln!(
         out,
-        "\n  {} deliveries, {} simulated; {} result objects, {} Slack messages",
+        "\n  {} deliveries, {} of market time in {:.1} s; {} result objects, {} Slack messages",
         report.events,
         format_duration(report.simulated),
+        report.real.as_secs_f64(),
         report.result_objects,
         report.slack_messages
     );
     let counts: Vec<String> = by_type.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(out, "  events on the bus: {}", counts.join(", "));
-    for n in system.notifier.sent() {
-        let _ = writeln!(out, "  slack: {}", n.text);
+    for n in notifications {
+        let _ = writeln!(out, "  slack: {n}");
     }
     match report.missing().as_slice() {
         [] => out.push_str("  every outcome shown: ACCEPTED, PARTIALLY_ACCEPTED, REJECTED, INVALID, RESULTS_TIMEOUT\n"),

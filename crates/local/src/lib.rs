@@ -1,12 +1,23 @@
 //! The `energy` command: the whole Energy system on one machine.
 //!
-//! - [`system`] wires the five handler crates over the core's in-memory ports, with a bus that
-//!   routes like `template.yaml` ([`routes`]), a scheduler, the sweep rule and Lambda's
-//!   asynchronous retry and on-failure behaviour, on a clock that jumps to the next due instant.
-//! - [`demo`] drives one order of every outcome through it and prints what happens.
+//! - [`topology`] reads the routing from `template.yaml`; [`pattern`] matches EventBridge event
+//!   patterns; [`consumers`] adds local rules with HTTP targets.
+//! - [`handlers`] invokes the five handler crates the way Lambda does.
+//! - [`up`] is `energy up`: the HTTP API, the bus, the scheduler, the sweeper and the simulated
+//!   platform on an embedded database ([`db`]), durable across crashes.
+//! - [`system`] is the same choreography in memory on a clock that jumps to the next due instant
+//!   (the fast tests use it).
+//! - [`demo`] drives one order of every outcome through `energy up` and prints what happens.
 //! - [`platform`] serves the simulated auction platform over HTTP.
 
+pub mod cli;
+pub mod consumers;
+pub mod db;
 pub mod demo;
+pub mod handlers;
+pub mod pattern;
 pub mod platform;
 pub mod routes;
 pub mod system;
+pub mod topology;
+pub mod up;

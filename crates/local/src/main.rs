@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use energy_local::cli;
+use energy_local::db::EventFilter;
+use jiff::Timestamp;
 
 #[derive(Parser)]
 #[command(
@@ -19,12 +22,43 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Drive one order of every outcome through the whole choreography in one process, on a
-    /// simulated clock, and print the events and a summary. Exits non-zero if an outcome is missing.
+    /// Run the whole system on this machine until Ctrl-C: the HTTP API on loopback, the bus
+    /// routed by template.yaml, the scheduler, the sweeper and the simulated auction platform,
+    /// on an embedded database under --data-dir on a compressed market clock.
+    Up(energy_local::up::UpArgs),
+    /// Drive one order of every outcome through `energy up`'s stack (over HTTP, on a temporary
+    /// data dir, market clock compressed) and print the events and a summary. Exits non-zero if
+    /// an outcome is missing.
     Demo {
+        /// Keep the stack's data in this new dir (default: a temporary dir, removed at the end).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Market seconds per real second.
+        #[arg(long, default_value_t = 1500)]
+        speed: u32,
         /// Also write every event that went over the bus to FILE, one JSON document per line.
         #[arg(long, value_name = "FILE")]
         archive: Option<PathBuf>,
+    },
+    /// The event archive of a data dir, and event patterns.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// The event schemas (events-schema/, as in the EventBridge schema registry).
+    Schemas {
+        #[command(subcommand)]
+        command: SchemasCommand,
+    },
+    /// Stored orders of a data dir.
+    Orders {
+        #[command(subcommand)]
+        command: OrdersCommand,
+    },
+    /// Deliveries that gave up after their retries (the rules' dead-letter queues).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
     },
     /// The auction platform's tools.
     Auction {
@@ -35,6 +69,99 @@ enum Command {
     Platform {
         #[command(subcommand)]
         command: PlatformCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct DataDir {
+    /// The data dir of `energy up`.
+    #[arg(long, default_value = ".energy", env = "ENERGY_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct EventFilterArgs {
+    /// Only this order's events.
+    #[arg(long = "order", value_name = "RECORD_ID")]
+    order: Option<String>,
+    /// Only events of this detail-type.
+    #[arg(long = "type", value_name = "DETAIL_TYPE")]
+    detail_type: Option<String>,
+    /// Whole events as JSON lines instead of one summary line each.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    dir: DataDir,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Every archived event, oldest first.
+    List(EventFilterArgs),
+    /// Like list, then follows new events until Ctrl-C.
+    Tail(EventFilterArgs),
+    /// Puts archived events whose time (market clock) is at or after --since back on the bus,
+    /// routed by the current rules, marked with a replay-name.
+    Replay {
+        /// RFC 3339 instant, e.g. 2026-11-27T12:00:00Z.
+        #[arg(long)]
+        since: Timestamp,
+        #[arg(long = "type", value_name = "DETAIL_TYPE")]
+        detail_type: Option<String>,
+        #[arg(long = "order", value_name = "RECORD_ID")]
+        order: Option<String>,
+        /// The consumers file whose rules also apply [default: energy.consumers.yaml if present].
+        #[arg(long, value_name = "FILE")]
+        consumers: Option<PathBuf>,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Whether an event matches a pattern, like `aws events test-event-pattern`. Each argument
+    /// is inline JSON, file://PATH, @PATH or - (standard input).
+    TestPattern {
+        #[arg(long)]
+        pattern: String,
+        #[arg(long)]
+        event: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemasCommand {
+    /// The schemas' names.
+    List,
+    /// One schema (draft-04 JSON Schema of the whole event).
+    Show { name: String },
+    /// Checks an event (by its detail-type) or a POST /orders body against its schema.
+    Validate { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum OrdersCommand {
+    /// The stored record of one order and the events about it.
+    Show {
+        record_id: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// The dead letters: rule, target, attempts, last error, event.
+    List {
+        /// One JSON document per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Queues dead letters (all, or the given ids) for delivery again, with fresh retries; a
+    /// running `energy up` delivers them within a second, otherwise the next start does.
+    Redrive {
+        ids: Vec<i64>,
+        #[command(flatten)]
+        dir: DataDir,
     },
 }
 
@@ -55,10 +182,24 @@ enum AuctionCommand {
     },
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Demo { archive } => demo(archive).await,
+        Command::Up(args) => report("energy up", energy_local::up::run(args).await),
+        Command::Events { command } => events(command).await,
+        Command::Schemas { command } => schemas(command),
+        Command::Orders {
+            command: OrdersCommand::Show { record_id, dir },
+        } => report(
+            "energy orders show",
+            energy_local::cli::order(&dir.data_dir, &record_id).map(|s| print!("{s}")),
+        ),
+        Command::Dlq { command } => dlq(command),
+        Command::Demo {
+            archive,
+            data_dir,
+            speed,
+        } => demo(archive, energy_local::demo::DemoOptions { data_dir, speed }).await,
         Command::Auction {
             command: AuctionCommand::Clear { input },
         } => auction_clear(&input),
@@ -74,8 +215,165 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn demo(archive: Option<PathBuf>) -> ExitCode {
-    let report = energy_local::demo::run(|line| println!("{line}")).await;
+fn report(what: &str, r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{what}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn filter(order: Option<String>, detail_type: Option<String>) -> EventFilter {
+    EventFilter {
+        record_id: order,
+        detail_type,
+        ..Default::default()
+    }
+}
+
+async fn events(command: EventsCommand) -> ExitCode {
+    let print = |l: &str| println!("{l}");
+    match command {
+        EventsCommand::List(a) => report(
+            "energy events list",
+            cli::events(
+                &a.dir.data_dir,
+                filter(a.order, a.detail_type),
+                false,
+                a.json,
+                print,
+            )
+            .await,
+        ),
+        EventsCommand::Tail(a) => {
+            let follow = cli::events(
+                &a.dir.data_dir,
+                filter(a.order, a.detail_type),
+                true,
+                a.json,
+                print,
+            );
+            tokio::select! {
+                r = follow => report("energy events tail", r),
+                _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+            }
+        }
+        EventsCommand::Replay {
+            since,
+            detail_type,
+            order,
+            consumers,
+            dir,
+        } => report(
+            "energy events replay",
+            energy_local::up::load_topology(None, consumers.as_deref()).and_then(
+                |(topology, _)| {
+                    let mut f = filter(order, detail_type);
+                    f.since_time = Some(since.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+                    let (name, events, deliveries) = cli::replay(&dir.data_dir, &topology, f)?;
+                    println!(
+                        "{name}: {events} events back on the bus, {deliveries} deliveries queued"
+                    );
+                    Ok(())
+                },
+            ),
+        ),
+        EventsCommand::TestPattern { pattern, event } => {
+            match cli::test_pattern(&pattern, &event) {
+                Ok(result) => {
+                    println!("{}", serde_json::json!({ "Result": result }));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("energy events test-pattern: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn schemas(command: SchemasCommand) -> ExitCode {
+    match command {
+        SchemasCommand::List => {
+            for (name, _) in cli::SCHEMAS {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+        SchemasCommand::Show { name } => match cli::schema(&name) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("energy schemas show: {e}");
+                ExitCode::from(2)
+            }
+        },
+        SchemasCommand::Validate { file } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!(
+                        "energy schemas validate: cannot read {}: {e}",
+                        file.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            match cli::validate(&text) {
+                Ok((name, errors)) if errors.is_empty() => {
+                    println!("{}: valid {name}", file.display());
+                    ExitCode::SUCCESS
+                }
+                Ok((name, errors)) => {
+                    println!("{}: not a valid {name}:", file.display());
+                    for e in errors {
+                        println!("  {e}");
+                    }
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("energy schemas validate: {}: {e:#}", file.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn dlq(command: DlqCommand) -> ExitCode {
+    match command {
+        DlqCommand::List { json, dir } => report(
+            "energy dlq list",
+            cli::dlq_list(&dir.data_dir, json).map(|lines| {
+                if lines.is_empty() && !json {
+                    println!("no dead letters");
+                }
+                for l in lines {
+                    println!("{l}");
+                }
+            }),
+        ),
+        DlqCommand::Redrive { ids, dir } => report(
+            "energy dlq redrive",
+            cli::dlq_redrive(&dir.data_dir, &ids)
+                .map(|n| println!("{n} dead letters queued again")),
+        ),
+    }
+}
+
+async fn demo(archive: Option<PathBuf>, options: energy_local::demo::DemoOptions) -> ExitCode {
+    let report = match energy_local::demo::run(options, |line| println!("{line}")).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("energy demo: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(path) = archive {
         let lines: String = report.archive.iter().map(|e| format!("{e}\n")).collect();
         if let Err(e) = std::fs::write(&path, lines) {

@@ -1,10 +1,8 @@
-//! Which function each event goes to: the rules of `template.yaml`, written out for the
-//! in-process bus. `tests/template.rs` checks that the template's rules say the same.
-
-use serde_json::Value;
+//! The event-driven functions the local stacks can invoke. Which events go to which function is
+//! not written here: it is read from `template.yaml` by [`crate::topology`].
 
 /// The event-driven functions (submit-order is behind the HTTP API, not the bus).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Function {
     EvaluateOrder,
     StoreResult,
@@ -13,6 +11,14 @@ pub enum Function {
 }
 
 impl Function {
+    pub const ALL: [Function; 4] = [
+        Function::EvaluateOrder,
+        Function::StoreResult,
+        Function::NotifySlack,
+        Function::SweepPending,
+    ];
+
+    /// The binary's name, as in the template's `BuildProperties.Binary`.
     pub fn name(self) -> &'static str {
         match self {
             Function::EvaluateOrder => "evaluate-order",
@@ -21,61 +27,8 @@ impl Function {
             Function::SweepPending => "sweep-pending",
         }
     }
-}
 
-/// One rule: the event `source`, the detail-types it selects, and its target. (The pipeline rule
-/// also asks for `detail.state` FAILED; notify-slack ignores the other states.)
-pub struct Rule {
-    pub name: &'static str,
-    pub source: &'static str,
-    pub detail_types: &'static [&'static str],
-    pub target: Function,
-}
-
-/// The rules, as in `template.yaml`.
-pub const RULES: &[Rule] = &[
-    Rule {
-        name: "EvaluateOrderRule",
-        source: energy_core::events::SOURCE,
-        detail_types: &["OrderSubmitted", "OrderEvaluationDue"],
-        target: Function::EvaluateOrder,
-    },
-    Rule {
-        name: "StoreResultRule",
-        source: energy_core::events::SOURCE,
-        detail_types: &["OrderReady"],
-        target: Function::StoreResult,
-    },
-    Rule {
-        name: "NotifySlackRule",
-        source: energy_core::events::SOURCE,
-        detail_types: &["OrderFailed"],
-        target: Function::NotifySlack,
-    },
-    Rule {
-        name: "PipelineFailedRule",
-        source: "aws.codepipeline",
-        detail_types: &[notify_slack::PIPELINE_STATE],
-        target: Function::NotifySlack,
-    },
-    Rule {
-        name: "ProcessingErrorRule",
-        source: "lambda",
-        detail_types: &[notify_slack::LAMBDA_FAILURE],
-        target: Function::NotifySlack,
-    },
-];
-
-/// The functions an event is delivered to.
-pub fn targets(envelope: &Value) -> Vec<Function> {
-    let source = envelope["source"].as_str().unwrap_or_default();
-    let detail_type = envelope["detail-type"].as_str().unwrap_or_default();
-    if source == "aws.events" && detail_type == "Scheduled Event" {
-        return vec![Function::SweepPending];
+    pub fn from_binary(binary: &str) -> Option<Function> {
+        Function::ALL.into_iter().find(|f| f.name() == binary)
     }
-    RULES
-        .iter()
-        .filter(|r| r.source == source && r.detail_types.contains(&detail_type))
-        .map(|r| r.target)
-        .collect()
 }

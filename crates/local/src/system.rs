@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use energy_auction::sim::{SimConfig, SimPlatform};
 use energy_core::calendar::MarketRules;
 use energy_core::events::DomainEvent;
@@ -16,12 +15,15 @@ use energy_core::memory::{
     InMemoryBus, InMemoryNotifier, InMemoryOrderStore, InMemoryResults, InMemoryScheduler,
     ManualClock,
 };
-use energy_core::ports::{Ports, Retryable};
+use energy_core::ports::Ports;
 use energy_core::retry::RetryPolicy;
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::routes::{Function, targets};
+pub use crate::handlers::api_request;
+use crate::handlers::{Handlers, on_failure_record, scheduled_event};
+use crate::routes::Function;
+use crate::topology::{Target, Topology};
 
 /// Lambda's default for asynchronous invocations: the first try and two retries.
 pub const ASYNC_ATTEMPTS: usize = 3;
@@ -46,11 +48,9 @@ pub struct System {
     pub notifier: Arc<InMemoryNotifier>,
     pub platform: Arc<SimPlatform>,
     pub ports: Ports,
-    pub submit: submit_order::Config,
-    pub evaluate: evaluate_order::Config,
-    pub store_result: store_result::Config,
-    pub notify: notify_slack::Config,
-    pub sweep: sweep_pending::Config,
+    pub handlers: Handlers,
+    /// The routing, from `template.yaml`.
+    pub topology: Topology,
     /// The sweep rule's rate.
     pub sweep_every: SignedDuration,
     next_sweep: std::sync::Mutex<Timestamp>,
@@ -80,7 +80,11 @@ impl System {
             notifier: notifier.clone(),
             platform: platform.clone(),
         };
-        let sweep_every = SignedDuration::from_mins(2);
+        let topology = Topology::embedded().expect("the embedded template.yaml is valid");
+        let sweep_every = topology
+            .sweep
+            .as_ref()
+            .map_or(SignedDuration::from_mins(2), |s| s.every);
         System {
             clock,
             store,
@@ -89,18 +93,9 @@ impl System {
             results,
             notifier,
             platform,
+            handlers: Handlers::new(ports.clone(), rules, retry),
             ports,
-            submit: submit_order::Config {
-                rules: rules.clone(),
-                ..Default::default()
-            },
-            evaluate: evaluate_order::Config {
-                retry,
-                rules: rules.clone(),
-            },
-            store_result: store_result::Config { retry },
-            notify: notify_slack::Config { retry },
-            sweep: sweep_pending::Config::default(),
+            topology,
             sweep_every,
             next_sweep: std::sync::Mutex::new(start.saturating_add(sweep_every).unwrap_or(start)),
         }
@@ -118,7 +113,7 @@ impl System {
         path: &str,
         body: Option<&str>,
     ) -> ApiGatewayV2httpResponse {
-        submit_order::handle(api_request(method, path, body), &self.ports, &self.submit).await
+        self.handlers.http(api_request(method, path, body)).await
     }
 
     /// Delivers every queued event to its targets until the bus is quiet.
@@ -142,10 +137,10 @@ impl System {
             .unwrap_or("-")
             .to_string();
         let mut out = Vec::new();
-        for function in targets(envelope) {
+        for function in self.targets(envelope) {
             let mut outcome = String::new();
             for attempt in 1..=ASYNC_ATTEMPTS {
-                match self.invoke(function, envelope).await {
+                match self.handlers.invoke(function, envelope).await {
                     Ok(o) => {
                         outcome = o;
                         break;
@@ -176,39 +171,19 @@ impl System {
         out
     }
 
-    async fn invoke(
-        &self,
-        function: Function,
-        envelope: &Value,
-    ) -> Result<String, (String, String)> {
-        let event: EventBridgeEvent<Value> = serde_json::from_value(envelope.clone())
-            .map_err(|e| ("InvalidEvent".to_string(), e.to_string()))?;
-        fn err<E: std::fmt::Display + Retryable>(e: E) -> (String, String) {
-            let kind = if e.retryable() {
-                "Retryable"
-            } else {
-                "NotRetryable"
-            };
-            (kind.to_string(), e.to_string())
+    /// The functions the template's rules send `envelope` to (the sweep schedule's event goes
+    /// to the sweep function).
+    fn targets(&self, envelope: &Value) -> Vec<Function> {
+        if envelope["source"] == "aws.events" && envelope["detail-type"] == "Scheduled Event" {
+            return self.topology.sweep.iter().map(|s| s.target).collect();
         }
-        match function {
-            Function::EvaluateOrder => evaluate_order::handle(event, &self.ports, &self.evaluate)
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(err),
-            Function::StoreResult => store_result::handle(event, &self.ports, &self.store_result)
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(err),
-            Function::NotifySlack => notify_slack::handle(event, &self.ports, &self.notify)
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(err),
-            Function::SweepPending => sweep_pending::handle(event, &self.ports, &self.sweep)
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(err),
-        }
+        self.topology
+            .matching(envelope)
+            .filter_map(|r| match r.target {
+                Target::Function(f) => Some(f),
+                Target::Http { .. } => None,
+            })
+            .collect()
     }
 
     /// Moves the clock to the next instant something is due and fires it: schedules due then
@@ -232,90 +207,9 @@ impl System {
             *self.next_sweep.lock().unwrap_or_else(|e| e.into_inner()) = sweep_at
                 .saturating_add(self.sweep_every)
                 .unwrap_or(sweep_at);
-            self.bus.inject_raw(scheduled_event(self.now()));
+            self.bus
+                .inject_raw(scheduled_event(self.now(), "energy-sweep"));
         }
         true
     }
-}
-
-/// An API Gateway HTTP API request (payload format 2.0), as API Gateway would send it.
-pub fn api_request(method: &str, path: &str, body: Option<&str>) -> ApiGatewayV2httpRequest {
-    let route_key = match (method, path.trim_end_matches('/')) {
-        ("POST", "/orders") => "POST /orders".to_string(),
-        ("GET", p) if p.starts_with("/orders/") => "GET /orders/{record_id}".to_string(),
-        _ => "$default".to_string(),
-    };
-    let mut request = json!({
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "local",
-            "domainName": "localhost",
-            "requestId": "local",
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": "",
-            "timeEpoch": 0,
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "energy"}
-        },
-        "isBase64Encoded": false
-    });
-    if let Some(id) = path.strip_prefix("/orders/") {
-        request["pathParameters"] = json!({"record_id": id});
-    }
-    if let Some(body) = body {
-        request["body"] = json!(body);
-    }
-    serde_json::from_value(request).unwrap_or_default()
-}
-
-/// The event an EventBridge schedule rule delivers.
-fn scheduled_event(now: Timestamp) -> Value {
-    json!({
-        "version": "0",
-        "id": format!("sweep-{}", now.as_second()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "000000000000",
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "region": "local",
-        "resources": ["arn:aws:events:local:000000000000:rule/energy-sweep"],
-        "detail": {}
-    })
-}
-
-/// What Lambda's on-failure destination puts on the bus after the last retry.
-fn on_failure_record(
-    function: Function,
-    envelope: &Value,
-    attempts: usize,
-    error_type: &str,
-    message: &str,
-) -> Value {
-    json!({
-        "version": "0",
-        "id": format!("failure-{}", envelope["id"].as_str().unwrap_or("")),
-        "detail-type": notify_slack::LAMBDA_FAILURE,
-        "source": "lambda",
-        "account": "000000000000",
-        "time": envelope["time"],
-        "region": "local",
-        "resources": [],
-        "detail": {
-            "version": "1.0",
-            "requestContext": {
-                "requestId": envelope["id"],
-                "functionArn": format!("arn:aws:lambda:local:000000000000:function:{}:$LATEST", function.name()),
-                "condition": "RetriesExhausted",
-                "approximateInvokeCount": attempts
-            },
-            "requestPayload": envelope,
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-            "responsePayload": {"errorType": error_type, "errorMessage": message}
-        }
-    })
 }

@@ -1,0 +1,282 @@
+//! The inspection commands around `energy up`: they open the data dir's database directly, so
+//! they work while `energy up` runs (SQLite in WAL mode) and after it stopped.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::db::{Db, EventFilter};
+use crate::pattern::Pattern;
+
+/// The event schemas of `events-schema/`, built in: (name, schema text).
+pub const SCHEMAS: &[(&str, &str)] = &[
+    (
+        "OrderSubmitted",
+        include_str!("../../../events-schema/OrderSubmitted.json"),
+    ),
+    (
+        "OrderEvaluationDue",
+        include_str!("../../../events-schema/OrderEvaluationDue.json"),
+    ),
+    (
+        "OrderReady",
+        include_str!("../../../events-schema/OrderReady.json"),
+    ),
+    (
+        "OrderFailed",
+        include_str!("../../../events-schema/OrderFailed.json"),
+    ),
+    (
+        "OrderResultStored",
+        include_str!("../../../events-schema/OrderResultStored.json"),
+    ),
+    (
+        "PostOrdersRequest",
+        include_str!("../../../events-schema/api/PostOrdersRequest.json"),
+    ),
+];
+
+fn open(data_dir: &Path) -> anyhow::Result<Db> {
+    if !Db::exists(data_dir) {
+        bail!(
+            "no database in {} (start `energy up` first, or pass --data-dir)",
+            data_dir.display()
+        );
+    }
+    Db::open(data_dir)
+}
+
+fn wall_ms() -> i64 {
+    Timestamp::now().as_millisecond()
+}
+
+/// One archived event as a line: sequence, market time, type, order, id.
+fn event_line(seq: i64, e: &Value) -> String {
+    let replay = e["replay-name"]
+        .as_str()
+        .map(|r| format!("  (replay {r})"))
+        .unwrap_or_default();
+    format!(
+        "{seq:>7}  {}  {:<46} {:<20} {}{replay}",
+        e["time"].as_str().unwrap_or("-"),
+        e["detail-type"].as_str().unwrap_or("-"),
+        e["detail"]["record_id"].as_str().unwrap_or("-"),
+        e["id"].as_str().unwrap_or("-"),
+    )
+}
+
+/// `energy events list|tail`.
+pub async fn events(
+    data_dir: &Path,
+    filter: EventFilter,
+    follow: bool,
+    as_json: bool,
+    mut out: impl FnMut(&str),
+) -> anyhow::Result<()> {
+    let db = open(data_dir)?;
+    let mut filter = filter;
+    loop {
+        let batch = db.events(&filter)?;
+        for e in &batch {
+            if as_json {
+                out(&e.body.to_string());
+            } else {
+                out(&event_line(e.seq, &e.body));
+            }
+            filter.after_seq = e.seq;
+        }
+        if !follow {
+            return Ok(());
+        }
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// `energy events replay --since T`: puts archived events back on the bus, routed by today's
+/// rules, each marked with a `replay-name` as EventBridge marks replayed events. Returns how
+/// many.
+pub fn replay(
+    data_dir: &Path,
+    topology: &crate::topology::Topology,
+    filter: EventFilter,
+) -> anyhow::Result<(String, usize, usize)> {
+    let db = open(data_dir)?;
+    let name = format!("replay-{}", Timestamp::now().strftime("%Y%m%dT%H%M%S"));
+    let events = db.events(&filter)?;
+    let mut deliveries = 0;
+    for e in &events {
+        if e.body.get("replay-name").is_some() {
+            continue;
+        }
+        let mut body = e.body.clone();
+        body["replay-name"] = json!(name);
+        let routes: Vec<_> = if body["source"] == "aws.events" {
+            Vec::new()
+        } else {
+            topology
+                .matching(&body)
+                .map(|r| (r.name.clone(), r.target.describe()))
+                .collect()
+        };
+        deliveries += routes.len();
+        db.publish(&body, &routes, wall_ms())?;
+    }
+    Ok((name, events.len(), deliveries))
+}
+
+/// `energy events test-pattern`: answers like `aws events test-event-pattern`.
+pub fn test_pattern(pattern: &str, event: &str) -> anyhow::Result<bool> {
+    let pattern = Pattern::parse(&read_arg(pattern)?)
+        .map_err(|e| anyhow::anyhow!("InvalidEventPatternException: {e}"))?;
+    let event: Value = serde_json::from_str(&read_arg(event)?)
+        .map_err(|e| anyhow::anyhow!("the event is not JSON: {e}"))?;
+    let missing: Vec<&str> = [
+        "id",
+        "account",
+        "source",
+        "time",
+        "region",
+        "resources",
+        "detail-type",
+    ]
+    .into_iter()
+    .filter(|k| event.get(k).is_none())
+    .collect();
+    if !missing.is_empty() {
+        bail!(
+            "InvalidEventPatternException: the event lacks {} (test-event-pattern needs id, account, source, time, region, resources, detail-type)",
+            missing.join(", ")
+        );
+    }
+    Ok(pattern.matches(&event))
+}
+
+/// Inline JSON, `file://PATH` (as the AWS CLI takes it), `@PATH`, or `-` for standard input.
+fn read_arg(arg: &str) -> anyhow::Result<String> {
+    if let Some(path) = arg
+        .strip_prefix("file://")
+        .or_else(|| arg.strip_prefix('@'))
+    {
+        return std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"));
+    }
+    if arg == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        return Ok(s);
+    }
+    Ok(arg.to_string())
+}
+
+/// `energy schemas show NAME`.
+pub fn schema(name: &str) -> anyhow::Result<&'static str> {
+    SCHEMAS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, s)| *s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = SCHEMAS.iter().map(|(n, _)| *n).collect();
+            anyhow::anyhow!("no schema {name:?}; there are {}", names.join(", "))
+        })
+}
+
+/// `energy schemas validate FILE`: an event (its schema chosen by its detail-type) or a
+/// POST /orders body. Returns the schema's name and every problem, with its path.
+pub fn validate(text: &str) -> anyhow::Result<(String, Vec<String>)> {
+    let doc: Value = serde_json::from_str(text).context("not JSON")?;
+    let name = match doc.get("detail-type").and_then(Value::as_str) {
+        Some(t) => t.to_string(),
+        None if doc.is_array() => "PostOrdersRequest".to_string(),
+        None => bail!(
+            "neither an event (no detail-type) nor a POST /orders body (not an array); `energy schemas list` shows the schemas"
+        ),
+    };
+    let schema: Value = serde_json::from_str(schema(&name)?)?;
+    let validator = jsonschema::draft4::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|e| anyhow::anyhow!("schema {name}: {e}"))?;
+    let errors = validator
+        .iter_errors(&doc)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            format!("{}: {e}", if at.is_empty() { "/" } else { &at })
+        })
+        .collect();
+    Ok((name, errors))
+}
+
+/// `energy orders show ID`: the stored record and its events.
+pub fn order(data_dir: &Path, record_id: &str) -> anyhow::Result<String> {
+    use rusqlite::OptionalExtension;
+    let db = open(data_dir)?;
+    let body: Option<String> = db
+        .conn()
+        .query_row(
+            "SELECT body FROM orders WHERE record_id = ?1",
+            [record_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut out = String::new();
+    match body {
+        Some(b) => {
+            let v: Value = serde_json::from_str(&b)?;
+            out.push_str(&serde_json::to_string_pretty(&v)?);
+            out.push('\n');
+        }
+        None => out.push_str(&format!(
+            "no stored order {record_id} (never accepted, or its 24 h TTL passed)\n"
+        )),
+    }
+    let events = db.events(&EventFilter {
+        record_id: Some(record_id.to_string()),
+        ..Default::default()
+    })?;
+    if !events.is_empty() {
+        out.push_str("\nevents:\n");
+        for e in &events {
+            out.push_str(&event_line(e.seq, &e.body));
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// `energy dlq list`.
+pub fn dlq_list(data_dir: &Path, as_json: bool) -> anyhow::Result<Vec<String>> {
+    let db = open(data_dir)?;
+    Ok(db
+        .dead_letters()?
+        .into_iter()
+        .map(|d| {
+            if as_json {
+                json!({"id": d.id, "rule": d.rule, "target": d.target, "attempts": d.attempts,
+                       "dead_at": Timestamp::from_millisecond(d.dead_at).map(|t| t.to_string()).unwrap_or_default(),
+                       "error": d.error, "event": d.event})
+                .to_string()
+            } else {
+                format!(
+                    "{:>5}  {:<20} → {:<14} {} {:<20} after {} attempts: {}",
+                    d.id,
+                    d.rule,
+                    d.target,
+                    d.event["detail-type"].as_str().unwrap_or("-"),
+                    d.event["detail"]["record_id"].as_str().unwrap_or("-"),
+                    d.attempts,
+                    d.error
+                )
+            }
+        })
+        .collect())
+}
+
+/// `energy dlq redrive [ID...]`.
+pub fn dlq_redrive(data_dir: &Path, ids: &[i64]) -> anyhow::Result<usize> {
+    let db = open(data_dir)?;
+    Ok(db.redrive(ids, wall_ms())?)
+}

@@ -1,0 +1,331 @@
+//! The routing of the deployed system, read from `template.yaml`: every rule on the bus (its
+//! pattern, its target function, its retry policy), each function's asynchronous-invocation
+//! settings (retries, on-failure destination), the sweep rate and the retry policy's parameters.
+//! The template stays the single source of routing: the in-process demo and `energy up` both run
+//! on what this module reads, and a pattern the matcher does not support stops start-up with the
+//! rule's name.
+//!
+//! A local consumers file (see [`crate::consumers`]) can add rules whose targets are HTTP
+//! endpoints, like EventBridge API destinations.
+
+use std::collections::BTreeMap;
+
+use energy_core::retry::RetryPolicy;
+use jiff::SignedDuration;
+use serde_json::Value;
+
+use crate::pattern::Pattern;
+use crate::routes::Function;
+
+/// The template the binary was built with: `energy` works from any directory.
+pub const EMBEDDED_TEMPLATE: &str = include_str!("../../../template.yaml");
+
+/// How many times, and for how long, a delivery is retried before it goes to the dead-letter
+/// store (an EventBridge rule's `RetryPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    pub max_retries: u32,
+    pub max_age: SignedDuration,
+}
+
+impl Default for DeliveryPolicy {
+    /// EventBridge's defaults: 185 retries within 24 hours.
+    fn default() -> Self {
+        DeliveryPolicy {
+            max_retries: 185,
+            max_age: SignedDuration::from_hours(24),
+        }
+    }
+}
+
+/// Where a rule sends what it matches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// One of our functions, invoked asynchronously.
+    Function(Function),
+    /// An HTTP endpoint: the event is POSTed as JSON (like an API destination).
+    Http {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl Target {
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Function(f) => f.name().to_string(),
+            Target::Http { url, .. } => url.clone(),
+        }
+    }
+}
+
+/// One rule on the bus.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    /// The pattern as written, for `energy` to print.
+    pub pattern_json: Value,
+    pub pattern: Pattern,
+    pub target: Target,
+    pub policy: DeliveryPolicy,
+    /// Where the rule was defined (`template.yaml` or the consumers file).
+    pub origin: String,
+}
+
+/// A function's asynchronous-invocation settings (`EventInvokeConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invoke {
+    /// Lambda's retries after a failed invocation (its default is 2).
+    pub max_retries: u32,
+    /// Whether a failure after the last retry goes to the bus as an on-failure record.
+    pub on_failure_to_bus: bool,
+}
+
+impl Default for Invoke {
+    fn default() -> Self {
+        Invoke {
+            max_retries: 2,
+            on_failure_to_bus: false,
+        }
+    }
+}
+
+/// The sweep rule: a schedule that invokes a function.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub name: String,
+    pub every: SignedDuration,
+    pub target: Function,
+    pub policy: DeliveryPolicy,
+}
+
+/// Everything routing needs.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub rules: Vec<Rule>,
+    pub invoke: BTreeMap<Function, Invoke>,
+    pub sweep: Option<Sweep>,
+    pub retry: RetryPolicy,
+    pub bus_name: String,
+}
+
+/// Why the template cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct TopologyError {
+    pub origin: String,
+    pub message: String,
+}
+
+fn terr(origin: &str, message: impl Into<String>) -> TopologyError {
+    TopologyError {
+        origin: origin.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Topology {
+    /// The embedded template's topology.
+    pub fn embedded() -> Result<Topology, TopologyError> {
+        Topology::from_template(EMBEDDED_TEMPLATE, "template.yaml")
+    }
+
+    /// Reads a SAM template.
+    pub fn from_template(text: &str, origin: &str) -> Result<Topology, TopologyError> {
+        let t: Value = serde_saphyr::from_str(text)
+            .map_err(|e| terr(origin, format!("not a readable template: {e}")))?;
+        let params = Params(&t["Parameters"]);
+        let bus_name = params
+            .default("EventBusName")
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_else(|| "energy".into());
+        let mut retry = RetryPolicy::default();
+        if let Some(n) = params.default("MaxAttempts").and_then(number) {
+            retry.max_attempts = n as u32;
+        }
+        if let Some(n) = params.default("RetryBaseSeconds").and_then(number) {
+            retry.base = SignedDuration::from_secs(n as i64);
+        }
+        let mut topology = Topology {
+            rules: Vec::new(),
+            invoke: BTreeMap::new(),
+            sweep: None,
+            retry,
+            bus_name,
+        };
+        let resources = t["Resources"]
+            .as_object()
+            .ok_or_else(|| terr(origin, "no Resources"))?;
+        for (logical_id, resource) in resources {
+            if resource["Type"] != "AWS::Serverless::Function" {
+                continue;
+            }
+            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_default();
+            let props = &resource["Properties"];
+            let events = props["Events"].as_object();
+            let Some(function) = Function::from_binary(binary) else {
+                // A function that no rule targets (submit-order is behind the HTTP API).
+                if events.is_some_and(|e| {
+                    e.values()
+                        .any(|v| matches!(v["Type"].as_str(), Some("EventBridgeRule" | "Schedule")))
+                }) {
+                    return Err(terr(
+                        origin,
+                        format!("{logical_id}: no local handler for binary {binary:?}"),
+                    ));
+                }
+                continue;
+            };
+            let config = &props["EventInvokeConfig"];
+            topology.invoke.insert(
+                function,
+                Invoke {
+                    max_retries: number(&config["MaximumRetryAttempts"]).unwrap_or(2.0) as u32,
+                    on_failure_to_bus: config["DestinationConfig"]["OnFailure"]["Type"]
+                        == "EventBridge",
+                },
+            );
+            for (name, event) in events.into_iter().flatten() {
+                let p = &event["Properties"];
+                let policy = delivery_policy(&p["RetryPolicy"]);
+                match event["Type"].as_str() {
+                    Some("EventBridgeRule") => {
+                        let pattern = Pattern::compile(&p["Pattern"]).map_err(|e| {
+                            terr(origin, format!("rule {name}: unsupported pattern: {e}"))
+                        })?;
+                        topology.rules.push(Rule {
+                            name: name.clone(),
+                            pattern_json: p["Pattern"].clone(),
+                            pattern,
+                            target: Target::Function(function),
+                            policy,
+                            origin: origin.to_string(),
+                        });
+                    }
+                    Some("Schedule") => {
+                        let expr = params.resolve(&p["Schedule"]);
+                        let every = expr.as_str().and_then(parse_rate).ok_or_else(|| {
+                            terr(
+                                origin,
+                                format!(
+                                    "schedule {name}: {expr} is not a rate(N minutes|hours|days) expression"
+                                ),
+                            )
+                        })?;
+                        topology.sweep = Some(Sweep {
+                            name: name.clone(),
+                            every,
+                            target: function,
+                            policy,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        topology.rules.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topology)
+    }
+
+    /// The rules that match `event`.
+    pub fn matching<'a>(&'a self, event: &'a Value) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.rules.iter().filter(move |r| r.pattern.matches(event))
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    pub fn invoke(&self, f: Function) -> Invoke {
+        self.invoke.get(&f).copied().unwrap_or_default()
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn delivery_policy(v: &Value) -> DeliveryPolicy {
+    let d = DeliveryPolicy::default();
+    DeliveryPolicy {
+        max_retries: number(&v["MaximumRetryAttempts"]).map_or(d.max_retries, |n| n as u32),
+        max_age: number(&v["MaximumEventAgeInSeconds"])
+            .map_or(d.max_age, |n| SignedDuration::from_secs(n as i64)),
+    }
+}
+
+struct Params<'a>(&'a Value);
+
+impl Params<'_> {
+    fn default(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).and_then(|p| p.get("Default"))
+    }
+
+    /// A `!Ref Parameter` (read as the parameter's name) becomes the parameter's default.
+    fn resolve(&self, v: &Value) -> Value {
+        let name = v.as_str().or_else(|| v.get("Ref").and_then(Value::as_str));
+        match name.and_then(|n| self.default(n)) {
+            Some(d) => d.clone(),
+            None => v.clone(),
+        }
+    }
+}
+
+/// `rate(2 minutes)` → two minutes.
+pub fn parse_rate(expr: &str) -> Option<SignedDuration> {
+    let inner = expr.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        _ => return None,
+    };
+    Some(SignedDuration::from_secs(n * secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_like_eventbridge() {
+        assert_eq!(
+            parse_rate("rate(2 minutes)"),
+            Some(SignedDuration::from_mins(2))
+        );
+        assert_eq!(
+            parse_rate("rate(1 hour)"),
+            Some(SignedDuration::from_hours(1))
+        );
+        assert_eq!(parse_rate("cron(0 * * * ? *)"), None);
+        assert_eq!(parse_rate("rate(0 minutes)"), None);
+    }
+
+    #[test]
+    fn the_embedded_template_gives_every_rule_a_target_and_the_sweep_its_rate() {
+        let t = Topology::embedded().unwrap();
+        let names: Vec<&str> = t.rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "EvaluateOrderRule",
+                "NotifySlackRule",
+                "PipelineFailedRule",
+                "ProcessingErrorRule",
+                "StoreResultRule"
+            ]
+        );
+        let sweep = t.sweep.clone().unwrap();
+        assert_eq!(sweep.every, SignedDuration::from_mins(2));
+        assert_eq!(sweep.target, Function::SweepPending);
+        assert_eq!(t.retry.max_attempts, 14);
+        assert_eq!(t.rules[0].policy.max_retries, 8);
+        assert!(t.invoke(Function::EvaluateOrder).on_failure_to_bus);
+        assert!(!t.invoke(Function::NotifySlack).on_failure_to_bus);
+    }
+}

@@ -1,0 +1,412 @@
+//! The loops of `energy up`: delivery (EventBridge to asynchronous Lambda and HTTP targets, at
+//! least once, with retries and a dead-letter store), the scheduler that fires one-time
+//! schedules on the market clock, the sweep rule, and the TTL reaper.
+//!
+//! A delivery is a row in the database from the moment its event is published until its target
+//! succeeded or it became a dead letter; a crash at any point leaves the row pending, and the
+//! next start delivers it again. Handlers are idempotent, so a repeat is harmless.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use energy_core::events::DomainEvent;
+use energy_core::ports::Clock;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+use tokio::sync::{Semaphore, watch};
+
+use crate::db::DueDelivery;
+use crate::handlers::{Handlers, on_failure_record, scheduled_event};
+use crate::topology::Target;
+use crate::up::adapters::Shared;
+
+/// One delivery attempt, for whoever watches (the console, the demo).
+#[derive(Debug, Clone)]
+pub struct DeliveryLog {
+    /// The market clock when the attempt ended.
+    pub at: Timestamp,
+    pub detail_type: String,
+    pub record_id: String,
+    pub rule: String,
+    pub target: String,
+    pub attempt: u32,
+    pub outcome: Result<String, String>,
+    /// Set when this failure was the last: the event went to the dead-letter store.
+    pub dead: bool,
+}
+
+pub type Observer = Arc<dyn Fn(&DeliveryLog) + Send + Sync>;
+
+/// The first retry waits this long (wall time); each next one twice as long, up to [`MAX_BACKOFF`].
+/// Lambda waits a minute, then two, between its retries; a local stack has no reason to.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+pub fn backoff(retry: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
+fn wall_ms() -> i64 {
+    Timestamp::now().as_millisecond()
+}
+
+/// Runs deliveries until `stop` turns true, then waits for those in flight.
+pub async fn deliveries(
+    shared: Arc<Shared>,
+    handlers: Arc<Handlers>,
+    observer: Observer,
+    concurrency: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let free = permits.available_permits();
+        let due = if free == 0 {
+            Vec::new()
+        } else {
+            let snapshot = busy.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            match shared.db.due_deliveries(wall_ms(), free, &snapshot) {
+                Ok(due) => due,
+                Err(e) => {
+                    eprintln!("energy up: {e}");
+                    Vec::new()
+                }
+            }
+        };
+        let idle = due.is_empty();
+        for d in due {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            busy.lock().unwrap_or_else(|e| e.into_inner()).insert(d.id);
+            let (shared, handlers, observer, http, busy) = (
+                shared.clone(),
+                handlers.clone(),
+                observer.clone(),
+                http.clone(),
+                busy.clone(),
+            );
+            tokio::spawn(async move {
+                let id = d.id;
+                attempt(&shared, &handlers, &observer, &http, d).await;
+                busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                drop(permit);
+                shared.deliveries.notify_one();
+            });
+        }
+        if idle || permits.available_permits() == 0 {
+            let wait = match shared.db.next_delivery_at() {
+                Ok(Some(at)) => Duration::from_millis((at - wall_ms()).clamp(1, 250) as u64),
+                _ => Duration::from_millis(250),
+            };
+            tokio::select! {
+                _ = shared.deliveries.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+    // Let what is in flight finish; what is not started stays queued for the next start.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        permits.acquire_many(concurrency.max(1) as u32),
+    )
+    .await;
+}
+
+async fn attempt(
+    shared: &Shared,
+    handlers: &Handlers,
+    observer: &Observer,
+    http: &reqwest::Client,
+    d: DueDelivery,
+) {
+    let topology = &shared.topology;
+    let attempt = d.attempt + 1;
+    // What the rule targets, how often to retry, and whether a final failure goes to the bus.
+    let (target, max_retries, max_age, function) =
+        if let Some(sweep) = topology.sweep.as_ref().filter(|s| s.name == d.rule) {
+            let invoke = topology.invoke(sweep.target);
+            (
+                Target::Function(sweep.target),
+                invoke.max_retries,
+                sweep.policy.max_age,
+                Some((sweep.target, invoke.on_failure_to_bus)),
+            )
+        } else if let Some(rule) = topology.rule(&d.rule) {
+            match &rule.target {
+                Target::Function(f) => {
+                    let invoke = topology.invoke(*f);
+                    (
+                        rule.target.clone(),
+                        invoke.max_retries,
+                        rule.policy.max_age,
+                        Some((*f, invoke.on_failure_to_bus)),
+                    )
+                }
+                Target::Http { .. } => (
+                    rule.target.clone(),
+                    rule.policy.max_retries,
+                    rule.policy.max_age,
+                    None,
+                ),
+            }
+        } else {
+            let error = format!(
+                "rule {} no longer exists (the template or the consumers file changed)",
+                d.rule
+            );
+            finish(shared, observer, &d, attempt, Err((error, true)), None);
+            return;
+        };
+    let outcome: Result<String, (String, bool)> = match &target {
+        Target::Function(f) => handlers
+            .invoke(*f, &d.event)
+            .await
+            .map_err(|(kind, message)| (format!("{kind}: {message}"), false)),
+        Target::Http { url, headers } => post(http, url, headers, &d.event).await,
+    };
+    let outcome = match outcome {
+        Ok(o) => Ok(o),
+        Err((error, permanent)) => {
+            let age = SignedDuration::from_millis(wall_ms() - d.first_at);
+            let give_up = permanent || attempt > max_retries || age >= max_age;
+            Err((error, give_up))
+        }
+    };
+    finish(
+        shared,
+        observer,
+        &d,
+        attempt,
+        outcome,
+        function.filter(|(_, to_bus)| *to_bus).map(|(f, _)| f),
+    );
+}
+
+/// Records the attempt's outcome and tells the observer.
+fn finish(
+    shared: &Shared,
+    observer: &Observer,
+    d: &DueDelivery,
+    attempt: u32,
+    outcome: Result<String, (String, bool)>,
+    on_failure_to_bus: Option<crate::routes::Function>,
+) {
+    let target = shared
+        .topology
+        .rule(&d.rule)
+        .map(|r| r.target.describe())
+        .or_else(|| {
+            shared
+                .topology
+                .sweep
+                .as_ref()
+                .map(|s| s.target.name().to_string())
+        })
+        .unwrap_or_default();
+    let mut log = DeliveryLog {
+        at: shared.clock.now(),
+        detail_type: d.event["detail-type"].as_str().unwrap_or("").to_string(),
+        record_id: d.event["detail"]["record_id"]
+            .as_str()
+            .unwrap_or("-")
+            .to_string(),
+        rule: d.rule.clone(),
+        target,
+        attempt,
+        outcome: Ok(String::new()),
+        dead: false,
+    };
+    let written = match outcome {
+        Ok(o) => {
+            log.outcome = Ok(o);
+            shared.db.delivered(d.id)
+        }
+        Err((error, false)) => {
+            log.outcome = Err(error.clone());
+            let next = wall_ms() + backoff(attempt).as_millis() as i64;
+            shared.db.retry_later(d.id, attempt, next, &error)
+        }
+        Err((error, true)) => {
+            log.outcome = Err(error.clone());
+            log.dead = true;
+            let record = on_failure_to_bus.map(|f| {
+                let (kind, message) = error.split_once(": ").unwrap_or(("Error", &error));
+                let mut record = on_failure_record(f, &d.event, attempt as usize, kind, message);
+                record["id"] = Value::String(shared.next_id());
+                record["time"] = Value::String(
+                    shared
+                        .clock
+                        .now()
+                        .strftime("%Y-%m-%dT%H:%M:%SZ")
+                        .to_string(),
+                );
+                let routes = shared.routes(&record);
+                (record, routes)
+            });
+            let r = shared.db.dead_letter(
+                d.id,
+                attempt,
+                &error,
+                wall_ms(),
+                record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
+            );
+            shared.deliveries.notify_one();
+            r
+        }
+    };
+    if let Err(e) = written {
+        // The row stays as it was: the delivery is attempted again.
+        eprintln!("energy up: {e}");
+    }
+    observer(&log);
+}
+
+/// POSTs the event to an HTTP target. 2xx is success; 4xx other than 408 and 429 is final.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    event: &Value,
+) -> Result<String, (String, bool)> {
+    let mut request = http.post(url).json(event);
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status();
+            if status.is_success() {
+                Ok(format!("HTTP {}", status.as_u16()))
+            } else {
+                let permanent = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
+                let body = response.text().await.unwrap_or_default();
+                let body: String = body.chars().take(200).collect();
+                Err((format!("HTTP {status}: {body}"), permanent))
+            }
+        }
+        Err(e) => Err((format!("{url}: {e}"), false)),
+    }
+}
+
+/// Fires one-time schedules as the market clock reaches them.
+pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let wrap = |detail: &Value| {
+        let envelope = match DomainEvent::parse("OrderEvaluationDue", detail.clone()) {
+            Ok(event) => shared.wrap(&event),
+            Err(_) => detail.clone(),
+        };
+        let routes = shared.routes(&envelope);
+        (envelope, routes)
+    };
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = shared.clock.now().as_millisecond();
+        match shared.db.fire_due_schedules(now, wall_ms(), &wrap) {
+            Ok(n) if n > 0 => {
+                shared.deliveries.notify_one();
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("energy up: {e}"),
+        }
+        let wait = match shared.db.next_schedule_at() {
+            Ok(Some(at)) => Timestamp::from_millisecond(at)
+                .map(|t| shared.clock.real_time_until(t))
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(1), Duration::from_millis(500)),
+            _ => Duration::from_millis(500),
+        };
+        tokio::select! {
+            _ = shared.schedules.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// The sweep rule: one scheduled event per period of the market clock. Like an EventBridge rate
+/// rule it does not catch up ticks missed while `energy up` was down: one tick, then the rate.
+pub async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let Some(sweep) = shared.topology.sweep.clone() else {
+        return;
+    };
+    let every = sweep.every;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = shared.clock.now();
+        let next = shared
+            .db
+            .meta("next_sweep")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<Timestamp>().ok())
+            .unwrap_or_else(|| now.saturating_add(every).unwrap_or(now));
+        let next = if now >= next {
+            if let Err(e) = shared.put(&scheduled_event(now, &sweep.name)) {
+                eprintln!("energy up: {e}");
+            }
+            let mut n = next;
+            while n <= now {
+                n = n.saturating_add(every).unwrap_or(now);
+            }
+            n
+        } else {
+            next
+        };
+        if let Err(e) = shared.db.set_meta("next_sweep", &next.to_string()) {
+            eprintln!("energy up: {e}");
+        }
+        let wait = shared
+            .clock
+            .real_time_until(next)
+            .clamp(Duration::from_millis(1), Duration::from_millis(500));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Deletes orders whose 24-hour TTL passed on the market clock (reads already ignore them).
+pub async fn reaper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if let Err(e) = shared.db.expire_orders(shared.clock.now().as_second()) {
+            eprintln!("energy up: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_second_up_to_a_minute() {
+        let waits: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+}

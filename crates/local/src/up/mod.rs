@@ -1,0 +1,468 @@
+//! `energy up`: the deployed system on one machine. The HTTP API on loopback in front of
+//! submit-order; a bus routed by `template.yaml` (plus local HTTP consumers); delivery like
+//! EventBridge to asynchronous Lambda targets; the scheduler; the sweep rule; the simulated
+//! auction platform; all on one embedded database under the data dir and a compressed market
+//! clock. See the README's "energy up" section.
+
+pub mod adapters;
+pub mod clock;
+pub mod engine;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use energy_auction::sim::{Publication, SimConfig, SimPlatform};
+use energy_core::calendar::{AuctionId, MARKET_TIME_ZONE, MarketRules, market_date};
+use energy_core::market::{Market, Zone};
+use energy_core::ports::{Clock, Ports};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::db::Db;
+use crate::handlers::Handlers;
+use crate::topology::{Topology, TopologyError};
+use adapters::{
+    FileResults, LocalBus, LocalNotifier, LocalScheduler, LocalStore, PersistentPlatform, Shared,
+    Sink,
+};
+use clock::MarketClock;
+use engine::Observer;
+
+/// The consumers file `energy up` reads when `--consumers` is not given, if it exists.
+pub const DEFAULT_CONSUMERS: &str = "energy.consumers.yaml";
+
+/// `energy up`'s options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Port of the HTTP API on 127.0.0.1 (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8080, env = "ENERGY_PORT")]
+    pub port: u16,
+    /// Where the database, the result objects and the notifications log live.
+    #[arg(long, default_value = ".energy", env = "ENERGY_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Market seconds per real second. 60: an hour of the market day passes in a minute.
+    #[arg(long, default_value_t = 60)]
+    pub speed: u32,
+    /// Market time when a new data dir starts (RFC 3339); default 09:00 Brussels time today,
+    /// three hours before tomorrow's SDAC gate closes. A data dir keeps its clock.
+    #[arg(long)]
+    pub start: Option<Timestamp>,
+    /// A SAM template to route by instead of the template built in.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// Local consumer rules with HTTP targets [default: energy.consumers.yaml if present].
+    #[arg(long, value_name = "FILE")]
+    pub consumers: Option<PathBuf>,
+    /// Results for this zone never come (see the evaluator give up). Repeatable.
+    #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
+    pub never_publish: Vec<Zone>,
+    /// Results appear this many market minutes after the calendar's publication time.
+    #[arg(long, default_value_t = 0)]
+    pub publication_delay_minutes: i64,
+    /// Deliveries in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Print nothing per delivery.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl UpArgs {
+    /// The options with their defaults, for a data dir.
+    pub fn new(data_dir: PathBuf) -> UpArgs {
+        UpArgs {
+            port: 0,
+            data_dir,
+            speed: 60,
+            start: None,
+            template: None,
+            consumers: None,
+            never_publish: Vec::new(),
+            publication_delay_minutes: 0,
+            concurrency: 8,
+            quiet: true,
+        }
+    }
+}
+
+fn parse_zone(s: &str) -> Result<Zone, String> {
+    s.parse::<Zone>().map_err(|_| {
+        let all: Vec<String> = Zone::ALL.iter().map(|z| z.to_string()).collect();
+        format!("{s:?} is not a bidding zone ({})", all.join(", "))
+    })
+}
+
+/// A running stack.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    pub handlers: Arc<Handlers>,
+    pub data_dir: PathBuf,
+    pub consumers: Option<PathBuf>,
+    pub restored_platform_orders: usize,
+    pub notifications_to_slack: bool,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// 09:00 Brussels time on `date`.
+pub fn nine_am(date: jiff::civil::Date) -> Timestamp {
+    let tz = TimeZone::get(MARKET_TIME_ZONE).unwrap_or(TimeZone::UTC);
+    date.at(9, 0, 0, 0)
+        .to_zoned_datetime(tz)
+        .map(|z| z.timestamp())
+        .unwrap_or_else(|_| Timestamp::now())
+}
+
+/// The routing: the template (given or built in) plus the consumers file.
+pub fn load_topology(
+    template: Option<&Path>,
+    consumers: Option<&Path>,
+) -> anyhow::Result<(Topology, Option<PathBuf>)> {
+    let topology = match template {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Topology::from_template(&text, &path.display().to_string())
+        }
+        None => Topology::embedded(),
+    };
+    let mut topology = topology.map_err(startup_error)?;
+    let consumers = match consumers {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from(DEFAULT_CONSUMERS)).filter(|p| p.exists()),
+    };
+    if let Some(path) = &consumers {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        crate::consumers::add(&mut topology, &text, &path.display().to_string())
+            .map_err(startup_error)?;
+    }
+    Ok((topology, consumers))
+}
+
+fn startup_error(e: TopologyError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// Starts the stack: opens the data dir, recovers, binds the HTTP API, starts the loops.
+pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running> {
+    let (topology, consumers) = load_topology(args.template.as_deref(), args.consumers.as_deref())?;
+    let fresh = !Db::exists(&args.data_dir);
+    let db = Arc::new(Db::open(&args.data_dir)?);
+    let clock = match MarketClock::load(&db)? {
+        Some(_) if args.start.is_some() && !fresh => bail!(
+            "{} already has a market clock; --start applies to a new data dir (use another --data-dir)",
+            args.data_dir.display()
+        ),
+        Some(c) if c.speed() == args.speed.max(1) => c,
+        Some(c) => c.with_speed(args.speed),
+        None => {
+            let start = args
+                .start
+                .unwrap_or_else(|| nine_am(market_date(Timestamp::now())));
+            MarketClock::new(start, args.speed)
+        }
+    };
+    clock.save(&db)?;
+    let rules = MarketRules::default();
+    let shared = Arc::new(Shared::new(db.clone(), clock, Arc::new(topology)));
+
+    let mut per_zone = std::collections::HashMap::new();
+    for zone in &args.never_publish {
+        per_zone.insert(*zone, Publication::Never);
+    }
+    let sim = Arc::new(SimPlatform::new(
+        SimConfig {
+            rules: rules.clone(),
+            publication: Publication::After(SignedDuration::from_mins(
+                args.publication_delay_minutes,
+            )),
+            per_zone,
+            stateless: false,
+        },
+        Arc::new(clock),
+    ));
+    let platform = Arc::new(PersistentPlatform {
+        shared: shared.clone(),
+        sim,
+    });
+    let restored_platform_orders = platform.restore()?;
+
+    let results_dir = args.data_dir.join("results");
+    std::fs::create_dir_all(&results_dir)
+        .with_context(|| format!("cannot create {}", results_dir.display()))?;
+    let slack = std::env::var("SLACK_WEBHOOK_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if let Some(url) = &slack
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        bail!("SLACK_WEBHOOK_URL is set but is not a URL: {url:?}");
+    }
+    let notifier = Arc::new(LocalNotifier {
+        shared: shared.clone(),
+        log: args.data_dir.join("notifications.jsonl"),
+        sink: match &slack {
+            Some(url) => Sink::Slack {
+                url: url.clone(),
+                http: reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .unwrap_or_default(),
+            },
+            None => Sink::Console,
+        },
+        log_lock: std::sync::Mutex::new(()),
+    });
+    notifier.reconcile()?;
+
+    let ports = Ports {
+        clock: Arc::new(clock),
+        store: Arc::new(LocalStore {
+            shared: shared.clone(),
+        }),
+        bus: Arc::new(LocalBus {
+            shared: shared.clone(),
+        }),
+        scheduler: Arc::new(LocalScheduler {
+            shared: shared.clone(),
+        }),
+        results: Arc::new(FileResults { dir: results_dir }),
+        notifier,
+        platform,
+    };
+    let handlers = Arc::new(Handlers::new(ports, rules, shared.topology.retry));
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let router = server::router(handlers.clone());
+    let mut server_stop = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    }));
+    tasks.push(tokio::spawn(engine::deliveries(
+        shared.clone(),
+        handlers.clone(),
+        observer,
+        args.concurrency,
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(engine::scheduler(
+        shared.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(engine::sweeper(
+        shared.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(engine::reaper(shared.clone(), stop_rx)));
+    Ok(Running {
+        addr,
+        shared,
+        handlers,
+        data_dir: args.data_dir.clone(),
+        consumers,
+        restored_platform_orders,
+        notifications_to_slack: slack.is_some(),
+        stop,
+        tasks,
+    })
+}
+
+impl Running {
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// Stops accepting requests, lets deliveries in flight finish, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// What `energy up` prints at start-up.
+    pub fn banner(&self) -> String {
+        use std::fmt::Write as _;
+        let tz = TimeZone::get(MARKET_TIME_ZONE).unwrap_or(TimeZone::UTC);
+        let local = |t: Timestamp| {
+            t.to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        };
+        let clock = &self.shared.clock;
+        let now = clock.now();
+        let d = self.data_dir.display();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Energy is up: the deployed choreography on this machine"
+        );
+        let _ = writeln!(
+            out,
+            "  HTTP API      http://{}  (POST /orders, GET /orders/{{record_id}})",
+            self.addr
+        );
+        let _ = writeln!(
+            out,
+            "  data          {d}/energy.db · results {d}/results/ · notifications {d}/notifications.jsonl"
+        );
+        let _ = writeln!(
+            out,
+            "  market clock  {} · {}× ({} market minutes per real minute)",
+            local(now),
+            clock.speed(),
+            clock.speed()
+        );
+        let today = market_date(now);
+        let rules = MarketRules::default();
+        for (market, date) in [
+            (Market::Sdac, today.tomorrow().unwrap_or(today)),
+            (Market::Ida1, today.tomorrow().unwrap_or(today)),
+            (Market::Ida2, today.tomorrow().unwrap_or(today)),
+            (Market::Ida3, today),
+            (Market::Ida3, today.tomorrow().unwrap_or(today)),
+        ] {
+            let auction = AuctionId {
+                market,
+                delivery_date: date,
+            };
+            if let (Ok(gate), Ok(publication)) = (
+                rules.gate_closure(auction),
+                rules.expected_publication(auction),
+            ) && gate > now
+            {
+                let _ = writeln!(
+                    out,
+                    "  open auction  {auction}: gate closes {} (in {:.0?} real), results {}",
+                    local(gate),
+                    std::time::Duration::from_secs(clock.real_time_until(gate).as_secs()),
+                    local(publication)
+                );
+                break;
+            }
+        }
+        let t = &self.shared.topology;
+        let _ = writeln!(out, "  rules         (from {})", {
+            let origins: std::collections::BTreeSet<&str> =
+                t.rules.iter().map(|r| r.origin.as_str()).collect();
+            origins.into_iter().collect::<Vec<_>>().join(", ")
+        });
+        for r in &t.rules {
+            let _ = writeln!(out, "    {:<20} → {}", r.name, r.target.describe());
+        }
+        if let Some(s) = &t.sweep {
+            let _ = writeln!(
+                out,
+                "    {:<20} → {} every {} market time",
+                s.name,
+                s.target.name(),
+                humanize(s.every)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  notifications {}",
+            if self.notifications_to_slack {
+                format!("Slack (SLACK_WEBHOOK_URL) and {d}/notifications.jsonl")
+            } else {
+                format!(
+                    "console and {d}/notifications.jsonl (set SLACK_WEBHOOK_URL to post to Slack)"
+                )
+            }
+        );
+        if let Ok(pending) = self.shared.db.pending_deliveries()
+            && pending > 0
+        {
+            let _ = writeln!(out, "  recovered     {pending} deliveries still to make");
+        }
+        let _ = writeln!(out, "listening on http://{}", self.addr);
+        out
+    }
+}
+
+fn humanize(d: SignedDuration) -> String {
+    let s = d.as_secs();
+    if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The console's line for a delivery.
+pub fn console_line(log: &engine::DeliveryLog) -> String {
+    let tz = TimeZone::get(MARKET_TIME_ZONE).unwrap_or(TimeZone::UTC);
+    let at = log
+        .at
+        .to_zoned_datetime(tz)
+        .strftime("%H:%M:%S")
+        .to_string();
+    let outcome = match &log.outcome {
+        Ok(o) => o.clone(),
+        Err(e) if log.dead => format!("FAILED (attempt {}, dead letter): {e}", log.attempt),
+        Err(e) => format!("failed (attempt {}, retrying): {e}", log.attempt),
+    };
+    format!(
+        "{at}  {:<19} {:<16} → {:<14} {}",
+        log.detail_type, log.record_id, log.target, outcome
+    )
+}
+
+/// `energy up`: runs until Ctrl-C.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let quiet = args.quiet;
+    let observer: Observer = Arc::new(move |log: &engine::DeliveryLog| {
+        let sweep_idle = log.detail_type == "Scheduled Event"
+            && log
+                .outcome
+                .as_ref()
+                .is_ok_and(|o| o.starts_with("Report { emitted: 0"));
+        if !quiet && !sweep_idle {
+            println!("{}", console_line(log));
+        }
+    });
+    let running = start(&args, observer).await?;
+    print!("{}", running.banner());
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    wait_for_signal().await;
+    println!(
+        "energy up: stopping (deliveries in flight finish; the rest waits for the next start)"
+    );
+    running.shutdown().await;
+    println!("energy up: stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
