@@ -159,14 +159,7 @@ fn node(map: &Map<String, Value>, path: &str) -> Result<Node, PatternError> {
             for (i, alternative) in alternatives.iter().enumerate() {
                 let at = format!("{here}[{i}]");
                 match alternative {
-                    Value::Object(m) if !m.is_empty() => {
-                        group.push(node(m, path).map_err(|mut e| {
-                            if !e.path.starts_with(&at) {
-                                e.path = format!("{at}: {}", e.path);
-                            }
-                            e
-                        })?)
-                    }
+                    Value::Object(m) if !m.is_empty() => group.push(node(m, &at)?),
                     _ => return Err(err(&at, "each $or alternative is a non-empty object")),
                 }
             }

@@ -230,9 +230,13 @@ async fn the_sweeper_re_emits_order_evaluation_due_only_for_overdue_orders_throu
     );
     let examined_before = s.store.examined();
     let sweep = json!({"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
-    let report = sweep_pending::handle(serde_json::from_value(sweep).unwrap(), &s.ports, &s.handlers.sweep)
-        .await
-        .unwrap();
+    let report = sweep_pending::handle(
+        serde_json::from_value(sweep).unwrap(),
+        &s.ports,
+        &s.handlers.sweep,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.emitted, 2);
     let due: Vec<String> = s
         .bus

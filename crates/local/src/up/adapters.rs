@@ -328,6 +328,9 @@ impl RetryScheduler for LocalScheduler {
 /// Result objects as files: `<data-dir>/results/<key>`, the S3 bucket's keys.
 pub struct FileResults {
     pub dir: PathBuf,
+    /// Where objects are written before they are renamed into `dir`: a crash never leaves a
+    /// partial object among the results.
+    pub tmp: PathBuf,
 }
 
 #[async_trait]
@@ -350,7 +353,12 @@ impl ResultStore for FileResults {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
         // Written whole or not at all: a crash never leaves half an object.
-        let tmp = path.with_extension("json.tmp");
+        std::fs::create_dir_all(&self.tmp).map_err(io)?;
+        let tmp = self.tmp.join(format!(
+            "{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
         std::fs::write(&tmp, body).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
         Ok(())

@@ -36,6 +36,31 @@ use engine::Observer;
 /// The consumers file `energy up` reads when `--consumers` is not given, if it exists.
 pub const DEFAULT_CONSUMERS: &str = "energy.consumers.yaml";
 
+/// The sample orders of the README (`events-schema/api/examples/orders.json`), for the delivery
+/// day they name.
+pub const SAMPLE_ORDERS: &str = include_str!("../../../../events-schema/api/examples/orders.json");
+const SAMPLE_DAY: &str = "2026-11-28";
+
+/// The sample orders moved to the first delivery day whose SDAC gate is still open at `now`
+/// (with half an hour to spare): what `energy up` writes to `<data-dir>/sample-orders.json`.
+pub fn sample_orders(now: Timestamp) -> (jiff::civil::Date, String) {
+    let rules = MarketRules::default();
+    let spare = now
+        .saturating_add(SignedDuration::from_mins(30))
+        .unwrap_or(now);
+    let mut day = market_date(now).tomorrow().unwrap_or(market_date(now));
+    while rules
+        .gate_closure(AuctionId {
+            market: Market::Sdac,
+            delivery_date: day,
+        })
+        .is_ok_and(|gate| gate <= spare)
+    {
+        day = day.tomorrow().unwrap_or(day);
+    }
+    (day, SAMPLE_ORDERS.replace(SAMPLE_DAY, &day.to_string()))
+}
+
 /// `energy up`'s options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
@@ -221,6 +246,13 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         log_lock: std::sync::Mutex::new(()),
     });
     notifier.reconcile()?;
+    let (_, sample) = sample_orders(clock.now());
+    std::fs::write(args.data_dir.join("sample-orders.json"), sample).with_context(|| {
+        format!(
+            "cannot write {}/sample-orders.json",
+            args.data_dir.display()
+        )
+    })?;
 
     let ports = Ports {
         clock: Arc::new(clock),
@@ -233,7 +265,10 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         scheduler: Arc::new(LocalScheduler {
             shared: shared.clone(),
         }),
-        results: Arc::new(FileResults { dir: results_dir }),
+        results: Arc::new(FileResults {
+            dir: results_dir,
+            tmp: args.data_dir.join("tmp"),
+        }),
         notifier,
         platform,
     };
@@ -391,6 +426,17 @@ impl Running {
         {
             let _ = writeln!(out, "  recovered     {pending} deliveries still to make");
         }
+        let (day, _) = sample_orders(now);
+        let _ = writeln!(
+            out,
+            "  try           curl -s http://{}/orders -H 'content-type: application/json' -d @{d}/sample-orders.json",
+            self.addr
+        );
+        let _ = writeln!(
+            out,
+            "                curl -s http://{}/orders/desk-a:{day}:de-peak-1",
+            self.addr
+        );
         let _ = writeln!(out, "listening on http://{}", self.addr);
         out
     }

@@ -1,0 +1,201 @@
+//! A real `energy up` process on a free loopback port, for tests and the benchmark.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn energy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_energy"))
+}
+
+/// A fresh data dir under the system's temp dir.
+pub fn data_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "energy-test-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+pub struct Up {
+    child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+}
+
+/// Starts `energy up --port 0 --data-dir DIR --quiet ARGS` and waits for its address; on
+/// failure returns the exit code and what it printed.
+pub fn try_start(dir: &Path, args: &[&str]) -> Result<Up, (Option<i32>, String)> {
+    let mut child = energy()
+        .args(["up", "--port", "0", "--quiet", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env_remove("SLACK_WEBHOOK_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn energy up");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.trim().to_string());
+                sent = true;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(base) = rx.recv_timeout(Duration::from_millis(50)) {
+            return Ok(Up {
+                child,
+                base,
+                dir: dir.to_path_buf(),
+            });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return Err((status.code(), err));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("energy up did not print its address within 30 s");
+        }
+    }
+}
+
+pub fn start(dir: &Path, args: &[&str]) -> Up {
+    try_start(dir, args).unwrap_or_else(|(code, err)| panic!("energy up exited {code:?}: {err}"))
+}
+
+impl Up {
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait, as Ctrl-C would.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait for energy up")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs an `energy` command against a data dir; (exit code, stdout, stderr).
+pub fn cli(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = energy()
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run energy");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every archived event of a data dir.
+pub fn archive(dir: &Path) -> Vec<Value> {
+    let (code, out, err) = cli(dir, &["events", "list", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event"))
+        .collect()
+}
+
+/// Every result object under `<dir>/results`, by key (`results/...`).
+pub fn result_keys(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, p: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push(format!("results/{rel}"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dir.join("results"), &dir.join("results"), &mut out);
+    out.sort();
+    out
+}
+
+/// The notifications log's lines.
+pub fn notifications(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("notifications.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// GETs each order until all are final; their bodies.
+pub async fn wait_final(
+    http: &reqwest::Client,
+    up: &Up,
+    ids: &[String],
+    within: Duration,
+) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut bodies = Vec::new();
+        for id in ids {
+            let r = http.get(up.url(&format!("/orders/{id}"))).send().await;
+            if let Ok(r) = r
+                && r.status().is_success()
+            {
+                bodies.push(r.json::<Value>().await.unwrap_or(Value::Null));
+            }
+        }
+        if bodies.len() == ids.len() && bodies.iter().all(|b| b["final"] == true) {
+            return bodies;
+        }
+        if Instant::now() > deadline {
+            let states: Vec<String> = bodies
+                .iter()
+                .map(|b| format!("{} {}", b["record_id"], b["state"]))
+                .collect();
+            panic!("not every order final within {within:?}: {states:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+pub const SAMPLE_FILE: &str = include_str!("../../../../events-schema/api/examples/orders.json");

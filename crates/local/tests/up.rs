@@ -1,0 +1,637 @@
+//! `energy up` as a user runs it: a real process on a free loopback port, driven over HTTP.
+
+#[path = "common/up.rs"]
+mod up;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use up::{archive, cli, data_dir, notifications, result_keys, start, try_start, wait_final};
+
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The JSON between the README's `<!-- sample-orders -->` markers.
+fn readme_sample() -> Value {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- sample-orders -->")
+        .nth(1)
+        .expect("README.md has a <!-- sample-orders --> block");
+    let json = block
+        .split("```json")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a ```json block after the marker");
+    serde_json::from_str(json).expect("the README's sample is JSON")
+}
+
+fn ids(batch: &Value) -> Vec<String> {
+    batch
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["record_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn post(http: &reqwest::Client, up: &up::Up, body: &str) -> (u16, Value) {
+    let r = http
+        .post(up.url("/orders"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST /orders");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The result objects and notifications hold exactly what the final orders say: one object per
+/// stored order under its key, one notification per failed order, nothing else.
+fn assert_outputs_match(dir: &Path, finals: &[Value]) {
+    let stored: BTreeSet<String> = finals
+        .iter()
+        .filter(|b| b["state"] == "STORED")
+        .map(|b| b["result_key"].as_str().unwrap().to_string())
+        .collect();
+    let files: BTreeSet<String> = result_keys(dir).into_iter().collect();
+    assert_eq!(files, stored, "result objects vs stored orders");
+    for b in finals.iter().filter(|b| b["state"] == "STORED") {
+        let key = b["result_key"].as_str().unwrap();
+        let object: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(key)).unwrap()).unwrap();
+        assert_eq!(object["record_id"], b["record_id"], "{key}");
+        assert_eq!(object["outcome"], b["result"]["outcome"], "{key}");
+    }
+    let failed: BTreeSet<String> = finals
+        .iter()
+        .filter(|b| b["state"] == "NOTIFIED")
+        .map(|b| {
+            format!(
+                "{}/{}",
+                b["record_id"].as_str().unwrap(),
+                b["failure"]["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let lines = notifications(dir);
+    let keys: Vec<String> = lines
+        .iter()
+        .map(|l| l["key"].as_str().unwrap().to_string())
+        .collect();
+    let unique: BTreeSet<String> = keys.iter().cloned().collect();
+    assert_eq!(keys.len(), unique.len(), "a notification twice: {keys:?}");
+    assert_eq!(unique, failed, "notifications vs failed orders");
+}
+
+#[tokio::test]
+async fn the_readme_sample_payload_reaches_final_states_with_results_and_notifications_as_the_outcomes_say()
+ {
+    let sample = readme_sample();
+    let file: Value = serde_json::from_str(up::SAMPLE_FILE).unwrap();
+    assert_eq!(
+        sample, file,
+        "the README's sample is events-schema/api/examples/orders.json"
+    );
+    let dir = data_dir("readme");
+    // 09:00 Brussels time the day before the sample's delivery day, as `energy up` starts.
+    let up = start(
+        &dir,
+        &["--start", "2026-11-27T08:00:00Z", "--speed", "1000"],
+    );
+    // What the README tells a newcomer to POST is this sample, dated for the market clock.
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sample-orders.json")).unwrap())
+            .unwrap();
+    assert_eq!(written, sample);
+
+    let http = reqwest::Client::new();
+    let (status, body) = post(&http, &up, &sample.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    let ids = ids(&sample);
+    let finals = wait_final(&http, &up, &ids, Duration::from_secs(120)).await;
+    assert_outputs_match(&dir, &finals);
+    assert!(finals.iter().any(|b| b["state"] == "STORED"));
+
+    // The archive tells each order's story, and the inspection commands read it.
+    let (code, out, err) = cli(&dir, &["events", "list", "--order", &ids[0]]);
+    assert_eq!(code, Some(0), "{err}");
+    for t in [
+        "OrderSubmitted",
+        "OrderEvaluationDue",
+        "OrderReady",
+        "OrderResultStored",
+    ] {
+        assert!(out.contains(t), "{t} missing from:\n{out}");
+    }
+    let (code, out, _) = cli(&dir, &["events", "list", "--type", "OrderReady"]);
+    assert_eq!((code, out.lines().count()), (Some(0), ids.len()), "{out}");
+    let (code, out, err) = cli(&dir, &["orders", "show", &ids[0]]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("\"state\": \"STORED\"") && out.contains("OrderResultStored"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&dir, &["dlq", "list"]);
+    assert_eq!((code, out.trim()), (Some(0), "no dead letters"));
+
+    // Ctrl-C (SIGTERM) stops it cleanly.
+    let status = up.stop();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_seed_payload_gets_a_400_naming_the_missing_fields() {
+    let seed = std::fs::read_to_string(root().join("../shared/seed/payload.json")).unwrap();
+    let dir = data_dir("seed");
+    let up = start(&dir, &[]);
+    let http = reqwest::Client::new();
+    let (status, body) = post(&http, &up, &seed).await;
+    assert_eq!(status, 400, "{body}");
+    let messages: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    for field in [
+        "market",
+        "delivery_date",
+        "zone",
+        "portfolio",
+        "side",
+        "periods",
+    ] {
+        for i in 0..2 {
+            let want = format!("$[{i}].{field}: required field is missing");
+            assert!(
+                messages.contains(&want.as_str()),
+                "{want} not in {messages:?}"
+            );
+        }
+    }
+    assert!(
+        archive(&dir).is_empty(),
+        "a refused batch publishes nothing"
+    );
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `n` SDAC orders for 2026-11-28 across zones: buys at 3000 (accepted), sells at 3500 (out of
+/// the money), FI ones whose results never come.
+fn batch(prefix: &str, n: usize) -> Value {
+    let zones = ["DE-LU", "NL", "BE", "FR", "FI"];
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                let (side, price) = if i % 2 == 0 { ("BUY", "3000.00") } else { ("SELL", "3500.00") };
+                json!({
+                    "record_id": format!("{prefix}-{i}"),
+                    "market": "SDAC",
+                    "delivery_date": "2026-11-28",
+                    "zone": zones[i % zones.len()],
+                    "portfolio": "DESK-T",
+                    "side": side,
+                    "periods": [{"mtu_start": "2026-11-28T06:00:00Z", "steps": [{"price": price, "quantity": "1.0"}]}]
+                })
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn kill_9_at_any_moment_loses_nothing_duplicates_nothing_and_every_order_ends_final() {
+    let dir = data_dir("kill9");
+    // 11:30 Brussels time: the gate closes 1.5 s later, results at 12:45 (3.75 s), and the FI
+    // orders give up about 10 s after that.
+    let args = ["--never-publish", "FI", "--speed", "1200"];
+    let first = start(
+        &dir,
+        &[&["--start", "2026-11-27T10:30:00Z"][..], &args[..]].concat(),
+    );
+    let http = reqwest::Client::new();
+    let orders = batch("k9", 30);
+    let (status, body) = post(&http, &first, &orders.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    // Killed with OrderSubmitted deliveries still queued.
+    first.kill9();
+    let mut kills = 1;
+    // Then again while schedules fire and results are stored, and while the evaluator backs off.
+    for wait_ms in [1500, 2500, 1200, 3000] {
+        let up = start(&dir, &args);
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        up.kill9();
+        kills += 1;
+    }
+    let up = start(&dir, &args);
+    let ids = ids(&orders);
+    let finals = wait_final(&http, &up, &ids, Duration::from_secs(120)).await;
+    assert_outputs_match(&dir, &finals);
+    let by_state: BTreeMap<String, usize> = finals.iter().fold(BTreeMap::new(), |mut m, b| {
+        *m.entry(b["state"].as_str().unwrap().to_string())
+            .or_default() += 1;
+        m
+    });
+    // Even orders buy (accepted) except FI; odd ones sell out of the money; FI never publishes.
+    assert_eq!(
+        by_state.get("STORED"),
+        Some(&12),
+        "{by_state:?} after {kills} kills"
+    );
+    assert_eq!(by_state.get("NOTIFIED"), Some(&18), "{by_state:?}");
+    let timeouts = finals
+        .iter()
+        .filter(|b| b["failure"]["reason"] == "ResultsTimeout")
+        .count();
+    assert_eq!(timeouts, 6, "the FI orders give up");
+    let (code, out, _) = cli(&dir, &["dlq", "list"]);
+    assert_eq!((code, out.trim()), (Some(0), "no dead letters"));
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A loopback HTTP server that records every POSTed body and answers `status`.
+async fn consumer(
+    port: u16,
+    status: u16,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(v);
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (seen, task)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn an_added_consumer_rule_receives_exactly_the_events_its_pattern_selects() {
+    let port = free_port();
+    let (seen, _server) = consumer(port, 200).await;
+    let dir = data_dir("consumer");
+    std::fs::create_dir_all(&dir).unwrap();
+    let consumers = dir.join("consumers.yaml");
+    std::fs::write(
+        &consumers,
+        format!(
+            "Rules:\n  DeskAudit:\n    Pattern:\n      source: [energy.orders]\n      detail-type: [OrderFailed, {{prefix: OrderResult}}]\n      detail:\n        zone: [{{anything-but: [FI]}}]\n        portfolio: [{{prefix: DESK-}}]\n    Target:\n      Url: http://127.0.0.1:{port}/events\n      Headers: {{x-api-key: local}}\n"
+        ),
+    )
+    .unwrap();
+    let consumers_arg = consumers.to_string_lossy().into_owned();
+    let up = start(
+        &dir,
+        &[
+            "--start",
+            "2026-11-27T10:30:00Z",
+            "--speed",
+            "1200",
+            "--never-publish",
+            "FI",
+            "--consumers",
+            &consumers_arg,
+        ],
+    );
+    let http = reqwest::Client::new();
+    let orders = batch("c", 10);
+    let (status, body) = post(&http, &up, &orders.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    wait_final(&http, &up, &ids(&orders), Duration::from_secs(90)).await;
+    // Let the last deliveries land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // What the pattern selects, computed without the matcher.
+    let expected: BTreeSet<String> = archive(&dir)
+        .iter()
+        .filter(|e| {
+            let t = e["detail-type"].as_str().unwrap();
+            (t == "OrderFailed" || t.starts_with("OrderResult"))
+                && e["detail"]["zone"] != "FI"
+                && e["detail"]["portfolio"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("DESK-"))
+        })
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let got: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let got_set: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(got.len(), got_set.len(), "an event delivered twice");
+    assert_eq!(got_set, expected);
+    // 4 accepted non-FI buys stored, 5 sells rejected (one of them FI, excluded).
+    assert_eq!(expected.len(), 4 + 4, "{expected:?}");
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_consumer_that_stays_down_gets_its_events_dead_lettered_and_redriven() {
+    let port = free_port();
+    let dir = data_dir("dlq");
+    std::fs::create_dir_all(&dir).unwrap();
+    let consumers = dir.join("consumers.yaml");
+    std::fs::write(
+        &consumers,
+        format!(
+            "Rules:\n  Submitted:\n    Pattern: {{detail-type: [OrderSubmitted]}}\n    Target: {{Url: 'http://127.0.0.1:{port}/events'}}\n    RetryPolicy: {{MaximumRetryAttempts: 2}}\n"
+        ),
+    )
+    .unwrap();
+    let consumers_arg = consumers.to_string_lossy().into_owned();
+    let up = start(
+        &dir,
+        &[
+            "--start",
+            "2026-11-27T08:00:00Z",
+            "--consumers",
+            &consumers_arg,
+        ],
+    );
+    let http = reqwest::Client::new();
+    let orders = batch("d", 3);
+    let (status, _) = post(&http, &up, &orders.to_string()).await;
+    assert_eq!(status, 202);
+    // Three attempts, one and two seconds apart, then the dead-letter store.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let (code, out, err) = cli(&dir, &["dlq", "list", "--json"]);
+        assert_eq!(code, Some(0), "{err}");
+        let dead: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if dead.len() == 3 {
+            break dead;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dead letters: {dead:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for d in &dead {
+        assert_eq!(d["rule"], "Submitted");
+        assert_eq!(d["attempts"], 3);
+        assert!(
+            d["error"].as_str().unwrap().contains(&port.to_string()),
+            "{d}"
+        );
+    }
+    // The consumer comes up; redrive delivers each event once.
+    let (seen, _server) = consumer(port, 200).await;
+    let (code, out, _) = cli(&dir, &["dlq", "redrive"]);
+    assert_eq!((code, out.trim()), (Some(0), "3 dead letters queued again"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redriven events not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got: BTreeSet<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"]["record_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, ids(&orders).into_iter().collect());
+    let (_, out, _) = cli(&dir, &["dlq", "list"]);
+    assert_eq!(out.trim(), "no dead letters");
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unsupported_pattern_stops_start_up_naming_the_rule() {
+    let dir = data_dir("badpattern");
+    std::fs::create_dir_all(&dir).unwrap();
+    let consumers = dir.join("consumers.yaml");
+    std::fs::write(
+        &consumers,
+        "Rules:\n  Fuzzy:\n    Pattern: {detail-type: [{contains: Order}]}\n    Target: {Url: 'http://127.0.0.1:9/e'}\n",
+    )
+    .unwrap();
+    let (code, err) = try_start(&dir, &["--consumers", &consumers.to_string_lossy()])
+        .err()
+        .expect("energy up refuses the pattern");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("rule Fuzzy") && err.contains("contains"),
+        "{err}"
+    );
+
+    // The same in the template: the rule is named, nothing starts.
+    let template = std::fs::read_to_string(root().join("template.yaml"))
+        .unwrap()
+        .replace(
+            "detail-type: [OrderReady]",
+            "detail-type: [{contains: Ready}]",
+        );
+    let path = dir.join("template.yaml");
+    std::fs::write(&path, template).unwrap();
+    let (code, err) = try_start(&dir, &["--template", &path.to_string_lossy()])
+        .err()
+        .expect("energy up refuses the template");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("rule StoreResultRule") && err.contains("contains"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn an_order_is_gone_24_market_hours_after_submission() {
+    let dir = data_dir("ttl");
+    let up = start(
+        &dir,
+        &["--start", "2026-11-27T08:00:00Z", "--speed", "20000"],
+    );
+    let http = reqwest::Client::new();
+    let orders = batch("ttl", 1);
+    let (status, _) = post(&http, &up, &orders.to_string()).await;
+    assert_eq!(status, 202);
+    let id = &ids(&orders)[0];
+    wait_final(
+        &http,
+        &up,
+        std::slice::from_ref(id),
+        Duration::from_secs(30),
+    )
+    .await;
+    // 24 h at 20000× is 4.3 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http
+            .get(up.url(&format!("/orders/{id}")))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still there: {}",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The reaper deletes the row as DynamoDB's TTL would; the archive keeps the story.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, out, _) = cli(&dir, &["orders", "show", id]);
+    assert!(out.starts_with("no stored order"), "{out}");
+    assert!(out.contains("OrderSubmitted"), "{out}");
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn replay_puts_archived_events_back_on_the_bus_and_the_handlers_shrug_them_off() {
+    let dir = data_dir("replay");
+    let up = start(
+        &dir,
+        &["--start", "2026-11-27T10:30:00Z", "--speed", "1200"],
+    );
+    let http = reqwest::Client::new();
+    let orders = batch("r", 2);
+    post(&http, &up, &orders.to_string()).await;
+    let finals = wait_final(&http, &up, &ids(&orders), Duration::from_secs(60)).await;
+    let ours = |events: Vec<Value>| -> Vec<Value> {
+        events
+            .into_iter()
+            .filter(|e| e["source"] == "energy.orders")
+            .collect()
+    };
+    let before = ours(archive(&dir)).len();
+    let (code, out, err) = cli(
+        &dir,
+        &[
+            "events",
+            "replay",
+            "--since",
+            "2026-11-27T00:00:00Z",
+            "--type",
+            "OrderReady",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("2 events back on the bus, 2 deliveries queued"),
+        "{out}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = ours(archive(&dir));
+    assert_eq!(
+        after.len(),
+        before + 2,
+        "only the replayed events: handlers ignore repeats"
+    );
+    assert!(
+        after
+            .iter()
+            .rev()
+            .take(2)
+            .all(|e| e["replay-name"].is_string())
+    );
+    let again = wait_final(&http, &up, &ids(&orders), Duration::from_secs(10)).await;
+    assert_eq!(finals, again, "a replay changes no order");
+    assert_outputs_match(&dir, &again);
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn schemas_are_listed_shown_and_validate_events_and_order_batches() {
+    let out = up::energy().args(["schemas", "list"]).output().unwrap();
+    let names = String::from_utf8_lossy(&out.stdout).into_owned();
+    for n in [
+        "OrderSubmitted",
+        "OrderEvaluationDue",
+        "OrderReady",
+        "OrderFailed",
+        "OrderResultStored",
+        "PostOrdersRequest",
+    ] {
+        assert!(names.lines().any(|l| l == n), "{names}");
+    }
+    let out = up::energy()
+        .args(["schemas", "show", "OrderFailed"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events-schema/OrderFailed.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(shown, file);
+    for example in [
+        "events-schema/examples/OrderFailed.json",
+        "events-schema/api/examples/orders.json",
+    ] {
+        let out = up::energy()
+            .args(["schemas", "validate"])
+            .arg(root().join(example))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let dir = data_dir("schemas");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bad: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events-schema/examples/OrderFailed.json")).unwrap(),
+    )
+    .unwrap();
+    bad["detail"]["reason"] = json!("BORED");
+    let path = dir.join("bad.json");
+    std::fs::write(&path, bad.to_string()).unwrap();
+    let out = up::energy()
+        .args(["schemas", "validate"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("/detail/reason") && text.contains("BORED"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
