@@ -1,0 +1,206 @@
+//! 10k orders through a real `energy up`: POST throughput, then the POST-to-final-state latency
+//! (which includes the wait for the auction's results, compressed by the market clock) and the
+//! publication-to-final latency (the stack's own work once results are out), p50 and p99.
+//!
+//! `cargo bench -p energy-local --bench up [-- --orders N --speed S --concurrency C]`
+
+#[path = "../tests/common/up.rs"]
+mod up;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+
+struct Options {
+    orders: usize,
+    speed: u32,
+    concurrency: usize,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    Options {
+        orders: get("--orders", 10_000),
+        speed: get("--speed", 200) as u32,
+        concurrency: get("--concurrency", 8),
+    }
+}
+
+/// Accepted SDAC buys for 2026-11-28, spread over zones and the day's quarter-hours.
+fn order(i: usize) -> Value {
+    let zones = ["DE-LU", "NL", "BE", "FR", "AT", "PL", "NO1", "SE3"];
+    let first: Timestamp = "2026-11-27T23:00:00Z".parse().unwrap();
+    let mtu = first + SignedDuration::from_mins(15 * (i % 96) as i64);
+    json!({
+        "record_id": format!("bench-{i}"),
+        "market": "SDAC",
+        "delivery_date": "2026-11-28",
+        "zone": zones[i % zones.len()],
+        "portfolio": "BENCH",
+        "side": "BUY",
+        "periods": [{"mtu_start": mtu.to_string(), "steps": [{"price": "3000.00", "quantity": "1.0"}]}]
+    })
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main]
+async fn main() {
+    let o = options();
+    let dir = up::data_dir("bench");
+    // 11:00 Brussels time on 2026-11-27: the SDAC gate closes an hour (of market time) later.
+    let concurrency = o.concurrency.to_string();
+    let speed = o.speed.to_string();
+    let stack = up::start(
+        &dir,
+        &[
+            "--start",
+            "2026-11-27T10:00:00Z",
+            "--speed",
+            &speed,
+            "--concurrency",
+            &concurrency,
+        ],
+    );
+    println!(
+        "energy up: {} orders, market clock {}×, {} deliveries in flight, data in {}",
+        o.orders,
+        o.speed,
+        o.concurrency,
+        dir.display()
+    );
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut posted_at: HashMap<String, i64> = HashMap::new();
+    let batches: Vec<Vec<Value>> = (0..o.orders)
+        .map(order)
+        .collect::<Vec<_>>()
+        .chunks(100)
+        .map(|c| c.to_vec())
+        .collect();
+    let mut refused = 0usize;
+    // Four requests in flight.
+    for group in batches.chunks(4) {
+        let mut calls = Vec::new();
+        for batch in group {
+            let http = http.clone();
+            let url = stack.url("/orders");
+            let body = Value::Array(batch.clone()).to_string();
+            calls.push(tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("POST /orders");
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                (status, v, Timestamp::now().as_millisecond())
+            }));
+        }
+        for call in calls {
+            let (status, v, at) = call.await.unwrap();
+            if status != 202 {
+                refused += 1;
+                let text: String = v.to_string().chars().take(300).collect();
+                eprintln!("POST answered {status}: {text}");
+                continue;
+            }
+            for s in v["orders"].as_array().into_iter().flatten() {
+                posted_at.insert(s["record_id"].as_str().unwrap().to_string(), at);
+            }
+        }
+        eprint!("\r  posted {}/{}", posted_at.len(), o.orders);
+    }
+    let post_secs = started.elapsed().as_secs_f64();
+    eprintln!();
+    println!(
+        "POST /orders: {} orders in {:.2} s = {:.0} orders/s ({} requests of 100 refused)",
+        posted_at.len(),
+        post_secs,
+        posted_at.len() as f64 / post_secs,
+        refused
+    );
+
+    assert!(!posted_at.is_empty(), "no order was accepted");
+    // Wait until every order is final: the stored-result events, read from the archive.
+    let db = rusqlite::Connection::open(dir.join("energy.db")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let finals: HashMap<String, i64> = loop {
+        let mut stmt = db
+            .prepare(
+                "SELECT record_id, MIN(published_at) FROM events
+                 WHERE detail_type IN ('OrderResultStored', 'OrderFailed') GROUP BY record_id",
+            )
+            .unwrap();
+        let rows: HashMap<String, i64> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        eprint!("\r  final {}/{}", rows.len(), posted_at.len());
+        if rows.len() >= posted_at.len() {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "not final after 15 minutes");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!();
+    // The market clock's anchor: when (wall) the results were published.
+    let clock: String = db
+        .query_row("SELECT value FROM meta WHERE key = 'clock'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut parts = clock.split(' ');
+    let real: Timestamp = parts.next().unwrap().parse().unwrap();
+    let market: Timestamp = parts.next().unwrap().parse().unwrap();
+    let publication: Timestamp = "2026-11-27T11:45:00Z".parse().unwrap();
+    let published_wall = real
+        + SignedDuration::from_nanos(
+            (publication.duration_since(market).as_nanos() / i128::from(o.speed)) as i64,
+        );
+    let mut post_to_final: Vec<i64> = posted_at.iter().map(|(id, at)| finals[id] - at).collect();
+    post_to_final.sort_unstable();
+    let mut pub_to_final: Vec<i64> = finals
+        .values()
+        .map(|f| f - published_wall.as_millisecond())
+        .collect();
+    pub_to_final.sort_unstable();
+    let last = *pub_to_final.last().unwrap_or(&0);
+    let mut posted: Vec<i64> = posted_at.values().copied().collect();
+    posted.sort_unstable();
+    let wait = (published_wall.as_millisecond() - percentile(&posted, 0.5)) as f64 / 1000.0;
+    println!(
+        "POST to final state: p50 {:.2} s, p99 {:.2} s (of which {wait:.1} s is the wait for the 12:45 publication at {}×)",
+        percentile(&post_to_final, 0.5) as f64 / 1000.0,
+        percentile(&post_to_final, 0.99) as f64 / 1000.0,
+        o.speed
+    );
+    println!(
+        "publication to final state: p50 {:.2} s, p99 {:.2} s; all {} final {:.2} s after publication = {:.0} orders/s through evaluate-order and store-result",
+        percentile(&pub_to_final, 0.5) as f64 / 1000.0,
+        percentile(&pub_to_final, 0.99) as f64 / 1000.0,
+        finals.len(),
+        last as f64 / 1000.0,
+        finals.len() as f64 / (last.max(1) as f64 / 1000.0)
+    );
+    drop(stack);
+    let _ = std::fs::remove_dir_all(dir);
+}
