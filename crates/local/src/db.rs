@@ -303,12 +303,30 @@ impl Db {
             .ctx("reading deliveries")
     }
 
-    /// A delivery succeeded: it leaves the queue.
+    /// A delivery succeeded: it leaves the queue. A schedule rule's tick (source `aws.events`)
+    /// leaves the archive too: in AWS it never is on our bus.
     pub fn delivered(&self, id: i64) -> DbResult<()> {
-        self.conn()
-            .execute("DELETE FROM deliveries WHERE id = ?1", [id])
-            .map(|_| ())
-            .ctx("completing a delivery")
+        let mut conn = self.conn();
+        let tx = conn.transaction().ctx("completing a delivery")?;
+        let seq: Option<i64> = tx
+            .query_row(
+                "SELECT event_seq FROM deliveries WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("completing a delivery")?;
+        tx.execute("DELETE FROM deliveries WHERE id = ?1", [id])
+            .ctx("completing a delivery")?;
+        if let Some(seq) = seq {
+            tx.execute(
+                "DELETE FROM events WHERE seq = ?1 AND source = 'aws.events'
+                   AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?1)",
+                [seq],
+            )
+            .ctx("completing a delivery")?;
+        }
+        tx.commit().ctx("completing a delivery")
     }
 
     /// A delivery failed and will be tried again at `next_ms`.

@@ -179,6 +179,12 @@ async fn the_seed_payload_gets_a_400_naming_the_missing_fields() {
         archive(&dir).is_empty(),
         "a refused batch publishes nothing"
     );
+    // One stack per data dir.
+    let (code, err) = try_start(&dir, &[])
+        .err()
+        .expect("a second energy up is refused");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("another `energy up` is running"), "{err}");
     drop(up);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -222,12 +228,14 @@ async fn kill_9_at_any_moment_loses_nothing_duplicates_nothing_and_every_order_e
     // Killed with OrderSubmitted deliveries still queued.
     first.kill9();
     let mut kills = 1;
-    // Then again while schedules fire and results are stored, and while the evaluator backs off.
-    for wait_ms in [1500, 2500, 1200, 3000] {
+    // Then down across the 12:45 publication (the schedules come due while nothing runs), and
+    // killed again while results are stored and while the evaluator backs off.
+    for (up_ms, down_ms) in [(1500, 3000), (300, 0), (1200, 0), (3000, 0)] {
         let up = start(&dir, &args);
-        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        tokio::time::sleep(Duration::from_millis(up_ms)).await;
         up.kill9();
         kills += 1;
+        tokio::time::sleep(Duration::from_millis(down_ms)).await;
     }
     let up = start(&dir, &args);
     let ids = ids(&orders);
@@ -252,6 +260,21 @@ async fn kill_9_at_any_moment_loses_nothing_duplicates_nothing_and_every_order_e
     assert_eq!(timeouts, 6, "the FI orders give up");
     let (code, out, _) = cli(&dir, &["dlq", "list"]);
     assert_eq!((code, out.trim()), (Some(0), "no dead letters"));
+    // Every stored order was checked by the schedule that came due while `energy up` was down.
+    let scheduled: BTreeSet<String> = archive(&dir)
+        .iter()
+        .filter(|e| {
+            e["detail-type"] == "OrderEvaluationDue" && e["detail"]["trigger"] == "SCHEDULE"
+        })
+        .map(|e| e["detail"]["record_id"].as_str().unwrap().to_string())
+        .collect();
+    for b in finals.iter().filter(|b| b["state"] == "STORED") {
+        assert!(
+            scheduled.contains(b["record_id"].as_str().unwrap()),
+            "{}",
+            b["record_id"]
+        );
+    }
     drop(up);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -567,6 +590,20 @@ async fn replay_puts_archived_events_back_on_the_bus_and_the_handlers_shrug_them
             .take(2)
             .all(|e| e["replay-name"].is_string())
     );
+    // `events tail` prints what is there, then follows.
+    let mut tail = up::energy()
+        .args(["events", "tail", "--type", "OrderReady", "--data-dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(tail.stdout.take().unwrap()));
+    for _ in 0..4 {
+        let line = lines.next().unwrap().unwrap();
+        assert!(line.contains("OrderReady"), "{line}");
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
     let again = wait_final(&http, &up, &ids(&orders), Duration::from_secs(10)).await;
     assert_eq!(finals, again, "a replay changes no order");
     assert_outputs_match(&dir, &again);

@@ -133,6 +133,7 @@ pub struct Running {
     pub notifications_to_slack: bool,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    _lock: std::fs::File,
 }
 
 /// 09:00 Brussels time on `date`.
@@ -180,6 +181,15 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     let (topology, consumers) = load_topology(args.template.as_deref(), args.consumers.as_deref())?;
     let fresh = !Db::exists(&args.data_dir);
     let db = Arc::new(Db::open(&args.data_dir)?);
+    // One `energy up` per data dir; the lock goes with the process, even on kill -9.
+    let lock = std::fs::File::create(args.data_dir.join("up.lock"))
+        .with_context(|| format!("cannot create {}/up.lock", args.data_dir.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another `energy up` is running on {}; stop it or pass another --data-dir",
+            args.data_dir.display()
+        );
+    }
     let clock = match MarketClock::load(&db)? {
         Some(_) if args.start.is_some() && !fresh => bail!(
             "{} already has a market clock; --start applies to a new data dir (use another --data-dir)",
@@ -315,6 +325,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         notifications_to_slack: slack.is_some(),
         stop,
         tasks,
+        _lock: lock,
     })
 }
 
