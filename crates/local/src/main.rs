@@ -22,13 +22,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the whole system on this machine until Ctrl-C: the HTTP API on loopback, the bus
-    /// routed by template.yaml, the scheduler, the sweeper and the simulated auction platform,
+    /// Run the whole system on this machine until Ctrl-C.
+    ///
+    /// The HTTP API on loopback, the bus routed by template.yaml, the scheduler, the sweeper and the simulated auction platform,
     /// on an embedded database under --data-dir on a compressed market clock.
     Up(energy_local::up::UpArgs),
-    /// Drive one order of every outcome through `energy up`'s stack (over HTTP, on a temporary
-    /// data dir, market clock compressed) and print the events and a summary. Exits non-zero if
-    /// an outcome is missing.
+    /// One order of every outcome through `energy up`'s stack, in about ten seconds.
+    ///
+    /// Over HTTP, on a temporary data dir, with the market clock compressed; prints the events
+    /// and a summary. Exits non-zero if an outcome is missing.
     Demo {
         /// Keep the stack's data in this new dir (default: a temporary dir, removed at the end).
         #[arg(long)]
