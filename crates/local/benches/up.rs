@@ -201,6 +201,47 @@ async fn main() {
         last as f64 / 1000.0,
         finals.len() as f64 / (last.max(1) as f64 / 1000.0)
     );
+    let mut stmt = db
+        .prepare(
+            "SELECT detail_type, COALESCE(json_extract(body, '$.detail.reason'), ''), COUNT(*)
+             FROM events WHERE detail_type IN ('OrderResultStored', 'OrderFailed')
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .unwrap();
+    let outcomes: Vec<String> = stmt
+        .query_map([], |r| {
+            let (t, reason, n): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok(format!(
+                "{t}{} {n}",
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!("({reason})")
+                }
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    println!("outcomes: {}", outcomes.join(", "));
+    let mut stmt = db
+        .prepare(
+            "SELECT json_extract(body, '$.detail.trigger'), COUNT(*) FROM events
+             WHERE detail_type = 'OrderEvaluationDue' GROUP BY 1 ORDER BY 1",
+        )
+        .unwrap();
+    let checks: Vec<String> = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "{} {}",
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    println!("result checks by trigger: {}", checks.join(", "));
     drop(stack);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -67,11 +67,13 @@ CREATE TABLE IF NOT EXISTS platform_orders (
     receipt INTEGER NOT NULL,
     body TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS platform_receipts ON platform_orders (receipt);
 CREATE TABLE IF NOT EXISTS notifications (
     key TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
     line TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS notifications_seq ON notifications (seq);
 "#;
 
 /// The database, one connection behind a lock: every statement is short, and SQLite serialises

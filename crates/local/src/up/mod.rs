@@ -61,6 +61,9 @@ pub fn sample_orders(now: Timestamp) -> (jiff::civil::Date, String) {
     (day, SAMPLE_ORDERS.replace(SAMPLE_DAY, &day.to_string()))
 }
 
+/// How long (wall time) the sweeper leaves an order to the queue before it steps in.
+pub const REAL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `energy up`'s options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
@@ -282,7 +285,17 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         notifier,
         platform,
     };
-    let handlers = Arc::new(Handlers::new(ports, rules, shared.topology.retry));
+    let mut handlers = Handlers::new(ports, rules, shared.topology.retry);
+    // The sweeper's grace periods cover processing latency, which is wall time: on a compressed
+    // clock they stretch to at least REAL_GRACE of it, or the sweeper would duplicate work still
+    // in the queue.
+    let real_grace = SignedDuration::try_from(REAL_GRACE)
+        .unwrap_or(SignedDuration::ZERO)
+        .checked_mul(clock.speed() as i32)
+        .unwrap_or(SignedDuration::MAX);
+    handlers.sweep.grace = handlers.sweep.grace.max(real_grace);
+    handlers.submit.submitted_grace = handlers.submit.submitted_grace.max(real_grace);
+    let handlers = Arc::new(handlers);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
