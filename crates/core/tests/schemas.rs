@@ -98,7 +98,8 @@ fn the_api_schema_takes_a_valid_batch_and_refuses_the_seed_payload() {
     let v = validator("api/PostOrdersRequest");
     let good = read(&schema_dir().join("api/examples/orders.json"));
     assert_valid(&v, &good, "api/examples/orders.json");
-    let seed = read(&schema_dir().join("../../shared/seed/payload.json"));
+    let seed =
+        read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-payload.json"));
     assert!(
         !v.is_valid(&seed),
         "the seed payload must not pass the API schema"

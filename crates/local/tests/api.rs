@@ -116,7 +116,7 @@ async fn the_seed_payload_gets_a_4xx_naming_every_missing_field() {
     let s = system();
     let seed = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/seed/payload.json"
+        "/../core/tests/fixtures/seed-payload.json"
     ))
     .unwrap();
     let resp = s.http("POST", "/orders", Some(&seed)).await;

@@ -147,7 +147,8 @@ async fn the_readme_sample_payload_reaches_final_states_with_results_and_notific
 
 #[tokio::test]
 async fn the_seed_payload_gets_a_400_naming_the_missing_fields() {
-    let seed = std::fs::read_to_string(root().join("../shared/seed/payload.json")).unwrap();
+    let seed = std::fs::read_to_string(root().join("crates/core/tests/fixtures/seed-payload.json"))
+        .unwrap();
     let dir = data_dir("seed");
     let up = start(&dir, &[]);
     let http = reqwest::Client::new();
@@ -453,6 +454,36 @@ async fn a_consumer_that_stays_down_gets_its_events_dead_lettered_and_redriven()
     assert_eq!(got, ids(&orders).into_iter().collect());
     let (_, out, _) = cli(&dir, &["dlq", "list"]);
     assert_eq!(out.trim(), "no dead letters");
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn with_slack_webhook_url_set_each_failure_is_posted_to_slack_once_and_logged() {
+    let port = free_port();
+    let (seen, _server) = consumer(port, 200).await;
+    let dir = data_dir("slack");
+    let url = format!("http://127.0.0.1:{port}/events");
+    let up = up::try_start_with(
+        &dir,
+        &["--start", "2026-11-27T10:30:00Z", "--speed", "1200"],
+        Some(&url),
+    )
+    .unwrap_or_else(|(c, e)| panic!("{c:?} {e}"));
+    let http = reqwest::Client::new();
+    let orders = batch("s", 2); // a buy (accepted) and a sell out of the money (rejected)
+    post(&http, &up, &orders.to_string()).await;
+    let finals = wait_final(&http, &up, &ids(&orders), Duration::from_secs(60)).await;
+    assert_outputs_match(&dir, &finals);
+    let posted = seen.lock().unwrap().clone();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    // A Block Kit message about the rejected order.
+    assert!(
+        posted[0]["text"].as_str().unwrap().contains("s-1"),
+        "{}",
+        posted[0]
+    );
+    assert!(posted[0]["blocks"].is_array(), "{}", posted[0]);
     drop(up);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -37,11 +37,25 @@ pub struct Up {
 /// Starts `energy up --port 0 --data-dir DIR --quiet ARGS` and waits for its address; on
 /// failure returns the exit code and what it printed.
 pub fn try_start(dir: &Path, args: &[&str]) -> Result<Up, (Option<i32>, String)> {
-    let mut child = energy()
+    try_start_with(dir, args, None)
+}
+
+/// The same with `SLACK_WEBHOOK_URL` set (or not).
+pub fn try_start_with(
+    dir: &Path,
+    args: &[&str],
+    slack: Option<&str>,
+) -> Result<Up, (Option<i32>, String)> {
+    let mut command = energy();
+    command
         .args(["up", "--port", "0", "--quiet", "--data-dir"])
         .arg(dir)
         .args(args)
-        .env_remove("SLACK_WEBHOOK_URL")
+        .env_remove("SLACK_WEBHOOK_URL");
+    if let Some(url) = slack {
+        command.env("SLACK_WEBHOOK_URL", url);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
