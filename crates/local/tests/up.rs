@@ -350,27 +350,33 @@ async fn an_added_consumer_rule_receives_exactly_the_events_its_pattern_selects(
     let (status, body) = post(&http, &up, &orders.to_string()).await;
     assert_eq!(status, 202, "{body}");
     wait_final(&http, &up, &ids(&orders), Duration::from_secs(90)).await;
-    // Let the last deliveries land.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // What the pattern selects, computed without the matcher.
-    let expected: BTreeSet<String> = archive(&dir)
-        .iter()
-        .filter(|e| {
-            let t = e["detail-type"].as_str().unwrap();
-            (t == "OrderFailed" || t.starts_with("OrderResult"))
-                && e["detail"]["zone"] != "FI"
-                && e["detail"]["portfolio"]
-                    .as_str()
-                    .is_some_and(|p| p.starts_with("DESK-"))
-        })
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect();
-    let got: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect();
+    // What the pattern selects, computed without the matcher; the last deliveries may still be
+    // on their way.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (expected, got) = loop {
+        let expected: BTreeSet<String> = archive(&dir)
+            .iter()
+            .filter(|e| {
+                let t = e["detail-type"].as_str().unwrap();
+                (t == "OrderFailed" || t.starts_with("OrderResult"))
+                    && e["detail"]["zone"] != "FI"
+                    && e["detail"]["portfolio"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("DESK-"))
+            })
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        let got: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        if got.len() >= expected.len() || std::time::Instant::now() > deadline {
+            break (expected, got);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let got_set: BTreeSet<String> = got.iter().cloned().collect();
     assert_eq!(got.len(), got_set.len(), "an event delivered twice");
     assert_eq!(got_set, expected);
