@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::db::{Db, EventFilter};
+use crate::db::{Db, EventFilter, wall_ms};
 use crate::pattern::Pattern;
 
 /// The event schemas of `events-schema/`, built in: (name, schema text).
@@ -47,10 +47,6 @@ fn open(data_dir: &Path) -> anyhow::Result<Db> {
         );
     }
     Db::open(data_dir)
-}
-
-fn wall_ms() -> i64 {
-    Timestamp::now().as_millisecond()
 }
 
 /// One archived event as a line: sequence, market time, type, order, id.
@@ -115,14 +111,7 @@ pub fn replay(
         }
         let mut body = e.body.clone();
         body["replay-name"] = json!(name);
-        let routes: Vec<_> = if body["source"] == "aws.events" {
-            Vec::new()
-        } else {
-            topology
-                .matching(&body)
-                .map(|r| (r.name.clone(), r.target.describe()))
-                .collect()
-        };
+        let routes = crate::db::routes(topology, &body);
         deliveries += routes.len();
         db.publish(&body, &routes, wall_ms())?;
     }

@@ -117,6 +117,8 @@ pub struct Archived {
 pub struct DueDelivery {
     pub id: i64,
     pub rule: String,
+    /// The target as recorded when the event was published.
+    pub target: String,
     pub attempt: u32,
     pub first_at: i64,
     pub event: Value,
@@ -147,6 +149,20 @@ pub struct EventFilter {
 
 /// What one event is routed to: the rule's name and a description of its target.
 pub type Route = (String, String);
+
+/// The delivery rows `topology` makes for `event`.
+pub fn routes(topology: &crate::topology::Topology, event: &Value) -> Vec<Route> {
+    topology
+        .routes(event)
+        .into_iter()
+        .map(|(rule, target)| (rule.to_string(), target.describe()))
+        .collect()
+}
+
+/// Wall-clock milliseconds: the delivery queue's time (the market clock is not).
+pub fn wall_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
 
 impl Db {
     /// Opens (creating if needed) `<dir>/energy.db`.
@@ -253,7 +269,7 @@ impl Db {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT d.id, d.rule, d.attempt, d.first_at, e.body
+                "SELECT d.id, d.rule, d.target, d.attempt, d.first_at, e.body
                  FROM deliveries d JOIN events e ON e.seq = d.event_seq
                  WHERE d.state = 'pending' AND d.next_at <= ?1
                  ORDER BY d.next_at, d.id LIMIT ?2",
@@ -261,12 +277,13 @@ impl Db {
             .ctx("reading deliveries")?;
         let rows = stmt
             .query_map(params![now_ms, (limit + busy.len()) as i64], |r| {
-                let body: String = r.get(4)?;
+                let body: String = r.get(5)?;
                 Ok(DueDelivery {
                     id: r.get(0)?,
                     rule: r.get(1)?,
-                    attempt: r.get(2)?,
-                    first_at: r.get(3)?,
+                    target: r.get(2)?,
+                    attempt: r.get(3)?,
+                    first_at: r.get(4)?,
                     event: serde_json::from_str(&body).unwrap_or(Value::Null),
                 })
             })

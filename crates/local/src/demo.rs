@@ -221,12 +221,7 @@ pub async fn run(
         let (say, deliveries) = (say.clone(), deliveries.clone());
         Arc::new(move |log: &crate::up::engine::DeliveryLog| {
             deliveries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let idle_sweep = log.detail_type == "Scheduled Event"
-                && log
-                    .outcome
-                    .as_ref()
-                    .is_ok_and(|o| o.starts_with("Report { emitted: 0"));
-            if !idle_sweep {
+            if !log.is_idle_sweep() {
                 say(&format!("  {}", crate::up::console_line(log)));
             }
         })

@@ -174,12 +174,10 @@ impl System {
     /// The functions the template's rules send `envelope` to (the sweep schedule's event goes
     /// to the sweep function).
     fn targets(&self, envelope: &Value) -> Vec<Function> {
-        if envelope["source"] == "aws.events" && envelope["detail-type"] == "Scheduled Event" {
-            return self.topology.sweep.iter().map(|s| s.target).collect();
-        }
         self.topology
-            .matching(envelope)
-            .filter_map(|r| match r.target {
+            .routes(envelope)
+            .into_iter()
+            .filter_map(|(_, target)| match target {
                 Target::Function(f) => Some(f),
                 Target::Http { .. } => None,
             })

@@ -99,6 +99,16 @@ pub struct Sweep {
     pub policy: DeliveryPolicy,
 }
 
+/// How deliveries for one rule are made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub target: Target,
+    pub max_retries: u32,
+    pub max_age: SignedDuration,
+    /// The function whose failure after its last retry goes to the bus as an on-failure record.
+    pub on_failure_to_bus: Option<Function>,
+}
+
 /// Everything routing needs.
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -229,13 +239,55 @@ impl Topology {
         Ok(topology)
     }
 
-    /// The rules that match `event`.
-    pub fn matching<'a>(&'a self, event: &'a Value) -> impl Iterator<Item = &'a Rule> + 'a {
-        self.rules.iter().filter(move |r| r.pattern.matches(event))
+    /// Where `event` goes: (rule name, target) for every rule that matches it; a schedule
+    /// rule's tick (`aws.events`, `Scheduled Event`) goes to the sweep.
+    pub fn routes(&self, event: &Value) -> Vec<(&str, Target)> {
+        if event["source"] == "aws.events" && event["detail-type"] == "Scheduled Event" {
+            return self
+                .sweep
+                .iter()
+                .map(|s| (s.name.as_str(), Target::Function(s.target)))
+                .collect();
+        }
+        self.rules
+            .iter()
+            .filter(|r| r.pattern.matches(event))
+            .map(|r| (r.name.as_str(), r.target.clone()))
+            .collect()
     }
 
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// How a delivery for the rule (or the sweep schedule) named `name` is made, if it exists.
+    /// A function is retried as Lambda's asynchronous invocation retries it (its
+    /// `EventInvokeConfig`); an HTTP target as the rule's `RetryPolicy` says.
+    pub fn delivery(&self, name: &str) -> Option<Delivery> {
+        let (target, policy) = match self.sweep.as_ref().filter(|s| s.name == name) {
+            Some(sweep) => (Target::Function(sweep.target), sweep.policy),
+            None => {
+                let rule = self.rule(name)?;
+                (rule.target.clone(), rule.policy)
+            }
+        };
+        Some(match target {
+            Target::Function(f) => {
+                let invoke = self.invoke(f);
+                Delivery {
+                    target,
+                    max_retries: invoke.max_retries,
+                    max_age: policy.max_age,
+                    on_failure_to_bus: invoke.on_failure_to_bus.then_some(f),
+                }
+            }
+            Target::Http { .. } => Delivery {
+                target,
+                max_retries: policy.max_retries,
+                max_age: policy.max_age,
+                on_failure_to_bus: None,
+            },
+        })
     }
 
     pub fn invoke(&self, f: Function) -> Invoke {

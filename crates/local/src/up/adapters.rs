@@ -21,16 +21,12 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::db::{Db, Route};
+use crate::db::{Db, Route, wall_ms};
 use crate::topology::Topology;
 use crate::up::clock::MarketClock;
 
 fn port(what: &'static str) -> impl Fn(crate::db::DbError) -> PortError {
     move |e| PortError::transient(what, e.to_string())
-}
-
-fn wall_ms() -> i64 {
-    Timestamp::now().as_millisecond()
 }
 
 /// What the bus, the scheduler and the delivery engine share.
@@ -71,20 +67,9 @@ impl Shared {
         envelope(event, &self.next_id(), self.clock.now(), &self.ctx)
     }
 
-    /// Where the rules send `event`: the sweep schedule's events go to the sweep rule.
+    /// Where the rules send `event`, as the delivery queue records it.
     pub fn routes(&self, event: &Value) -> Vec<Route> {
-        if event["source"] == "aws.events" && event["detail-type"] == "Scheduled Event" {
-            return self
-                .topology
-                .sweep
-                .iter()
-                .map(|s| (s.name.clone(), s.target.name().to_string()))
-                .collect();
-        }
-        self.topology
-            .matching(event)
-            .map(|r| (r.name.clone(), r.target.describe()))
-            .collect()
+        crate::db::routes(&self.topology, event)
     }
 
     /// Archives `event` and queues its deliveries.
@@ -114,45 +99,52 @@ impl LocalStore {
         let body = serde_json::to_string(record)
             .map_err(|e| PortError::permanent("order store", e.to_string()))?;
         let due = record.due_at.map(|t| t.as_millisecond());
-        let conn = self.shared.db.conn();
-        let n = match expected {
-            None => conn.execute(
+        let (id, state, version) = (
+            record.order.record_id.as_str(),
+            record.state.as_str(),
+            record.version as i64,
+        );
+        let now = self.now_s();
+        // ?1..?7: the record; then the condition.
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+            &id,
+            &state,
+            &version,
+            &record.attempt,
+            &due,
+            &record.ttl,
+            &body,
+        ];
+        let (expected_state, expected_version);
+        let sql = match expected {
+            // A new record, or one whose TTL passed.
+            None => {
+                values.push(&now);
                 "INSERT INTO orders (record_id, state, version, attempt, due_at, expires_at, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (record_id) DO UPDATE SET state = excluded.state,
                    version = excluded.version, attempt = excluded.attempt,
                    due_at = excluded.due_at, expires_at = excluded.expires_at, body = excluded.body
-                 WHERE orders.expires_at <= ?8",
-                params![
-                    record.order.record_id.as_str(),
-                    record.state.as_str(),
-                    record.version as i64,
-                    record.attempt,
-                    due,
-                    record.ttl,
-                    body,
-                    self.now_s()
-                ],
-            ),
-            Some(e) => conn.execute(
+                 WHERE orders.expires_at <= ?8"
+            }
+            Some(e) => {
+                (expected_state, expected_version) = (e.state.as_str(), e.version as i64);
+                values.extend([
+                    &expected_state as &dyn rusqlite::ToSql,
+                    &expected_version,
+                    &now,
+                ]);
                 "UPDATE orders SET state = ?2, version = ?3, attempt = ?4, due_at = ?5,
                    expires_at = ?6, body = ?7
-                 WHERE record_id = ?1 AND state = ?8 AND version = ?9 AND expires_at > ?10",
-                params![
-                    record.order.record_id.as_str(),
-                    record.state.as_str(),
-                    record.version as i64,
-                    record.attempt,
-                    due,
-                    record.ttl,
-                    body,
-                    e.state.as_str(),
-                    e.version as i64,
-                    self.now_s()
-                ],
-            ),
-        }
-        .map_err(|e| PortError::transient("order store", e.to_string()))?;
+                 WHERE record_id = ?1 AND state = ?8 AND version = ?9 AND expires_at > ?10"
+            }
+        };
+        let n = self
+            .shared
+            .db
+            .conn()
+            .execute(sql, rusqlite::params_from_iter(values))
+            .map_err(|e| PortError::transient("order store", e.to_string()))?;
         Ok(n == 1)
     }
 }

@@ -16,7 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
-use crate::db::DueDelivery;
+use crate::db::{DueDelivery, wall_ms};
 use crate::handlers::{Handlers, on_failure_record, scheduled_event};
 use crate::topology::Target;
 use crate::up::adapters::Shared;
@@ -36,6 +36,17 @@ pub struct DeliveryLog {
     pub dead: bool,
 }
 
+impl DeliveryLog {
+    /// A sweep that found nothing overdue: the consoles leave it out.
+    pub fn is_idle_sweep(&self) -> bool {
+        self.detail_type == "Scheduled Event"
+            && self
+                .outcome
+                .as_ref()
+                .is_ok_and(|o| o.starts_with("Report { emitted: 0"))
+    }
+}
+
 pub type Observer = Arc<dyn Fn(&DeliveryLog) + Send + Sync>;
 
 /// The first retry waits this long (wall time); each next one twice as long, up to [`MAX_BACKOFF`].
@@ -47,10 +58,6 @@ pub fn backoff(retry: u32) -> Duration {
     FIRST_BACKOFF
         .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
         .min(MAX_BACKOFF)
-}
-
-fn wall_ms() -> i64 {
-    Timestamp::now().as_millisecond()
 }
 
 /// Runs deliveries until `stop` turns true, then waits for those in flight.
@@ -132,45 +139,16 @@ async fn attempt(
     http: &reqwest::Client,
     d: DueDelivery,
 ) {
-    let topology = &shared.topology;
     let attempt = d.attempt + 1;
-    // What the rule targets, how often to retry, and whether a final failure goes to the bus.
-    let (target, max_retries, max_age, function) =
-        if let Some(sweep) = topology.sweep.as_ref().filter(|s| s.name == d.rule) {
-            let invoke = topology.invoke(sweep.target);
-            (
-                Target::Function(sweep.target),
-                invoke.max_retries,
-                sweep.policy.max_age,
-                Some((sweep.target, invoke.on_failure_to_bus)),
-            )
-        } else if let Some(rule) = topology.rule(&d.rule) {
-            match &rule.target {
-                Target::Function(f) => {
-                    let invoke = topology.invoke(*f);
-                    (
-                        rule.target.clone(),
-                        invoke.max_retries,
-                        rule.policy.max_age,
-                        Some((*f, invoke.on_failure_to_bus)),
-                    )
-                }
-                Target::Http { .. } => (
-                    rule.target.clone(),
-                    rule.policy.max_retries,
-                    rule.policy.max_age,
-                    None,
-                ),
-            }
-        } else {
-            let error = format!(
-                "rule {} no longer exists (the template or the consumers file changed)",
-                d.rule
-            );
-            finish(shared, observer, &d, attempt, Err((error, true)), None);
-            return;
-        };
-    let outcome: Result<String, (String, bool)> = match &target {
+    let Some(delivery) = shared.topology.delivery(&d.rule) else {
+        let error = format!(
+            "rule {} no longer exists (the template or the consumers file changed)",
+            d.rule
+        );
+        finish(shared, observer, &d, attempt, Err((error, true)), None);
+        return;
+    };
+    let outcome: Result<String, (String, bool)> = match &delivery.target {
         Target::Function(f) => handlers
             .invoke(*f, &d.event)
             .await
@@ -181,7 +159,7 @@ async fn attempt(
         Ok(o) => Ok(o),
         Err((error, permanent)) => {
             let age = SignedDuration::from_millis(wall_ms() - d.first_at);
-            let give_up = permanent || attempt > max_retries || age >= max_age;
+            let give_up = permanent || attempt > delivery.max_retries || age >= delivery.max_age;
             Err((error, give_up))
         }
     };
@@ -191,7 +169,7 @@ async fn attempt(
         &d,
         attempt,
         outcome,
-        function.filter(|(_, to_bus)| *to_bus).map(|(f, _)| f),
+        delivery.on_failure_to_bus,
     );
 }
 
@@ -204,18 +182,6 @@ fn finish(
     outcome: Result<String, (String, bool)>,
     on_failure_to_bus: Option<crate::routes::Function>,
 ) {
-    let target = shared
-        .topology
-        .rule(&d.rule)
-        .map(|r| r.target.describe())
-        .or_else(|| {
-            shared
-                .topology
-                .sweep
-                .as_ref()
-                .map(|s| s.target.name().to_string())
-        })
-        .unwrap_or_default();
     let mut log = DeliveryLog {
         at: shared.clock.now(),
         detail_type: d.event["detail-type"].as_str().unwrap_or("").to_string(),
@@ -224,7 +190,7 @@ fn finish(
             .unwrap_or("-")
             .to_string(),
         rule: d.rule.clone(),
-        target,
+        target: d.target.clone(),
         attempt,
         outcome: Ok(String::new()),
         dead: false,

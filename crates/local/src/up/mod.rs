@@ -500,12 +500,7 @@ pub fn console_line(log: &engine::DeliveryLog) -> String {
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let quiet = args.quiet;
     let observer: Observer = Arc::new(move |log: &engine::DeliveryLog| {
-        let sweep_idle = log.detail_type == "Scheduled Event"
-            && log
-                .outcome
-                .as_ref()
-                .is_ok_and(|o| o.starts_with("Report { emitted: 0"));
-        if !quiet && !sweep_idle {
+        if !quiet && !log.is_idle_sweep() {
             println!("{}", console_line(log));
         }
     });
