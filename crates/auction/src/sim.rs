@@ -352,10 +352,8 @@ impl AuctionPlatform for SimPlatform {
                 .cloned()
                 .unwrap_or_default()
         };
-        Ok(ResultsStatus::Published(Box::new(OrderResult::from_fills(
-            &held.order,
-            &fills,
-            published_at,
-        ))))
+        let result = OrderResult::from_fills(&held.order, &fills, published_at)
+            .map_err(|e| PortError::permanent("auction platform", e.to_string()))?;
+        Ok(ResultsStatus::Published(Box::new(result)))
     }
 }

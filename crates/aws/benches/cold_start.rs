@@ -54,7 +54,8 @@ async fn seed(sdk: &aws_config::SdkConfig, id: &str, ready: bool) -> OrderRecord
         Some(energy_core::money::PriceCents(9_000)),
         energy_core::money::Lots(100),
     )];
-    let result = energy_core::result::OrderResult::from_fills(&received.order, &fills, now);
+    let result = energy_core::result::OrderResult::from_fills(&received.order, &fills, now)
+        .expect("a small result fits");
     let pending = received
         .apply(Transition::HandedOver { due_at: now }, now)
         .expect("legal");

@@ -165,7 +165,7 @@ async fn store_result_writes_the_result_object_of_a_ready_order() {
             Some(energy_core::money::PriceCents(9_000)),
             energy_core::money::Lots(100),
         )];
-        let result = OrderResult::from_fills(&r.order, &fills, Timestamp::now());
+        let result = OrderResult::from_fills(&r.order, &fills, Timestamp::now()).unwrap();
         let pending = r
             .apply(
                 Transition::HandedOver {

@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::market::Market;
-use crate::money::PriceCents;
+use crate::money::{Lots, PriceCents};
 
 /// Length of one market time unit.
 pub const MTU_MINUTES: i64 = 15;
@@ -56,6 +56,15 @@ pub struct OrderLimits {
     pub max_steps_per_curve: usize,
     /// Orders per POST /orders.
     pub max_batch: usize,
+    /// Most power one order may offer in one MTU (the sum of its steps). Exchanges cap an order
+    /// (OTE: 2 999 MW); the cap also keeps every derived figure (energy, notional) far inside
+    /// the integers that hold it.
+    #[serde(default = "default_max_volume")]
+    pub max_volume: Lots,
+}
+
+fn default_max_volume() -> Lots {
+    Lots(29_999)
 }
 
 /// Every market's rules plus order limits.
@@ -99,6 +108,7 @@ impl Default for MarketRules {
             limits: OrderLimits {
                 max_steps_per_curve: 200,
                 max_batch: 100,
+                max_volume: default_max_volume(),
             },
         }
     }

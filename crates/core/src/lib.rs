@@ -22,6 +22,7 @@ pub mod calendar;
 pub mod events;
 pub mod handler;
 pub mod hash;
+pub mod json;
 pub mod lifecycle;
 pub mod market;
 pub mod memory;

@@ -2,10 +2,17 @@
 //! cents. Never `f64`.
 //!
 //! On the wire every quantity is a decimal *string* with a fixed number of places (`"45.50"`,
-//! `"12.5"`), which JSON carries without loss. Input is more lenient: a decimal string or a JSON
-//! number is accepted; a number is read through its shortest round-trip representation, which
-//! is the literal the client wrote for anything with 15 significant digits or fewer (every valid
-//! price and volume). A value that does not fit the unit's grid is an error, never rounded.
+//! `"12.5"`), which JSON carries without loss. Input takes either form the request schema
+//! (`events-schema/api/PostOrdersRequest.json`) allows:
+//! - a decimal string in the schema's plain form, `-?[0-9]+(\.[0-9]{1,places})?`: no sign `+`,
+//!   no blanks, no exponent, no bare `.`;
+//! - a JSON number, read from the literal the client wrote (see [`crate::json`]), exactly.
+//!
+//! A value that does not fit the unit's grid is an error, never rounded; so is a value outside
+//! the `i64` range of the unit. Every value this module formats it also reads back.
+//!
+//! Arithmetic on these types is checked: a result that does not fit is an [`Overflow`], never a
+//! wrapped or clamped number.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,98 +31,170 @@ pub enum DecimalError {
     OffGrid { value: String, places: u32 },
 }
 
-/// Parses `text` (`-12.34`, `1e3`, `0.5E-1`) into an integer count of `10^-places` units.
-/// Exact: fails rather than round.
+/// A computation on money or energy whose result does not fit its integer type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} overflows its integer range")]
+pub struct Overflow(pub &'static str);
+
+/// Longest text read as a decimal: far more digits than any `i64`, short enough to refuse a
+/// megabyte of zeros without looking at it twice.
+const MAX_DECIMAL_TEXT: usize = 400;
+
+/// Parses a decimal string in the wire's plain form (`-12.34`, `0.5`) into an integer count of
+/// `10^-places` units. More decimals than `places` is an error even when they are zeros: the
+/// schema's pattern refuses them too.
 pub fn parse_scaled(text: &str, places: u32) -> Result<i64, DecimalError> {
-    let not_a_number = || DecimalError::NotANumber(format!("{text:?}"));
-    let s = text.trim();
-    if s.is_empty() || s.len() > 64 {
+    let not_a_number = || DecimalError::NotANumber(format!("{:?}", shorten(text)));
+    if text.is_empty() || text.len() > MAX_DECIMAL_TEXT {
         return Err(not_a_number());
     }
-    let (negative, rest) = match s.as_bytes()[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int_part, frac_part) = match rest.split_once('.') {
+        Some((i, f)) if !f.is_empty() => (i, f),
+        Some(_) => return Err(not_a_number()),
+        None => (rest, ""),
+    };
+    if int_part.is_empty()
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(not_a_number());
+    }
+    if frac_part.len() > places as usize {
+        return Err(DecimalError::OffGrid {
+            value: shorten(text),
+            places,
+        });
+    }
+    scale_exact(text, negative, int_part, frac_part, 0, places)
+}
+
+/// Parses a JSON number literal (`-12.34`, `1e3`, `0.5E-1`: RFC 8259's grammar) exactly into an
+/// integer count of `10^-places` units.
+pub fn parse_number_literal(text: &str, places: u32) -> Result<i64, DecimalError> {
+    let not_a_number = || DecimalError::NotANumber(shorten(text));
+    if text.is_empty() || text.len() > MAX_DECIMAL_TEXT {
+        return Err(if text.is_empty() {
+            not_a_number()
+        } else {
+            DecimalError::OutOfRange(shorten(text))
+        });
+    }
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
     };
     let (mantissa, exponent) = match rest.find(['e', 'E']) {
-        Some(i) => {
-            let exp: i32 = rest[i + 1..].parse().map_err(|_| not_a_number())?;
-            (&rest[..i], exp)
-        }
+        Some(i) => (&rest[..i], parse_exponent(&rest[i + 1..]).ok_or_else(not_a_number)?),
         None => (rest, 0),
     };
     let (int_part, frac_part) = match mantissa.split_once('.') {
         Some((i, f)) => (i, f),
         None => (mantissa, ""),
     };
-    if (int_part.is_empty() && frac_part.is_empty())
+    if int_part.is_empty()
         || !int_part.bytes().all(|b| b.is_ascii_digit())
         || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        || (mantissa.contains('.') && frac_part.is_empty())
     {
         return Err(not_a_number());
     }
-    // digits * 10^(exponent - frac_len) expressed in units of 10^-places
+    scale_exact(text, negative, int_part, frac_part, exponent, places)
+}
+
+/// An exponent's digits, saturated far beyond any scale that could matter.
+fn parse_exponent(s: &str) -> Option<i64> {
+    let (negative, digits) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude = digits
+        .trim_start_matches('0')
+        .parse::<i64>()
+        .unwrap_or(if digits.trim_start_matches('0').is_empty() {
+            0
+        } else {
+            1_000_000
+        })
+        .min(1_000_000);
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// `int_part.frac_part × 10^exponent` in units of `10^-places`, exactly or not at all.
+fn scale_exact(
+    text: &str,
+    negative: bool,
+    int_part: &str,
+    frac_part: &str,
+    exponent: i64,
+    places: u32,
+) -> Result<i64, DecimalError> {
+    let out_of_range = || DecimalError::OutOfRange(shorten(text));
+    let off_grid = || DecimalError::OffGrid {
+        value: shorten(text),
+        places,
+    };
     let digits = format!("{int_part}{frac_part}");
     let digits = digits.trim_start_matches('0');
-    let shift = i64::from(exponent) - frac_part.len() as i64 + i64::from(places);
-    let out_of_range = || DecimalError::OutOfRange(text.to_string());
     if digits.is_empty() {
         return Ok(0);
     }
-    let value: i64 = if shift >= 0 {
-        if shift > 18 || digits.len() > 18 {
-            return Err(out_of_range());
-        }
-        let base: i64 = digits.parse().map_err(|_| out_of_range())?;
-        base.checked_mul(10i64.pow(shift as u32))
-            .ok_or_else(out_of_range)?
+    // digits × 10^shift units
+    let shift = exponent - frac_part.len() as i64 + i64::from(places);
+    let (keep, zeros) = if shift >= 0 {
+        (digits, shift as u64)
     } else {
-        let cut = (-shift) as usize;
+        let cut = shift.unsigned_abs() as usize;
         if cut >= digits.len() {
-            return Err(DecimalError::OffGrid {
-                value: text.to_string(),
-                places,
-            });
+            return Err(off_grid());
         }
         let (keep, dropped) = digits.split_at(digits.len() - cut);
         if dropped.bytes().any(|b| b != b'0') {
-            return Err(DecimalError::OffGrid {
-                value: text.to_string(),
-                places,
-            });
+            return Err(off_grid());
         }
-        if keep.len() > 18 {
-            return Err(out_of_range());
-        }
-        keep.parse().map_err(|_| out_of_range())?
+        (keep, 0)
     };
-    Ok(if negative { -value } else { value })
+    // i64 has 19 digits at most.
+    if keep.len() as u64 + zeros > 19 {
+        return Err(out_of_range());
+    }
+    let magnitude: i128 = keep.parse().map_err(|_| out_of_range())?;
+    let magnitude = magnitude
+        .checked_mul(10i128.pow(zeros as u32))
+        .ok_or_else(out_of_range)?;
+    let signed = if negative { -magnitude } else { magnitude };
+    i64::try_from(signed).map_err(|_| out_of_range())
 }
 
-/// Reads a JSON value (string or number) as a scaled integer.
+/// Reads a JSON value (string or number) as a scaled integer. A number is read through
+/// serde_json's shortest representation of it; a request body's numbers are read from their
+/// literals instead ([`crate::json::Document::literal`]).
 pub fn scaled_from_json(value: &Value, places: u32) -> Result<i64, DecimalError> {
     match value {
         Value::String(s) => parse_scaled(s, places),
-        Value::Number(n) => {
-            if let Some(f) = n.as_f64()
-                && !f.is_finite()
-            {
-                return Err(DecimalError::OutOfRange(n.to_string()));
-            }
-            parse_scaled(&n.to_string(), places)
-        }
+        Value::Number(n) => parse_number_literal(&n.to_string(), places),
         other => Err(DecimalError::NotANumber(short_json(other))),
+    }
+}
+
+fn shorten(text: &str) -> String {
+    if text.len() > 40 {
+        format!("{}…", &text[..text.floor_char_boundary(40)])
+    } else {
+        text.to_string()
     }
 }
 
 /// A JSON value shortened for an error message.
 pub fn short_json(value: &Value) -> String {
-    let text = value.to_string();
-    if text.len() > 40 {
-        format!("{}…", &text[..text.floor_char_boundary(40)])
-    } else {
-        text
-    }
+    shorten(&value.to_string())
 }
 
 /// Formats `units` (of `10^-places`) as a fixed-point decimal.
@@ -145,6 +224,11 @@ macro_rules! fixed_point {
             /// Reads a JSON string or number exactly.
             pub fn from_json(value: &Value) -> Result<Self, DecimalError> {
                 scaled_from_json(value, Self::PLACES).map(Self)
+            }
+
+            /// Reads a JSON number literal exactly (`1e2`, `45.10`).
+            pub fn from_literal(literal: &str) -> Result<Self, DecimalError> {
+                parse_number_literal(literal, Self::PLACES).map(Self)
             }
         }
 
@@ -198,21 +282,42 @@ fixed_point!(
 );
 
 impl Lots {
-    /// Energy of this power held for `minutes`: 0.1 MW × 15 min = 25 kWh.
-    pub fn energy_over(self, minutes: i64) -> EnergyKwh {
+    /// Energy of this power held for `minutes`: 0.1 MW × 15 min = 25 kWh. Exact for whole
+    /// minutes that divide into an MTU; checked.
+    pub fn energy_over(self, minutes: i64) -> Result<EnergyKwh, Overflow> {
         // 1 lot = 100 kW; kWh = 100 × minutes / 60
-        EnergyKwh(self.0 * 100 * minutes / 60)
+        let kwh = i128::from(self.0) * 100 * i128::from(minutes) / 60;
+        i64::try_from(kwh)
+            .map(EnergyKwh)
+            .map_err(|_| Overflow("energy"))
+    }
+
+    /// The sum of `self` and `other`, checked.
+    pub fn checked_add(self, other: Lots) -> Result<Lots, Overflow> {
+        self.0.checked_add(other.0).map(Lots).ok_or(Overflow("volume"))
     }
 }
 
-/// Price × energy, rounded once to a cent, halves away from zero.
+impl EnergyKwh {
+    /// The sum of `self` and `other`, checked.
+    pub fn checked_add(self, other: EnergyKwh) -> Result<EnergyKwh, Overflow> {
+        self.0
+            .checked_add(other.0)
+            .map(EnergyKwh)
+            .ok_or(Overflow("energy"))
+    }
+}
+
+/// Price × energy in cents × kWh / MWh units, to be summed and rounded once by
+/// [`notional_to_cents`]. Two `i64` factors always fit an `i128`.
 pub fn notional(price: PriceCents, energy: EnergyKwh) -> i128 {
     // cents/MWh × kWh = cents × kWh / MWh = (cents × kWh) / 1000
     i128::from(price.0) * i128::from(energy.0)
 }
 
-/// Rounds a sum of `notional` products (cents × kWh / MWh units) to cents.
-pub fn notional_to_cents(sum: i128) -> Cents {
+/// Rounds a sum of `notional` products (cents × kWh / MWh units) to cents, halves away from
+/// zero; an amount beyond `i64` cents is an [`Overflow`], not a clamped figure.
+pub fn notional_to_cents(sum: i128) -> Result<Cents, Overflow> {
     let q = sum / 1000;
     let r = sum % 1000;
     let rounded = if r.abs() * 2 >= 1000 {
@@ -220,7 +325,9 @@ pub fn notional_to_cents(sum: i128) -> Cents {
     } else {
         q
     };
-    Cents(rounded.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+    i64::try_from(rounded)
+        .map(Cents)
+        .map_err(|_| Overflow("notional"))
 }
 
 #[cfg(test)]
@@ -232,9 +339,11 @@ mod tests {
     fn decimal_strings_and_numbers_are_read_exactly() {
         assert_eq!(parse_scaled("45.5", 2), Ok(4550));
         assert_eq!(parse_scaled("-500", 2), Ok(-50000));
-        assert_eq!(parse_scaled("0.10", 1), Ok(1));
-        assert_eq!(parse_scaled("1e3", 2), Ok(100000));
-        assert_eq!(parse_scaled("12.50e-1", 2), Ok(125));
+        assert_eq!(parse_scaled("0.1", 1), Ok(1));
+        assert!(matches!(parse_scaled("0.10", 1), Err(DecimalError::OffGrid { .. })));
+        assert_eq!(parse_number_literal("1e3", 2), Ok(100000));
+        assert_eq!(parse_number_literal("12.50e-1", 2), Ok(125));
+        assert_eq!(parse_number_literal("100.000", 2), Ok(10000));
         assert_eq!(PriceCents::from_json(&json!(45.1)), Ok(PriceCents(4510)));
         assert_eq!(Lots::from_json(&json!(7)), Ok(Lots(70)));
     }
@@ -250,8 +359,16 @@ mod tests {
             Err(DecimalError::OffGrid { .. })
         ));
         assert!(matches!(
-            parse_scaled("1e309", 2),
+            parse_number_literal("1e309", 2),
             Err(DecimalError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_number_literal("1e-400", 2),
+            Err(DecimalError::OffGrid { .. })
+        ));
+        assert!(matches!(
+            parse_number_literal("100.0000000000000001", 2),
+            Err(DecimalError::OffGrid { .. })
         ));
         assert!(matches!(
             parse_scaled("99999999999999999999", 2),
@@ -276,12 +393,45 @@ mod tests {
     }
 
     #[test]
+    fn the_plain_string_form_is_the_only_string_form() {
+        for text in [" 100.00", "+100.00", "100.", ".5", "1e2", "NaN", "Infinity", "1_0", "0x10"] {
+            assert!(
+                matches!(parse_scaled(text, 2), Err(DecimalError::NotANumber(_))),
+                "{text:?}"
+            );
+        }
+        assert!(matches!(
+            parse_scaled("100.000", 2),
+            Err(DecimalError::OffGrid { .. })
+        ));
+        assert_eq!(parse_scaled("-0.05", 2), Ok(-5));
+        assert_eq!(parse_scaled("007.5", 1), Ok(75));
+    }
+
+    #[test]
+    fn energy_of_a_huge_volume_is_an_overflow_not_a_wrap() {
+        assert_eq!(Lots(i64::MAX).energy_over(15), Err(Overflow("energy")));
+        assert_eq!(Lots(i64::MAX).checked_add(Lots(1)), Err(Overflow("volume")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_formatted_value_reads_back(units in proptest::prelude::any::<i64>(), places in 0u32..4) {
+            proptest::prop_assert_eq!(parse_scaled(&format_scaled(units, places), places), Ok(units));
+            proptest::prop_assert_eq!(
+                parse_number_literal(&format_scaled(units, places), places),
+                Ok(units)
+            );
+        }
+    }
+
+    #[test]
     fn formatting_keeps_fixed_places() {
         assert_eq!(PriceCents(4550).to_string(), "45.50");
         assert_eq!(PriceCents(-3501).to_string(), "-35.01");
         assert_eq!(PriceCents(-5).to_string(), "-0.05");
         assert_eq!(Lots(125).to_string(), "12.5");
-        assert_eq!(Lots(125).energy_over(15), EnergyKwh(3125));
+        assert_eq!(Lots(125).energy_over(15), Ok(EnergyKwh(3125)));
         assert_eq!(EnergyKwh(3125).to_string(), "3.125");
     }
 
@@ -290,13 +440,14 @@ mod tests {
         // 35.01 EUR/MWh × 0.025 MWh = 0.87525 EUR → 0.88
         assert_eq!(
             notional_to_cents(notional(PriceCents(3501), EnergyKwh(25))),
-            Cents(88)
+            Ok(Cents(88))
         );
         assert_eq!(
             notional_to_cents(notional(PriceCents(-3501), EnergyKwh(25))),
-            Cents(-88)
+            Ok(Cents(-88))
         );
-        assert_eq!(notional_to_cents(500), Cents(1));
-        assert_eq!(notional_to_cents(499), Cents(0));
+        assert_eq!(notional_to_cents(500), Ok(Cents(1)));
+        assert_eq!(notional_to_cents(499), Ok(Cents(0)));
+        assert_eq!(notional_to_cents(i128::MAX), Err(Overflow("notional")));
     }
 }

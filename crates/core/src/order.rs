@@ -66,9 +66,11 @@ pub struct Period {
 }
 
 impl Period {
-    /// Everything offered in this MTU.
-    pub fn offered(&self) -> Lots {
-        Lots(self.steps.iter().map(|s| s.quantity.0).sum())
+    /// Everything offered in this MTU, checked.
+    pub fn offered(&self) -> Result<Lots, crate::money::Overflow> {
+        self.steps
+            .iter()
+            .try_fold(Lots(0), |sum, s| sum.checked_add(s.quantity))
     }
 }
 

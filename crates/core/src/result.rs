@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::MTU_MINUTES;
 use crate::market::{Market, Side, Zone};
-use crate::money::{Cents, EnergyKwh, Lots, PriceCents, notional, notional_to_cents};
+use crate::money::{Cents, EnergyKwh, Lots, Overflow, PriceCents, notional, notional_to_cents};
 use crate::order::{Order, RecordId};
 
 /// The order-level outcome.
@@ -68,25 +68,28 @@ pub struct OrderResult {
 
 impl OrderResult {
     /// Builds a result from per-MTU `(clearing price, accepted quantity)` answers, in the order of
-    /// `order.periods`; derives the outcome and totals.
+    /// `order.periods`; derives the outcome and totals. Every sum is checked: validation bounds
+    /// each order so that none overflows, and a platform answer that would is an error.
     pub fn from_fills(
         order: &Order,
         fills: &[(Option<PriceCents>, Lots)],
         published_at: Timestamp,
-    ) -> OrderResult {
+    ) -> Result<OrderResult, Overflow> {
         let mut mtus = Vec::with_capacity(order.periods.len());
-        let (mut offered_e, mut accepted_e, mut money) = (0i64, 0i64, 0i128);
-        let (mut offered_all, mut accepted_all) = (0i64, 0i64);
+        let (mut offered_e, mut accepted_e, mut money) = (EnergyKwh(0), EnergyKwh(0), 0i128);
+        let (mut offered_all, mut accepted_all) = (Lots(0), Lots(0));
         for (period, (price, accepted)) in order.periods.iter().zip(fills) {
-            let offered = period.offered();
-            let energy = accepted.energy_over(MTU_MINUTES);
-            offered_e += offered.energy_over(MTU_MINUTES).0;
-            accepted_e += energy.0;
+            let offered = period.offered()?;
+            let energy = accepted.energy_over(MTU_MINUTES)?;
+            offered_e = offered_e.checked_add(offered.energy_over(MTU_MINUTES)?)?;
+            accepted_e = accepted_e.checked_add(energy)?;
             if let Some(p) = price {
-                money += notional(*p, energy);
+                money = money
+                    .checked_add(notional(*p, energy))
+                    .ok_or(Overflow("notional"))?;
             }
-            offered_all += offered.0;
-            accepted_all += accepted.0;
+            offered_all = offered_all.checked_add(offered)?;
+            accepted_all = accepted_all.checked_add(*accepted)?;
             mtus.push(MtuResult {
                 mtu_start: period.mtu_start,
                 clearing_price: *price,
@@ -95,14 +98,14 @@ impl OrderResult {
                 accepted_energy_mwh: energy,
             });
         }
-        let outcome = if accepted_all == 0 {
+        let outcome = if accepted_all.0 == 0 {
             Outcome::Rejected
         } else if accepted_all == offered_all {
             Outcome::Accepted
         } else {
             Outcome::PartiallyAccepted
         };
-        OrderResult {
+        Ok(OrderResult {
             record_id: order.record_id.clone(),
             market: order.market,
             delivery_date: order.delivery_date,
@@ -114,12 +117,12 @@ impl OrderResult {
                 .then(|| "out of the money in every MTU".to_string()),
             mtus,
             totals: Totals {
-                offered_energy_mwh: EnergyKwh(offered_e),
-                accepted_energy_mwh: EnergyKwh(accepted_e),
-                notional_eur: notional_to_cents(money),
+                offered_energy_mwh: offered_e,
+                accepted_energy_mwh: accepted_e,
+                notional_eur: notional_to_cents(money)?,
             },
             published_at,
-        }
+        })
     }
 
     /// The seed's `lambda_a` answer shape (`{"results": true, "orders": [{status, power}]}`),

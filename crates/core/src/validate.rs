@@ -61,47 +61,44 @@ pub enum BatchError {
     Invalid(Vec<FieldError>),
 }
 
-/// Parses and validates a request body. `now` decides gate closure.
-pub fn parse_batch(
-    body: &str,
-    rules: &MarketRules,
-    now: Timestamp,
-) -> Result<Vec<Order>, BatchError> {
-    let value = parse_json(body).map_err(|e| BatchError::Invalid(vec![e]))?;
-    validate_batch(&value, rules, now)
+/// A batch that passed every rule except perhaps the gate.
+///
+/// Orders for an auction whose gate has closed are listed in `late` rather than refused here:
+/// a repost of an order that was stored before the gate is a duplicate, not an error, and only
+/// the order store can tell (`submit-order` asks it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub orders: Vec<Order>,
+    /// `(index into orders, the gate_closed error)` for each order whose gate has closed.
+    pub late: Vec<(usize, FieldError)>,
 }
 
-/// Reads JSON, reporting a syntax error or an out-of-range number (`1e309`) at its path.
+/// Parses and validates a request body strictly ([`crate::json`]: no duplicate keys, numbers
+/// read from their literals). `now` decides gate closure.
+pub fn parse_batch(body: &str, rules: &MarketRules, now: Timestamp) -> Result<Checked, BatchError> {
+    let doc = crate::json::parse(body).map_err(|e| BatchError::Invalid(vec![e]))?;
+    validate_document(&doc, rules, now)
+}
+
+/// Reads JSON, reporting a syntax error or a duplicate key at its path.
 pub fn parse_json(body: &str) -> Result<Value, FieldError> {
-    if body.trim().is_empty() {
-        return Err(FieldError::new(
-            "$",
-            "json",
-            "the body is empty; send a JSON array of orders",
-        ));
-    }
-    let mut de = serde_json::Deserializer::from_str(body);
-    let value: Value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        // serde_path_to_error writes `?` for a key it could not read: drop it.
-        let path = e.path().to_string();
-        let path = match path.trim_end_matches(".?") {
-            "." | "" | "?" => "$".to_string(),
-            p if p.starts_with('[') => format!("${p}"),
-            p => format!("$.{p}"),
-        };
-        FieldError::new(path, "json", format!("not valid JSON: {}", e.inner()))
-    })?;
-    de.end()
-        .map_err(|e| FieldError::new("$", "json", format!("not valid JSON: {e}")))?;
-    Ok(value)
+    crate::json::parse(body).map(|doc| doc.value)
 }
 
-/// Validates a parsed body; see the module docs.
-pub fn validate_batch(
-    value: &Value,
+/// Validates a parsed body whose numbers carry no literals (they are read through serde_json's
+/// shortest form); see the module docs.
+pub fn validate_batch(value: &Value, rules: &MarketRules, now: Timestamp) -> Result<Checked, BatchError> {
+    let doc = crate::json::Document::from_value(value.clone());
+    validate_document(&doc, rules, now)
+}
+
+/// Validates a strictly parsed body; see the module docs.
+pub fn validate_document(
+    doc: &crate::json::Document,
     rules: &MarketRules,
     now: Timestamp,
-) -> Result<Vec<Order>, BatchError> {
+) -> Result<Checked, BatchError> {
+    let value = &doc.value;
     let Value::Array(items) = value else {
         return Err(BatchError::Invalid(vec![FieldError::new(
             "$",
@@ -127,6 +124,7 @@ pub fn validate_batch(
     }
     let mut errors = Errors::default();
     let mut orders = Vec::with_capacity(items.len());
+    let mut late_orders = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let path = format!("$[{i}]");
@@ -142,14 +140,24 @@ pub fn validate_batch(
         let mut reader = OrderReader {
             rules,
             now,
+            doc,
             errors: &mut errors,
+            late: None,
         };
-        if let Some(order) = reader.read(&path, item) {
+        let order = reader.read(&path, item);
+        let late = reader.late.take();
+        if let Some(order) = order {
+            if let Some(e) = late {
+                late_orders.push((orders.len(), e));
+            }
             orders.push(order);
         }
     }
-    if errors.list.is_empty() {
-        Ok(orders)
+    if errors.list.len() + errors.dropped == late_orders.len() {
+        Ok(Checked {
+            orders,
+            late: late_orders,
+        })
     } else {
         Err(BatchError::Invalid(errors.finish()))
     }
@@ -208,7 +216,10 @@ const STEP_FIELDS: &[&str] = &["price", "quantity"];
 struct OrderReader<'a> {
     rules: &'a MarketRules,
     now: Timestamp,
+    doc: &'a crate::json::Document,
     errors: &'a mut Errors,
+    /// The gate error of the order being read, also in `errors`.
+    late: Option<FieldError>,
 }
 
 impl OrderReader<'_> {
@@ -391,14 +402,18 @@ impl OrderReader<'_> {
 
     fn check_gate(&mut self, path: &str, auction: AuctionId) {
         match self.rules.gate_closure(auction) {
-            Ok(gate) if self.now >= gate => self.errors.push(FieldError::new(
-                format!("{path}.delivery_date"),
-                "gate_closed",
-                format!(
-                    "the {} auction for {} closed at {gate}; it takes no more orders",
-                    auction.market, auction.delivery_date
-                ),
-            )),
+            Ok(gate) if self.now >= gate => {
+                let e = FieldError::new(
+                    format!("{path}.delivery_date"),
+                    "gate_closed",
+                    format!(
+                        "the {} auction for {} closed at {gate}; it takes no more orders",
+                        auction.market, auction.delivery_date
+                    ),
+                );
+                self.late = Some(e.clone());
+                self.errors.push(e);
+            }
             Ok(_) => {}
             Err(e) => self
                 .errors
@@ -461,11 +476,18 @@ impl OrderReader<'_> {
     }
 
     fn mtu(&mut self, path: &str, s: &str, auction: Option<AuctionId>) -> Option<Timestamp> {
-        let Ok(t) = s.parse::<Timestamp>() else {
+        let t = if is_utc_instant(s) {
+            s.parse::<Timestamp>().ok()
+        } else {
+            None
+        };
+        let Some(t) = t else {
             self.errors.push(FieldError::new(
                 path,
                 "timestamp",
-                format!("{s:?} is not an RFC 3339 instant such as 2026-11-28T23:00:00Z"),
+                format!(
+                    "{s:?} is not a UTC instant in the form 2026-11-28T23:00:00Z (RFC 3339 with Z)"
+                ),
             ));
             return None;
         };
@@ -527,7 +549,23 @@ impl OrderReader<'_> {
                 None => ok = false,
             }
         }
-        ok.then_some(steps)
+        // Each step is at most the maximum, so at most 200 of them cannot overflow.
+        let total = steps
+            .iter()
+            .try_fold(Lots(0), |sum: Lots, s: &Step| sum.checked_add(s.quantity));
+        let max = self.rules.limits.max_volume;
+        match total {
+            Ok(total) if ok && total > max => {
+                self.errors.push(volume_limit(field, total, max));
+                None
+            }
+            Err(_) => {
+                self.errors
+                    .push(volume_limit(field, Lots(i64::MAX), max));
+                None
+            }
+            _ => ok.then_some(steps),
+        }
     }
 
     fn check_monotonic(&mut self, path: &str, side: Side, prev: Step, step: Step) {
@@ -556,7 +594,11 @@ impl OrderReader<'_> {
         let map = self.object(path, item, STEP_FIELDS)?;
         let price = self.required(path, map, "price").and_then(|v| {
             let p = format!("{path}.price");
-            match PriceCents::from_json(v) {
+            let read = match self.doc.literal(&p) {
+                Some(literal) => PriceCents::from_literal(literal),
+                None => PriceCents::from_json(v),
+            };
+            match read {
                 Ok(price) => {
                     let spec = self.rules.spec(auction?.market);
                     let market = auction?.market;
@@ -578,6 +620,14 @@ impl OrderReader<'_> {
                         Some(price)
                     }
                 }
+                Err(DecimalError::OutOfRange(v)) => {
+                    self.errors.push(FieldError::new(
+                        p,
+                        "price_limit",
+                        format!("{v} is beyond every market's price limits"),
+                    ));
+                    None
+                }
                 Err(e) => {
                     self.errors
                         .push(decimal_error(p, e, "price_tick", "0.01 EUR/MWh tick"));
@@ -587,12 +637,29 @@ impl OrderReader<'_> {
         });
         let quantity = self.required(path, map, "quantity").and_then(|v| {
             let p = format!("{path}.quantity");
-            match Lots::from_json(v) {
+            let read = match self.doc.literal(&p) {
+                Some(literal) => Lots::from_literal(literal),
+                None => Lots::from_json(v),
+            };
+            let max = self.rules.limits.max_volume;
+            match read {
                 Ok(q) if q.0 <= 0 => {
                     self.errors.push(FieldError::new(
                         p,
                         "quantity_positive",
                         format!("{q} must be above zero (the side gives the sign)"),
+                    ));
+                    None
+                }
+                Ok(q) if q > max => {
+                    self.errors.push(volume_limit(p, q, max));
+                    None
+                }
+                Err(DecimalError::OutOfRange(v)) => {
+                    self.errors.push(FieldError::new(
+                        p,
+                        "volume_limit",
+                        format!("{v} MW is beyond the {max} MW an order may offer in one MTU"),
                     ));
                     None
                 }
@@ -609,6 +676,42 @@ impl OrderReader<'_> {
             quantity: quantity?,
         })
     }
+}
+
+fn volume_limit(path: String, volume: Lots, max: Lots) -> FieldError {
+    FieldError::new(
+        path,
+        "volume_limit",
+        format!(
+            "{volume} MW is above the {max} MW an order may offer in one MTU (the exchange's maximum per order)"
+        ),
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS(.fraction)?Z`, the schema's pattern for `mtu_start`: UTC only.
+fn is_utc_instant(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() < 20 || b[b.len() - 1] != b'Z' {
+        return false;
+    }
+    let shape = digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    let fraction = &b[19..b.len() - 1];
+    shape
+        && (fraction.is_empty()
+            || (fraction[0] == b'.'
+                && (2..=10).contains(&fraction.len())
+                && fraction[1..].iter().all(u8::is_ascii_digit)))
 }
 
 fn field_rule(field: &str) -> &'static str {
@@ -670,7 +773,7 @@ mod tests {
             .collect()
     }
 
-    fn rules_of(result: Result<Vec<Order>, BatchError>) -> Vec<&'static str> {
+    fn rules_of(result: Result<Checked, BatchError>) -> Vec<&'static str> {
         match result {
             Err(BatchError::Invalid(errors)) => errors.iter().map(|e| e.rule).collect(),
             other => panic!("expected errors, got {other:?}"),
@@ -689,7 +792,7 @@ mod tests {
                 now(),
             )
             .unwrap();
-            assert_eq!(orders[0].periods.len(), n);
+            assert_eq!(orders.orders[0].periods.len(), n);
         }
     }
 
@@ -749,6 +852,120 @@ mod tests {
         assert_eq!(
             rules_of(validate_batch(&body, &MarketRules::default(), now()))[0],
             "market"
+        );
+    }
+
+    fn one_step(price: Value, quantity: Value) -> Value {
+        order_on(
+            "2026-03-10",
+            &all_mtus("2026-03-10")[..1],
+            json!([{"price": price, "quantity": quantity}]),
+        )
+    }
+
+    fn rules_of_text(text: &str) -> Vec<(String, &'static str)> {
+        match parse_batch(text, &MarketRules::default(), now()) {
+            Err(BatchError::Invalid(errors)) => errors.into_iter().map(|e| (e.path, e.rule)).collect(),
+            other => panic!("expected errors for {text}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_quantity_beyond_the_per_order_maximum_is_refused_not_stored() {
+        // 10^17 MW once read back as 19 digits and became unreadable; 7 × 10^14 MW overflowed
+        // the energy computation.
+        for q in ["100000000000000000", "700000000000000", "3000.0", "99999999999999999999999"] {
+            let body = one_step(json!("10.00"), json!(q)).to_string();
+            assert_eq!(
+                rules_of_text(&body),
+                [("$[0].periods[0].steps[0].quantity".to_string(), "volume_limit")],
+                "{q}"
+            );
+        }
+        // Two steps under the maximum that add up above it.
+        let body = order_on(
+            "2026-03-10",
+            &all_mtus("2026-03-10")[..1],
+            json!([{"price": "10.00", "quantity": "2000.0"}, {"price": "11.00", "quantity": "2000.0"}]),
+        );
+        assert_eq!(
+            rules_of_text(&body.to_string()),
+            [("$[0].periods[0].steps".to_string(), "volume_limit")]
+        );
+        let at_max = one_step(json!("10.00"), json!("2999.9")).to_string();
+        assert!(parse_batch(&at_max, &MarketRules::default(), now()).is_ok());
+    }
+
+    #[test]
+    fn numbers_are_read_exactly_as_written_and_never_rounded() {
+        let cases = [
+            (r#"1e-400"#, "price_tick"),
+            (r#"100.0000000000000001"#, "price_tick"),
+            (r#"" 100.00""#, "not_a_number"),
+            (r#""+100.00""#, "not_a_number"),
+            (r#""100.""#, "not_a_number"),
+            (r#"".5""#, "not_a_number"),
+            (r#""1e2""#, "not_a_number"),
+            (r#""100.000""#, "price_tick"),
+            (r#"1e309"#, "price_limit"),
+        ];
+        for (price, rule) in cases {
+            let body = one_step(json!("PRICE"), json!("1.0"))
+                .to_string()
+                .replace(r#""PRICE""#, price);
+            assert_eq!(
+                rules_of_text(&body),
+                [("$[0].periods[0].steps[0].price".to_string(), rule)],
+                "{price}"
+            );
+        }
+        // Numbers the schema takes are taken, exactly.
+        for (price, cents) in [("1e2", 10_000), ("45.1", 4510), ("100.000", 10_000), ("-0.5", -50)] {
+            let body = one_step(json!("PRICE"), json!("1.0"))
+                .to_string()
+                .replace(r#""PRICE""#, price);
+            let checked = parse_batch(&body, &MarketRules::default(), now()).unwrap();
+            assert_eq!(checked.orders[0].periods[0].steps[0].price, PriceCents(cents), "{price}");
+        }
+    }
+
+    #[test]
+    fn a_duplicate_key_is_refused_not_last_wins() {
+        let body = one_step(json!("10.00"), json!("1.0"))
+            .to_string()
+            .replacen(r#""side":"SELL""#, r#""side":"BUY","side":"SELL""#, 1);
+        assert_eq!(rules_of_text(&body), [("$[0].side".to_string(), "duplicate_key")]);
+    }
+
+    #[test]
+    fn an_mtu_with_an_offset_is_refused_like_the_schema_does() {
+        // The first MTU of 2026-03-10, 2026-03-09T23:00:00Z, written in local time.
+        assert_eq!(all_mtus("2026-03-10")[0], "2026-03-09T23:00:00Z");
+        let offset = "2026-03-10T00:00:00+01:00".to_string();
+        let body = order_on("2026-03-10", &[offset], json!([{"price": "1.00", "quantity": "1.0"}]));
+        assert_eq!(
+            rules_of_text(&body.to_string()),
+            [("$[0].periods[0].mtu_start".to_string(), "timestamp")]
+        );
+    }
+
+    #[test]
+    fn an_order_after_its_gate_is_late_not_invalid() {
+        let body = one_step(json!("10.00"), json!("1.0")).to_string();
+        let after_gate: Timestamp = "2026-03-09T11:00:00Z".parse().unwrap();
+        let checked = parse_batch(&body, &MarketRules::default(), after_gate).unwrap();
+        assert_eq!(checked.late.len(), 1);
+        assert_eq!(checked.late[0].1.rule, "gate_closed");
+        // With another problem, the gate is reported alongside it.
+        let bad = body.replace(r#""zone":"NL""#, r#""zone":"XX""#);
+        assert_eq!(
+            parse_batch(&bad, &MarketRules::default(), after_gate)
+                .map_err(|e| match e {
+                    BatchError::Invalid(v) => v.into_iter().map(|e| e.rule).collect::<Vec<_>>(),
+                    other => panic!("{other:?}"),
+                })
+                .unwrap_err(),
+            ["zone", "gate_closed"]
         );
     }
 }

@@ -188,7 +188,7 @@ fn result() -> impl Strategy<Value = OrderResult> {
                     _ => (Some(PriceCents(*p)), Lots(*q)),
                 })
                 .collect();
-            OrderResult::from_fills(&order, &fills, published_at)
+            OrderResult::from_fills(&order, &fills, published_at).expect("bounded fills fit")
         })
 }
 
