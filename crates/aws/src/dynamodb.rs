@@ -4,13 +4,21 @@
 //! attributes conditions and indexes need sit beside it: `state` and `version` (every replace is
 //! conditional on both), `ttl` (DynamoDB's expiry), and, only while the order waits for
 //! something, `due_shard` and `due_at` (epoch milliseconds): the keys of the sparse `due` index
-//! the sweeper queries, which projects `attempt` too.
+//! the sweeper queries, which projects `attempt` and `sweeps` too. `sweeps` counts the
+//! sweeper's claims since the last write of the order (every write replaces the item and so
+//! resets it); a claim updates `due_at` and `sweeps` alone, never the record.
+//!
+//! A POST's batch is written with one `TransactWriteItems` (at most 100 items, the size of the
+//! largest batch), so it is stored whole or not at all.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use energy_core::lifecycle::{Expected, OrderRecord};
 use energy_core::order::RecordId;
 use energy_core::ports::{DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced};
@@ -109,6 +117,68 @@ fn key_of(cursor: &str) -> Result<HashMap<String, AttributeValue>, PortError> {
     ]))
 }
 
+/// Items one `TransactWriteItems` call takes.
+pub const MAX_TRANSACTION: usize = 100;
+
+impl DynamoOrderStore {
+    /// Puts `batch[i]` for every `i` in `pending` in one transaction, each on condition that
+    /// its id is new. `None`: all written. `Some`: nothing written; the records that exist.
+    async fn transact_insert(
+        &self,
+        batch: &[OrderRecord],
+        pending: &[usize],
+    ) -> Result<Option<Vec<(usize, OrderRecord)>>, PortError> {
+        let mut items = Vec::with_capacity(pending.len());
+        for &i in pending {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item(&batch[i])?))
+                .condition_expression("attribute_not_exists(record_id)")
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map_err(|e| PortError::permanent(WHAT, e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let e = match sent {
+            Ok(_) => return Ok(None),
+            Err(e) => e,
+        };
+        let reasons = match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                c.cancellation_reasons().to_vec()
+            }
+            _ => return Err(sdk_error(WHAT, e)),
+        };
+        let mut existing = Vec::new();
+        for (&i, reason) in pending.iter().zip(&reasons) {
+            if reason.code() != Some("ConditionalCheckFailed") {
+                continue;
+            }
+            let old = match reason.item() {
+                Some(old) => record(old)?,
+                // Not every emulator returns the old item: read it.
+                None => match self.get(&batch[i].order.record_id).await? {
+                    Some(old) => old,
+                    // Expired and deleted in between: the next round writes it.
+                    None => continue,
+                },
+            };
+            existing.push((i, old));
+        }
+        if existing.is_empty() {
+            // Cancelled for another reason (a concurrent transaction on the same items).
+            return Err(sdk_error(WHAT, e));
+        }
+        Ok(Some(existing))
+    }
+}
+
 #[async_trait]
 impl OrderStore for DynamoOrderStore {
     async fn insert(&self, record: &OrderRecord) -> Result<Inserted, PortError> {
@@ -130,6 +200,76 @@ impl OrderStore for DynamoOrderStore {
                     existing.unwrap_or_else(|| record.clone()),
                 )))
             }
+            Err(e) => Err(sdk_error(WHAT, e)),
+        }
+    }
+
+    async fn insert_batch(&self, batch: &[OrderRecord]) -> Result<Vec<Inserted>, PortError> {
+        if batch.len() > MAX_TRANSACTION {
+            return Err(PortError::permanent(
+                WHAT,
+                format!(
+                    "{} orders in one batch; one transaction takes at most {MAX_TRANSACTION}",
+                    batch.len()
+                ),
+            ));
+        }
+        let mut answers: Vec<Inserted> = vec![Inserted::New; batch.len()];
+        // Each round writes the records not known to exist; a record another writer stored
+        // meanwhile cancels the round and joins the known ones. Bounded: each round learns at
+        // least one existing record or ends.
+        for _ in 0..=batch.len() {
+            let pending: Vec<usize> = (0..batch.len())
+                .filter(|i| matches!(answers[*i], Inserted::New))
+                .collect();
+            if pending.is_empty() {
+                return Ok(answers);
+            }
+            match self.transact_insert(batch, &pending).await? {
+                None => return Ok(answers),
+                Some(existing) => {
+                    for (i, old) in existing {
+                        answers[i] = Inserted::Exists(Box::new(old));
+                    }
+                    if energy_core::ports::conflicts(batch, &answers) {
+                        for a in &mut answers {
+                            if matches!(a, Inserted::New) {
+                                *a = Inserted::Withheld;
+                            }
+                        }
+                        return Ok(answers);
+                    }
+                }
+            }
+        }
+        Err(PortError::transient(
+            WHAT,
+            "the batch kept colliding with concurrent writes",
+        ))
+    }
+
+    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("record_id", AttributeValue::S(seen.record_id.to_string()))
+            .update_expression("SET due_at = :next ADD sweeps :one")
+            .condition_expression("due_at = :seen")
+            .expression_attribute_values(
+                ":next",
+                AttributeValue::N(next.as_millisecond().to_string()),
+            )
+            .expression_attribute_values(
+                ":seen",
+                AttributeValue::N(seen.due_at.as_millisecond().to_string()),
+            )
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
             Err(e) => Err(sdk_error(WHAT, e)),
         }
     }
@@ -214,6 +354,7 @@ impl OrderStore for DynamoOrderStore {
                 record_id,
                 attempt: number(i, "attempt").unwrap_or(0),
                 due_at,
+                sweeps: number(i, "sweeps").unwrap_or(0),
             });
         }
         Ok(DuePage {

@@ -5,7 +5,7 @@ use energy_core::events::{DomainEvent, OrderEvaluationDue};
 use energy_core::lifecycle::{Expected, OrderRecord};
 use energy_core::order::{Order, RecordId};
 use energy_core::ports::{
-    AuctionPlatform, DuePage, EventPublisher, Inserted, Notification, Notifier, OrderStore,
+    AuctionPlatform, DueOrder, DuePage, EventPublisher, Inserted, Notification, Notifier, OrderStore,
     PortError, PublishError, Replaced, ResultStore, ResultsStatus, RetryScheduler, Scheduled,
     Submission,
 };
@@ -24,6 +24,12 @@ impl Unused {
 #[async_trait]
 impl OrderStore for Unused {
     async fn insert(&self, _: &OrderRecord) -> Result<Inserted, PortError> {
+        Err(self.err("order store"))
+    }
+    async fn insert_batch(&self, _: &[OrderRecord]) -> Result<Vec<Inserted>, PortError> {
+        Err(self.err("order store"))
+    }
+    async fn claim_sweep(&self, _: &DueOrder, _: Timestamp) -> Result<bool, PortError> {
         Err(self.err("order store"))
     }
     async fn get(&self, _: &RecordId) -> Result<Option<OrderRecord>, PortError> {

@@ -65,6 +65,9 @@ pub enum Inserted {
     New,
     /// A record with this id exists already (returned as stored).
     Exists(Box<OrderRecord>),
+    /// Not written: another record of the same batch conflicts with a stored one, and a batch
+    /// is written whole or not at all.
+    Withheld,
 }
 
 /// The answer of a conditional replace.
@@ -82,6 +85,8 @@ pub struct DueOrder {
     pub record_id: RecordId,
     pub attempt: u32,
     pub due_at: Timestamp,
+    /// Re-sends the sweeper claimed since a handler last wrote the order: its backoff.
+    pub sweeps: u32,
 }
 
 /// One page of a due query; `next` continues it.
@@ -96,6 +101,10 @@ pub struct DuePage {
 pub trait OrderStore: Send + Sync {
     /// Writes `record` unless one with its id exists.
     async fn insert(&self, record: &OrderRecord) -> Result<Inserted, PortError>;
+    /// Writes every record of `batch` whose id is not stored yet, in one transaction, unless a
+    /// stored record under one of the ids holds a different order: then nothing is written and
+    /// the new records come back [`Inserted::Withheld`]. One answer per record, in order.
+    async fn insert_batch(&self, batch: &[OrderRecord]) -> Result<Vec<Inserted>, PortError>;
     async fn get(&self, record_id: &RecordId) -> Result<Option<OrderRecord>, PortError>;
     /// Writes `record` only if the stored one still matches `expected`.
     async fn replace(
@@ -111,6 +120,20 @@ pub trait OrderStore: Send + Sync {
         limit: usize,
         cursor: Option<String>,
     ) -> Result<DuePage, PortError>;
+    /// The sweeper's claim on a re-send: moves the order's place in the due index from
+    /// `seen.due_at` to `next` and counts the sweep, on condition that the index still holds
+    /// `seen.due_at` (no handler wrote the order since, no other sweep claimed it). The stored
+    /// record itself is unchanged. False: someone else moved it first.
+    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError>;
+}
+
+/// Whether a batch insert's answers hold a record that names a different order than the one
+/// sent: the batch was refused.
+pub fn conflicts(batch: &[OrderRecord], answers: &[Inserted]) -> bool {
+    batch.iter().zip(answers).any(|(sent, answer)| match answer {
+        Inserted::Exists(stored) => stored.order != sent.order,
+        _ => false,
+    })
 }
 
 /// Entries of a publish that did not make it.

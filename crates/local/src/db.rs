@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS orders (
     attempt INTEGER NOT NULL,
     due_at INTEGER,
     expires_at INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    sweeps INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS orders_due ON orders (due_at, record_id) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS orders_expiry ON orders (expires_at);
@@ -164,6 +165,19 @@ pub fn wall_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// Brings a database made by an earlier version up to [`SCHEMA`].
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_sweeps: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('orders') WHERE name = 'sweeps'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_sweeps {
+        conn.execute_batch("ALTER TABLE orders ADD COLUMN sweeps INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
 impl Db {
     /// Opens (creating if needed) `<dir>/energy.db`.
     pub fn open(dir: &Path) -> anyhow::Result<Db> {
@@ -178,6 +192,8 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| anyhow::anyhow!("{}: cannot create the schema: {e}", path.display()))?;
+        migrate(&conn)
+            .map_err(|e| anyhow::anyhow!("{}: cannot upgrade the schema: {e}", path.display()))?;
         Ok(Db {
             path,
             conn: Mutex::new(conn),

@@ -5,6 +5,14 @@
 //! passed more than `grace` ago and re-emits `OrderEvaluationDue` for each, with the order's
 //! current attempt. The grace keeps it from racing a schedule that is about to fire.
 //!
+//! Before it re-emits, the sweeper *claims* the re-send: one conditional write moves the order's
+//! place in the due index forward by a backoff (the grace, doubled with every sweep of the same
+//! order since a handler last wrote it, up to `max_backoff`), on condition that the index still
+//! holds what the sweeper read. So a re-send is not repeated while the first is still queued,
+//! two sweeps running at once re-send an order once, and an order whose events keep getting
+//! lost is retried ever more slowly instead of flooding the queue. The order itself is not
+//! written: a handler that moves it meanwhile wins, and its write resets the backoff.
+//!
 //! An order is in the index while it waits for something: RECEIVED (its `OrderSubmitted` may be
 //! lost), PENDING (its schedule may never fire), READY and FAILED (their events may be lost). The
 //! evaluator decides what each needs; final orders are not in the index at all.
@@ -23,6 +31,21 @@ pub struct Config {
     pub page_size: usize,
     /// Most orders re-emitted by one run; the next run continues.
     pub max_per_run: usize,
+    /// The longest wait between two re-sends of one order.
+    pub max_backoff: SignedDuration,
+}
+
+impl Config {
+    /// How long to leave an order alone after its `sweeps`-th re-send: the grace, doubled
+    /// with each earlier sweep, at most `max_backoff`.
+    pub fn backoff(&self, sweeps: u32) -> SignedDuration {
+        let factor = 1i32 << sweeps.min(20);
+        self.grace
+            .checked_mul(factor)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
+            .max(self.grace)
+    }
 }
 
 impl Default for Config {
@@ -31,6 +54,7 @@ impl Default for Config {
             grace: SignedDuration::from_secs(60),
             page_size: 100,
             max_per_run: 5_000,
+            max_backoff: SignedDuration::from_hours(1),
         }
     }
 }
@@ -40,6 +64,8 @@ impl Default for Config {
 pub struct Report {
     pub emitted: usize,
     pub pages: usize,
+    /// Overdue orders another sweep or a handler moved before this one could claim them.
+    pub skipped: usize,
     /// True when `max_per_run` stopped the run before the index was exhausted.
     pub truncated: bool,
 }
@@ -77,20 +103,24 @@ pub async fn handle(
             .due(cutoff, config.page_size, cursor.take())
             .await?;
         report.pages += 1;
-        let events: Vec<DomainEvent> = page
-            .items
-            .iter()
-            .take(config.max_per_run - report.emitted)
-            .map(|d| {
-                DomainEvent::EvaluationDue(OrderEvaluationDue {
-                    record_id: d.record_id.clone(),
-                    attempt: d.attempt,
-                    due_at: d.due_at,
-                    trigger: Trigger::Sweep,
-                })
-            })
-            .collect();
-        let cut_short = events.len() < page.items.len();
+        let room = config.max_per_run - report.emitted;
+        let cut_short = room < page.items.len();
+        let mut events = Vec::with_capacity(page.items.len().min(room));
+        for d in page.items.iter().take(room) {
+            let next = now
+                .saturating_add(config.backoff(d.sweeps))
+                .unwrap_or(now);
+            if !ports.store.claim_sweep(d, next).await? {
+                report.skipped += 1;
+                continue;
+            }
+            events.push(DomainEvent::EvaluationDue(OrderEvaluationDue {
+                record_id: d.record_id.clone(),
+                attempt: d.attempt,
+                due_at: d.due_at,
+                trigger: Trigger::Sweep,
+            }));
+        }
         if !events.is_empty() {
             ports
                 .bus
@@ -119,6 +149,7 @@ pub async fn handle(
         tracing::info!(
             emitted = report.emitted,
             pages = report.pages,
+            skipped = report.skipped,
             truncated = report.truncated,
             "overdue orders re-emitted"
         );

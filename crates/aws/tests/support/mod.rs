@@ -146,6 +146,7 @@ pub async fn create_table(sdk: &SdkConfig) {
                     Projection::builder()
                         .projection_type(ProjectionType::Include)
                         .non_key_attributes("attempt")
+                        .non_key_attributes("sweeps")
                         .build(),
                 )
                 .build()

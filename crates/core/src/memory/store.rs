@@ -14,22 +14,25 @@ use crate::ports::{DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced}
 #[derive(Default)]
 struct Inner {
     records: HashMap<RecordId, OrderRecord>,
-    /// The sparse due index: only records with a `due_at`, ordered by it.
+    /// The sparse due index: only records with a `due_at`, ordered by it. A sweeper's claim
+    /// moves an entry without touching the record, as it moves the index attributes only in
+    /// DynamoDB.
     due: BTreeSet<(Timestamp, RecordId)>,
+    /// Each indexed record's place in `due` and the sweeps claimed since its last write.
+    placed: HashMap<RecordId, (Timestamp, u32)>,
 }
 
 impl Inner {
     fn index(&mut self, record: &OrderRecord) {
-        if let Some(old) = self.records.get(&record.order.record_id)
-            && let Some(at) = old.due_at
-        {
-            self.due.remove(&(at, old.order.record_id.clone()));
+        let id = &record.order.record_id;
+        if let Some((at, _)) = self.placed.remove(id) {
+            self.due.remove(&(at, id.clone()));
         }
         if let Some(at) = record.due_at {
-            self.due.insert((at, record.order.record_id.clone()));
+            self.due.insert((at, id.clone()));
+            self.placed.insert(id.clone(), (at, 0));
         }
-        self.records
-            .insert(record.order.record_id.clone(), record.clone());
+        self.records.insert(id.clone(), record.clone());
     }
 }
 
@@ -88,8 +91,48 @@ impl OrderStore for InMemoryOrderStore {
         Ok(Inserted::New)
     }
 
+    async fn insert_batch(&self, batch: &[OrderRecord]) -> Result<Vec<Inserted>, PortError> {
+        let mut inner = lock(&self.inner);
+        let mut answers: Vec<Inserted> = batch
+            .iter()
+            .map(|r| match inner.records.get(&r.order.record_id) {
+                Some(existing) => Inserted::Exists(Box::new(existing.clone())),
+                None => Inserted::New,
+            })
+            .collect();
+        if crate::ports::conflicts(batch, &answers) {
+            for a in &mut answers {
+                if matches!(a, Inserted::New) {
+                    *a = Inserted::Withheld;
+                }
+            }
+            return Ok(answers);
+        }
+        for (record, answer) in batch.iter().zip(&answers) {
+            if matches!(answer, Inserted::New) {
+                inner.index(record);
+                self.inserts.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Ok(answers)
+    }
+
     async fn get(&self, record_id: &RecordId) -> Result<Option<OrderRecord>, PortError> {
         Ok(lock(&self.inner).records.get(record_id).cloned())
+    }
+
+    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
+        let mut inner = lock(&self.inner);
+        let id = &seen.record_id;
+        match inner.placed.get(id).copied() {
+            Some((at, sweeps)) if at == seen.due_at => {
+                inner.due.remove(&(at, id.clone()));
+                inner.due.insert((next, id.clone()));
+                inner.placed.insert(id.clone(), (next, sweeps + 1));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn replace(
@@ -130,10 +173,12 @@ impl OrderStore for InMemoryOrderStore {
                 break;
             }
             let attempt = inner.records.get(id).map_or(0, |r| r.attempt);
+            let sweeps = inner.placed.get(id).map_or(0, |p| p.1);
             items.push(DueOrder {
                 record_id: id.clone(),
                 attempt,
                 due_at: *at,
+                sweeps,
             });
         }
         Ok(DuePage { items, next })

@@ -96,57 +96,79 @@ impl LocalStore {
     }
 
     fn write(&self, record: &OrderRecord, expected: Option<Expected>) -> Result<bool, PortError> {
-        let body = serde_json::to_string(record)
-            .map_err(|e| PortError::permanent("order store", e.to_string()))?;
-        let due = record.due_at.map(|t| t.as_millisecond());
-        let (id, state, version) = (
-            record.order.record_id.as_str(),
-            record.state.as_str(),
-            record.version as i64,
-        );
-        let now = self.now_s();
-        // ?1..?7: the record; then the condition.
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![
-            &id,
-            &state,
-            &version,
-            &record.attempt,
-            &due,
-            &record.ttl,
-            &body,
-        ];
-        let (expected_state, expected_version);
-        let sql = match expected {
-            // A new record, or one whose TTL passed.
-            None => {
-                values.push(&now);
-                "INSERT INTO orders (record_id, state, version, attempt, due_at, expires_at, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (record_id) DO UPDATE SET state = excluded.state,
-                   version = excluded.version, attempt = excluded.attempt,
-                   due_at = excluded.due_at, expires_at = excluded.expires_at, body = excluded.body
-                 WHERE orders.expires_at <= ?8"
-            }
-            Some(e) => {
-                (expected_state, expected_version) = (e.state.as_str(), e.version as i64);
-                values.extend([
-                    &expected_state as &dyn rusqlite::ToSql,
-                    &expected_version,
-                    &now,
-                ]);
-                "UPDATE orders SET state = ?2, version = ?3, attempt = ?4, due_at = ?5,
-                   expires_at = ?6, body = ?7
-                 WHERE record_id = ?1 AND state = ?8 AND version = ?9 AND expires_at > ?10"
-            }
-        };
-        let n = self
-            .shared
-            .db
-            .conn()
-            .execute(sql, rusqlite::params_from_iter(values))
-            .map_err(|e| PortError::transient("order store", e.to_string()))?;
-        Ok(n == 1)
+        write_record(&self.shared.db.conn(), record, expected, self.now_s())
     }
+
+    fn read(conn: &rusqlite::Connection, id: &RecordId, now_s: i64) -> Result<Option<OrderRecord>, PortError> {
+        let body: Option<String> = conn
+            .query_row(
+                "SELECT body FROM orders WHERE record_id = ?1 AND expires_at > ?2",
+                params![id.as_str(), now_s],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| PortError::transient("order store", e.to_string()))?;
+        body.as_deref().map(record_of).transpose()
+    }
+}
+
+/// Writes `record` on `conn`: a new one (or over one whose TTL passed) when `expected` is
+/// `None`, else only over the stored record in the expected state and version. Every write
+/// resets the sweeper's count.
+fn write_record(
+    conn: &rusqlite::Connection,
+    record: &OrderRecord,
+    expected: Option<Expected>,
+    now: i64,
+) -> Result<bool, PortError> {
+    let body = serde_json::to_string(record)
+        .map_err(|e| PortError::permanent("order store", e.to_string()))?;
+    let due = record.due_at.map(|t| t.as_millisecond());
+    let (id, state, version) = (
+        record.order.record_id.as_str(),
+        record.state.as_str(),
+        record.version as i64,
+    );
+    // ?1..?7: the record; then the condition.
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+        &id,
+        &state,
+        &version,
+        &record.attempt,
+        &due,
+        &record.ttl,
+        &body,
+    ];
+    let (expected_state, expected_version);
+    let sql = match expected {
+        // A new record, or one whose TTL passed.
+        None => {
+            values.push(&now);
+            "INSERT INTO orders (record_id, state, version, attempt, due_at, expires_at, body, sweeps)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
+             ON CONFLICT (record_id) DO UPDATE SET state = excluded.state,
+               version = excluded.version, attempt = excluded.attempt,
+               due_at = excluded.due_at, expires_at = excluded.expires_at, body = excluded.body,
+               sweeps = 0
+             WHERE orders.expires_at <= ?8"
+        }
+        Some(e) => {
+            (expected_state, expected_version) = (e.state.as_str(), e.version as i64);
+            values.extend([
+                &expected_state as &dyn rusqlite::ToSql,
+                &expected_version,
+                &now,
+            ]);
+            "UPDATE orders SET state = ?2, version = ?3, attempt = ?4, due_at = ?5,
+               expires_at = ?6, body = ?7, sweeps = 0
+             WHERE record_id = ?1 AND state = ?8 AND version = ?9 AND expires_at > ?10"
+        }
+    };
+    let n = conn
+        .prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)))
+        .map_err(|e| PortError::transient("order store", e.to_string()))?;
+    Ok(n == 1)
 }
 
 #[async_trait]
@@ -164,19 +186,64 @@ impl OrderStore for LocalStore {
         }
     }
 
+    async fn insert_batch(&self, batch: &[OrderRecord]) -> Result<Vec<Inserted>, PortError> {
+        let db_error = |e: rusqlite::Error| PortError::transient("order store", e.to_string());
+        let now = self.now_s();
+        let mut conn = self.shared.db.conn();
+        // IMMEDIATE: the write lock is taken before the reads, so no other writer can slip an
+        // order in between what this batch saw and what it writes.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db_error)?;
+        let mut answers = Vec::with_capacity(batch.len());
+        for record in batch {
+            answers.push(match Self::read(&tx, &record.order.record_id, now)? {
+                Some(existing) => Inserted::Exists(Box::new(existing)),
+                None => Inserted::New,
+            });
+        }
+        if energy_core::ports::conflicts(batch, &answers) {
+            for a in &mut answers {
+                if matches!(a, Inserted::New) {
+                    *a = Inserted::Withheld;
+                }
+            }
+            return Ok(answers);
+        }
+        for (record, answer) in batch.iter().zip(&answers) {
+            if matches!(answer, Inserted::New) && !write_record(&tx, record, None, now)? {
+                return Err(PortError::transient(
+                    "order store",
+                    "a record appeared inside the batch's own transaction",
+                ));
+            }
+        }
+        tx.commit().map_err(db_error)?;
+        Ok(answers)
+    }
+
     async fn get(&self, record_id: &RecordId) -> Result<Option<OrderRecord>, PortError> {
-        let body: Option<String> = self
+        Self::read(&self.shared.db.conn(), record_id, self.now_s())
+    }
+
+    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
+        let n = self
             .shared
             .db
             .conn()
-            .query_row(
-                "SELECT body FROM orders WHERE record_id = ?1 AND expires_at > ?2",
-                params![record_id.as_str(), self.now_s()],
-                |r| r.get(0),
+            .prepare_cached(
+                "UPDATE orders SET due_at = ?1, sweeps = sweeps + 1
+                 WHERE record_id = ?2 AND due_at = ?3",
             )
-            .optional()
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    next.as_millisecond(),
+                    seen.record_id.as_str(),
+                    seen.due_at.as_millisecond()
+                ])
+            })
             .map_err(|e| PortError::transient("order store", e.to_string()))?;
-        body.as_deref().map(record_of).transpose()
+        Ok(n == 1)
     }
 
     async fn replace(
@@ -209,7 +276,7 @@ impl OrderStore for LocalStore {
         let conn = self.shared.db.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT record_id, attempt, due_at FROM orders
+                "SELECT record_id, attempt, due_at, sweeps FROM orders
                  WHERE due_at IS NOT NULL AND due_at <= ?1
                    AND (due_at > ?2 OR (due_at = ?2 AND record_id > ?3))
                    AND expires_at > ?4
@@ -230,6 +297,7 @@ impl OrderStore for LocalStore {
                         r.get::<_, String>(0)?,
                         r.get::<_, u32>(1)?,
                         r.get::<_, i64>(2)?,
+                        r.get::<_, u32>(3)?,
                     ))
                 },
             )
@@ -237,7 +305,7 @@ impl OrderStore for LocalStore {
         let mut items = Vec::new();
         let mut more = false;
         for row in rows {
-            let (id, attempt, at) =
+            let (id, attempt, at, sweeps) =
                 row.map_err(|e| PortError::transient("order store", e.to_string()))?;
             if items.len() == limit {
                 more = true;
@@ -251,6 +319,7 @@ impl OrderStore for LocalStore {
                 due_at: Timestamp::from_millisecond(at).map_err(|e| {
                     PortError::permanent("order store", format!("bad due_at {at}: {e}"))
                 })?,
+                sweeps,
             });
         }
         let next = if more {
@@ -325,6 +394,18 @@ pub struct FileResults {
     pub tmp: PathBuf,
 }
 
+/// Numbers the temporary files of this process: with the process id, a name no other write
+/// can hold (a clock, however fine, gives two writes the same instant).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FileResults {
+    /// A fresh name for an object being written, unique by construction.
+    fn temp_path(&self) -> PathBuf {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.tmp.join(format!("{}-{n}", std::process::id()))
+    }
+}
+
 #[async_trait]
 impl ResultStore for FileResults {
     async fn put(&self, key: &str, body: &[u8]) -> Result<(), PortError> {
@@ -346,12 +427,16 @@ impl ResultStore for FileResults {
         }
         // Written whole or not at all: a crash never leaves half an object.
         std::fs::create_dir_all(&self.tmp).map_err(io)?;
-        let tmp = self.tmp.join(format!(
-            "{}-{}",
-            std::process::id(),
-            Timestamp::now().as_nanosecond()
-        ));
-        std::fs::write(&tmp, body).map_err(io)?;
+        let tmp = self.temp_path();
+        // create_new: should a name ever be taken (a file left by a killed process with the
+        // same pid), fail rather than write into it.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io)?;
+        file.write_all(body).map_err(io)?;
+        drop(file);
         std::fs::rename(&tmp, &path).map_err(io)?;
         Ok(())
     }
@@ -474,5 +559,79 @@ impl AuctionPlatform for PersistentPlatform {
 
     async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
         self.sim.results(order).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Temporary names are unique by construction, however fast or coarse the clock.
+    #[test]
+    fn temporary_names_never_repeat() {
+        let store = Arc::new(FileResults {
+            dir: PathBuf::from("/nonexistent/results"),
+            tmp: PathBuf::from("/nonexistent/tmp"),
+        });
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || (0..50_000).map(|_| store.temp_path()).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut all = std::collections::HashSet::new();
+        let mut repeats = 0;
+        for t in threads {
+            for name in t.join().unwrap() {
+                if !all.insert(name) {
+                    repeats += 1;
+                }
+            }
+        }
+        assert_eq!(repeats, 0, "temporary names repeated");
+    }
+
+    /// Many writers at once, each object under its own key with its own bytes: every object
+    /// holds exactly what was written under its key (a shared temporary name once renamed one
+    /// order's result onto another's key).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_result_writes_each_keep_their_own_bytes() {
+        let dir = std::env::temp_dir().join(format!(
+            "energy-results-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
+        let store = Arc::new(FileResults {
+            dir: dir.join("results"),
+            tmp: dir.join("tmp"),
+        });
+        let mut tasks = Vec::new();
+        for writer in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..1_500 {
+                    let key = format!("results/2026-11-28/NL/w{writer}-{i:05}.json");
+                    let body = format!("{{\"writer\":{writer},\"i\":{i}}}");
+                    store.put(&key, body.as_bytes()).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut wrong = Vec::new();
+        for writer in 0..8 {
+            for i in 0..1_500 {
+                let path = dir.join(format!("results/2026-11-28/NL/w{writer}-{i:05}.json"));
+                let body = std::fs::read_to_string(&path).unwrap_or_default();
+                if body != format!("{{\"writer\":{writer},\"i\":{i}}}") {
+                    wrong.push(format!("{}: {body:?}", path.display()));
+                }
+            }
+        }
+        let leftovers = std::fs::read_dir(dir.join("tmp")).map_or(0, |d| d.count());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(wrong.is_empty(), "{} objects hold other bytes: {:?}", wrong.len(), &wrong[..wrong.len().min(5)]);
+        assert_eq!(leftovers, 0, "temporary files left behind");
     }
 }
