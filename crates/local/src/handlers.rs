@@ -102,9 +102,13 @@ pub fn api_request_with(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> ApiGatewayV2httpRequest {
+    // `{record_id}` matches one path segment, as in API Gateway: `/orders/a/b` is no route.
+    let record_id = path
+        .strip_prefix("/orders/")
+        .filter(|id| !id.is_empty() && !id.contains('/'));
     let route_key = match (method, path.trim_end_matches('/')) {
         ("POST", "/orders") => "POST /orders".to_string(),
-        ("GET", p) if p.starts_with("/orders/") => "GET /orders/{record_id}".to_string(),
+        ("GET", _) if record_id.is_some() => "GET /orders/{record_id}".to_string(),
         _ => "$default".to_string(),
     };
     let mut header_map = serde_json::Map::new();
@@ -131,8 +135,9 @@ pub fn api_request_with(
         },
         "isBase64Encoded": false
     });
-    if let Some(id) = path.strip_prefix("/orders/") {
-        request["pathParameters"] = json!({"record_id": id});
+    // API Gateway decodes a path parameter before it hands it to the function.
+    if let Some(id) = record_id {
+        request["pathParameters"] = json!({"record_id": submit_order::percent_decode(id)});
     }
     if let Some(body) = body {
         request["body"] = json!(body);

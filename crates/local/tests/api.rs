@@ -100,15 +100,15 @@ async fn a_known_record_id_with_a_different_body_is_409_naming_the_id() {
         (Some("c-1"), Some("conflict"))
     );
     assert_eq!(
-        body["orders"][1]["status"], "accepted",
-        "the other order of the batch is still taken"
+        body["orders"][1]["status"], "not_stored",
+        "a batch is stored whole or not at all"
     );
     assert_eq!(
         record(&s, "c-1").await.order.portfolio,
         "DESK-A",
         "the stored order is unchanged"
     );
-    assert_eq!(count(&s, "OrderSubmitted"), 2);
+    assert_eq!(count(&s, "OrderSubmitted"), 1);
 }
 
 #[tokio::test]

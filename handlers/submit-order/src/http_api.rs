@@ -57,7 +57,7 @@ impl Request {
 }
 
 /// Minimal %XX decoding for a path segment (record ids may hold `:`).
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -77,6 +77,36 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The body of a request that must be JSON: 415 unless its Content-Type is
+/// `application/json` (parameters such as `charset=utf-8` allowed). Browsers send a cross-site
+/// form or `text/plain` POST without asking; they never send `application/json` without a CORS
+/// preflight, which this API does not answer.
+pub fn json_body_text(
+    event: &ApiGatewayV2httpRequest,
+) -> Result<String, Box<ApiGatewayV2httpResponse>> {
+    let content_type = event
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let is_json = content_type.is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !is_json {
+        let got = match content_type {
+            Some(v) => format!("Content-Type {v:?}"),
+            None => "no Content-Type".to_string(),
+        };
+        return Err(Box::new(error(
+            415,
+            "unsupported_media_type",
+            format!("POST /orders takes Content-Type: application/json; got {got}"),
+        )));
+    }
+    body_text(event)
 }
 
 /// The request body as text, or the answer that refuses it.

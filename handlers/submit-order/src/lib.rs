@@ -1,11 +1,14 @@
 //! submit-order: the HTTP API (API Gateway HTTP API, payload format 2.0).
 //!
 //! - `POST /orders` takes a batch (a JSON array, at most [`energy_core::calendar::OrderLimits`]'s
-//!   `max_batch`, 100 by default). The batch is validated as a whole: one bad field anywhere and
-//!   nothing is stored, and the 400 lists every problem with its path. A valid batch is written
-//!   order by order with a conditional insert (the `record_id` is the idempotency key), then
-//!   `OrderSubmitted` is published for the orders that are new. The answer is 202 with one status
-//!   per order, or 409 if a known `record_id` came with a different order.
+//!   `max_batch`, 100 by default) as `application/json` (anything else is 415: a web page cannot
+//!   post orders with a form or a `text/plain` body). The batch is validated as a whole: one bad
+//!   field anywhere and nothing is stored, and the 400 lists every problem with its path. A
+//!   valid batch is written in one transaction, each order on condition that its `record_id`
+//!   (the idempotency key) is new, then `OrderSubmitted` is published for the orders that are
+//!   new. The answer is 202 with one status per order (`accepted` or `duplicate`), or 409 if a
+//!   known `record_id` came with a different order: then nothing of the batch is stored.
+//!   A repost of a stored order is a duplicate at any time, even after its gate closed.
 //! - `GET /orders/{record_id}` answers the order's state, attempts and result.
 //!
 //! A publish that fails after the orders are stored does not fail the request: each new order
@@ -18,14 +21,14 @@ use energy_core::calendar::MarketRules;
 use energy_core::events::{DomainEvent, OrderRef, OrderSubmitted};
 use energy_core::lifecycle::OrderRecord;
 use energy_core::order::{Order, RecordId};
-use energy_core::ports::{Inserted, Ports};
-use energy_core::validate::{BatchError, parse_batch};
+use energy_core::ports::{Inserted, PortError, Ports};
+use energy_core::validate::{BatchError, Checked, FieldError, parse_batch};
 use jiff::SignedDuration;
 use serde::Serialize;
 use serde_json::json;
 
 pub use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-pub use http_api::{Request, response_body};
+pub use http_api::{Request, percent_decode, response_body};
 
 /// Settings of the handler.
 #[derive(Debug, Clone)]
@@ -55,6 +58,8 @@ pub enum Status {
     Duplicate,
     /// Already known with different content.
     Conflict,
+    /// New, but not stored because another order of the batch conflicts.
+    NotStored,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,7 +78,7 @@ pub async fn handle(
     config: &Config,
 ) -> ApiGatewayV2httpResponse {
     match Request::from_event(&request) {
-        Request::PostOrders => match http_api::body_text(&request) {
+        Request::PostOrders => match http_api::json_body_text(&request) {
             Ok(body) => post_orders(&body, ports, config).await,
             Err(resp) => *resp,
         },
@@ -89,8 +94,8 @@ pub async fn handle(
 
 async fn post_orders(body: &str, ports: &Ports, config: &Config) -> ApiGatewayV2httpResponse {
     let now = ports.clock.now();
-    let orders = match parse_batch(body, &config.rules, now) {
-        Ok(orders) => orders,
+    let Checked { orders, late } = match parse_batch(body, &config.rules, now) {
+        Ok(checked) => checked,
         Err(BatchError::TooLarge { count, max }) => {
             return http_api::error(
                 413,
@@ -98,44 +103,55 @@ async fn post_orders(body: &str, ports: &Ports, config: &Config) -> ApiGatewayV2
                 format!("{count} orders in one request; at most {max} per POST /orders"),
             );
         }
-        Err(BatchError::Invalid(errors)) => {
-            let summary = match errors.len() {
-                1 => "1 problem in the request; nothing was stored".to_string(),
-                n => format!("{n} problems in the request; nothing was stored"),
-            };
-            return http_api::json(
-                400,
-                &json!({"error": "invalid_orders", "message": summary, "errors": errors}),
-            );
-        }
+        Err(BatchError::Invalid(errors)) => return invalid(errors),
     };
+    // Idempotency comes before the gate: an order stored before the gate closed is reposted
+    // as a duplicate at any time (a client whose first POST was cut off retries safely).
+    let mut closed = Vec::new();
+    for (i, error) in late {
+        match ports.store.get(&orders[i].record_id).await {
+            Ok(Some(_)) => {} // duplicate or conflict: the batch insert tells which
+            Ok(None) => closed.push(error),
+            Err(e) => return store_unavailable(&e, &[]),
+        }
+    }
+    if !closed.is_empty() {
+        return invalid(closed);
+    }
     let due_at = now.saturating_add(config.submitted_grace).unwrap_or(now);
-    let mut statuses = Vec::with_capacity(orders.len());
+    let records: Vec<OrderRecord> = orders
+        .into_iter()
+        .map(|order| OrderRecord::received(order, now, due_at))
+        .collect();
+    let answers = match ports.store.insert_batch(&records).await {
+        Ok(answers) => answers,
+        Err(e) => return store_unavailable(&e, &records),
+    };
+    let mut statuses = Vec::with_capacity(records.len());
     let mut announce = Vec::new();
-    for order in orders {
-        let record = OrderRecord::received(order, now, due_at);
-        match ports.store.insert(&record).await {
-            Ok(Inserted::New) => {
+    for (record, answer) in records.iter().zip(answers) {
+        statuses.push(match answer {
+            Inserted::New => {
                 tracing::info!(record_id = %record.order.record_id, "order accepted");
-                announce.push(DomainEvent::Submitted(submitted(&record.order, &record)));
-                statuses.push(OrderStatus {
-                    record_id: record.order.record_id,
+                announce.push(DomainEvent::Submitted(submitted(&record.order, record)));
+                OrderStatus {
+                    record_id: record.order.record_id.clone(),
                     status: Status::Accepted,
                     state: record.state.to_string(),
                     message: None,
-                });
+                }
             }
-            Ok(Inserted::Exists(existing)) => statuses.push(compare(&record.order, &existing)),
-            Err(e) => {
-                // Orders before this one are stored; saying which lets the client retry safely.
-                tracing::error!(error = %e, "order store failed");
-                publish(ports, &announce).await;
-                return http_api::json(
-                    503,
-                    &json!({"error": "store_unavailable", "message": format!("{e}; the request can be retried as is"), "orders": statuses}),
-                );
-            }
-        }
+            Inserted::Exists(existing) => compare(&record.order, &existing),
+            Inserted::Withheld => OrderStatus {
+                record_id: record.order.record_id.clone(),
+                status: Status::NotStored,
+                state: "NONE".to_string(),
+                message: Some(
+                    "not stored: another order of the batch conflicts, and a batch is stored whole or not at all"
+                        .to_string(),
+                ),
+            },
+        });
     }
     publish(ports, &announce).await;
     let conflict = statuses.iter().any(|s| s.status == Status::Conflict);
@@ -149,11 +165,33 @@ async fn post_orders(body: &str, ports: &Ports, config: &Config) -> ApiGatewayV2
             .collect();
         body["error"] = json!("record_id_conflict");
         body["message"] = json!(format!(
-            "record_id {} already names a different order; use a new record_id for a new order",
+            "record_id {} already names a different order; nothing of this batch was stored; use a new record_id for a new order",
             ids.join(", ")
         ));
     }
     http_api::json(status, &body)
+}
+
+fn invalid(errors: Vec<FieldError>) -> ApiGatewayV2httpResponse {
+    let summary = match errors.len() {
+        1 => "1 problem in the request; nothing was stored".to_string(),
+        n => format!("{n} problems in the request; nothing was stored"),
+    };
+    http_api::json(
+        400,
+        &json!({"error": "invalid_orders", "message": summary, "errors": errors}),
+    )
+}
+
+/// The store failed: the batch is one transaction, so nothing of it was stored and the request
+/// can be retried as is.
+fn store_unavailable(e: &PortError, _records: &[OrderRecord]) -> ApiGatewayV2httpResponse {
+    tracing::error!(error = %e, "order store failed");
+    http_api::error(
+        503,
+        "store_unavailable",
+        format!("{e}; nothing of this batch was stored; the request can be retried as is"),
+    )
 }
 
 fn submitted(order: &Order, record: &OrderRecord) -> OrderSubmitted {
