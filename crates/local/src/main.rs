@@ -184,6 +184,25 @@ enum AuctionCommand {
     },
 }
 
+/// Prints a line on stdout; see [`out`].
+macro_rules! outln {
+    () => { out(format_args!("\n")) };
+    ($($t:tt)*) => { out(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+/// Writes to stdout. A reader that went away (`energy events list | head`) ends the command
+/// quietly, as it ends `ls`, instead of a panic on the broken pipe.
+fn out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("energy: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
@@ -194,7 +213,7 @@ async fn main() -> ExitCode {
             command: OrdersCommand::Show { record_id, dir },
         } => report(
             "energy orders show",
-            energy_local::cli::order(&dir.data_dir, &record_id).map(|s| print!("{s}")),
+            energy_local::cli::order(&dir.data_dir, &record_id).map(|s| out(format_args!("{s}"))),
         ),
         Command::Dlq { command } => dlq(command),
         Command::Demo {
@@ -236,7 +255,7 @@ fn filter(order: Option<String>, detail_type: Option<String>) -> EventFilter {
 }
 
 async fn events(command: EventsCommand) -> ExitCode {
-    let print = |l: &str| println!("{l}");
+    let print = |l: &str| outln!("{l}");
     match command {
         EventsCommand::List(a) => report(
             "energy events list",
@@ -275,7 +294,7 @@ async fn events(command: EventsCommand) -> ExitCode {
                     let mut f = filter(order, detail_type);
                     f.since_time = Some(since.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
                     let (name, events, deliveries) = cli::replay(&dir.data_dir, &topology, f)?;
-                    println!(
+                    outln!(
                         "{name}: {events} events back on the bus, {deliveries} deliveries queued"
                     );
                     Ok(())
@@ -285,7 +304,7 @@ async fn events(command: EventsCommand) -> ExitCode {
         EventsCommand::TestPattern { pattern, event } => {
             match cli::test_pattern(&pattern, &event) {
                 Ok(result) => {
-                    println!("{}", serde_json::json!({ "Result": result }));
+                    outln!("{}", serde_json::json!({ "Result": result }));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -301,7 +320,7 @@ fn schemas(command: SchemasCommand) -> ExitCode {
     match command {
         SchemasCommand::List => {
             for (name, _) in cli::SCHEMAS {
-                println!("{name}");
+                outln!("{name}");
             }
             ExitCode::SUCCESS
         }
@@ -328,13 +347,13 @@ fn schemas(command: SchemasCommand) -> ExitCode {
             };
             match cli::validate(&text) {
                 Ok((name, errors)) if errors.is_empty() => {
-                    println!("{}: valid {name}", file.display());
+                    outln!("{}: valid {name}", file.display());
                     ExitCode::SUCCESS
                 }
                 Ok((name, errors)) => {
-                    println!("{}: not a valid {name}:", file.display());
+                    outln!("{}: not a valid {name}:", file.display());
                     for e in errors {
-                        println!("  {e}");
+                        outln!("  {e}");
                     }
                     ExitCode::FAILURE
                 }
@@ -353,23 +372,23 @@ fn dlq(command: DlqCommand) -> ExitCode {
             "energy dlq list",
             cli::dlq_list(&dir.data_dir, json).map(|lines| {
                 if lines.is_empty() && !json {
-                    println!("no dead letters");
+                    outln!("no dead letters");
                 }
                 for l in lines {
-                    println!("{l}");
+                    outln!("{l}");
                 }
             }),
         ),
         DlqCommand::Redrive { ids, dir } => report(
             "energy dlq redrive",
             cli::dlq_redrive(&dir.data_dir, &ids)
-                .map(|n| println!("{n} dead letters queued again")),
+                .map(|n| outln!("{n} dead letters queued again")),
         ),
     }
 }
 
 async fn demo(archive: Option<PathBuf>, options: energy_local::demo::DemoOptions) -> ExitCode {
-    let report = match energy_local::demo::run(options, |line| println!("{line}")).await {
+    let report = match energy_local::demo::run(options, |line| outln!("{line}")).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("energy demo: {e:#}");
@@ -407,7 +426,7 @@ fn auction_clear(input: &str) -> ExitCode {
     match energy_auction::curves::clear_document(&text) {
         Ok(out) => match serde_json::to_string_pretty(&out) {
             Ok(json) => {
-                println!("{json}");
+                outln!("{json}");
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -232,6 +232,12 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     });
     let restored_platform_orders = platform.restore()?;
 
+    // What a killed process was writing is not a result: start with an empty tmp.
+    let tmp_dir = args.data_dir.join("tmp");
+    if tmp_dir.exists() {
+        std::fs::remove_dir_all(&tmp_dir)
+            .with_context(|| format!("cannot clean {}", tmp_dir.display()))?;
+    }
     let results_dir = args.data_dir.join("results");
     std::fs::create_dir_all(&results_dir)
         .with_context(|| format!("cannot create {}", results_dir.display()))?;
@@ -280,7 +286,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         }),
         results: Arc::new(FileResults {
             dir: results_dir,
-            tmp: args.data_dir.join("tmp"),
+            tmp: tmp_dir,
         }),
         notifier,
         platform,
@@ -304,14 +310,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let router = server::router(handlers.clone());
-    let mut server_stop = stop_rx.clone();
-    tasks.push(tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    }));
+    tasks.push(tokio::spawn(server::serve(listener, router, stop_rx.clone())));
     tasks.push(tokio::spawn(engine::deliveries(
         shared.clone(),
         handlers.clone(),

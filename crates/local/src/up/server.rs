@@ -2,26 +2,112 @@
 //! for submit-order, and its response goes back as API Gateway would send it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::encodings::Body as LambdaBody;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::StatusCode;
+use http_body_util::BodyExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::handlers::{Handlers, api_request_with};
 
 /// API Gateway's payload limit.
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
+/// How long a client may take to send its request headers, and then its body: a client that
+/// stalls is cut off instead of holding a connection open.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub fn router(handlers: Arc<Handlers>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(handlers)
 }
 
+/// Serves `router` on `listener` until `stop` turns true, then lets open requests finish (for at
+/// most five seconds). HTTP/1.1 with a header read timeout, which `axum::serve` does not set.
+pub async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let service = TowerToHyperService::new(router.clone());
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                }
+                // Out of file descriptors, or a connection reset before it was accepted: the
+                // listener itself is fine; breathe and go on.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// Reads a whole body: 413 past `MAX_BODY`, 400 if it ends early or breaks, 408 if it stalls.
+async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
+    let mut body = body;
+    let mut bytes = Vec::new();
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the body ended before it was complete: {e}"),
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > MAX_BODY {
+                    return Err(plain(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the body is over 10 MiB",
+                    ));
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(Ok(())) => Ok(bytes),
+        Ok(Err(response)) => Err(response),
+        Err(_) => Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the body did not arrive within {} s", READ_TIMEOUT.as_secs()),
+        )),
+    }
+}
+
 async fn handle(State(handlers): State<Arc<Handlers>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+    let too_large = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY as u64);
+    if too_large {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 10 MiB");
+    }
+    let bytes = match read_body(body).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
     };
     let body = match std::str::from_utf8(&bytes) {
         Ok("") => None,
