@@ -2,7 +2,11 @@
 //! (which includes the wait for the auction's results, compressed by the market clock) and the
 //! publication-to-final latency (the stack's own work once results are out), p50 and p99.
 //!
-//! `cargo bench -p energy-local --bench up [-- --orders N --speed S --concurrency C]`
+//! `cargo bench -p energy-local --bench up [-- --orders N --speed S --concurrency C --clients K]`
+//!
+//! Also prints what the safety nets did: result checks by trigger (sweep-triggered ones should be
+//! a small fraction of the orders), failed orders by reason, deliveries still queued once every
+//! order is final, and the database's size.
 
 #[path = "../tests/common/up.rs"]
 mod up;
@@ -17,6 +21,8 @@ struct Options {
     orders: usize,
     speed: u32,
     concurrency: usize,
+    /// POST requests in flight at once.
+    clients: usize,
 }
 
 fn options() -> Options {
@@ -32,6 +38,7 @@ fn options() -> Options {
         orders: get("--orders", 10_000),
         speed: get("--speed", 200) as u32,
         concurrency: get("--concurrency", 8),
+        clients: get("--clients", 4).max(1),
     }
 }
 
@@ -49,6 +56,11 @@ fn order(i: usize) -> Value {
         "side": "BUY",
         "periods": [{"mtu_start": mtu.to_string(), "steps": [{"price": "3000.00", "quantity": "1.0"}]}]
     })
+}
+
+/// Whether the stack still answers (it holds the database open while it runs).
+fn stack_alive(dir: &std::path::Path) -> bool {
+    dir.join("energy.db").exists()
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -94,8 +106,7 @@ async fn main() {
         .map(|c| c.to_vec())
         .collect();
     let mut refused = 0usize;
-    // Four requests in flight.
-    for group in batches.chunks(4) {
+    for group in batches.chunks(o.clients) {
         let mut calls = Vec::new();
         for batch in group {
             let http = http.clone();
@@ -158,6 +169,10 @@ async fn main() {
         if rows.len() >= posted_at.len() {
             break rows;
         }
+        assert!(
+            stack_alive(&dir),
+            "energy up stopped before every order was final"
+        );
         assert!(Instant::now() < deadline, "not final after 15 minutes");
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -242,6 +257,33 @@ async fn main() {
         .map(Result::unwrap)
         .collect();
     println!("result checks by trigger: {}", checks.join(", "));
+    let queued = |db: &rusqlite::Connection| -> i64 {
+        db.query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let at_final = queued(&db);
+    // What is still queued then is work for orders already final; give it two sweep periods of
+    // the stack's wall time to drain, then count again.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let later = queued(&db);
+    let failed: i64 = db
+        .query_row(
+            "SELECT COUNT(DISTINCT record_id) FROM events WHERE detail_type = 'OrderFailed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let size = std::fs::metadata(dir.join("energy.db")).map_or(0, |m| m.len())
+        + std::fs::metadata(dir.join("energy.db-wal")).map_or(0, |m| m.len());
+    println!(
+        "failed orders: {failed} of {}; deliveries queued when all were final: {at_final}, 12 s later: {later}; database {:.1} MB",
+        finals.len(),
+        size as f64 / 1e6
+    );
     drop(stack);
     let _ = std::fs::remove_dir_all(dir);
 }
