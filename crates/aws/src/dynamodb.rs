@@ -134,7 +134,9 @@ impl DynamoOrderStore {
                 .table_name(&self.table)
                 .set_item(Some(item(&batch[i])?))
                 .condition_expression("attribute_not_exists(record_id)")
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .build()
                 .map_err(|e| PortError::permanent(WHAT, e.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());

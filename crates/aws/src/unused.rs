@@ -5,9 +5,9 @@ use energy_core::events::{DomainEvent, OrderEvaluationDue};
 use energy_core::lifecycle::{Expected, OrderRecord};
 use energy_core::order::{Order, RecordId};
 use energy_core::ports::{
-    AuctionPlatform, DueOrder, DuePage, EventPublisher, Inserted, Notification, Notifier, OrderStore,
-    PortError, PublishError, Replaced, ResultStore, ResultsStatus, RetryScheduler, Scheduled,
-    Submission,
+    AuctionPlatform, DueOrder, DuePage, EventPublisher, Inserted, Notification, Notifier,
+    OrderStore, PortError, PublishError, Replaced, ResultStore, ResultsStatus, RetryScheduler,
+    Scheduled, Submission,
 };
 use jiff::Timestamp;
 

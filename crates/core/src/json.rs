@@ -281,9 +281,9 @@ impl Parser<'_> {
             .get(self.at..self.at + 4)
             .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
             .ok_or_else(|| self.syntax(path, "an invalid \\u escape"))?;
-        let code = digits
-            .iter()
-            .fold(0u32, |acc, d| acc * 16 + (*d as char).to_digit(16).unwrap_or(0));
+        let code = digits.iter().fold(0u32, |acc, d| {
+            acc * 16 + (*d as char).to_digit(16).unwrap_or(0)
+        });
         self.at += 4;
         Ok(code)
     }
@@ -385,9 +385,27 @@ mod tests {
     #[test]
     fn what_rfc_8259_refuses_is_refused() {
         for text in [
-            "", " ", "[1,]", "[01]", "[1.]", "[.5]", "[+1]", "[NaN]", "[Infinity]", "[-]",
-            "[1e]", "{\"a\" 1}", "{'a': 1}", "[\"\u{1}\"]", "[\"\\x\"]", "[\"\\ud800\"]",
-            "[\"\\udc00\"]", "[1] [2]", "[tru]", "{\"a\":1,}", "\"unterminated",
+            "",
+            " ",
+            "[1,]",
+            "[01]",
+            "[1.]",
+            "[.5]",
+            "[+1]",
+            "[NaN]",
+            "[Infinity]",
+            "[-]",
+            "[1e]",
+            "{\"a\" 1}",
+            "{'a': 1}",
+            "[\"\u{1}\"]",
+            "[\"\\x\"]",
+            "[\"\\ud800\"]",
+            "[\"\\udc00\"]",
+            "[1] [2]",
+            "[tru]",
+            "{\"a\":1,}",
+            "\"unterminated",
         ] {
             assert_eq!(rule(text).1, "json", "{text:?}");
         }

@@ -88,7 +88,10 @@ pub fn parse_number_literal(text: &str, places: u32) -> Result<i64, DecimalError
         None => (false, text),
     };
     let (mantissa, exponent) = match rest.find(['e', 'E']) {
-        Some(i) => (&rest[..i], parse_exponent(&rest[i + 1..]).ok_or_else(not_a_number)?),
+        Some(i) => (
+            &rest[..i],
+            parse_exponent(&rest[i + 1..]).ok_or_else(not_a_number)?,
+        ),
         None => (rest, 0),
     };
     let (int_part, frac_part) = match mantissa.split_once('.') {
@@ -294,7 +297,10 @@ impl Lots {
 
     /// The sum of `self` and `other`, checked.
     pub fn checked_add(self, other: Lots) -> Result<Lots, Overflow> {
-        self.0.checked_add(other.0).map(Lots).ok_or(Overflow("volume"))
+        self.0
+            .checked_add(other.0)
+            .map(Lots)
+            .ok_or(Overflow("volume"))
     }
 }
 
@@ -340,7 +346,10 @@ mod tests {
         assert_eq!(parse_scaled("45.5", 2), Ok(4550));
         assert_eq!(parse_scaled("-500", 2), Ok(-50000));
         assert_eq!(parse_scaled("0.1", 1), Ok(1));
-        assert!(matches!(parse_scaled("0.10", 1), Err(DecimalError::OffGrid { .. })));
+        assert!(matches!(
+            parse_scaled("0.10", 1),
+            Err(DecimalError::OffGrid { .. })
+        ));
         assert_eq!(parse_number_literal("1e3", 2), Ok(100000));
         assert_eq!(parse_number_literal("12.50e-1", 2), Ok(125));
         assert_eq!(parse_number_literal("100.000", 2), Ok(10000));
@@ -394,7 +403,9 @@ mod tests {
 
     #[test]
     fn the_plain_string_form_is_the_only_string_form() {
-        for text in [" 100.00", "+100.00", "100.", ".5", "1e2", "NaN", "Infinity", "1_0", "0x10"] {
+        for text in [
+            " 100.00", "+100.00", "100.", ".5", "1e2", "NaN", "Infinity", "1_0", "0x10",
+        ] {
             assert!(
                 matches!(parse_scaled(text, 2), Err(DecimalError::NotANumber(_))),
                 "{text:?}"

@@ -130,10 +130,13 @@ pub trait OrderStore: Send + Sync {
 /// Whether a batch insert's answers hold a record that names a different order than the one
 /// sent: the batch was refused.
 pub fn conflicts(batch: &[OrderRecord], answers: &[Inserted]) -> bool {
-    batch.iter().zip(answers).any(|(sent, answer)| match answer {
-        Inserted::Exists(stored) => stored.order != sent.order,
-        _ => false,
-    })
+    batch
+        .iter()
+        .zip(answers)
+        .any(|(sent, answer)| match answer {
+            Inserted::Exists(stored) => stored.order != sent.order,
+            _ => false,
+        })
 }
 
 /// Entries of a publish that did not make it.

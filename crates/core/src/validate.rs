@@ -87,7 +87,11 @@ pub fn parse_json(body: &str) -> Result<Value, FieldError> {
 
 /// Validates a parsed body whose numbers carry no literals (they are read through serde_json's
 /// shortest form); see the module docs.
-pub fn validate_batch(value: &Value, rules: &MarketRules, now: Timestamp) -> Result<Checked, BatchError> {
+pub fn validate_batch(
+    value: &Value,
+    rules: &MarketRules,
+    now: Timestamp,
+) -> Result<Checked, BatchError> {
     let doc = crate::json::Document::from_value(value.clone());
     validate_document(&doc, rules, now)
 }
@@ -560,8 +564,7 @@ impl OrderReader<'_> {
                 None
             }
             Err(_) => {
-                self.errors
-                    .push(volume_limit(field, Lots(i64::MAX), max));
+                self.errors.push(volume_limit(field, Lots(i64::MAX), max));
                 None
             }
             _ => ok.then_some(steps),
@@ -865,7 +868,9 @@ mod tests {
 
     fn rules_of_text(text: &str) -> Vec<(String, &'static str)> {
         match parse_batch(text, &MarketRules::default(), now()) {
-            Err(BatchError::Invalid(errors)) => errors.into_iter().map(|e| (e.path, e.rule)).collect(),
+            Err(BatchError::Invalid(errors)) => {
+                errors.into_iter().map(|e| (e.path, e.rule)).collect()
+            }
             other => panic!("expected errors for {text}, got {other:?}"),
         }
     }
@@ -874,11 +879,19 @@ mod tests {
     fn a_quantity_beyond_the_per_order_maximum_is_refused_not_stored() {
         // 10^17 MW once read back as 19 digits and became unreadable; 7 × 10^14 MW overflowed
         // the energy computation.
-        for q in ["100000000000000000", "700000000000000", "3000.0", "99999999999999999999999"] {
+        for q in [
+            "100000000000000000",
+            "700000000000000",
+            "3000.0",
+            "99999999999999999999999",
+        ] {
             let body = one_step(json!("10.00"), json!(q)).to_string();
             assert_eq!(
                 rules_of_text(&body),
-                [("$[0].periods[0].steps[0].quantity".to_string(), "volume_limit")],
+                [(
+                    "$[0].periods[0].steps[0].quantity".to_string(),
+                    "volume_limit"
+                )],
                 "{q}"
             );
         }
@@ -920,21 +933,35 @@ mod tests {
             );
         }
         // Numbers the schema takes are taken, exactly.
-        for (price, cents) in [("1e2", 10_000), ("45.1", 4510), ("100.000", 10_000), ("-0.5", -50)] {
+        for (price, cents) in [
+            ("1e2", 10_000),
+            ("45.1", 4510),
+            ("100.000", 10_000),
+            ("-0.5", -50),
+        ] {
             let body = one_step(json!("PRICE"), json!("1.0"))
                 .to_string()
                 .replace(r#""PRICE""#, price);
             let checked = parse_batch(&body, &MarketRules::default(), now()).unwrap();
-            assert_eq!(checked.orders[0].periods[0].steps[0].price, PriceCents(cents), "{price}");
+            assert_eq!(
+                checked.orders[0].periods[0].steps[0].price,
+                PriceCents(cents),
+                "{price}"
+            );
         }
     }
 
     #[test]
     fn a_duplicate_key_is_refused_not_last_wins() {
-        let body = one_step(json!("10.00"), json!("1.0"))
-            .to_string()
-            .replacen(r#""side":"SELL""#, r#""side":"BUY","side":"SELL""#, 1);
-        assert_eq!(rules_of_text(&body), [("$[0].side".to_string(), "duplicate_key")]);
+        let body = one_step(json!("10.00"), json!("1.0")).to_string().replacen(
+            r#""side":"SELL""#,
+            r#""side":"BUY","side":"SELL""#,
+            1,
+        );
+        assert_eq!(
+            rules_of_text(&body),
+            [("$[0].side".to_string(), "duplicate_key")]
+        );
     }
 
     #[test]
@@ -942,7 +969,11 @@ mod tests {
         // The first MTU of 2026-03-10, 2026-03-09T23:00:00Z, written in local time.
         assert_eq!(all_mtus("2026-03-10")[0], "2026-03-09T23:00:00Z");
         let offset = "2026-03-10T00:00:00+01:00".to_string();
-        let body = order_on("2026-03-10", &[offset], json!([{"price": "1.00", "quantity": "1.0"}]));
+        let body = order_on(
+            "2026-03-10",
+            &[offset],
+            json!([{"price": "1.00", "quantity": "1.0"}]),
+        );
         assert_eq!(
             rules_of_text(&body.to_string()),
             [("$[0].periods[0].mtu_start".to_string(), "timestamp")]

@@ -381,8 +381,7 @@ fn dlq(command: DlqCommand) -> ExitCode {
         ),
         DlqCommand::Redrive { ids, dir } => report(
             "energy dlq redrive",
-            cli::dlq_redrive(&dir.data_dir, &ids)
-                .map(|n| outln!("{n} dead letters queued again")),
+            cli::dlq_redrive(&dir.data_dir, &ids).map(|n| outln!("{n} dead letters queued again")),
         ),
     }
 }

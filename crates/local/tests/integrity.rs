@@ -60,7 +60,10 @@ async fn a_batch_with_a_conflicting_order_stores_nothing_of_the_batch() {
             ("known".to_string(), "conflict".to_string())
         ]
     );
-    assert!(!stored(&s, "fresh").await, "the new order of a 409 batch was stored");
+    assert!(
+        !stored(&s, "fresh").await,
+        "the new order of a 409 batch was stored"
+    );
     assert_eq!(submitted_ids(&s), ["known"]);
 }
 
@@ -78,8 +81,15 @@ async fn two_racing_batches_that_conflict_store_exactly_one_whole_batch() {
         assert_eq!(answers, [202, 409], "round {round}");
         let a_stored = stored(&s, &format!("a-{round}")).await;
         let b_stored = stored(&s, &format!("b-{round}")).await;
-        assert!(a_stored != b_stored, "round {round}: exactly one batch is stored");
-        assert_eq!(a_stored, sa == 202, "round {round}: the 202 batch is the stored one");
+        assert!(
+            a_stored != b_stored,
+            "round {round}: exactly one batch is stored"
+        );
+        assert_eq!(
+            a_stored,
+            sa == 202,
+            "round {round}: the 202 batch is the stored one"
+        );
         assert_eq!(submitted_ids(&s).len(), 2, "round {round}");
     }
 }
@@ -122,15 +132,29 @@ async fn only_application_json_may_post_orders() {
         Some("application/jsonx"),
         None,
     ] {
-        let headers: Vec<(&str, &str)> = content_type.map(|c| ("content-type", c)).into_iter().collect();
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|c| ("content-type", c))
+            .into_iter()
+            .collect();
         let resp = s
             .handlers
-            .http(api_request_with("POST", "/orders", "", &headers, Some(&body)))
+            .http(api_request_with(
+                "POST",
+                "/orders",
+                "",
+                &headers,
+                Some(&body),
+            ))
             .await;
         let answer = submit_order::response_body(&resp);
         assert_eq!(resp.status_code, 415, "{content_type:?}: {answer}");
         assert_eq!(answer["error"], "unsupported_media_type");
-        assert!(answer["message"].as_str().unwrap().contains("application/json"));
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("application/json")
+        );
     }
     assert!(!stored(&s, "ct-1").await);
     for content_type in ["application/json", "Application/JSON; charset=utf-8"] {
@@ -157,7 +181,10 @@ async fn a_huge_quantity_is_refused_at_validation_and_nothing_is_stored() {
         let (status, body) = post(&s, &json!([o])).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["errors"][0]["rule"], "volume_limit", "{body}");
-        assert_eq!(body["errors"][0]["path"], "$[0].periods[0].steps[0].quantity");
+        assert_eq!(
+            body["errors"][0]["path"],
+            "$[0].periods[0].steps[0].quantity"
+        );
     }
     assert!(!stored(&s, "huge").await);
 }

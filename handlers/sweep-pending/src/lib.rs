@@ -107,9 +107,7 @@ pub async fn handle(
         let cut_short = room < page.items.len();
         let mut events = Vec::with_capacity(page.items.len().min(room));
         for d in page.items.iter().take(room) {
-            let next = now
-                .saturating_add(config.backoff(d.sweeps))
-                .unwrap_or(now);
+            let next = now.saturating_add(config.backoff(d.sweeps)).unwrap_or(now);
             if !ports.store.claim_sweep(d, next).await? {
                 report.skipped += 1;
                 continue;

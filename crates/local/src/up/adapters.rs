@@ -99,7 +99,11 @@ impl LocalStore {
         write_record(&self.shared.db.conn(), record, expected, self.now_s())
     }
 
-    fn read(conn: &rusqlite::Connection, id: &RecordId, now_s: i64) -> Result<Option<OrderRecord>, PortError> {
+    fn read(
+        conn: &rusqlite::Connection,
+        id: &RecordId,
+        now_s: i64,
+    ) -> Result<Option<OrderRecord>, PortError> {
         let body: Option<String> = conn
             .query_row(
                 "SELECT body FROM orders WHERE record_id = ?1 AND expires_at > ?2",
@@ -576,7 +580,9 @@ mod tests {
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let store = store.clone();
-                std::thread::spawn(move || (0..50_000).map(|_| store.temp_path()).collect::<Vec<_>>())
+                std::thread::spawn(move || {
+                    (0..50_000).map(|_| store.temp_path()).collect::<Vec<_>>()
+                })
             })
             .collect();
         let mut all = std::collections::HashSet::new();
@@ -631,7 +637,12 @@ mod tests {
         }
         let leftovers = std::fs::read_dir(dir.join("tmp")).map_or(0, |d| d.count());
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(wrong.is_empty(), "{} objects hold other bytes: {:?}", wrong.len(), &wrong[..wrong.len().min(5)]);
+        assert!(
+            wrong.is_empty(),
+            "{} objects hold other bytes: {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
         assert_eq!(leftovers, 0, "temporary files left behind");
     }
 }

@@ -310,7 +310,11 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let router = server::router(handlers.clone());
-    tasks.push(tokio::spawn(server::serve(listener, router, stop_rx.clone())));
+    tasks.push(tokio::spawn(server::serve(
+        listener,
+        router,
+        stop_rx.clone(),
+    )));
     tasks.push(tokio::spawn(engine::deliveries(
         shared.clone(),
         handlers.clone(),

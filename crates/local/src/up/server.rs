@@ -89,7 +89,10 @@ async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
         Ok(Err(response)) => Err(response),
         Err(_) => Err(plain(
             StatusCode::REQUEST_TIMEOUT,
-            &format!("the body did not arrive within {} s", READ_TIMEOUT.as_secs()),
+            &format!(
+                "the body did not arrive within {} s",
+                READ_TIMEOUT.as_secs()
+            ),
         )),
     }
 }
