@@ -146,11 +146,16 @@ async fn handle(State(handlers): State<Arc<Handlers>>, request: Request) -> Resp
 }
 
 fn plain(status: StatusCode, message: &str) -> Response {
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        _ => "bad_request",
+    };
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
         .body(Body::from(
-            serde_json::json!({"error": "bad_request", "message": message}).to_string(),
+            serde_json::json!({"error": code, "message": message}).to_string(),
         ))
         .unwrap_or_default()
 }
