@@ -200,7 +200,14 @@ async fn a_percent_encoded_id_is_decoded_as_api_gateway_does() {
 }
 
 async fn sweep(s: &energy_local::system::System) -> sweep_pending::Report {
-    sweep_pending::handle(Default::default(), &s.ports, &s.handlers.sweep)
+    sweep_at(s, s.now()).await
+}
+
+/// A sweep triggered at `at` (the scheduled event's time), run now.
+async fn sweep_at(s: &energy_local::system::System, at: jiff::Timestamp) -> sweep_pending::Report {
+    let event = serde_json::from_value(energy_local::handlers::scheduled_event(at, "energy-sweep"))
+        .unwrap();
+    sweep_pending::handle(event, &s.ports, &s.handlers.sweep)
         .await
         .unwrap()
 }
@@ -260,4 +267,18 @@ async fn a_handler_write_wins_over_a_stale_sweep_claim() {
     run_to_end(&s, 1).await;
     let later = s.now();
     assert!(!s.store.claim_sweep(&seen, later).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_sweep_that_waited_in_a_queue_leaves_alone_what_queued_up_behind_it() {
+    let s = system();
+    let triggered = s.now();
+    // Orders arrive after the sweep was triggered; their events are queued behind it.
+    assert_eq!(post(&s, &json!([accepted("behind")])).await.0, 202);
+    s.clock
+        .advance(s.handlers.submit.submitted_grace + s.handlers.sweep.grace);
+    // The sweep runs late: it judges by when it was triggered.
+    assert_eq!(sweep_at(&s, triggered).await.emitted, 0);
+    // A sweep triggered now finds the order overdue.
+    assert_eq!(sweep(&s).await.emitted, 1);
 }

@@ -20,7 +20,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use energy_core::events::{DomainEvent, OrderEvaluationDue, Trigger};
 use energy_core::ports::{PortError, Ports, PublishError, Retryable};
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -87,14 +87,21 @@ impl Retryable for Error {
     }
 }
 
-/// Handles one scheduled event (its content is not used).
+/// Handles one scheduled event. Overdue means overdue when the sweep was *triggered* (the
+/// event's `time`), not when it runs: a sweep that waited in a queue must not take for lost the
+/// events that queued up behind it meanwhile.
 pub async fn handle(
-    _event: EventBridgeEvent<Value>,
+    event: EventBridgeEvent<Value>,
     ports: &Ports,
     config: &Config,
 ) -> Result<Report, Error> {
     let now = ports.clock.now();
-    let cutoff = now.saturating_sub(config.grace).unwrap_or(now);
+    let triggered = event
+        .time
+        .and_then(|t| Timestamp::from_millisecond(t.timestamp_millis()).ok())
+        .filter(|t| *t > Timestamp::UNIX_EPOCH && *t <= now)
+        .unwrap_or(now);
+    let cutoff = triggered.saturating_sub(config.grace).unwrap_or(triggered);
     let mut report = Report::default();
     let mut cursor = None;
     loop {
