@@ -3,6 +3,8 @@
 //! quantities, and a sweeper that claims each re-send.
 
 mod common;
+#[path = "common/up.rs"]
+mod up;
 
 use common::*;
 use energy_core::ports::{DueOrder, OrderStore};
@@ -281,4 +283,30 @@ async fn a_sweep_that_waited_in_a_queue_leaves_alone_what_queued_up_behind_it() 
     assert_eq!(sweep_at(&s, triggered).await.emitted, 0);
     // A sweep triggered now finds the order overdue.
     assert_eq!(sweep(&s).await.emitted, 1);
+}
+
+/// `energy dlq list | head` once panicked on the broken pipe; a reader that went away ends the
+/// command quietly.
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    let dir = up::data_dir("pipe");
+    up::start(&dir, &[]).stop();
+    let dir_arg = dir.to_string_lossy().into_owned();
+    for args in [
+        vec!["dlq", "list", "--data-dir", &dir_arg],
+        vec!["schemas", "list"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_energy"))
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -709,3 +709,19 @@ fn schemas_are_listed_shown_and_validate_events_and_order_batches() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A file a killed process was writing when it died is not a result: start-up clears the
+/// data dir's tmp.
+#[test]
+fn a_stray_temporary_file_from_a_killed_run_is_cleared_at_start() {
+    let dir = data_dir("stray-tmp");
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    std::fs::write(dir.join("tmp").join("4242-7"), b"half an obj").unwrap();
+    let up = start(&dir, &[]);
+    let left: Vec<_> = std::fs::read_dir(dir.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    up.stop();
+    assert!(left.is_empty(), "left in tmp: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
