@@ -257,6 +257,19 @@ async fn main() {
         .map(Result::unwrap)
         .collect();
     println!("result checks by trigger: {}", checks.join(", "));
+    let swept: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE detail_type = 'OrderEvaluationDue'
+             AND json_extract(body, '$.detail.trigger') = 'SWEEP'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    println!(
+        "sweep-triggered evaluations: {swept} ({:.2} % of {} orders)",
+        swept as f64 * 100.0 / finals.len().max(1) as f64,
+        finals.len()
+    );
     let queued = |db: &rusqlite::Connection| -> i64 {
         db.query_row(
             "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'",
