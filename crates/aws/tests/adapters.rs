@@ -129,6 +129,94 @@ async fn a_replace_from_a_stale_version_is_a_conflict_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_batch_is_one_transaction_a_conflict_writes_none_of_it_and_duplicates_pass() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    let known = record("b-known", "2026-01-14T08:02:00Z");
+    assert_eq!(store.insert(&known).await.unwrap(), Inserted::New);
+
+    // A conflicting order under a known id: nothing of the batch is written.
+    let mut changed = known.clone();
+    changed.order.portfolio = "OTHER".into();
+    let fresh = record("b-fresh", "2026-01-14T08:02:00Z");
+    let answers = store.insert_batch(&[fresh.clone(), changed]).await.unwrap();
+    assert_eq!(
+        answers,
+        [
+            Inserted::Withheld,
+            Inserted::Exists(Box::new(known.clone()))
+        ]
+    );
+    assert_eq!(store.get(&fresh.order.record_id).await.unwrap(), None);
+
+    // The same order again is a duplicate; the new ones are written together.
+    let more: Vec<OrderRecord> = (0..30)
+        .map(|i| record(&format!("b-{i:02}"), "2026-01-14T08:02:00Z"))
+        .collect();
+    let mut batch = vec![known.clone()];
+    batch.extend(more.iter().cloned());
+    let answers = store.insert_batch(&batch).await.unwrap();
+    assert_eq!(answers[0], Inserted::Exists(Box::new(known.clone())));
+    assert!(
+        answers[1..].iter().all(|a| *a == Inserted::New),
+        "{answers:?}"
+    );
+    for r in &more {
+        assert_eq!(
+            store.get(&r.order.record_id).await.unwrap().as_ref(),
+            Some(r)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_sweep_claim_moves_the_index_once_and_leaves_the_record_alone() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    let r = record("s-1", "2026-01-14T08:02:00Z");
+    store.insert(&r).await.unwrap();
+    let page = store
+        .due(at("2026-01-14T09:00:00Z"), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    let seen = page.items[0].clone();
+    assert_eq!(seen.sweeps, 0);
+    let next = at("2026-01-14T08:10:00Z");
+    assert!(store.claim_sweep(&seen, next).await.unwrap());
+    // The same claim again lost: the index moved.
+    assert!(!store.claim_sweep(&seen, next).await.unwrap());
+    let page = store
+        .due(at("2026-01-14T09:00:00Z"), 10, None)
+        .await
+        .unwrap();
+    assert_eq!((page.items[0].due_at, page.items[0].sweeps), (next, 1));
+    // The record is as it was; its next write resets the count.
+    assert_eq!(
+        store.get(&r.order.record_id).await.unwrap(),
+        Some(r.clone())
+    );
+    let moved = r
+        .apply(
+            Transition::HandedOver {
+                due_at: at("2026-01-14T08:30:00Z"),
+            },
+            at("2026-01-14T08:05:00Z"),
+        )
+        .unwrap();
+    store.replace(&moved, r.expected()).await.unwrap();
+    let page = store
+        .due(at("2026-01-14T09:00:00Z"), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].sweeps, 0);
+}
+
+#[tokio::test]
 async fn the_due_query_reads_the_sparse_index_across_pages_earliest_first() {
     let moto = Moto::start();
     let sdk = moto.sdk().await;
