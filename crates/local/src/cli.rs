@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::db::{Db, EventFilter, wall_ms};
-use crate::pattern::Pattern;
+use energy_patterns::Pattern;
 
 /// The event schemas of `events-schema/`, built in: (name, schema text).
 pub const SCHEMAS: &[(&str, &str)] = &[

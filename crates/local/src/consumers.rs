@@ -22,8 +22,8 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::pattern::Pattern;
 use crate::topology::{DeliveryPolicy, Rule, Target, Topology, TopologyError};
+use energy_patterns::Pattern;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]

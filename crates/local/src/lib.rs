@@ -1,7 +1,7 @@
 //! The `energy` command: the whole Energy system on one machine.
 //!
-//! - [`topology`] reads the routing from `template.yaml`; [`pattern`] matches EventBridge event
-//!   patterns; [`consumers`] adds local rules with HTTP targets.
+//! - [`topology`] reads the routing from `template.yaml` and matches events with the
+//!   `energy-patterns` crate; [`consumers`] adds local rules with HTTP targets.
 //! - [`handlers`] invokes the five handler crates the way Lambda does.
 //! - [`up`] is `energy up`: the HTTP API, the bus, the scheduler, the sweeper and the simulated
 //!   platform on an embedded database ([`db`]), durable across crashes.
@@ -15,7 +15,6 @@ pub mod consumers;
 pub mod db;
 pub mod demo;
 pub mod handlers;
-pub mod pattern;
 pub mod platform;
 pub mod routes;
 pub mod system;

@@ -14,8 +14,8 @@ use energy_core::retry::RetryPolicy;
 use jiff::SignedDuration;
 use serde_json::Value;
 
-use crate::pattern::Pattern;
 use crate::routes::Function;
+use energy_patterns::Pattern;
 
 /// The template the binary was built with: `energy` works from any directory.
 pub const EMBEDDED_TEMPLATE: &str = include_str!("../../../template.yaml");

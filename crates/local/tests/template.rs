@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use energy_local::pattern::Pattern;
 use energy_local::topology::{Target, Topology};
+use energy_patterns::Pattern;
 use serde_json::Value;
 
 fn template() -> Value {

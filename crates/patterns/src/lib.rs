@@ -1,13 +1,36 @@
 //! EventBridge event patterns: compiled once, matched against events as `serde_json::Value`.
 //!
-//! The semantics are those of the EventBridge user guide ("Event patterns", "Content filtering",
-//! "Comparison operators"), pinned by `tests/patterns.rs`: a pattern is an object whose keys name
+//! ```
+//! use energy_patterns::Pattern;
+//! use serde_json::json;
+//!
+//! let pattern = Pattern::compile(&json!({
+//!     "detail-type": ["OrderFailed"],
+//!     "detail": {"zone": [{"prefix": "DE"}], "error": {"code": [{"exists": false}]}}
+//! }))?;
+//! assert!(pattern.matches(&json!({"detail-type": "OrderFailed", "detail": {"zone": "DE-LU"}})));
+//! assert!(!pattern.matches(&json!({"detail-type": "OrderFailed", "detail": {"zone": "FR"}})));
+//! # Ok::<(), energy_patterns::PatternError>(())
+//! ```
+//!
+//! Usable on its own: it depends on `serde_json` alone. The semantics are those of the
+//! EventBridge user guide ("Event patterns", "Content filtering", "Comparison operators"),
+//! pinned by `tests/conformance.rs`: a pattern is an object whose keys name
 //! fields of the event; an object value descends into that field, an array value lists matchers
 //! of which one must match. An event field that is an array matches if any element does. The
 //! matchers are exact values (strings, numbers, booleans, null), `prefix` and `suffix` (also with
 //! `equals-ignore-case`), `anything-but` (a value, a list of values, `prefix`, `suffix`,
 //! `equals-ignore-case`, `wildcard`), `numeric` ranges, `exists`, `equals-ignore-case`,
-//! `wildcard`, `cidr`; `$or` lists alternatives at any level.
+//! `wildcard`, `cidr`; `$or` lists alternatives at any level. A field the event lacks, or whose
+//! parent is missing or is not an object, does not exist: only `{"exists": false}` matches it, at
+//! any depth (`{"detail": {"error": {"code": [{"exists": false}]}}}` matches an event whose
+//! `detail` has no `error`).
+//!
+//! What EventBridge refuses is refused here too, as a [`PatternError`] naming the place in the
+//! pattern: a bare value where an array of matchers belongs, an empty array, an unknown operator
+//! (`contains`), a `numeric` range with two lower or two upper bounds or a non-number, a wildcard
+//! with consecutive `*`, a bad CIDR block, `anything-but` of an operator it does not take, an
+//! `exists` that is not a boolean, a `$or` with fewer than two alternatives, an empty pattern.
 //!
 //! The `quamina` crate (0.7) was evaluated first against the guide's examples: it has no
 //! `anything-but` with `prefix`, `suffix` or `wildcard`, and no `$or`, all of which the guide
@@ -521,7 +544,7 @@ fn leaves(v: &Value) -> Vec<&Value> {
 impl Node {
     fn matches(&self, event: &Value) -> bool {
         match event {
-            Value::Array(items) => items.iter().any(|e| self.matches(e)),
+            Value::Array(items) if !items.is_empty() => items.iter().any(|e| self.matches(e)),
             Value::Object(map) => {
                 self.fields
                     .iter()
@@ -531,15 +554,28 @@ impl Node {
                         .iter()
                         .all(|group| group.iter().any(|alternative| alternative.matches(event)))
             }
-            _ => false,
+            // Not an object: none of the fields below exist.
+            _ => self.matches_absent(),
         }
+    }
+
+    /// Whether this level matches where the event has nothing: only `exists: false` can.
+    fn matches_absent(&self) -> bool {
+        self.fields.iter().all(|(_, field)| field.matches(None))
+            && self
+                .or
+                .iter()
+                .all(|group| group.iter().any(Node::matches_absent))
     }
 }
 
 impl Field {
     fn matches(&self, value: Option<&Value>) -> bool {
         match self {
-            Field::Nested(node) => value.is_some_and(|v| node.matches(v)),
+            Field::Nested(node) => match value {
+                Some(v) => node.matches(v),
+                None => node.matches_absent(),
+            },
             Field::Leaf(matchers) => matchers.iter().any(|m| match (m, value) {
                 (Matcher::Exists(want), v) => {
                     let present = v.is_some_and(|v| !v.is_object() && !leaves(v).is_empty());
