@@ -2,26 +2,20 @@
 //! invocation carrying the event id and the record id, and errors as Diagnostics that say
 //! whether a retry can help.
 
-use std::fmt::{Debug, Display};
-use std::future::Future;
+use std::fmt::Display;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use energy_core::handler::{EventHandler, HandlerError};
 use energy_core::ports::Retryable;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-/// The error type Lambda records: `Retryable.<Kind>` or `NotRetryable.<Kind>`.
-pub fn diagnostic<E: Display + Retryable + Debug>(e: &E) -> Diagnostic {
-    let kind = format!("{e:?}");
-    let kind: String = kind.chars().take_while(|c| c.is_alphanumeric()).collect();
-    let prefix = if e.retryable() {
-        "Retryable"
-    } else {
-        "NotRetryable"
-    };
+/// The Diagnostic Lambda records: `errorType` says whether a retry can help and what failed
+/// (`Retryable.Port`, `NotRetryable.WrongEvent`).
+pub fn diagnostic(e: &HandlerError) -> Diagnostic {
     Diagnostic {
-        error_type: format!("{prefix}.{kind}"),
+        error_type: e.error_type(),
         error_message: e.to_string(),
     }
 }
@@ -34,28 +28,23 @@ pub fn startup_error(e: impl Display) -> lambda_runtime::Error {
 }
 
 /// Runs an EventBridge-triggered handler until the runtime stops.
-pub async fn run_events<F, Fut, O, E>(handler: F) -> Result<(), lambda_runtime::Error>
-where
-    F: Fn(EventBridgeEvent<Value>) -> Fut,
-    Fut: Future<Output = Result<O, E>>,
-    O: Debug,
-    E: Display + Retryable + Debug,
-{
+pub async fn run_events<H: EventHandler>(handler: H) -> Result<(), lambda_runtime::Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent<Value>>| async move {
             let detail = &event.payload;
             let span = tracing::info_span!(
                 "event",
+                function = H::NAME,
                 event_id = detail.id.as_deref().unwrap_or("-"),
                 detail_type = %detail.detail_type,
                 record_id = detail.detail["record_id"].as_str().unwrap_or("-"),
                 request_id = %event.context.request_id,
             );
             async move {
-                match handler(event.payload).await {
+                match handler.handle(event.payload).await {
                     Ok(outcome) => {
-                        let outcome = format!("{outcome:?}");
+                        let outcome = outcome.to_string();
                         tracing::info!(%outcome, "handled");
                         Ok::<Value, Diagnostic>(json!({ "outcome": outcome }))
                     }

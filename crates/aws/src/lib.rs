@@ -7,9 +7,9 @@
 //! - [`slack`]: `Notifier` to a Slack webhook whose URL is a Secrets Manager secret.
 //! - [`error`]: SDK errors as `PortError`s that say whether a retry can help.
 //! - [`env`] and [`lambda`]: configuration from the environment and the runtime loop.
-//! - [`wiring`]: a function's ports from the environment.
-//! - [`unused`]: a stand-in for the ports a function does not use, so each one holds only the
-//!   clients (and the permissions) it needs.
+//! - [`wiring`]: each port from the environment, built once at start-up; a handler's `main.rs`
+//!   asks for exactly the ones its struct holds, so it builds only the clients (and needs only
+//!   the permissions) it uses.
 
 pub mod dynamodb;
 pub mod env;
@@ -19,5 +19,4 @@ pub mod lambda;
 pub mod s3;
 pub mod scheduler;
 pub mod slack;
-pub mod unused;
 pub mod wiring;

@@ -1,11 +1,13 @@
-//! Builds a function's [`Ports`] from the SDK configuration: only the ports it names, the others
-//! [`Unused`]. Clients are built once, at start-up.
+//! Builds each port from the SDK configuration and the environment. A handler's `main.rs` asks
+//! for the ones its struct holds, once, at start-up; a missing variable stops start-up naming it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use energy_core::ports::{AuctionPlatform, Ports, SystemClock};
+use energy_core::ports::{
+    Clock, EventPublisher, Notifier, OrderStore, ResultStore, RetryScheduler, SystemClock,
+};
 use energy_core::retry::RetryPolicy;
 use jiff::SignedDuration;
 
@@ -15,102 +17,85 @@ use crate::eventbridge::EventBridgePublisher;
 use crate::s3::S3Results;
 use crate::scheduler::{EventBridgeScheduler, SchedulerTarget};
 use crate::slack::{CachedSecret, SlackWebhook};
-use crate::unused::Unused;
 
-/// A function's ports under construction.
+/// The SDK configuration and the environment, from which each port is built on demand.
 pub struct Wiring {
     sdk: SdkConfig,
-    ports: Ports,
+    env: Env,
 }
 
 impl Wiring {
-    /// Every port unused but the clock; `function` names the function in wiring errors.
-    pub fn new(sdk: SdkConfig, function: &'static str) -> Self {
-        let unused = Arc::new(Unused(function));
-        let ports = Ports {
-            clock: Arc::new(SystemClock),
-            store: unused.clone(),
-            bus: unused.clone(),
-            scheduler: unused.clone(),
-            results: unused.clone(),
-            notifier: unused.clone(),
-            platform: unused,
-        };
-        Wiring { sdk, ports }
+    pub fn new(sdk: SdkConfig, env: Env) -> Self {
+        Wiring { sdk, env }
     }
 
     pub fn sdk(&self) -> &SdkConfig {
         &self.sdk
     }
 
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The system clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::new(SystemClock)
+    }
+
     /// The orders table (`ORDERS_TABLE`).
-    pub fn store(mut self, env: &Env) -> Result<Self, ConfigError> {
-        let table = env.required("ORDERS_TABLE")?;
-        self.ports.store = Arc::new(DynamoOrderStore::new(
+    pub fn orders(&self) -> Result<Arc<dyn OrderStore>, ConfigError> {
+        let table = self.env.required("ORDERS_TABLE")?;
+        Ok(Arc::new(DynamoOrderStore::new(
             aws_sdk_dynamodb::Client::new(&self.sdk),
             table,
-        ));
-        Ok(self)
+        )))
     }
 
     /// The event bus (`EVENT_BUS_NAME`).
-    pub fn bus(mut self, env: &Env) -> Result<Self, ConfigError> {
-        let bus = env.required("EVENT_BUS_NAME")?;
-        self.ports.bus = Arc::new(EventBridgePublisher::new(
+    pub fn bus(&self) -> Result<Arc<dyn EventPublisher>, ConfigError> {
+        let bus = self.env.required("EVENT_BUS_NAME")?;
+        Ok(Arc::new(EventBridgePublisher::new(
             aws_sdk_eventbridge::Client::new(&self.sdk),
             bus,
-        ));
-        Ok(self)
+        )))
     }
 
     /// One-time schedules (`SCHEDULE_GROUP`, `EVENT_BUS_ARN`, `SCHEDULER_ROLE_ARN`).
-    pub fn scheduler(mut self, env: &Env) -> Result<Self, ConfigError> {
+    pub fn scheduler(&self) -> Result<Arc<dyn RetryScheduler>, ConfigError> {
         let target = SchedulerTarget {
-            group: env.required("SCHEDULE_GROUP")?,
-            bus_arn: env.required("EVENT_BUS_ARN")?,
-            role_arn: env.required("SCHEDULER_ROLE_ARN")?,
+            group: self.env.required("SCHEDULE_GROUP")?,
+            bus_arn: self.env.required("EVENT_BUS_ARN")?,
+            role_arn: self.env.required("SCHEDULER_ROLE_ARN")?,
         };
-        self.ports.scheduler = Arc::new(EventBridgeScheduler::new(
+        Ok(Arc::new(EventBridgeScheduler::new(
             aws_sdk_scheduler::Client::new(&self.sdk),
             target,
-        ));
-        Ok(self)
+        )))
     }
 
     /// The results bucket (`RESULTS_BUCKET`). Path-style addressing when an endpoint override is
     /// set (an emulator).
-    pub fn results(mut self, env: &Env) -> Result<Self, ConfigError> {
-        let bucket = env.required("RESULTS_BUCKET")?;
+    pub fn results(&self) -> Result<Arc<dyn ResultStore>, ConfigError> {
+        let bucket = self.env.required("RESULTS_BUCKET")?;
         let config = aws_sdk_s3::config::Builder::from(&self.sdk)
             .force_path_style(self.sdk.endpoint_url().is_some())
             .build();
-        self.ports.results = Arc::new(S3Results::new(
+        Ok(Arc::new(S3Results::new(
             aws_sdk_s3::Client::from_conf(config),
             bucket,
-        ));
-        Ok(self)
+        )))
     }
 
     /// Slack (`SLACK_WEBHOOK_SECRET_ARN`, `SLACK_TIMEOUT_MS`, default 5000).
-    pub fn slack(mut self, env: &Env) -> Result<Self, ConfigError> {
-        let secret = env.required("SLACK_WEBHOOK_SECRET_ARN")?;
-        let timeout = Duration::from_millis(env.parse_or("SLACK_TIMEOUT_MS", 5_000u64)?);
+    pub fn slack(&self) -> Result<Arc<dyn Notifier>, ConfigError> {
+        let secret = self.env.required("SLACK_WEBHOOK_SECRET_ARN")?;
+        let timeout = Duration::from_millis(self.env.parse_or("SLACK_TIMEOUT_MS", 5_000u64)?);
         let url = CachedSecret::new(aws_sdk_secretsmanager::Client::new(&self.sdk), secret);
         let webhook = SlackWebhook::new(url, timeout).map_err(|e| ConfigError {
             name: "SLACK_WEBHOOK_SECRET_ARN",
             problem: e.to_string(),
         })?;
-        self.ports.notifier = Arc::new(webhook);
-        Ok(self)
-    }
-
-    pub fn platform(mut self, platform: Arc<dyn AuctionPlatform>) -> Self {
-        self.ports.platform = platform;
-        self
-    }
-
-    pub fn ports(self) -> Ports {
-        self.ports
+        Ok(Arc::new(webhook))
     }
 }
 

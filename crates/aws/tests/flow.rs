@@ -17,11 +17,16 @@ use energy_aws::eventbridge::EventBridgePublisher;
 use energy_aws::s3::S3Results;
 use energy_aws::scheduler::{EventBridgeScheduler, SchedulerTarget};
 use energy_core::calendar::MarketRules;
+use energy_core::handler::EventHandler;
 use energy_core::memory::{InMemoryNotifier, ManualClock};
-use energy_core::ports::{Clock, OrderStore, Ports};
+use energy_core::ports::{Clock, EventPublisher, OrderStore};
 use energy_core::retry::RetryPolicy;
+use evaluate_order::EvaluateOrder;
 use jiff::Timestamp;
+use notify_slack::NotifySlack;
 use serde_json::{Value, json};
+use store_result::StoreResult;
+use submit_order::SubmitOrder;
 use support::*;
 
 fn validators() -> BTreeMap<String, jsonschema::Validator> {
@@ -120,13 +125,22 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
         aws_sdk_dynamodb::Client::new(&sdk),
         TABLE,
     ));
-    let ports = Ports {
+    let bus: Arc<dyn EventPublisher> = Arc::new(EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(&sdk),
+        BUS,
+    ));
+    let retry = RetryPolicy::default();
+    // Each handler with exactly the adapters its Lambda is wired with.
+    let submit = SubmitOrder {
         clock: clock.clone(),
-        store: store.clone(),
-        bus: Arc::new(EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(&sdk),
-            BUS,
-        )),
+        orders: store.clone(),
+        bus: bus.clone(),
+        config: submit_order::Config::default(),
+    };
+    let evaluate = EvaluateOrder {
+        clock: clock.clone(),
+        orders: store.clone(),
+        bus: bus.clone(),
         scheduler: Arc::new(EventBridgeScheduler::new(
             aws_sdk_scheduler::Client::new(&sdk),
             SchedulerTarget {
@@ -135,14 +149,24 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
                 role_arn: ROLE_ARN.into(),
             },
         )),
-        results: Arc::new(S3Results::new(s3.clone(), BUCKET)),
-        notifier: notifier.clone(),
         platform: Arc::new(SimPlatform::new(SimConfig::default(), clock.clone())),
+        config: evaluate_order::Config {
+            retry,
+            rules: MarketRules::default(),
+        },
     };
-    let retry = RetryPolicy::default();
-    let evaluate = evaluate_order::Config {
-        retry,
-        rules: MarketRules::default(),
+    let store_result = StoreResult {
+        clock: clock.clone(),
+        orders: store.clone(),
+        bus: bus.clone(),
+        results: Arc::new(S3Results::new(s3.clone(), BUCKET)),
+        config: store_result::Config { retry },
+    };
+    let notify = NotifySlack {
+        clock: clock.clone(),
+        orders: store.clone(),
+        notifier: notifier.clone(),
+        config: notify_slack::Config { retry },
     };
 
     let batch = json!([
@@ -165,8 +189,7 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
             json!([{"price": "3500.00", "quantity": "20.0"}])
         ),
     ]);
-    let response =
-        submit_order::handle(post(&batch), &ports, &submit_order::Config::default()).await;
+    let response = submit.handle(post(&batch)).await;
     assert_eq!(response.status_code, 202);
 
     let schemas = validators();
@@ -192,19 +215,13 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
             let delivered: EventBridgeEvent<Value> = serde_json::from_value(event.clone()).unwrap();
             match detail_type.as_str() {
                 "OrderSubmitted" | "OrderEvaluationDue" => {
-                    evaluate_order::handle(delivered, &ports, &evaluate)
-                        .await
-                        .unwrap();
+                    evaluate.handle(delivered).await.unwrap();
                 }
                 "OrderReady" => {
-                    store_result::handle(delivered, &ports, &store_result::Config { retry })
-                        .await
-                        .unwrap();
+                    store_result.handle(delivered).await.unwrap();
                 }
                 "OrderFailed" => {
-                    notify_slack::handle(delivered, &ports, &notify_slack::Config { retry })
-                        .await
-                        .unwrap();
+                    notify.handle(delivered).await.unwrap();
                 }
                 _ => {}
             }

@@ -102,7 +102,7 @@ async fn evaluate_order_hands_an_order_over_and_schedules_its_first_check() {
         response(&run)["outcome"]
             .as_str()
             .unwrap()
-            .starts_with("HandedOver"),
+            .starts_with("handed over; first check "),
         "{:?}",
         run.answer
     );
@@ -199,7 +199,7 @@ async fn store_result_writes_the_result_object_of_a_ready_order() {
         response(&run)["outcome"]
             .as_str()
             .unwrap()
-            .starts_with("Stored"),
+            .starts_with("result stored at results/"),
         "{:?}",
         run.answer
     );
@@ -281,7 +281,12 @@ async fn notify_slack_posts_once_for_a_failed_order() {
         ),
     )
     .await;
-    assert_eq!(response(&run)["outcome"], "Notified", "{}", run.stdout);
+    assert_eq!(
+        response(&run)["outcome"],
+        "the desk was told",
+        "{}",
+        run.stdout
+    );
     assert_eq!(posts.load(Ordering::SeqCst), 1);
     assert!(
         !run.stdout.contains("/services/T/B/X"),
@@ -299,7 +304,7 @@ async fn sweep_pending_answers_a_scheduled_event_with_its_report() {
     env.push(("SWEEP_GRACE_SECONDS", "0".into()));
     let run = invoke(&bootstrap("sweep-pending"), &[], &env, event).await;
     let outcome = response(&run)["outcome"].as_str().unwrap().to_string();
-    assert!(outcome.contains("emitted: 1"), "{outcome}");
+    assert_eq!(outcome, "re-sent 1 overdue order");
 }
 
 #[tokio::test]

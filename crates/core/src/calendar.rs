@@ -119,6 +119,13 @@ impl Default for MarketRules {
 #[error("the calendar cannot place {0}: {1}")]
 pub struct CalendarError(pub AuctionId, pub String);
 
+/// `t` in market time for a person: `12:45 CET`.
+pub fn market_time(t: Timestamp) -> String {
+    t.to_zoned_datetime(market_tz())
+        .strftime("%H:%M %Z")
+        .to_string()
+}
+
 fn market_tz() -> TimeZone {
     // The bundled tz database always has it; fall back to UTC only if a build strips it.
     TimeZone::get(MARKET_TIME_ZONE).unwrap_or(TimeZone::UTC)

@@ -1,12 +1,36 @@
-//! What every event handler shares: its error type, and the moves more than one handler makes.
+//! What every event handler shares: the [`EventHandler`] trait, its error type, and the moves
+//! more than one handler makes.
+//!
+//! A handler is a struct of exactly the capabilities (ports) it uses, plus its settings: its
+//! fields read like its IAM policy, and wiring it without one is a compile error. The Lambda
+//! binaries and `energy up` build the same structs from different adapters.
 
+use async_trait::async_trait;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use jiff::Timestamp;
+use serde_json::Value;
 
 use crate::events::{DomainEvent, EventError, OrderFailed};
-use crate::lifecycle::{OrderRecord, Transition};
-use crate::ports::{PortError, Ports, PublishError, Replaced, Retryable, TransitionError};
+use crate::lifecycle::{IllegalTransition, OrderRecord, Transition};
+use crate::ports::{
+    EventPublisher, OrderStore, PortError, PublishError, Replaced, Retryable, TransitionError,
+};
 use crate::result::Failure;
 use crate::retry::RetryPolicy;
+
+/// The event every event-driven function takes: EventBridge's envelope, `detail` as JSON.
+pub type Event = EventBridgeEvent<Value>;
+
+/// One event-driven function.
+#[async_trait]
+pub trait EventHandler: Send + Sync {
+    /// The function's name, as deployed (`evaluate-order`).
+    const NAME: &'static str;
+    /// What an invocation did, in words a person reads (`Display`) and for tests (`Debug`).
+    type Outcome: std::fmt::Debug + std::fmt::Display + Send;
+
+    async fn handle(&self, event: Event) -> Result<Self::Outcome, HandlerError>;
+}
 
 /// Why a handler invocation failed. [`Retryable`] says whether Lambda's retry can help; the
 /// Lambda wiring puts that in the Diagnostic's error type.
@@ -39,6 +63,59 @@ impl HandlerError {
             detail_type: detail_type.to_string(),
         }
     }
+
+    /// A stable name for the kind of failure: the second half of a Lambda Diagnostic's
+    /// `errorType` (`Retryable.Port`, `NotRetryable.WrongEvent`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HandlerError::Event(_) => "InvalidEvent",
+            HandlerError::WrongEvent { .. } => "WrongEvent",
+            HandlerError::Inconsistent(_) => "Inconsistent",
+            HandlerError::Port(_) => "Port",
+            HandlerError::Publish(_) => "Publish",
+            HandlerError::Transition(TransitionError::Illegal(_)) => "IllegalTransition",
+            HandlerError::Transition(TransitionError::Port(_)) => "Port",
+        }
+    }
+
+    /// `Retryable.<kind>` or `NotRetryable.<kind>`.
+    pub fn error_type(&self) -> String {
+        let prefix = if self.retryable() {
+            "Retryable"
+        } else {
+            "NotRetryable"
+        };
+        format!("{prefix}.{}", self.kind())
+    }
+}
+
+impl From<IllegalTransition> for HandlerError {
+    fn from(e: IllegalTransition) -> Self {
+        HandlerError::Transition(TransitionError::Illegal(e))
+    }
+}
+
+/// Applies `t` to `record` at `now` and writes the result on condition that the stored record is
+/// still `record` (same state and version).
+pub async fn transition(
+    store: &dyn OrderStore,
+    record: &OrderRecord,
+    t: Transition,
+    now: Timestamp,
+) -> Result<Replaced, TransitionError> {
+    let next = record.apply(t, now)?;
+    Ok(store.replace(&next, record.expected()).await?)
+}
+
+impl Replaced {
+    /// `applied` if this write went through, else `lost`: another delivery moved the order
+    /// first, a race every handler is built to lose quietly.
+    pub fn or_lost<O>(self, applied: O, lost: O) -> O {
+        match self {
+            Replaced::Applied => applied,
+            Replaced::Conflict => lost,
+        }
+    }
 }
 
 impl Retryable for HandlerError {
@@ -64,7 +141,8 @@ impl RetryPolicy {
 /// Moves `record` to FAILED and, if this call made the move, publishes `OrderFailed`. FAILED
 /// keeps a `due_at`, so a lost `OrderFailed` is re-sent by the sweeper.
 pub async fn fail(
-    ports: &Ports,
+    store: &dyn OrderStore,
+    bus: &dyn EventPublisher,
     retry: &RetryPolicy,
     record: &OrderRecord,
     failure: Failure,
@@ -72,11 +150,10 @@ pub async fn fail(
     let due_at = retry.redelivery_at(failure.failed_at);
     let event = DomainEvent::Failed(OrderFailed::from_record(record, &failure));
     let reason = failure.reason;
-    let replaced = ports
-        .transition(record, Transition::Fail { failure, due_at })
-        .await?;
+    let now = failure.failed_at;
+    let replaced = transition(store, record, Transition::Fail { failure, due_at }, now).await?;
     if replaced == Replaced::Applied {
-        ports.bus.publish(&[event]).await?;
+        bus.publish(&[event]).await?;
         tracing::warn!(record_id = %record.order.record_id, %reason, "order failed");
     }
     Ok(replaced)

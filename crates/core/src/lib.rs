@@ -2,8 +2,9 @@
 //!
 //! A tour, in the order a request meets it:
 //!
-//! - [`validate`] reads a POST /orders body into [`order::Order`]s, or lists every problem with its
-//!   JSON path and the market rule it breaks. The rules themselves (price limits, gate closure,
+//! - [`json`] reads a request body strictly (no duplicate keys, every number's literal kept);
+//!   [`validate`] reads it into [`order::Order`]s, or lists every problem with its JSON path and
+//!   the market rule it breaks. The rules themselves (price limits, gate closure,
 //!   delivery windows, the 15-minute MTU grid across DST) are configuration in [`calendar`];
 //!   quantities are exact integers in [`money`] and closed vocabularies in [`market`].
 //! - [`lifecycle`] is the order state machine (RECEIVED → PENDING → READY → STORED, or FAILED →
@@ -15,8 +16,8 @@
 //! - [`ports`] are the traits the handlers talk to the world through; [`memory`] implements every
 //!   one in memory.
 //!
-//! The handlers themselves live in `handlers/<name>`, one crate each, as functions of their input
-//! and [`ports::Ports`].
+//! The handlers themselves live in `handlers/<name>`, one crate each: a struct of exactly the
+//! ports it uses, implementing [`handler::EventHandler`] (submit-order answers HTTP instead).
 
 pub mod calendar;
 pub mod events;

@@ -1,11 +1,9 @@
 //! The ports: one small trait per capability the handlers need from the outside world.
 //!
-//! Handlers take these as `&dyn Trait` (bundled in [`Ports`]); `crate::memory` implements each in
-//! memory for tests and the one-process demo, `energy-aws` over the AWS SDK, the local stack over
-//! an embedded database. Every error says whether trying again can help ([`Retryable`]), which the
-//! Lambda wiring turns into the error type of its Diagnostic.
-
-use std::sync::Arc;
+//! Each handler holds the ones it uses as `Arc<dyn Trait>` fields (see [`crate::handler`]);
+//! `crate::memory` implements each in memory for tests, `energy-aws` over the AWS SDK, the local
+//! stack over an embedded database. Every error says whether trying again can help
+//! ([`Retryable`]), which the Lambda wiring turns into the error type of its Diagnostic.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -71,7 +69,7 @@ pub enum Inserted {
 }
 
 /// The answer of a conditional replace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replaced {
     Applied,
     /// The stored record no longer has the expected state and version: someone else moved it
@@ -236,18 +234,6 @@ pub trait AuctionPlatform: Send + Sync {
     async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError>;
 }
 
-/// Everything a handler may touch, wired once per process.
-#[derive(Clone)]
-pub struct Ports {
-    pub clock: Arc<dyn Clock>,
-    pub store: Arc<dyn OrderStore>,
-    pub bus: Arc<dyn EventPublisher>,
-    pub scheduler: Arc<dyn RetryScheduler>,
-    pub results: Arc<dyn ResultStore>,
-    pub notifier: Arc<dyn Notifier>,
-    pub platform: Arc<dyn AuctionPlatform>,
-}
-
 /// The system clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
@@ -273,18 +259,5 @@ impl Retryable for TransitionError {
             TransitionError::Illegal(_) => false,
             TransitionError::Port(e) => e.retryable,
         }
-    }
-}
-
-impl Ports {
-    /// Applies `t` to `record` and writes the result on condition that the stored record is
-    /// still `record` (same state and version), at the clock's time.
-    pub async fn transition(
-        &self,
-        record: &OrderRecord,
-        t: crate::lifecycle::Transition,
-    ) -> Result<Replaced, TransitionError> {
-        let next = record.apply(t, self.clock.now())?;
-        Ok(self.store.replace(&next, record.expected()).await?)
     }
 }

@@ -221,7 +221,7 @@ pub async fn run(
         let (say, deliveries) = (say.clone(), deliveries.clone());
         Arc::new(move |log: &crate::up::engine::DeliveryLog| {
             deliveries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if !log.is_idle_sweep() {
+            if !log.quiet {
                 say(&format!("  {}", crate::up::console_line(log)));
             }
         })
@@ -312,7 +312,7 @@ pub async fn run(
     let mut lines = Vec::new();
     for id in &ids {
         let id = energy_core::order::RecordId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(r) = running.handlers.ports.store.get(&id).await? {
+        if let Some(r) = running.adapters.orders.get(&id).await? {
             lines.push(summary_line(&r));
         }
     }

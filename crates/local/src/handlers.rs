@@ -1,85 +1,164 @@
 //! The five handler crates behind one value, invoked the way Lambda invokes them: the HTTP API's
 //! request event for submit-order, the EventBridge event for the others. Both local stacks (the
-//! one-process [`crate::system`] and `energy up`) call the handlers through this.
+//! in-memory one of the tests and `energy up`) call the handlers through this.
+//!
+//! Each handler is built from the stack's [`Adapters`] with exactly the capabilities its struct
+//! holds, as its Lambda's `main.rs` builds it from AWS clients.
+
+use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use energy_core::calendar::MarketRules;
-use energy_core::ports::{Ports, Retryable};
+use energy_core::handler::{Event, EventHandler, HandlerError};
+use energy_core::ports::{
+    AuctionPlatform, Clock, EventPublisher, Notifier, OrderStore, ResultStore, RetryScheduler,
+    Retryable,
+};
 use energy_core::retry::RetryPolicy;
+use evaluate_order::EvaluateOrder;
 use jiff::Timestamp;
+use notify_slack::NotifySlack;
 use serde_json::{Value, json};
+use store_result::StoreResult;
+use submit_order::SubmitOrder;
+use sweep_pending::SweepPending;
 
 use crate::routes::Function;
 
-/// How a failed invocation is reported: Lambda's `errorType` and `errorMessage`.
-pub type InvokeError = (String, String);
+/// Every adapter of one local stack: what the whole account is in AWS. Handlers take from it
+/// only what they use.
+#[derive(Clone)]
+pub struct Adapters {
+    pub clock: Arc<dyn Clock>,
+    pub orders: Arc<dyn OrderStore>,
+    pub bus: Arc<dyn EventPublisher>,
+    pub scheduler: Arc<dyn RetryScheduler>,
+    pub results: Arc<dyn ResultStore>,
+    pub notifier: Arc<dyn Notifier>,
+    pub platform: Arc<dyn AuctionPlatform>,
+}
 
-/// The handlers and their configuration, over one set of ports.
+/// Why an invocation failed, as Lambda reports it: `errorType` (`Retryable.Port`) and
+/// `errorMessage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeError {
+    pub error_type: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl InvokeError {
+    fn of(e: &HandlerError) -> Self {
+        InvokeError {
+            error_type: e.error_type(),
+            message: e.to_string(),
+            retryable: e.retryable(),
+        }
+    }
+}
+
+impl std::fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+/// What a successful invocation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The handler's outcome in words.
+    pub summary: String,
+    /// Nothing worth a console line (a sweep that found nothing overdue).
+    pub quiet: bool,
+}
+
+/// The handlers, each with its capabilities and settings.
 pub struct Handlers {
-    pub ports: Ports,
-    pub submit: submit_order::Config,
-    pub evaluate: evaluate_order::Config,
-    pub store_result: store_result::Config,
-    pub notify: notify_slack::Config,
-    pub sweep: sweep_pending::Config,
+    pub submit: SubmitOrder,
+    pub evaluate: EvaluateOrder,
+    pub store_result: StoreResult,
+    pub notify: NotifySlack,
+    pub sweep: SweepPending,
 }
 
 impl Handlers {
-    pub fn new(ports: Ports, rules: MarketRules, retry: RetryPolicy) -> Handlers {
+    pub fn new(a: &Adapters, rules: MarketRules, retry: RetryPolicy) -> Handlers {
         Handlers {
-            ports,
-            submit: submit_order::Config {
-                rules: rules.clone(),
-                ..Default::default()
+            submit: SubmitOrder {
+                clock: a.clock.clone(),
+                orders: a.orders.clone(),
+                bus: a.bus.clone(),
+                config: submit_order::Config {
+                    rules: rules.clone(),
+                    ..Default::default()
+                },
             },
-            evaluate: evaluate_order::Config { retry, rules },
-            store_result: store_result::Config { retry },
-            notify: notify_slack::Config { retry },
-            sweep: sweep_pending::Config::default(),
+            evaluate: EvaluateOrder {
+                clock: a.clock.clone(),
+                orders: a.orders.clone(),
+                bus: a.bus.clone(),
+                scheduler: a.scheduler.clone(),
+                platform: a.platform.clone(),
+                config: evaluate_order::Config { retry, rules },
+            },
+            store_result: StoreResult {
+                clock: a.clock.clone(),
+                orders: a.orders.clone(),
+                bus: a.bus.clone(),
+                results: a.results.clone(),
+                config: store_result::Config { retry },
+            },
+            notify: NotifySlack {
+                clock: a.clock.clone(),
+                orders: a.orders.clone(),
+                notifier: a.notifier.clone(),
+                config: notify_slack::Config { retry },
+            },
+            sweep: SweepPending {
+                clock: a.clock.clone(),
+                orders: a.orders.clone(),
+                bus: a.bus.clone(),
+                config: sweep_pending::Config::default(),
+            },
         }
     }
 
     /// submit-order, behind the HTTP API.
     pub async fn http(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-        submit_order::handle(request, &self.ports, &self.submit).await
+        self.submit.handle(request).await
     }
 
-    /// Invokes one event-driven function with an EventBridge event; the outcome as text.
+    /// Invokes one event-driven function with an EventBridge event.
     pub async fn invoke(
         &self,
         function: Function,
         envelope: &Value,
-    ) -> Result<String, InvokeError> {
-        let event: EventBridgeEvent<Value> = serde_json::from_value(envelope.clone())
-            .map_err(|e| ("InvalidEvent".to_string(), e.to_string()))?;
-        fn err<E: std::fmt::Display + Retryable>(e: E) -> InvokeError {
-            let kind = if e.retryable() {
-                "Retryable"
-            } else {
-                "NotRetryable"
-            };
-            (kind.to_string(), e.to_string())
-        }
-        let ports = &self.ports;
+    ) -> Result<Invocation, InvokeError> {
+        let event: Event = serde_json::from_value(envelope.clone()).map_err(|e| InvokeError {
+            error_type: "NotRetryable.InvalidEvent".to_string(),
+            message: e.to_string(),
+            retryable: false,
+        })?;
         match function {
-            Function::EvaluateOrder => evaluate_order::handle(event, ports, &self.evaluate)
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(err),
-            Function::StoreResult => store_result::handle(event, ports, &self.store_result)
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(err),
-            Function::NotifySlack => notify_slack::handle(event, ports, &self.notify)
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(err),
-            Function::SweepPending => sweep_pending::handle(event, ports, &self.sweep)
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(err),
+            Function::EvaluateOrder => run(&self.evaluate, event, |_| false).await,
+            Function::StoreResult => run(&self.store_result, event, |_| false).await,
+            Function::NotifySlack => run(&self.notify, event, |_| false).await,
+            Function::SweepPending => run(&self.sweep, event, |r| r.is_idle()).await,
         }
+    }
+}
+
+async fn run<H: EventHandler>(
+    handler: &H,
+    event: Event,
+    quiet: impl Fn(&H::Outcome) -> bool,
+) -> Result<Invocation, InvokeError> {
+    match handler.handle(event).await {
+        Ok(outcome) => Ok(Invocation {
+            summary: outcome.to_string(),
+            quiet: quiet(&outcome),
+        }),
+        Err(e) => Err(InvokeError::of(&e)),
     }
 }
 

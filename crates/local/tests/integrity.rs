@@ -27,7 +27,7 @@ fn statuses(body: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-async fn stored(system: &energy_local::system::System, id: &str) -> bool {
+async fn stored(system: &common::system::System, id: &str) -> bool {
     system
         .store
         .get(&energy_core::order::RecordId::parse(id).unwrap())
@@ -36,7 +36,7 @@ async fn stored(system: &energy_local::system::System, id: &str) -> bool {
         .is_some()
 }
 
-fn submitted_ids(system: &energy_local::system::System) -> Vec<String> {
+fn submitted_ids(system: &common::system::System) -> Vec<String> {
     system
         .bus
         .of_type("OrderSubmitted")
@@ -201,17 +201,16 @@ async fn a_percent_encoded_id_is_decoded_as_api_gateway_does() {
     assert_eq!(resp.status_code, 400);
 }
 
-async fn sweep(s: &energy_local::system::System) -> sweep_pending::Report {
+async fn sweep(s: &common::system::System) -> sweep_pending::Report {
     sweep_at(s, s.now()).await
 }
 
 /// A sweep triggered at `at` (the scheduled event's time), run now.
-async fn sweep_at(s: &energy_local::system::System, at: jiff::Timestamp) -> sweep_pending::Report {
+async fn sweep_at(s: &common::system::System, at: jiff::Timestamp) -> sweep_pending::Report {
     let event = serde_json::from_value(energy_local::handlers::scheduled_event(at, "energy-sweep"))
         .unwrap();
-    sweep_pending::handle(event, &s.ports, &s.handlers.sweep)
-        .await
-        .unwrap()
+    use energy_core::handler::EventHandler;
+    s.handlers.sweep.handle(event).await.unwrap()
 }
 
 #[tokio::test]
@@ -220,8 +219,8 @@ async fn the_sweeper_resends_an_order_once_while_the_first_resend_is_in_flight()
     assert_eq!(post(&s, &json!([accepted("lost")])).await.0, 202);
     // The OrderSubmitted is lost.
     while s.bus.pop().is_some() {}
-    let grace = s.handlers.sweep.grace;
-    let submitted_grace = s.handlers.submit.submitted_grace;
+    let grace = s.handlers.sweep.config.grace;
+    let submitted_grace = s.handlers.submit.config.submitted_grace;
     s.clock.advance(submitted_grace + grace);
     assert_eq!(sweep(&s).await.emitted, 1);
     // The re-send is still queued: sweeps now and a little later leave it alone.
@@ -247,7 +246,7 @@ async fn two_sweeps_at_once_resend_each_order_once() {
     assert_eq!(post(&s, &json!(batch)).await.0, 202);
     while s.bus.pop().is_some() {}
     s.clock
-        .advance(s.handlers.submit.submitted_grace + s.handlers.sweep.grace);
+        .advance(s.handlers.submit.config.submitted_grace + s.handlers.sweep.config.grace);
     let (a, b) = tokio::join!(sweep(&s), sweep(&s));
     assert_eq!(a.emitted + b.emitted, 50, "{a:?} {b:?}");
     assert_eq!(s.bus.of_type("OrderEvaluationDue").len(), 50);
@@ -278,7 +277,7 @@ async fn a_sweep_that_waited_in_a_queue_leaves_alone_what_queued_up_behind_it() 
     // Orders arrive after the sweep was triggered; their events are queued behind it.
     assert_eq!(post(&s, &json!([accepted("behind")])).await.0, 202);
     s.clock
-        .advance(s.handlers.submit.submitted_grace + s.handlers.sweep.grace);
+        .advance(s.handlers.submit.config.submitted_grace + s.handlers.sweep.config.grace);
     // The sweep runs late: it judges by when it was triggered.
     assert_eq!(sweep_at(&s, triggered).await.emitted, 0);
     // A sweep triggered now finds the order overdue.

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use energy_auction::sim::Publication;
 use energy_core::events::{DomainEvent, OrderEvaluationDue, Trigger};
+use energy_core::handler::EventHandler;
 use energy_core::lifecycle::OrderState;
 use energy_core::market::Zone;
 use energy_core::order::RecordId;
@@ -230,13 +231,12 @@ async fn the_sweeper_re_emits_order_evaluation_due_only_for_overdue_orders_throu
     );
     let examined_before = s.store.examined();
     let sweep = json!({"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
-    let report = sweep_pending::handle(
-        serde_json::from_value(sweep).unwrap(),
-        &s.ports,
-        &s.handlers.sweep,
-    )
-    .await
-    .unwrap();
+    let report = s
+        .handlers
+        .sweep
+        .handle(serde_json::from_value(sweep).unwrap())
+        .await
+        .unwrap();
     assert_eq!(report.emitted, 2);
     let due: Vec<String> = s
         .bus

@@ -17,18 +17,32 @@
 //! finds the schedule already there. An event for an attempt older than the order's is stale and
 //! ignored, so three deliveries of one event make one schedule.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
-use energy_core::calendar::MarketRules;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use energy_core::calendar::{MarketRules, market_time};
 use energy_core::events::{
     DomainEvent, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger,
 };
-use energy_core::handler;
+use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
-use energy_core::ports::{Ports, Replaced, ResultsStatus, Submission};
+use energy_core::ports::{
+    AuctionPlatform, Clock, EventPublisher, OrderStore, ResultsStatus, RetryScheduler, Submission,
+};
 use energy_core::result::{Failure, FailureReason};
 use energy_core::retry::{RetryPolicy, schedule_name};
 use jiff::Timestamp;
-use serde_json::Value;
+
+/// evaluate-order with what it may touch: the orders table, the bus, the scheduler and the
+/// auction platform (and the clock).
+pub struct EvaluateOrder {
+    pub clock: Arc<dyn Clock>,
+    pub orders: Arc<dyn OrderStore>,
+    pub bus: Arc<dyn EventPublisher>,
+    pub scheduler: Arc<dyn RetryScheduler>,
+    pub platform: Arc<dyn AuctionPlatform>,
+    pub config: Config,
+}
 
 /// Settings of the handler.
 #[derive(Debug, Clone, Default)]
@@ -68,229 +82,216 @@ pub enum Outcome {
     LostRace,
 }
 
-pub use energy_core::handler::HandlerError as Error;
-
-/// Handles one event.
-pub async fn handle(
-    event: EventBridgeEvent<Value>,
-    ports: &Ports,
-    config: &Config,
-) -> Result<Outcome, Error> {
-    let (record_id, attempt) = match DomainEvent::parse(&event.detail_type, event.detail)? {
-        DomainEvent::Submitted(e) => (e.order.record_id, 0),
-        DomainEvent::EvaluationDue(e) => (e.record_id, e.attempt),
-        other => return Err(Error::wrong_event("evaluate-order", other.detail_type())),
-    };
-    let Some(record) = ports.store.get(&record_id).await? else {
-        tracing::warn!(%record_id, "no such order (expired or never stored)");
-        return Ok(Outcome::Ignored(format!("no order {record_id}")));
-    };
-    let now = ports.clock.now();
-    match record.state {
-        OrderState::Received => hand_over(record, ports, config, now).await,
-        OrderState::Pending if attempt < record.attempt => Ok(Outcome::Ignored(format!(
-            "event for check {attempt}, order is at check {}",
-            record.attempt
-        ))),
-        OrderState::Pending => check(record, ports, config, now).await,
-        OrderState::Ready | OrderState::Failed if record.due_at.is_some_and(|d| d <= now) => {
-            resend(record, ports, config, now).await
-        }
-        state => Ok(Outcome::Ignored(format!("order is {state}"))),
-    }
-}
-
-async fn hand_over(
-    record: OrderRecord,
-    ports: &Ports,
-    config: &Config,
-    now: Timestamp,
-) -> Result<Outcome, Error> {
-    match ports.platform.submit(&record.order).await? {
-        Submission::Accepted {
-            expected_publication,
-        } => {
-            let expected = config.publication(&record, expected_publication);
-            let at = config
-                .retry
-                .check_at(now, expected, &record.order.record_id, 1);
-            schedule(ports, &record, 1, at).await?;
-            Ok(
-                match ports
-                    .transition(&record, Transition::HandedOver { due_at: at })
-                    .await?
-                {
-                    Replaced::Applied => Outcome::HandedOver { first_check_at: at },
-                    Replaced::Conflict => Outcome::LostRace,
-                },
-            )
-        }
-        Submission::Refused { reason } => {
-            fail(
-                ports,
-                config,
-                &record,
-                FailureReason::InvalidAtPlatform,
-                reason,
-                now,
-            )
-            .await
-        }
-    }
-}
-
-async fn check(
-    record: OrderRecord,
-    ports: &Ports,
-    config: &Config,
-    now: Timestamp,
-) -> Result<Outcome, Error> {
-    match ports.platform.results(&record.order).await? {
-        ResultsStatus::Published(result) => {
-            let due_at = config.retry.redelivery_at(now);
-            let event = OrderReady {
-                order: OrderRef::from(&record.order),
-                outcome: result.outcome,
-                result: (*result).clone(),
-            };
-            match ports
-                .transition(
-                    &record,
-                    Transition::Ready {
-                        result: *result,
-                        due_at,
-                    },
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::HandedOver { first_check_at } => write!(
+                f,
+                "handed over; first check {}",
+                market_time(*first_check_at)
+            ),
+            Outcome::Retrying { attempt, at } => {
+                write!(
+                    f,
+                    "results not out; check {attempt} at {}",
+                    market_time(*at)
                 )
-                .await?
-            {
-                Replaced::Applied => {
-                    ports.bus.publish(&[DomainEvent::Ready(event)]).await?;
-                    Ok(Outcome::Ready)
-                }
-                Replaced::Conflict => Ok(Outcome::LostRace),
+            }
+            Outcome::Ready => f.write_str("results out; order ready"),
+            Outcome::Failed(reason) => write!(f, "failed: {reason}"),
+            Outcome::Resent(event) => write!(f, "re-sent {event}"),
+            Outcome::Ignored(why) => write!(f, "ignored: {why}"),
+            Outcome::LostRace => f.write_str("another delivery moved the order first"),
+        }
+    }
+}
+
+pub type Error = HandlerError;
+
+#[async_trait]
+impl EventHandler for EvaluateOrder {
+    const NAME: &'static str = "evaluate-order";
+    type Outcome = Outcome;
+
+    async fn handle(&self, event: Event) -> Result<Outcome, Error> {
+        let (record_id, attempt) = match DomainEvent::parse(&event.detail_type, event.detail)? {
+            DomainEvent::Submitted(e) => (e.order.record_id, 0),
+            DomainEvent::EvaluationDue(e) => (e.record_id, e.attempt),
+            other => return Err(Error::wrong_event(Self::NAME, other.detail_type())),
+        };
+        let Some(record) = self.orders.get(&record_id).await? else {
+            tracing::warn!(%record_id, "no such order (expired or never stored)");
+            return Ok(Outcome::Ignored(format!("no order {record_id}")));
+        };
+        let now = self.clock.now();
+        match record.state {
+            OrderState::Received => self.hand_over(record, now).await,
+            OrderState::Pending if attempt < record.attempt => Ok(Outcome::Ignored(format!(
+                "event for check {attempt}, order is at check {}",
+                record.attempt
+            ))),
+            OrderState::Pending => self.check(record, now).await,
+            OrderState::Ready | OrderState::Failed if record.due_at.is_some_and(|d| d <= now) => {
+                self.resend(record, now).await
+            }
+            state => Ok(Outcome::Ignored(format!("order is {state}"))),
+        }
+    }
+}
+
+impl EvaluateOrder {
+    async fn move_to(
+        &self,
+        record: &OrderRecord,
+        t: Transition,
+        now: Timestamp,
+    ) -> Result<energy_core::ports::Replaced, Error> {
+        Ok(handler::transition(self.orders.as_ref(), record, t, now).await?)
+    }
+
+    async fn hand_over(&self, record: OrderRecord, now: Timestamp) -> Result<Outcome, Error> {
+        let config = &self.config;
+        match self.platform.submit(&record.order).await? {
+            Submission::Accepted {
+                expected_publication,
+            } => {
+                let expected = config.publication(&record, expected_publication);
+                let at = config
+                    .retry
+                    .check_at(now, expected, &record.order.record_id, 1);
+                self.schedule(&record, 1, at).await?;
+                let moved = self
+                    .move_to(&record, Transition::HandedOver { due_at: at }, now)
+                    .await?;
+                Ok(moved.or_lost(
+                    Outcome::HandedOver { first_check_at: at },
+                    Outcome::LostRace,
+                ))
+            }
+            Submission::Refused { reason } => {
+                self.fail(&record, FailureReason::InvalidAtPlatform, reason, now)
+                    .await
             }
         }
-        ResultsStatus::NotYet { .. } if record.attempt >= config.retry.max_attempts => {
-            let message = format!(
-                "no auction results after {} checks; giving up",
-                record.attempt
-            );
-            fail(
-                ports,
-                config,
-                &record,
-                FailureReason::ResultsTimeout,
-                message,
-                now,
-            )
-            .await
-        }
-        ResultsStatus::NotYet {
-            expected_publication,
-        } => {
-            let next = record.attempt + 1;
-            let expected = config.publication(&record, expected_publication);
-            let at = config
-                .retry
-                .check_at(now, expected, &record.order.record_id, next);
-            schedule(ports, &record, next, at).await?;
-            Ok(
-                match ports
-                    .transition(&record, Transition::Retry { due_at: at })
-                    .await?
-                {
-                    Replaced::Applied => Outcome::Retrying { attempt: next, at },
-                    Replaced::Conflict => Outcome::LostRace,
-                },
-            )
-        }
-        ResultsStatus::Unknown { reason } => {
-            fail(
-                ports,
-                config,
-                &record,
-                FailureReason::InvalidAtPlatform,
-                reason,
-                now,
-            )
-            .await
+    }
+
+    async fn check(&self, record: OrderRecord, now: Timestamp) -> Result<Outcome, Error> {
+        let config = &self.config;
+        match self.platform.results(&record.order).await? {
+            ResultsStatus::Published(result) => {
+                let due_at = config.retry.redelivery_at(now);
+                let event = OrderReady {
+                    order: OrderRef::from(&record.order),
+                    outcome: result.outcome,
+                    result: (*result).clone(),
+                };
+                let ready = Transition::Ready {
+                    result: *result,
+                    due_at,
+                };
+                let moved = self.move_to(&record, ready, now).await?;
+                if moved.or_lost(true, false) {
+                    self.bus.publish(&[DomainEvent::Ready(event)]).await?;
+                }
+                Ok(moved.or_lost(Outcome::Ready, Outcome::LostRace))
+            }
+            ResultsStatus::NotYet { .. } if record.attempt >= config.retry.max_attempts => {
+                let message = format!(
+                    "no auction results after {} checks; giving up",
+                    record.attempt
+                );
+                self.fail(&record, FailureReason::ResultsTimeout, message, now)
+                    .await
+            }
+            ResultsStatus::NotYet {
+                expected_publication,
+            } => {
+                let next = record.attempt + 1;
+                let expected = config.publication(&record, expected_publication);
+                let at = config
+                    .retry
+                    .check_at(now, expected, &record.order.record_id, next);
+                self.schedule(&record, next, at).await?;
+                let moved = self
+                    .move_to(&record, Transition::Retry { due_at: at }, now)
+                    .await?;
+                Ok(moved.or_lost(Outcome::Retrying { attempt: next, at }, Outcome::LostRace))
+            }
+            ResultsStatus::Unknown { reason } => {
+                self.fail(&record, FailureReason::InvalidAtPlatform, reason, now)
+                    .await
+            }
         }
     }
-}
 
-async fn schedule(
-    ports: &Ports,
-    record: &OrderRecord,
-    attempt: u32,
-    at: Timestamp,
-) -> Result<(), Error> {
-    let name = schedule_name(&record.order.record_id, attempt);
-    let due = OrderEvaluationDue {
-        record_id: record.order.record_id.clone(),
-        attempt,
-        due_at: at,
-        trigger: Trigger::Schedule,
-    };
-    let outcome = ports.scheduler.schedule(&name, at, &due).await?;
-    tracing::info!(record_id = %record.order.record_id, schedule = %name, %at, ?outcome, "check scheduled");
-    Ok(())
-}
+    async fn schedule(
+        &self,
+        record: &OrderRecord,
+        attempt: u32,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        let name = schedule_name(&record.order.record_id, attempt);
+        let due = OrderEvaluationDue {
+            record_id: record.order.record_id.clone(),
+            attempt,
+            due_at: at,
+            trigger: Trigger::Schedule,
+        };
+        let outcome = self.scheduler.schedule(&name, at, &due).await?;
+        tracing::info!(record_id = %record.order.record_id, schedule = %name, %at, ?outcome, "check scheduled");
+        Ok(())
+    }
 
-async fn fail(
-    ports: &Ports,
-    config: &Config,
-    record: &OrderRecord,
-    reason: FailureReason,
-    message: String,
-    now: Timestamp,
-) -> Result<Outcome, Error> {
-    let failure = Failure {
-        reason,
-        message,
-        failed_at: now,
-    };
-    Ok(
-        match handler::fail(ports, &config.retry, record, failure).await? {
-            Replaced::Applied => Outcome::Failed(reason),
-            Replaced::Conflict => Outcome::LostRace,
-        },
-    )
-}
+    async fn fail(
+        &self,
+        record: &OrderRecord,
+        reason: FailureReason,
+        message: String,
+        now: Timestamp,
+    ) -> Result<Outcome, Error> {
+        let failure = Failure {
+            reason,
+            message,
+            failed_at: now,
+        };
+        let moved = handler::fail(
+            self.orders.as_ref(),
+            self.bus.as_ref(),
+            &self.config.retry,
+            record,
+            failure,
+        )
+        .await?;
+        Ok(moved.or_lost(Outcome::Failed(reason), Outcome::LostRace))
+    }
 
-/// Re-sends the event of a READY or FAILED order whose consumer never acted.
-async fn resend(
-    record: OrderRecord,
-    ports: &Ports,
-    config: &Config,
-    now: Timestamp,
-) -> Result<Outcome, Error> {
-    let event = match (&record.state, &record.result, &record.failure) {
-        (OrderState::Ready, Some(result), _) => DomainEvent::Ready(OrderReady {
-            order: OrderRef::from(&record.order),
-            outcome: result.outcome,
-            result: result.clone(),
-        }),
-        (OrderState::Failed, _, Some(failure)) => {
-            DomainEvent::Failed(OrderFailed::from_record(&record, failure))
-        }
-        _ => {
-            return Ok(Outcome::Ignored(format!(
-                "{} order without its payload",
-                record.state
-            )));
-        }
-    };
-    let due_at = config.retry.redelivery_at(now);
-    match ports
-        .transition(&record, Transition::Requeue { due_at })
-        .await?
-    {
-        Replaced::Applied => {
-            let kind = event.detail_type();
-            ports.bus.publish(&[event]).await?;
+    /// Re-sends the event of a READY or FAILED order whose consumer never acted.
+    async fn resend(&self, record: OrderRecord, now: Timestamp) -> Result<Outcome, Error> {
+        let event = match (&record.state, &record.result, &record.failure) {
+            (OrderState::Ready, Some(result), _) => DomainEvent::Ready(OrderReady {
+                order: OrderRef::from(&record.order),
+                outcome: result.outcome,
+                result: result.clone(),
+            }),
+            (OrderState::Failed, _, Some(failure)) => {
+                DomainEvent::Failed(OrderFailed::from_record(&record, failure))
+            }
+            _ => {
+                return Ok(Outcome::Ignored(format!(
+                    "{} order without its payload",
+                    record.state
+                )));
+            }
+        };
+        let due_at = self.config.retry.redelivery_at(now);
+        let moved = self
+            .move_to(&record, Transition::Requeue { due_at }, now)
+            .await?;
+        let kind = event.detail_type();
+        if moved.or_lost(true, false) {
+            self.bus.publish(&[event]).await?;
             tracing::info!(record_id = %record.order.record_id, event = kind, "re-sent");
-            Ok(Outcome::Resent(kind))
         }
-        Replaced::Conflict => Ok(Outcome::LostRace),
+        Ok(moved.or_lost(Outcome::Resent(kind), Outcome::LostRace))
     }
 }

@@ -16,9 +16,10 @@ use energy_aws::slack::{CachedSecret, SecretsClient};
 use energy_aws::wiring::{Wiring, retry_policy};
 use energy_core::calendar::MarketRules;
 use energy_core::ports::{AuctionPlatform, SystemClock};
-use evaluate_order::{Config, handle};
+use evaluate_order::{Config, EvaluateOrder};
 
-async fn platform(env: &Env, wiring: &Wiring) -> Result<Arc<dyn AuctionPlatform>, ConfigError> {
+async fn platform(wiring: &Wiring) -> Result<Arc<dyn AuctionPlatform>, ConfigError> {
+    let env = wiring.env();
     match env.optional("PLATFORM").as_deref().unwrap_or("simulated") {
         "simulated" => {
             let config = SimConfig {
@@ -54,21 +55,17 @@ async fn platform(env: &Env, wiring: &Wiring) -> Result<Arc<dyn AuctionPlatform>
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let env = Env::from_process();
-    let wiring = Wiring::new(sdk_config().await, "evaluate-order");
-    let platform = platform(&env, &wiring).await.map_err(startup_error)?;
-    let retry = retry_policy(&env).map_err(startup_error)?;
-    let ports = wiring
-        .store(&env)
-        .and_then(|w| w.bus(&env))
-        .and_then(|w| w.scheduler(&env))
-        .map_err(startup_error)?
-        .platform(platform)
-        .ports();
-    let config = Config {
-        retry,
-        rules: MarketRules::default(),
+    let wiring = Wiring::new(sdk_config().await, Env::from_process());
+    let handler = EvaluateOrder {
+        clock: wiring.clock(),
+        orders: wiring.orders().map_err(startup_error)?,
+        bus: wiring.bus().map_err(startup_error)?,
+        scheduler: wiring.scheduler().map_err(startup_error)?,
+        platform: platform(&wiring).await.map_err(startup_error)?,
+        config: Config {
+            retry: retry_policy(wiring.env()).map_err(startup_error)?,
+            rules: MarketRules::default(),
+        },
     };
-    let (ports, config) = (&ports, &config);
-    run_events(move |event| handle(event, ports, config)).await
+    run_events(handler).await
 }

@@ -5,19 +5,19 @@
 use energy_aws::env::Env;
 use energy_aws::lambda::{run_events, sdk_config, startup_error};
 use energy_aws::wiring::{Wiring, retry_policy};
-use notify_slack::{Config, handle};
+use notify_slack::{Config, NotifySlack};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let env = Env::from_process();
-    let retry = retry_policy(&env).map_err(startup_error)?;
-    let ports = Wiring::new(sdk_config().await, "notify-slack")
-        .store(&env)
-        .and_then(|w| w.slack(&env))
-        .map_err(startup_error)?
-        .ports();
-    let config = Config { retry };
-    let (ports, config) = (&ports, &config);
-    run_events(move |event| handle(event, ports, config)).await
+    let wiring = Wiring::new(sdk_config().await, Env::from_process());
+    let handler = NotifySlack {
+        clock: wiring.clock(),
+        orders: wiring.orders().map_err(startup_error)?,
+        notifier: wiring.slack().map_err(startup_error)?,
+        config: Config {
+            retry: retry_policy(wiring.env()).map_err(startup_error)?,
+        },
+    };
+    run_events(handler).await
 }

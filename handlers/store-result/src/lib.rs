@@ -14,14 +14,25 @@
 //! Its own errors are returned: Lambda retries the asynchronous invocation, then its on-failure
 //! destination puts the failure on the bus, where notify-slack turns it into `ProcessingError`.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use energy_core::events::{DomainEvent, OrderRef, OrderResultStored};
-use energy_core::handler;
+use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderState, Transition};
-use energy_core::ports::{PortError, Ports, Replaced};
+use energy_core::ports::{Clock, EventPublisher, OrderStore, PortError, ResultStore};
 use energy_core::result::{Failure, FailureReason};
 use energy_core::retry::RetryPolicy;
-use serde_json::Value;
+
+/// store-result with what it may touch: the orders table, the bus, the results bucket (and the
+/// clock).
+pub struct StoreResult {
+    pub clock: Arc<dyn Clock>,
+    pub orders: Arc<dyn OrderStore>,
+    pub bus: Arc<dyn EventPublisher>,
+    pub results: Arc<dyn ResultStore>,
+    pub config: Config,
+}
 
 /// Settings of the handler.
 #[derive(Debug, Clone, Default)]
@@ -37,69 +48,83 @@ pub enum Outcome {
     LostRace,
 }
 
-pub use energy_core::handler::HandlerError as Error;
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Stored { key } => write!(f, "result stored at {key}"),
+            Outcome::Rejected => f.write_str("rejected; the desk will be told"),
+            Outcome::Ignored(why) => write!(f, "ignored: {why}"),
+            Outcome::LostRace => f.write_str("another delivery moved the order first"),
+        }
+    }
+}
 
-/// Handles one `OrderReady`.
-pub async fn handle(
-    event: EventBridgeEvent<Value>,
-    ports: &Ports,
-    config: &Config,
-) -> Result<Outcome, Error> {
-    let ready = match DomainEvent::parse(&event.detail_type, event.detail)? {
-        DomainEvent::Ready(e) => e,
-        other => return Err(Error::wrong_event("store-result", other.detail_type())),
-    };
-    let record_id = ready.order.record_id;
-    let Some(record) = ports.store.get(&record_id).await? else {
-        return Ok(Outcome::Ignored(format!("no order {record_id}")));
-    };
-    if record.state != OrderState::Ready {
-        return Ok(Outcome::Ignored(format!("order is {}", record.state)));
-    }
-    let result = record.result.clone().ok_or_else(|| {
-        Error::Inconsistent(format!("order {record_id} is READY without a result"))
-    })?;
-    let now = ports.clock.now();
-    if result.outcome.is_stored() {
-        let key = record.order.result_key();
-        let body = serde_json::to_vec_pretty(&result)
-            .map_err(|e| PortError::permanent("result", e.to_string()))?;
-        ports.results.put(&key, &body).await?;
-        let stored = OrderResultStored {
-            order: OrderRef::from(&record.order),
-            outcome: result.outcome,
-            key: key.clone(),
-            accepted_energy_mwh: result.totals.accepted_energy_mwh,
-            notional_eur: result.totals.notional_eur,
+pub type Error = HandlerError;
+
+#[async_trait]
+impl EventHandler for StoreResult {
+    const NAME: &'static str = "store-result";
+    type Outcome = Outcome;
+
+    /// Handles one `OrderReady`.
+    async fn handle(&self, event: Event) -> Result<Outcome, Error> {
+        let ready = match DomainEvent::parse(&event.detail_type, event.detail)? {
+            DomainEvent::Ready(e) => e,
+            other => return Err(Error::wrong_event(Self::NAME, other.detail_type())),
         };
-        ports
-            .bus
-            .publish(&[DomainEvent::ResultStored(stored)])
-            .await?;
-        tracing::info!(%record_id, %key, "result stored");
-        return Ok(
-            match ports
-                .transition(&record, Transition::Stored { key: key.clone() })
-                .await?
-            {
-                Replaced::Applied => Outcome::Stored { key },
-                Replaced::Conflict => Outcome::LostRace,
-            },
-        );
+        self.act(ready.order.record_id).await
     }
-    let message = result
-        .rejection_reason
-        .clone()
-        .unwrap_or_else(|| "nothing accepted".to_string());
-    let failure = Failure {
-        reason: FailureReason::Rejected,
-        message,
-        failed_at: now,
-    };
-    Ok(
-        match handler::fail(ports, &config.retry, &record, failure).await? {
-            Replaced::Applied => Outcome::Rejected,
-            Replaced::Conflict => Outcome::LostRace,
-        },
-    )
+}
+
+impl StoreResult {
+    async fn act(&self, record_id: energy_core::order::RecordId) -> Result<Outcome, Error> {
+        let Some(record) = self.orders.get(&record_id).await? else {
+            return Ok(Outcome::Ignored(format!("no order {record_id}")));
+        };
+        if record.state != OrderState::Ready {
+            return Ok(Outcome::Ignored(format!("order is {}", record.state)));
+        }
+        let result = record.result.clone().ok_or_else(|| {
+            Error::Inconsistent(format!("order {record_id} is READY without a result"))
+        })?;
+        let now = self.clock.now();
+        if result.outcome.is_stored() {
+            let key = record.order.result_key();
+            let body = serde_json::to_vec_pretty(&result)
+                .map_err(|e| PortError::permanent("result", e.to_string()))?;
+            self.results.put(&key, &body).await?;
+            let stored = OrderResultStored {
+                order: OrderRef::from(&record.order),
+                outcome: result.outcome,
+                key: key.clone(),
+                accepted_energy_mwh: result.totals.accepted_energy_mwh,
+                notional_eur: result.totals.notional_eur,
+            };
+            self.bus
+                .publish(&[DomainEvent::ResultStored(stored)])
+                .await?;
+            tracing::info!(%record_id, %key, "result stored");
+            let stored = Transition::Stored { key: key.clone() };
+            let moved = handler::transition(self.orders.as_ref(), &record, stored, now).await?;
+            return Ok(moved.or_lost(Outcome::Stored { key }, Outcome::LostRace));
+        }
+        let message = result
+            .rejection_reason
+            .clone()
+            .unwrap_or_else(|| "nothing accepted".to_string());
+        let failure = Failure {
+            reason: FailureReason::Rejected,
+            message,
+            failed_at: now,
+        };
+        let moved = handler::fail(
+            self.orders.as_ref(),
+            self.bus.as_ref(),
+            &self.config.retry,
+            &record,
+            failure,
+        )
+        .await?;
+        Ok(moved.or_lost(Outcome::Rejected, Outcome::LostRace))
+    }
 }

@@ -21,7 +21,9 @@ use energy_core::calendar::MarketRules;
 use energy_core::events::{DomainEvent, OrderRef, OrderSubmitted};
 use energy_core::lifecycle::OrderRecord;
 use energy_core::order::{Order, RecordId};
-use energy_core::ports::{Inserted, PortError, Ports};
+use std::sync::Arc;
+
+use energy_core::ports::{Clock, EventPublisher, Inserted, OrderStore, PortError};
 use energy_core::validate::{BatchError, Checked, FieldError, parse_batch};
 use jiff::SignedDuration;
 use serde::Serialize;
@@ -71,66 +73,72 @@ struct OrderStatus {
     message: Option<String>,
 }
 
-/// Handles one API request. Never fails: every outcome is an HTTP answer.
-pub async fn handle(
-    request: ApiGatewayV2httpRequest,
-    ports: &Ports,
-    config: &Config,
-) -> ApiGatewayV2httpResponse {
-    match Request::from_event(&request) {
-        Request::PostOrders => match http_api::json_body_text(&request) {
-            Ok(body) => post_orders(&body, ports, config).await,
-            Err(resp) => *resp,
-        },
-        Request::GetOrder(id) => get_order(&id, ports).await,
-        Request::MethodNotAllowed { allowed } => http_api::method_not_allowed(allowed),
-        Request::NotFound(path) => http_api::error(
-            404,
-            "not_found",
-            format!("no route for {path}; try POST /orders or GET /orders/{{record_id}}"),
-        ),
-    }
+/// submit-order with what it may touch: the orders table and the bus (and the clock).
+pub struct SubmitOrder {
+    pub clock: Arc<dyn Clock>,
+    pub orders: Arc<dyn OrderStore>,
+    pub bus: Arc<dyn EventPublisher>,
+    pub config: Config,
 }
 
-async fn post_orders(body: &str, ports: &Ports, config: &Config) -> ApiGatewayV2httpResponse {
-    let now = ports.clock.now();
-    let Checked { orders, late } = match parse_batch(body, &config.rules, now) {
-        Ok(checked) => checked,
-        Err(BatchError::TooLarge { count, max }) => {
-            return http_api::error(
-                413,
-                "batch_too_large",
-                format!("{count} orders in one request; at most {max} per POST /orders"),
-            );
-        }
-        Err(BatchError::Invalid(errors)) => return invalid(errors),
-    };
-    // Idempotency comes before the gate: an order stored before the gate closed is reposted
-    // as a duplicate at any time (a client whose first POST was cut off retries safely).
-    let mut closed = Vec::new();
-    for (i, error) in late {
-        match ports.store.get(&orders[i].record_id).await {
-            Ok(Some(_)) => {} // duplicate or conflict: the batch insert tells which
-            Ok(None) => closed.push(error),
-            Err(e) => return store_unavailable(&e, &[]),
+impl SubmitOrder {
+    /// Handles one API request. Never fails: every outcome is an HTTP answer.
+    pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        match Request::from_event(&request) {
+            Request::PostOrders => match http_api::json_body_text(&request) {
+                Ok(body) => self.post_orders(&body).await,
+                Err(resp) => *resp,
+            },
+            Request::GetOrder(id) => self.get_order(&id).await,
+            Request::MethodNotAllowed { allowed } => http_api::method_not_allowed(allowed),
+            Request::NotFound(path) => http_api::error(
+                404,
+                "not_found",
+                format!("no route for {path}; try POST /orders or GET /orders/{{record_id}}"),
+            ),
         }
     }
-    if !closed.is_empty() {
-        return invalid(closed);
-    }
-    let due_at = now.saturating_add(config.submitted_grace).unwrap_or(now);
-    let records: Vec<OrderRecord> = orders
-        .into_iter()
-        .map(|order| OrderRecord::received(order, now, due_at))
-        .collect();
-    let answers = match ports.store.insert_batch(&records).await {
-        Ok(answers) => answers,
-        Err(e) => return store_unavailable(&e, &records),
-    };
-    let mut statuses = Vec::with_capacity(records.len());
-    let mut announce = Vec::new();
-    for (record, answer) in records.iter().zip(answers) {
-        statuses.push(match answer {
+
+    async fn post_orders(&self, body: &str) -> ApiGatewayV2httpResponse {
+        let config = &self.config;
+        let now = self.clock.now();
+        let Checked { orders, late } = match parse_batch(body, &config.rules, now) {
+            Ok(checked) => checked,
+            Err(BatchError::TooLarge { count, max }) => {
+                return http_api::error(
+                    413,
+                    "batch_too_large",
+                    format!("{count} orders in one request; at most {max} per POST /orders"),
+                );
+            }
+            Err(BatchError::Invalid(errors)) => return invalid(errors),
+        };
+        // Idempotency comes before the gate: an order stored before the gate closed is reposted
+        // as a duplicate at any time (a client whose first POST was cut off retries safely).
+        let mut closed = Vec::new();
+        for (i, error) in late {
+            match self.orders.get(&orders[i].record_id).await {
+                Ok(Some(_)) => {} // duplicate or conflict: the batch insert tells which
+                Ok(None) => closed.push(error),
+                Err(e) => return store_unavailable(&e, &[]),
+            }
+        }
+        if !closed.is_empty() {
+            return invalid(closed);
+        }
+        let due_at = now.saturating_add(config.submitted_grace).unwrap_or(now);
+        let records: Vec<OrderRecord> = orders
+            .into_iter()
+            .map(|order| OrderRecord::received(order, now, due_at))
+            .collect();
+        let answers = match self.orders.insert_batch(&records).await {
+            Ok(answers) => answers,
+            Err(e) => return store_unavailable(&e, &records),
+        };
+        let mut statuses = Vec::with_capacity(records.len());
+        let mut announce = Vec::new();
+        for (record, answer) in records.iter().zip(answers) {
+            statuses.push(match answer {
             Inserted::New => {
                 tracing::info!(record_id = %record.order.record_id, "order accepted");
                 announce.push(DomainEvent::Submitted(submitted(&record.order, record)));
@@ -152,24 +160,25 @@ async fn post_orders(body: &str, ports: &Ports, config: &Config) -> ApiGatewayV2
                 ),
             },
         });
+        }
+        self.publish(&announce).await;
+        let conflict = statuses.iter().any(|s| s.status == Status::Conflict);
+        let status = if conflict { 409 } else { 202 };
+        let mut body = json!({"orders": statuses});
+        if conflict {
+            let ids: Vec<String> = statuses
+                .iter()
+                .filter(|s| s.status == Status::Conflict)
+                .map(|s| s.record_id.to_string())
+                .collect();
+            body["error"] = json!("record_id_conflict");
+            body["message"] = json!(format!(
+                "record_id {} already names a different order; nothing of this batch was stored; use a new record_id for a new order",
+                ids.join(", ")
+            ));
+        }
+        http_api::json(status, &body)
     }
-    publish(ports, &announce).await;
-    let conflict = statuses.iter().any(|s| s.status == Status::Conflict);
-    let status = if conflict { 409 } else { 202 };
-    let mut body = json!({"orders": statuses});
-    if conflict {
-        let ids: Vec<String> = statuses
-            .iter()
-            .filter(|s| s.status == Status::Conflict)
-            .map(|s| s.record_id.to_string())
-            .collect();
-        body["error"] = json!("record_id_conflict");
-        body["message"] = json!(format!(
-            "record_id {} already names a different order; nothing of this batch was stored; use a new record_id for a new order",
-            ids.join(", ")
-        ));
-    }
-    http_api::json(status, &body)
 }
 
 fn invalid(errors: Vec<FieldError>) -> ApiGatewayV2httpResponse {
@@ -221,31 +230,37 @@ fn compare(order: &Order, existing: &OrderRecord) -> OrderStatus {
     }
 }
 
-/// Publishes, logging a failure: the orders are stored and the sweeper will find them.
-async fn publish(ports: &Ports, events: &[DomainEvent]) {
-    if events.is_empty() {
-        return;
-    }
-    if let Err(e) = ports.bus.publish(events).await {
-        tracing::warn!(error = %e, "OrderSubmitted not published; the sweeper will pick these orders up");
-    }
-}
-
-async fn get_order(id: &str, ports: &Ports) -> ApiGatewayV2httpResponse {
-    let record_id = match RecordId::parse(id) {
-        Ok(id) => id,
-        Err(why) => {
-            return http_api::error(400, "invalid_record_id", format!("record_id {id:?}: {why}"));
+impl SubmitOrder {
+    /// Publishes, logging a failure: the orders are stored and the sweeper will find them.
+    async fn publish(&self, events: &[DomainEvent]) {
+        if events.is_empty() {
+            return;
         }
-    };
-    match ports.store.get(&record_id).await {
-        Ok(Some(record)) => http_api::json(200, &view(&record)),
-        Ok(None) => http_api::error(
-            404,
-            "not_found",
-            format!("no order {record_id} (orders expire 24 h after submission)"),
-        ),
-        Err(e) => http_api::error(503, "store_unavailable", e.to_string()),
+        if let Err(e) = self.bus.publish(events).await {
+            tracing::warn!(error = %e, "OrderSubmitted not published; the sweeper will pick these orders up");
+        }
+    }
+
+    async fn get_order(&self, id: &str) -> ApiGatewayV2httpResponse {
+        let record_id = match RecordId::parse(id) {
+            Ok(id) => id,
+            Err(why) => {
+                return http_api::error(
+                    400,
+                    "invalid_record_id",
+                    format!("record_id {id:?}: {why}"),
+                );
+            }
+        };
+        match self.orders.get(&record_id).await {
+            Ok(Some(record)) => http_api::json(200, &view(&record)),
+            Ok(None) => http_api::error(
+                404,
+                "not_found",
+                format!("no order {record_id} (orders expire 24 h after submission)"),
+            ),
+            Err(e) => http_api::error(503, "store_unavailable", e.to_string()),
+        }
     }
 }
 

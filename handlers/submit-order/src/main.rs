@@ -6,21 +6,20 @@ use energy_aws::env::Env;
 use energy_aws::lambda::{sdk_config, startup_error};
 use energy_aws::wiring::Wiring;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use submit_order::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse, Config, handle};
+use submit_order::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse, Config, SubmitOrder};
 use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let env = Env::from_process();
-    let wiring = Wiring::new(sdk_config().await, "submit-order");
-    let ports = wiring
-        .store(&env)
-        .and_then(|w| w.bus(&env))
-        .map_err(startup_error)?
-        .ports();
-    let config = Config::default();
-    let (ports, config) = (&ports, &config);
+    let wiring = Wiring::new(sdk_config().await, Env::from_process());
+    let handler = SubmitOrder {
+        clock: wiring.clock(),
+        orders: wiring.orders().map_err(startup_error)?,
+        bus: wiring.bus().map_err(startup_error)?,
+        config: Config::default(),
+    };
+    let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
             let http = &event.payload.request_context.http;
@@ -30,7 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 path = http.path.as_deref().unwrap_or("-"),
                 request_id = %event.context.request_id,
             );
-            let response = handle(event.payload, ports, config).instrument(span).await;
+            let response = handler.handle(event.payload).instrument(span).await;
             Ok::<ApiGatewayV2httpResponse, Diagnostic>(response)
         },
     ))

@@ -17,11 +17,13 @@
 //! lost), PENDING (its schedule may never fire), READY and FAILED (their events may be lost). The
 //! evaluator decides what each needs; final orders are not in the index at all.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use energy_core::events::{DomainEvent, OrderEvaluationDue, Trigger};
-use energy_core::ports::{PortError, Ports, PublishError, Retryable};
+use energy_core::handler::{Event, EventHandler, HandlerError};
+use energy_core::ports::{Clock, EventPublisher, OrderStore};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -70,32 +72,57 @@ pub struct Report {
     pub truncated: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Port(#[from] PortError),
-    #[error("{emitted} re-emitted before: {source}")]
-    Publish {
-        emitted: usize,
-        source: PublishError,
-    },
+impl Report {
+    /// A run that found nothing to re-send.
+    pub fn is_idle(&self) -> bool {
+        self.emitted == 0 && self.skipped == 0
+    }
 }
 
-impl Retryable for Error {
-    fn retryable(&self) -> bool {
-        true
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_idle() {
+            return f.write_str("nothing overdue");
+        }
+        let orders = if self.emitted == 1 { "order" } else { "orders" };
+        write!(f, "re-sent {} overdue {orders}", self.emitted)?;
+        if self.skipped > 0 {
+            write!(f, ", {} moved meanwhile", self.skipped)?;
+        }
+        if self.truncated {
+            f.write_str("; more next run")?;
+        }
+        Ok(())
+    }
+}
+
+/// sweep-pending with what it may touch: the orders table's due index and the bus (and the
+/// clock).
+pub struct SweepPending {
+    pub clock: Arc<dyn Clock>,
+    pub orders: Arc<dyn OrderStore>,
+    pub bus: Arc<dyn EventPublisher>,
+    pub config: Config,
+}
+
+pub type Error = HandlerError;
+
+#[async_trait]
+impl EventHandler for SweepPending {
+    const NAME: &'static str = "sweep-pending";
+    type Outcome = Report;
+
+    async fn handle(&self, event: Event) -> Result<Report, Error> {
+        sweep(self, event).await
     }
 }
 
 /// Handles one scheduled event. Overdue means overdue when the sweep was *triggered* (the
 /// event's `time`), not when it runs: a sweep that waited in a queue must not take for lost the
 /// events that queued up behind it meanwhile.
-pub async fn handle(
-    event: EventBridgeEvent<Value>,
-    ports: &Ports,
-    config: &Config,
-) -> Result<Report, Error> {
-    let now = ports.clock.now();
+async fn sweep(this: &SweepPending, event: Event) -> Result<Report, Error> {
+    let (config, orders, bus) = (&this.config, this.orders.as_ref(), this.bus.as_ref());
+    let now = this.clock.now();
     let triggered = event
         .time
         .and_then(|t| Timestamp::from_millisecond(t.timestamp_millis()).ok())
@@ -105,17 +132,14 @@ pub async fn handle(
     let mut report = Report::default();
     let mut cursor = None;
     loop {
-        let page = ports
-            .store
-            .due(cutoff, config.page_size, cursor.take())
-            .await?;
+        let page = orders.due(cutoff, config.page_size, cursor.take()).await?;
         report.pages += 1;
         let room = config.max_per_run - report.emitted;
         let cut_short = room < page.items.len();
         let mut events = Vec::with_capacity(page.items.len().min(room));
         for d in page.items.iter().take(room) {
             let next = now.saturating_add(config.backoff(d.sweeps)).unwrap_or(now);
-            if !ports.store.claim_sweep(d, next).await? {
+            if !orders.claim_sweep(d, next).await? {
                 report.skipped += 1;
                 continue;
             }
@@ -127,14 +151,10 @@ pub async fn handle(
             }));
         }
         if !events.is_empty() {
-            ports
-                .bus
-                .publish(&events)
-                .await
-                .map_err(|source| Error::Publish {
-                    emitted: report.emitted,
-                    source,
-                })?;
+            if let Err(e) = bus.publish(&events).await {
+                tracing::error!(emitted = report.emitted, error = %e, "re-send failed part way");
+                return Err(e.into());
+            }
             report.emitted += events.len();
         }
         match page.next {

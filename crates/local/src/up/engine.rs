@@ -17,8 +17,8 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
 use crate::db::{DueDelivery, wall_ms};
-use crate::handlers::{Handlers, on_failure_record, scheduled_event};
-use crate::topology::Target;
+use crate::delivery::Attempted;
+use crate::handlers::{Handlers, scheduled_event};
 use crate::up::adapters::Shared;
 
 /// One delivery attempt, for whoever watches (the console, the demo).
@@ -32,19 +32,10 @@ pub struct DeliveryLog {
     pub target: String,
     pub attempt: u32,
     pub outcome: Result<String, String>,
+    /// Nothing worth a console line (a sweep that found nothing overdue).
+    pub quiet: bool,
     /// Set when this failure was the last: the event went to the dead-letter store.
     pub dead: bool,
-}
-
-impl DeliveryLog {
-    /// A sweep that found nothing overdue: the consoles leave it out.
-    pub fn is_idle_sweep(&self) -> bool {
-        self.detail_type == "Scheduled Event"
-            && self
-                .outcome
-                .as_ref()
-                .is_ok_and(|o| o.starts_with("Report { emitted: 0"))
-    }
 }
 
 pub type Observer = Arc<dyn Fn(&DeliveryLog) + Send + Sync>;
@@ -140,37 +131,18 @@ async fn attempt(
     d: DueDelivery,
 ) {
     let attempt = d.attempt + 1;
-    let Some(delivery) = shared.topology.delivery(&d.rule) else {
-        let error = format!(
-            "rule {} no longer exists (the template or the consumers file changed)",
-            d.rule
-        );
-        finish(shared, observer, &d, attempt, Err((error, true)), None);
-        return;
-    };
-    let outcome: Result<String, (String, bool)> = match &delivery.target {
-        Target::Function(f) => handlers
-            .invoke(*f, &d.event)
-            .await
-            .map_err(|(kind, message)| (format!("{kind}: {message}"), false)),
-        Target::Http { url, headers } => post(http, url, headers, &d.event).await,
-    };
-    let outcome = match outcome {
-        Ok(o) => Ok(o),
-        Err((error, permanent)) => {
-            let age = SignedDuration::from_millis(wall_ms() - d.first_at);
-            let give_up = permanent || attempt > delivery.max_retries || age >= delivery.max_age;
-            Err((error, give_up))
-        }
-    };
-    finish(
-        shared,
-        observer,
-        &d,
+    let age = SignedDuration::from_millis(wall_ms() - d.first_at);
+    let attempted = crate::delivery::attempt(
+        &shared.topology,
+        handlers,
+        Some(http),
+        &d.rule,
+        &d.event,
         attempt,
-        outcome,
-        delivery.on_failure_to_bus,
-    );
+        age,
+    )
+    .await;
+    finish(shared, observer, &d, attempt, attempted);
 }
 
 /// Records the attempt's outcome and tells the observer.
@@ -179,8 +151,7 @@ fn finish(
     observer: &Observer,
     d: &DueDelivery,
     attempt: u32,
-    outcome: Result<String, (String, bool)>,
-    on_failure_to_bus: Option<crate::routes::Function>,
+    attempted: Attempted,
 ) {
     let mut log = DeliveryLog {
         at: shared.clock.now(),
@@ -193,24 +164,31 @@ fn finish(
         target: d.target.clone(),
         attempt,
         outcome: Ok(String::new()),
+        quiet: false,
         dead: false,
     };
-    let written = match outcome {
-        Ok(o) => {
-            log.outcome = Ok(o);
+    let written = match attempted {
+        Attempted::Delivered(invocation) => {
+            log.quiet = invocation.quiet;
+            log.outcome = Ok(invocation.summary);
             shared.db.delivered(d.id)
         }
-        Err((error, false)) => {
-            log.outcome = Err(error.clone());
+        Attempted::Failed {
+            error,
+            give_up: false,
+            ..
+        } => {
             let next = wall_ms() + backoff(attempt).as_millis() as i64;
-            shared.db.retry_later(d.id, attempt, next, &error)
+            let r = shared.db.retry_later(d.id, attempt, next, &error);
+            log.outcome = Err(error);
+            r
         }
-        Err((error, true)) => {
-            log.outcome = Err(error.clone());
+        Attempted::Failed {
+            error, on_failure, ..
+        } => {
             log.dead = true;
-            let record = on_failure_to_bus.map(|f| {
-                let (kind, message) = error.split_once(": ").unwrap_or(("Error", &error));
-                let mut record = on_failure_record(f, &d.event, attempt as usize, kind, message);
+            // The record as this stack stamps its events: a fresh id, the market clock.
+            let record = on_failure.map(|mut record| {
                 record["id"] = Value::String(shared.next_id());
                 record["time"] = Value::String(
                     shared
@@ -230,41 +208,15 @@ fn finish(
                 record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
             );
             shared.deliveries.notify_one();
+            log.outcome = Err(error);
             r
         }
     };
     if let Err(e) = written {
         // The row stays as it was: the delivery is attempted again.
-        eprintln!("energy up: {e}");
+        tracing::error!(error = %e, "delivery bookkeeping failed; the delivery will be retried");
     }
     observer(&log);
-}
-
-/// POSTs the event to an HTTP target. 2xx is success; 4xx other than 408 and 429 is final.
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    headers: &std::collections::BTreeMap<String, String>,
-    event: &Value,
-) -> Result<String, (String, bool)> {
-    let mut request = http.post(url).json(event);
-    for (k, v) in headers {
-        request = request.header(k, v);
-    }
-    match request.send().await {
-        Ok(response) => {
-            let status = response.status();
-            if status.is_success() {
-                Ok(format!("HTTP {}", status.as_u16()))
-            } else {
-                let permanent = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
-                let body = response.text().await.unwrap_or_default();
-                let body: String = body.chars().take(200).collect();
-                Err((format!("HTTP {status}: {body}"), permanent))
-            }
-        }
-        Err(e) => Err((format!("{url}: {e}"), false)),
-    }
 }
 
 /// Fires one-time schedules as the market clock reaches them.

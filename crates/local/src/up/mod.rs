@@ -17,14 +17,14 @@ use anyhow::{Context as _, bail};
 use energy_auction::sim::{Publication, SimConfig, SimPlatform};
 use energy_core::calendar::{AuctionId, MARKET_TIME_ZONE, MarketRules, market_date};
 use energy_core::market::{Market, Zone};
-use energy_core::ports::{Clock, Ports};
+use energy_core::ports::Clock;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::db::Db;
-use crate::handlers::Handlers;
+use crate::handlers::{Adapters, Handlers};
 use crate::topology::{Topology, TopologyError};
 use adapters::{
     FileResults, LocalBus, LocalNotifier, LocalScheduler, LocalStore, PersistentPlatform, Shared,
@@ -130,6 +130,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub shared: Arc<Shared>,
     pub handlers: Arc<Handlers>,
+    /// Every adapter of the stack, for the commands that look inside.
+    pub adapters: Adapters,
     pub data_dir: PathBuf,
     pub consumers: Option<PathBuf>,
     pub restored_platform_orders: usize,
@@ -273,9 +275,9 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         )
     })?;
 
-    let ports = Ports {
+    let adapters = Adapters {
         clock: Arc::new(clock),
-        store: Arc::new(LocalStore {
+        orders: Arc::new(LocalStore {
             shared: shared.clone(),
         }),
         bus: Arc::new(LocalBus {
@@ -291,7 +293,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         notifier,
         platform,
     };
-    let mut handlers = Handlers::new(ports, rules, shared.topology.retry);
+    let mut handlers = Handlers::new(&adapters, rules, shared.topology.retry);
     // The sweeper's grace periods cover processing latency, which is wall time: on a compressed
     // clock they stretch to at least REAL_GRACE of it, or the sweeper would duplicate work still
     // in the queue.
@@ -299,8 +301,10 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         .unwrap_or(SignedDuration::ZERO)
         .checked_mul(clock.speed() as i32)
         .unwrap_or(SignedDuration::MAX);
-    handlers.sweep.grace = handlers.sweep.grace.max(real_grace);
-    handlers.submit.submitted_grace = handlers.submit.submitted_grace.max(real_grace);
+    let sweep = &mut handlers.sweep.config;
+    sweep.grace = sweep.grace.max(real_grace);
+    let submit = &mut handlers.submit.config;
+    submit.submitted_grace = submit.submitted_grace.max(real_grace);
     let handlers = Arc::new(handlers);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
@@ -335,6 +339,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         addr,
         shared,
         handlers,
+        adapters,
         data_dir: args.data_dir.clone(),
         consumers,
         restored_platform_orders,
@@ -503,7 +508,7 @@ pub fn console_line(log: &engine::DeliveryLog) -> String {
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let quiet = args.quiet;
     let observer: Observer = Arc::new(move |log: &engine::DeliveryLog| {
-        if !quiet && !log.is_idle_sweep() {
+        if !quiet && !log.quiet {
             println!("{}", console_line(log));
         }
     });

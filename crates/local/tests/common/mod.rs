@@ -7,9 +7,11 @@ use energy_core::calendar::MarketRules;
 use energy_core::lifecycle::OrderRecord;
 use energy_core::order::RecordId;
 use energy_core::retry::RetryPolicy;
-use energy_local::system::System;
+pub mod system;
+
 use jiff::Timestamp;
 use serde_json::{Value, json};
+use system::System;
 
 pub const DAY: &str = "2026-01-15";
 pub const START: &str = "2026-01-14T08:00:00Z";

@@ -1,9 +1,13 @@
-//! The whole system in one process: the five handlers over the in-memory ports, an in-process
-//! bus that routes like the template's rules, the scheduler, the sweep rule, and Lambda's
-//! asynchronous-invocation behaviour (two retries, then the on-failure destination on the bus).
+//! The whole system in one process, for tests: the five handlers over the in-memory ports, an
+//! in-process bus that routes like the template's rules, the scheduler, the sweep rule, and the
+//! delivery engine `energy up` runs ([`energy_local::delivery`]), with each function's
+//! `EventInvokeConfig` from the template.
 //!
 //! Time is a [`ManualClock`]: [`System::advance`] jumps to the next instant something is due (a
-//! schedule firing or a sweep tick), so hours of auction time pass in milliseconds.
+//! schedule firing or a sweep tick), so hours of auction time pass in milliseconds; retries are
+//! made at once.
+
+#![allow(dead_code)]
 
 use std::sync::Arc;
 
@@ -15,18 +19,14 @@ use energy_core::memory::{
     InMemoryBus, InMemoryNotifier, InMemoryOrderStore, InMemoryResults, InMemoryScheduler,
     ManualClock,
 };
-use energy_core::ports::Ports;
 use energy_core::retry::RetryPolicy;
+use energy_local::delivery::{self, Attempted};
+pub use energy_local::handlers::api_request;
+use energy_local::handlers::{Adapters, Handlers, scheduled_event};
+use energy_local::routes::Function;
+use energy_local::topology::{Target, Topology};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-
-pub use crate::handlers::api_request;
-use crate::handlers::{Handlers, on_failure_record, scheduled_event};
-use crate::routes::Function;
-use crate::topology::{Target, Topology};
-
-/// Lambda's default for asynchronous invocations: the first try and two retries.
-pub const ASYNC_ATTEMPTS: usize = 3;
 
 /// One delivery of an event to a function, as the demo prints it.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub struct System {
     pub results: Arc<InMemoryResults>,
     pub notifier: Arc<InMemoryNotifier>,
     pub platform: Arc<SimPlatform>,
-    pub ports: Ports,
+    pub adapters: Adapters,
     pub handlers: Handlers,
     /// The routing, from `template.yaml`.
     pub topology: Topology,
@@ -71,9 +71,9 @@ impl System {
             },
             clock.clone(),
         ));
-        let ports = Ports {
+        let adapters = Adapters {
             clock: clock.clone(),
-            store: store.clone(),
+            orders: store.clone(),
             bus: bus.clone(),
             scheduler: scheduler.clone(),
             results: results.clone(),
@@ -93,8 +93,8 @@ impl System {
             results,
             notifier,
             platform,
-            handlers: Handlers::new(ports.clone(), rules, retry),
-            ports,
+            handlers: Handlers::new(&adapters, rules, retry),
+            adapters,
             topology,
             sweep_every,
             next_sweep: std::sync::Mutex::new(start.saturating_add(sweep_every).unwrap_or(start)),
@@ -125,8 +125,9 @@ impl System {
         }
     }
 
-    /// Delivers one event to every function whose rule matches it, retrying a failed
-    /// invocation like Lambda's asynchronous invocation and then sending the failure to the bus.
+    /// Delivers one event to every function whose rule matches it, with the delivery engine of
+    /// `energy up`: retried as the function's `EventInvokeConfig` says, then its failure sent to
+    /// its on-failure destination (the bus) if it has one.
     pub async fn deliver(&self, envelope: &Value) -> Vec<Delivery> {
         let detail_type = envelope["detail-type"]
             .as_str()
@@ -137,27 +138,35 @@ impl System {
             .unwrap_or("-")
             .to_string();
         let mut out = Vec::new();
-        for function in self.targets(envelope) {
+        for (rule, function) in self.targets(envelope) {
             let mut outcome = String::new();
-            for attempt in 1..=ASYNC_ATTEMPTS {
-                match self.handlers.invoke(function, envelope).await {
-                    Ok(o) => {
-                        outcome = o;
+            for attempt in 1.. {
+                let attempted = delivery::attempt(
+                    &self.topology,
+                    &self.handlers,
+                    None,
+                    &rule,
+                    envelope,
+                    attempt,
+                    SignedDuration::ZERO,
+                )
+                .await;
+                match attempted {
+                    Attempted::Delivered(invocation) => {
+                        outcome = invocation.summary;
                         break;
                     }
-                    Err((error_type, message)) if attempt == ASYNC_ATTEMPTS => {
-                        outcome = format!(
-                            "failed {attempt} times: {message}; on-failure destination → bus"
-                        );
-                        self.bus.inject_raw(on_failure_record(
-                            function,
-                            envelope,
-                            attempt,
-                            &error_type,
-                            &message,
-                        ));
+                    Attempted::Failed { give_up: false, .. } => {}
+                    Attempted::Failed {
+                        error, on_failure, ..
+                    } => {
+                        outcome = format!("failed {attempt} times: {error}");
+                        if let Some(record) = on_failure {
+                            outcome.push_str("; on-failure destination → bus");
+                            self.bus.inject_raw(record);
+                        }
+                        break;
                     }
-                    Err(_) => {}
                 }
             }
             out.push(Delivery {
@@ -171,14 +180,14 @@ impl System {
         out
     }
 
-    /// The functions the template's rules send `envelope` to (the sweep schedule's event goes
-    /// to the sweep function).
-    fn targets(&self, envelope: &Value) -> Vec<Function> {
+    /// The function targets of the template's rules that match `envelope`, with their rules
+    /// (the sweep schedule's event goes to the sweep function).
+    fn targets(&self, envelope: &Value) -> Vec<(String, Function)> {
         self.topology
             .routes(envelope)
             .into_iter()
-            .filter_map(|(_, target)| match target {
-                Target::Function(f) => Some(f),
+            .filter_map(|(rule, target)| match target {
+                Target::Function(f) => Some((rule.to_string(), f)),
                 Target::Http { .. } => None,
             })
             .collect()
