@@ -335,3 +335,30 @@ async fn a_failed_delivery_pipeline_run_reaches_the_desk_once_and_other_states_d
         sent[0].text
     );
 }
+
+#[tokio::test]
+async fn the_in_memory_stack_honours_each_functions_event_invoke_config() {
+    // notify-slack has no EventInvokeConfig in the template: Lambda's defaults, three tries and
+    // no on-failure destination. store-result's sends its failure to the bus (see above).
+    let s = system();
+    post(&s, &json!([rejected("i-1")])).await;
+    s.run_until_quiet(|_| {}).await;
+    let mut failed = None;
+    while failed.is_none() && s.advance().await {
+        while let Some(envelope) = s.bus.pop() {
+            if envelope["detail-type"] == "OrderFailed" {
+                failed = Some(envelope.clone());
+                s.notifier.fail_next(3);
+            }
+            s.deliver(&envelope).await;
+        }
+    }
+    assert!(failed.is_some(), "the rejected order failed");
+    assert_eq!(s.notifier.attempts(), 3, "the first try and two retries");
+    assert!(s.notifier.sent().is_empty());
+    assert!(
+        s.bus.of_type(notify_slack::LAMBDA_FAILURE).is_empty(),
+        "no on-failure record: notify-slack has no destination"
+    );
+    assert_eq!(record(&s, "i-1").await.state, OrderState::Failed);
+}

@@ -1,9 +1,12 @@
-//! In-memory implementations of the ports: for tests, and for running the whole system in one
-//! process (`energy demo`). The in-memory auction platform is `energy-auction`'s `SimPlatform`. Each keeps what a test wants to count (writes, schedules, objects,
-//! messages) and can be told to fail, so the unhappy paths are tested as easily as the happy one.
+//! In-memory implementations of the ports, for the handlers' own tests and the in-memory stack of
+//! `energy-local`'s tests; [`fixtures`] makes orders, records and events for them. The in-memory
+//! auction platform is `energy-auction`'s `SimPlatform`. Each keeps what a test wants to count
+//! (writes, schedules, objects, messages) and can be told to fail, so the unhappy paths are
+//! tested as easily as the happy one.
 
 mod bus;
 mod clock;
+pub mod fixtures;
 mod notifier;
 mod results;
 mod scheduler;

@@ -1,0 +1,77 @@
+//! notify-slack on its own, against in-memory ports.
+
+use std::sync::Arc;
+
+use energy_core::events::{DomainEvent, OrderFailed};
+use energy_core::handler::EventHandler;
+use energy_core::lifecycle::OrderState;
+use energy_core::memory::fixtures::{self, event};
+use energy_core::memory::{InMemoryNotifier, InMemoryOrderStore, ManualClock};
+use energy_core::ports::OrderStore;
+use energy_core::result::FailureReason;
+use notify_slack::{Config, LAMBDA_FAILURE, NotifySlack, Outcome};
+use serde_json::json;
+
+fn at(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+const NOW: &str = "2026-01-14T12:00:00Z";
+
+fn fixture() -> (Arc<InMemoryOrderStore>, Arc<InMemoryNotifier>, NotifySlack) {
+    let orders = Arc::new(InMemoryOrderStore::new());
+    let notifier = Arc::new(InMemoryNotifier::new());
+    let handler = NotifySlack {
+        clock: Arc::new(ManualClock::new(at(NOW))),
+        orders: orders.clone(),
+        notifier: notifier.clone(),
+        config: Config::default(),
+    };
+    (orders, notifier, handler)
+}
+
+#[tokio::test]
+async fn a_failed_order_reaches_the_desk_once() {
+    let (orders, notifier, handler) = fixture();
+    let r = fixtures::failed("n-1", FailureReason::ResultsTimeout, at(NOW));
+    orders.insert(&r).await.unwrap();
+    let failed = DomainEvent::Failed(OrderFailed::from_record(&r, r.failure.as_ref().unwrap()));
+    assert_eq!(
+        handler.handle(event(&failed, at(NOW))).await.unwrap(),
+        Outcome::Notified
+    );
+    let again = handler.handle(event(&failed, at(NOW))).await.unwrap();
+    assert!(matches!(again, Outcome::Ignored(_)), "{again:?}");
+    assert_eq!(notifier.sent().len(), 1);
+    assert!(notifier.sent()[0].key.starts_with("n-1/"));
+    let stored = orders.get(&r.order.record_id).await.unwrap().unwrap();
+    assert_eq!(stored.state, OrderState::Notified);
+}
+
+#[tokio::test]
+async fn a_handler_that_failed_for_good_fails_the_order_with_processing_error() {
+    let (orders, notifier, handler) = fixture();
+    let r = fixtures::ready("n-2", true, at(NOW));
+    orders.insert(&r).await.unwrap();
+    let record = json!({
+        "version": "0", "id": "f-1", "detail-type": LAMBDA_FAILURE, "source": "lambda",
+        "account": "000000000000", "time": NOW, "region": "local", "resources": [],
+        "detail": {
+            "requestContext": {"requestId": "r-1", "functionArn": "arn:aws:lambda:eu-west-1:1:function:store-result:$LATEST", "approximateInvokeCount": 3},
+            "requestPayload": {"detail-type": "OrderReady", "detail": {"record_id": "n-2"}},
+            "responsePayload": {"errorType": "Retryable.Port", "errorMessage": "results: down"}
+        }
+    });
+    let outcome = handler
+        .handle(serde_json::from_value(record).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Notified);
+    let stored = orders.get(&r.order.record_id).await.unwrap().unwrap();
+    assert_eq!(stored.state, OrderState::Notified);
+    assert_eq!(
+        stored.failure.unwrap().reason,
+        FailureReason::ProcessingError
+    );
+    assert_eq!(notifier.sent().len(), 1);
+}
