@@ -160,6 +160,14 @@ pub fn routes(topology: &crate::topology::Topology, event: &Value) -> Vec<Route>
         .collect()
 }
 
+/// A JSON column read back: a row the database holds but cannot parse is an error that names
+/// it, never a `null` that would travel on.
+fn json_column(text: &str, index: usize) -> rusqlite::Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// Wall-clock milliseconds: the delivery queue's time (the market clock is not).
 pub fn wall_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
@@ -267,7 +275,7 @@ impl Db {
                     Ok(Archived {
                         seq: r.get(0)?,
                         published_at: r.get(1)?,
-                        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                        body: json_column(&body, 2)?,
                     })
                 },
             )
@@ -300,7 +308,7 @@ impl Db {
                     target: r.get(2)?,
                     attempt: r.get(3)?,
                     first_at: r.get(4)?,
-                    event: serde_json::from_str(&body).unwrap_or(Value::Null),
+                    event: json_column(&body, 5)?,
                 })
             })
             .ctx("reading deliveries")?;
@@ -418,7 +426,7 @@ impl Db {
                     attempts: r.get(3)?,
                     dead_at: r.get(4)?,
                     error: r.get(5)?,
-                    event: serde_json::from_str(&body).unwrap_or(Value::Null),
+                    event: json_column(&body, 5)?,
                 })
             })
             .ctx("reading dead letters")?;
@@ -505,7 +513,14 @@ impl Db {
         let mut conn = self.conn();
         let tx = conn.transaction().ctx("firing schedules")?;
         for (name, event) in &due {
-            let detail: Value = serde_json::from_str(event).unwrap_or(Value::Null);
+            let detail: Value = serde_json::from_str(event).map_err(|e| DbError {
+                what: "firing schedules",
+                source: rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                ),
+            })?;
             let (envelope, routes) = wrap(&detail);
             tx.execute("UPDATE schedules SET fired = 1 WHERE name = ?1", [name])
                 .ctx("firing schedules")?;

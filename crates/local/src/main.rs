@@ -16,8 +16,40 @@ use jiff::Timestamp;
     about = "Energy: auction orders for European electricity markets, on one machine"
 )]
 struct Cli {
+    /// How log lines are written to stderr: `text` for a person, `json` for a log shipper.
+    /// The level comes from RUST_LOG (default: warn; `RUST_LOG=info` shows every handler's
+    /// decisions).
+    #[arg(
+        long,
+        global = true,
+        env = "ENERGY_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr, so stdout stays the command's answer (a listing, JSON).
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 #[derive(Subcommand)]
@@ -205,7 +237,9 @@ fn out(args: std::fmt::Arguments) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
         Command::Up(args) => report("energy up", energy_local::up::run(args).await),
         Command::Events { command } => events(command).await,
         Command::Schemas { command } => schemas(command),

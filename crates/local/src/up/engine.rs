@@ -56,13 +56,10 @@ pub async fn deliveries(
     shared: Arc<Shared>,
     handlers: Arc<Handlers>,
     observer: Observer,
+    http: reqwest::Client,
     concurrency: usize,
     mut stop: watch::Receiver<bool>,
 ) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
     loop {
@@ -77,7 +74,7 @@ pub async fn deliveries(
             match shared.db.due_deliveries(wall_ms(), free, &snapshot) {
                 Ok(due) => due,
                 Err(e) => {
-                    eprintln!("energy up: {e}");
+                    tracing::error!(error = %e, "energy up");
                     Vec::new()
                 }
             }
@@ -240,7 +237,7 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 continue;
             }
             Ok(_) => {}
-            Err(e) => eprintln!("energy up: {e}"),
+            Err(e) => tracing::error!(error = %e, "energy up"),
         }
         let wait = match shared.db.next_schedule_at() {
             Ok(Some(at)) => Timestamp::from_millisecond(at)
@@ -278,7 +275,7 @@ pub async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             .unwrap_or_else(|| now.saturating_add(every).unwrap_or(now));
         let next = if now >= next {
             if let Err(e) = shared.put(&scheduled_event(now, &sweep.name)) {
-                eprintln!("energy up: {e}");
+                tracing::error!(error = %e, "energy up");
             }
             let mut n = next;
             while n <= now {
@@ -289,7 +286,7 @@ pub async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             next
         };
         if let Err(e) = shared.db.set_meta("next_sweep", &next.to_string()) {
-            eprintln!("energy up: {e}");
+            tracing::error!(error = %e, "energy up");
         }
         let wait = shared
             .clock
@@ -309,7 +306,7 @@ pub async fn reaper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             break;
         }
         if let Err(e) = shared.db.expire_orders(shared.clock.now().as_second()) {
-            eprintln!("energy up: {e}");
+            tracing::error!(error = %e, "energy up");
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}

@@ -125,6 +125,14 @@ fn parse_zone(s: &str) -> Result<Zone, String> {
     })
 }
 
+/// The client of HTTP targets and Slack: every call ends within ten seconds.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
 /// A running stack.
 pub struct Running {
     pub addr: SocketAddr,
@@ -257,10 +265,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         sink: match &slack {
             Some(url) => Sink::Slack {
                 url: url.clone(),
-                http: reqwest::Client::builder()
-                    .timeout(std::time::Duration::from_secs(10))
-                    .build()
-                    .unwrap_or_default(),
+                http: http_client()?,
             },
             None => Sink::Console,
         },
@@ -323,6 +328,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         shared.clone(),
         handlers.clone(),
         observer,
+        http_client()?,
         args.concurrency,
         stop_rx.clone(),
     )));

@@ -61,6 +61,13 @@ pub fn try_start_with(
         .spawn()
         .expect("spawn energy up");
     let stdout = child.stdout.take().expect("stdout");
+    // Drained as it comes, so a chatty stack never blocks on a full pipe.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let drain = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut sent = false;
@@ -81,10 +88,8 @@ pub fn try_start_with(
             });
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
+            // The process is gone: its stderr is at its end.
+            let err = drain.join().unwrap_or_default();
             return Err((status.code(), err));
         }
         if Instant::now() > deadline {
