@@ -298,8 +298,10 @@ async fn notify_slack_posts_once_for_a_failed_order() {
 async fn sweep_pending_answers_a_scheduled_event_with_its_report() {
     let stack = stack().await;
     seed(&stack, "rt-5", |r| r.clone()).await;
+    // The rule fires now: the order seeded due now is overdue with no grace.
+    let now = Timestamp::now().to_string();
     let event = json!({"version": "0", "id": "s", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
-        "time": "2026-01-14T12:00:00Z", "region": "eu-west-1", "resources": ["arn:aws:events:eu-west-1:123456789012:rule/sweep"], "detail": {}});
+        "time": now, "region": "eu-west-1", "resources": ["arn:aws:events:eu-west-1:123456789012:rule/sweep"], "detail": {}});
     let mut env = stack.env.clone();
     env.push(("SWEEP_GRACE_SECONDS", "0".into()));
     let run = invoke(&bootstrap("sweep-pending"), &[], &env, event).await;
