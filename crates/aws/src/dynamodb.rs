@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
 };
 use energy_core::lifecycle::{Expected, OrderRecord};
 use energy_core::order::RecordId;
-use energy_core::ports::{DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced};
+use energy_core::ports::{DueCursor, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced};
 use jiff::Timestamp;
 
 use crate::error::{code, sdk_error};
@@ -97,24 +97,23 @@ fn number<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &s
         .and_then(|n| n.parse().ok())
 }
 
-fn cursor_of(key: &HashMap<String, AttributeValue>) -> Option<String> {
-    let id = key.get("record_id")?.as_s().ok()?;
-    let due: i64 = number(key, "due_at")?;
-    Some(format!("{due}|{id}"))
-}
-
-fn key_of(cursor: &str) -> Result<HashMap<String, AttributeValue>, PortError> {
-    let bad = || PortError::permanent(WHAT, format!("malformed due cursor {cursor:?}"));
-    let (due, id) = cursor.split_once('|').ok_or_else(bad)?;
-    due.parse::<i64>().map_err(|_| bad())?;
-    Ok(HashMap::from([
-        ("record_id".to_string(), AttributeValue::S(id.to_string())),
+/// The `ExclusiveStartKey` that continues a due query after `c`: the index's keys and the
+/// table's.
+fn start_key(c: &DueCursor) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            "record_id".to_string(),
+            AttributeValue::S(c.record_id.to_string()),
+        ),
         (
             "due_shard".to_string(),
             AttributeValue::S(DUE_SHARD.to_string()),
         ),
-        ("due_at".to_string(), AttributeValue::N(due.to_string())),
-    ]))
+        (
+            "due_at".to_string(),
+            AttributeValue::N(c.due_at.as_millisecond().to_string()),
+        ),
+    ])
 }
 
 /// Items one `TransactWriteItems` call takes.
@@ -320,9 +319,9 @@ impl OrderStore for DynamoOrderStore {
         &self,
         until: Timestamp,
         limit: usize,
-        cursor: Option<String>,
+        after: Option<DueCursor>,
     ) -> Result<DuePage, PortError> {
-        let start = cursor.as_deref().map(key_of).transpose()?;
+        let start = after.as_ref().map(start_key);
         let out = self
             .client
             .query()
@@ -359,9 +358,10 @@ impl OrderStore for DynamoOrderStore {
                 sweeps: number(i, "sweeps").unwrap_or(0),
             });
         }
-        Ok(DuePage {
-            items,
-            next: out.last_evaluated_key().and_then(cursor_of),
-        })
+        // DynamoDB says where it stopped; the page's last item is that place.
+        let next = out
+            .last_evaluated_key()
+            .and_then(|_| items.last().map(DueCursor::from));
+        Ok(DuePage { items, next })
     }
 }

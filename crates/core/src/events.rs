@@ -144,24 +144,63 @@ pub enum EventError {
     },
 }
 
+/// The kinds of domain event; each name is written here once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DetailType {
+    Submitted,
+    EvaluationDue,
+    Ready,
+    Failed,
+    ResultStored,
+}
+
+impl DetailType {
+    pub const ALL: [DetailType; 5] = [
+        DetailType::Submitted,
+        DetailType::EvaluationDue,
+        DetailType::Ready,
+        DetailType::Failed,
+        DetailType::ResultStored,
+    ];
+
+    /// The detail-type, as on the bus and in `events-schema/<name>.json`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DetailType::Submitted => "OrderSubmitted",
+            DetailType::EvaluationDue => "OrderEvaluationDue",
+            DetailType::Ready => "OrderReady",
+            DetailType::Failed => "OrderFailed",
+            DetailType::ResultStored => "OrderResultStored",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DetailType> {
+        DetailType::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
 impl DomainEvent {
     /// Every detail-type, as on the bus and in `events-schema/<name>.json`.
     pub const DETAIL_TYPES: [&'static str; 5] = [
-        "OrderSubmitted",
-        "OrderEvaluationDue",
-        "OrderReady",
-        "OrderFailed",
-        "OrderResultStored",
+        DetailType::Submitted.name(),
+        DetailType::EvaluationDue.name(),
+        DetailType::Ready.name(),
+        DetailType::Failed.name(),
+        DetailType::ResultStored.name(),
     ];
 
-    pub fn detail_type(&self) -> &'static str {
+    pub fn kind(&self) -> DetailType {
         match self {
-            DomainEvent::Submitted(_) => "OrderSubmitted",
-            DomainEvent::EvaluationDue(_) => "OrderEvaluationDue",
-            DomainEvent::Ready(_) => "OrderReady",
-            DomainEvent::Failed(_) => "OrderFailed",
-            DomainEvent::ResultStored(_) => "OrderResultStored",
+            DomainEvent::Submitted(_) => DetailType::Submitted,
+            DomainEvent::EvaluationDue(_) => DetailType::EvaluationDue,
+            DomainEvent::Ready(_) => DetailType::Ready,
+            DomainEvent::Failed(_) => DetailType::Failed,
+            DomainEvent::ResultStored(_) => DetailType::ResultStored,
         }
+    }
+
+    pub fn detail_type(&self) -> &'static str {
+        self.kind().name()
     }
 
     pub fn record_id(&self) -> &RecordId {
@@ -194,19 +233,20 @@ impl DomainEvent {
             detail_type: detail_type.to_string(),
             source,
         };
-        Ok(match detail_type {
-            "OrderSubmitted" => {
+        let kind = DetailType::from_name(detail_type)
+            .ok_or_else(|| EventError::UnknownType(detail_type.to_string()))?;
+        Ok(match kind {
+            DetailType::Submitted => {
                 DomainEvent::Submitted(serde_json::from_value(detail).map_err(bad)?)
             }
-            "OrderEvaluationDue" => {
+            DetailType::EvaluationDue => {
                 DomainEvent::EvaluationDue(serde_json::from_value(detail).map_err(bad)?)
             }
-            "OrderReady" => DomainEvent::Ready(serde_json::from_value(detail).map_err(bad)?),
-            "OrderFailed" => DomainEvent::Failed(serde_json::from_value(detail).map_err(bad)?),
-            "OrderResultStored" => {
+            DetailType::Ready => DomainEvent::Ready(serde_json::from_value(detail).map_err(bad)?),
+            DetailType::Failed => DomainEvent::Failed(serde_json::from_value(detail).map_err(bad)?),
+            DetailType::ResultStored => {
                 DomainEvent::ResultStored(serde_json::from_value(detail).map_err(bad)?)
             }
-            other => return Err(EventError::UnknownType(other.to_string())),
         })
     }
 }

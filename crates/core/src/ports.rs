@@ -87,11 +87,28 @@ pub struct DueOrder {
     pub sweeps: u32,
 }
 
+/// Where a due query goes on: after this entry of the index (the last of the page before).
+/// Each store turns it into its own key (a DynamoDB `ExclusiveStartKey`, an SQL bound).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCursor {
+    pub due_at: Timestamp,
+    pub record_id: RecordId,
+}
+
+impl From<&DueOrder> for DueCursor {
+    fn from(d: &DueOrder) -> Self {
+        DueCursor {
+            due_at: d.due_at,
+            record_id: d.record_id.clone(),
+        }
+    }
+}
+
 /// One page of a due query; `next` continues it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DuePage {
     pub items: Vec<DueOrder>,
-    pub next: Option<String>,
+    pub next: Option<DueCursor>,
 }
 
 /// Orders, keyed by record id.
@@ -116,7 +133,7 @@ pub trait OrderStore: Send + Sync {
         &self,
         until: Timestamp,
         limit: usize,
-        cursor: Option<String>,
+        after: Option<DueCursor>,
     ) -> Result<DuePage, PortError>;
     /// The sweeper's claim on a re-send: moves the order's place in the due index from
     /// `seen.due_at` to `next` and counts the sweep, on condition that the index still holds

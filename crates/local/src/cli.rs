@@ -111,7 +111,7 @@ pub fn replay(
         }
         let mut body = e.body.clone();
         body["replay-name"] = json!(name);
-        let routes = crate::db::routes(topology, &body);
+        let routes = topology.deliveries(&body);
         deliveries += routes.len();
         db.publish(&body, &routes, wall_ms())?;
     }
@@ -201,16 +201,9 @@ pub fn validate(text: &str) -> anyhow::Result<(String, Vec<String>)> {
 
 /// `energy orders show ID`: the stored record and its events.
 pub fn order(data_dir: &Path, record_id: &str) -> anyhow::Result<String> {
-    use rusqlite::OptionalExtension;
     let db = open(data_dir)?;
-    let body: Option<String> = db
-        .conn()
-        .query_row(
-            "SELECT body FROM orders WHERE record_id = ?1",
-            [record_id],
-            |r| r.get(0),
-        )
-        .optional()?;
+    // Whatever its TTL: the command shows what the file holds.
+    let body = db.order(record_id, i64::MIN)?;
     let mut out = String::new();
     match body {
         Some(b) => {

@@ -300,7 +300,7 @@ pub async fn run(
             let v: Value = r.json().await.unwrap_or(Value::Null);
             all_final &= v["final"] == true;
         }
-        if all_final && running.shared.db.pending_deliveries()? == 0 {
+        if all_final && running.shared.db.run(|db| db.pending_deliveries()).await? == 0 {
             break;
         }
         if std::time::Instant::now() > deadline {

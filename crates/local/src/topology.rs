@@ -256,6 +256,17 @@ impl Topology {
             .collect()
     }
 
+    /// Where `event` goes as the delivery queue records it: one row per matching rule.
+    pub fn deliveries(&self, event: &Value) -> Vec<crate::db::Route> {
+        self.routes(event)
+            .into_iter()
+            .map(|(rule, target)| crate::db::Route {
+                rule: rule.to_string(),
+                target: target.describe(),
+            })
+            .collect()
+    }
+
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
     }

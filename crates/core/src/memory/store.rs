@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use super::lock;
 use crate::lifecycle::{Expected, OrderRecord};
 use crate::order::RecordId;
-use crate::ports::{DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced};
+use crate::ports::{DueCursor, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced};
 
 #[derive(Default)]
 struct Inner {
@@ -65,18 +65,6 @@ impl InMemoryOrderStore {
         v.sort_by(|a, b| a.order.record_id.cmp(&b.order.record_id));
         v
     }
-}
-
-fn cursor_of(at: Timestamp, id: &RecordId) -> String {
-    format!("{}|{}", at.as_nanosecond(), id)
-}
-
-fn parse_cursor(c: &str) -> Result<(Timestamp, RecordId), PortError> {
-    let bad = || PortError::permanent("order store", format!("malformed due cursor {c:?}"));
-    let (ns, id) = c.split_once('|').ok_or_else(bad)?;
-    let ns: i128 = ns.parse().map_err(|_| bad())?;
-    let at = Timestamp::from_nanosecond(ns).map_err(|_| bad())?;
-    Ok((at, RecordId::parse(id).map_err(|_| bad())?))
 }
 
 #[async_trait]
@@ -154,10 +142,10 @@ impl OrderStore for InMemoryOrderStore {
         &self,
         until: Timestamp,
         limit: usize,
-        cursor: Option<String>,
+        after: Option<DueCursor>,
     ) -> Result<DuePage, PortError> {
         let inner = lock(&self.inner);
-        let after = cursor.as_deref().map(parse_cursor).transpose()?;
+        let after = after.map(|c| (c.due_at, c.record_id));
         let mut items = Vec::new();
         let mut next = None;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
@@ -167,9 +155,7 @@ impl OrderStore for InMemoryOrderStore {
                 break;
             }
             if items.len() == limit.max(1) {
-                next = items
-                    .last()
-                    .map(|d: &DueOrder| cursor_of(d.due_at, &d.record_id));
+                next = items.last().map(DueCursor::from);
                 break;
             }
             let attempt = inner.records.get(id).map_or(0, |r| r.attempt);

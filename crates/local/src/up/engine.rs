@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::db::{DueDelivery, wall_ms};
 use crate::delivery::Attempted;
 use crate::handlers::{Handlers, scheduled_event};
-use crate::up::adapters::Shared;
+use crate::up::shared::Shared;
 
 /// One delivery attempt, for whoever watches (the console, the demo).
 #[derive(Debug, Clone)]
@@ -71,7 +71,11 @@ pub async fn deliveries(
             Vec::new()
         } else {
             let snapshot = busy.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            match shared.db.due_deliveries(wall_ms(), free, &snapshot) {
+            let due = shared
+                .db
+                .run(move |db| db.due_deliveries(wall_ms(), free, &snapshot))
+                .await;
+            match due {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::error!(error = %e, "energy up");
@@ -101,7 +105,7 @@ pub async fn deliveries(
             });
         }
         if idle || permits.available_permits() == 0 {
-            let wait = match shared.db.next_delivery_at() {
+            let wait = match shared.db.run(|db| db.next_delivery_at()).await {
                 Ok(Some(at)) => Duration::from_millis((at - wall_ms()).clamp(1, 250) as u64),
                 _ => Duration::from_millis(250),
             };
@@ -139,11 +143,11 @@ async fn attempt(
         age,
     )
     .await;
-    finish(shared, observer, &d, attempt, attempted);
+    finish(shared, observer, &d, attempt, attempted).await;
 }
 
 /// Records the attempt's outcome and tells the observer.
-fn finish(
+async fn finish(
     shared: &Shared,
     observer: &Observer,
     d: &DueDelivery,
@@ -168,7 +172,8 @@ fn finish(
         Attempted::Delivered(invocation) => {
             log.quiet = invocation.quiet;
             log.outcome = Ok(invocation.summary);
-            shared.db.delivered(d.id)
+            let id = d.id;
+            shared.db.run(move |db| db.delivered(id)).await
         }
         Attempted::Failed {
             error,
@@ -176,7 +181,11 @@ fn finish(
             ..
         } => {
             let next = wall_ms() + backoff(attempt).as_millis() as i64;
-            let r = shared.db.retry_later(d.id, attempt, next, &error);
+            let (id, message) = (d.id, error.clone());
+            let r = shared
+                .db
+                .run(move |db| db.retry_later(id, attempt, next, &message))
+                .await;
             log.outcome = Err(error);
             r
         }
@@ -197,13 +206,19 @@ fn finish(
                 let routes = shared.routes(&record);
                 (record, routes)
             });
-            let r = shared.db.dead_letter(
-                d.id,
-                attempt,
-                &error,
-                wall_ms(),
-                record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
-            );
+            let (id, message) = (d.id, error.clone());
+            let r = shared
+                .db
+                .run(move |db| {
+                    db.dead_letter(
+                        id,
+                        attempt,
+                        &message,
+                        wall_ms(),
+                        record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
+                    )
+                })
+                .await;
             shared.deliveries.notify_one();
             log.outcome = Err(error);
             r
@@ -218,20 +233,27 @@ fn finish(
 
 /// Fires one-time schedules as the market clock reaches them.
 pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let wrap = |detail: &Value| {
-        let envelope = match DomainEvent::parse("OrderEvaluationDue", detail.clone()) {
-            Ok(event) => shared.wrap(&event),
-            Err(_) => detail.clone(),
-        };
-        let routes = shared.routes(&envelope);
-        (envelope, routes)
-    };
     loop {
         if *stop.borrow() {
             break;
         }
         let now = shared.clock.now().as_millisecond();
-        match shared.db.fire_due_schedules(now, wall_ms(), &wrap) {
+        let s = shared.clone();
+        let fired = shared
+            .db
+            .run(move |db| {
+                let wrap = |detail: &Value| {
+                    let envelope = match DomainEvent::parse("OrderEvaluationDue", detail.clone()) {
+                        Ok(event) => s.wrap(&event),
+                        Err(_) => detail.clone(),
+                    };
+                    let routes = s.routes(&envelope);
+                    (envelope, routes)
+                };
+                db.fire_due_schedules(now, wall_ms(), &wrap)
+            })
+            .await;
+        match fired {
             Ok(n) if n > 0 => {
                 shared.deliveries.notify_one();
                 continue;
@@ -239,7 +261,7 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "energy up"),
         }
-        let wait = match shared.db.next_schedule_at() {
+        let wait = match shared.db.run(|db| db.next_schedule_at()).await {
             Ok(Some(at)) => Timestamp::from_millisecond(at)
                 .map(|t| shared.clock.real_time_until(t))
                 .unwrap_or(Duration::ZERO)
@@ -268,13 +290,14 @@ pub async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let now = shared.clock.now();
         let next = shared
             .db
-            .meta("next_sweep")
+            .run(|db| db.meta("next_sweep"))
+            .await
             .ok()
             .flatten()
             .and_then(|s| s.parse::<Timestamp>().ok())
             .unwrap_or_else(|| now.saturating_add(every).unwrap_or(now));
         let next = if now >= next {
-            if let Err(e) = shared.put(&scheduled_event(now, &sweep.name)) {
+            if let Err(e) = shared.put(scheduled_event(now, &sweep.name)).await {
                 tracing::error!(error = %e, "energy up");
             }
             let mut n = next;
@@ -285,7 +308,12 @@ pub async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         } else {
             next
         };
-        if let Err(e) = shared.db.set_meta("next_sweep", &next.to_string()) {
+        let value = next.to_string();
+        if let Err(e) = shared
+            .db
+            .run(move |db| db.set_meta("next_sweep", &value))
+            .await
+        {
             tracing::error!(error = %e, "energy up");
         }
         let wait = shared
@@ -305,7 +333,8 @@ pub async fn reaper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
-        if let Err(e) = shared.db.expire_orders(shared.clock.now().as_second()) {
+        let now = shared.clock.now().as_second();
+        if let Err(e) = shared.db.run(move |db| db.expire_orders(now)).await {
             tracing::error!(error = %e, "energy up");
         }
         tokio::select! {

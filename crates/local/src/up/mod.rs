@@ -4,10 +4,16 @@
 //! auction platform; all on one embedded database under the data dir and a compressed market
 //! clock. See the README's "energy up" section.
 
-pub mod adapters;
+pub mod bus;
 pub mod clock;
 pub mod engine;
+pub mod notifier;
+pub mod platform;
+pub mod results;
+pub mod scheduler;
 pub mod server;
+pub mod shared;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,12 +32,15 @@ use tokio::task::JoinHandle;
 use crate::db::Db;
 use crate::handlers::{Adapters, Handlers};
 use crate::topology::{Topology, TopologyError};
-use adapters::{
-    FileResults, LocalBus, LocalNotifier, LocalScheduler, LocalStore, PersistentPlatform, Shared,
-    Sink,
-};
+use bus::LocalBus;
 use clock::MarketClock;
 use engine::Observer;
+use notifier::{LocalNotifier, Sink};
+use platform::PersistentPlatform;
+use results::FileResults;
+use scheduler::LocalScheduler;
+use shared::Shared;
+use store::LocalStore;
 
 /// The consumers file `energy up` reads when `--consumers` is not given, if it exists.
 pub const DEFAULT_CONSUMERS: &str = "energy.consumers.yaml";

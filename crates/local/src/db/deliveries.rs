@@ -1,0 +1,187 @@
+//! The delivery queue: one row per event and rule until its target took it or it became a dead
+//! letter.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+
+use super::archive::insert_event;
+use super::{Context, Db, DbResult, Route, json_column};
+use super::{DeadLetter, DueDelivery};
+
+impl Db {
+    /// Pending deliveries due at `now_ms`, earliest first, skipping `busy` ones.
+    pub fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        busy: &std::collections::HashSet<i64>,
+    ) -> DbResult<Vec<DueDelivery>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT d.id, d.rule, d.target, d.attempt, d.first_at, e.body
+                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.state = 'pending' AND d.next_at <= ?1
+                 ORDER BY d.next_at, d.id LIMIT ?2",
+            )
+            .ctx("reading deliveries")?;
+        let rows = stmt
+            .query_map(params![now_ms, (limit + busy.len()) as i64], |r| {
+                let body: String = r.get(5)?;
+                Ok(DueDelivery {
+                    id: r.get(0)?,
+                    rule: r.get(1)?,
+                    target: r.get(2)?,
+                    attempt: r.get(3)?,
+                    first_at: r.get(4)?,
+                    event: json_column(&body, 5)?,
+                })
+            })
+            .ctx("reading deliveries")?;
+        let mut out = Vec::new();
+        for row in rows {
+            let d = row.ctx("reading deliveries")?;
+            if !busy.contains(&d.id) {
+                out.push(d);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the next pending delivery is due (epoch ms).
+    pub fn next_delivery_at(&self) -> DbResult<Option<i64>> {
+        self.conn()
+            .query_row(
+                "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .ctx("reading deliveries")
+    }
+
+    pub fn pending_deliveries(&self) -> DbResult<i64> {
+        self.conn()
+            .query_row(
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .ctx("reading deliveries")
+    }
+
+    /// A delivery succeeded: it leaves the queue. A schedule rule's tick (source `aws.events`)
+    /// leaves the archive too: in AWS it never is on our bus.
+    pub fn delivered(&self, id: i64) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().ctx("completing a delivery")?;
+        let seq: Option<i64> = tx
+            .query_row(
+                "SELECT event_seq FROM deliveries WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("completing a delivery")?;
+        tx.execute("DELETE FROM deliveries WHERE id = ?1", [id])
+            .ctx("completing a delivery")?;
+        if let Some(seq) = seq {
+            tx.execute(
+                "DELETE FROM events WHERE seq = ?1 AND source = 'aws.events'
+                   AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?1)",
+                [seq],
+            )
+            .ctx("completing a delivery")?;
+        }
+        tx.commit().ctx("completing a delivery")
+    }
+
+    /// A delivery failed and will be tried again at `next_ms`.
+    pub fn retry_later(&self, id: i64, attempt: u32, next_ms: i64, error: &str) -> DbResult<()> {
+        self.conn()
+            .execute(
+                "UPDATE deliveries SET attempt = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1",
+                params![id, attempt, next_ms, error],
+            )
+            .map(|_| ())
+            .ctx("rescheduling a delivery")
+    }
+
+    /// A delivery gave up: it becomes a dead letter, and `on_failure` (Lambda's on-failure
+    /// record) is published in the same transaction.
+    pub fn dead_letter(
+        &self,
+        id: i64,
+        attempts: u32,
+        error: &str,
+        now_ms: i64,
+        on_failure: Option<(&Value, &[Route])>,
+    ) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().ctx("dead-lettering")?;
+        tx.execute(
+            "UPDATE deliveries SET state = 'dead', attempt = ?2, last_error = ?3, dead_at = ?4
+             WHERE id = ?1",
+            params![id, attempts, error, now_ms],
+        )
+        .ctx("dead-lettering")?;
+        if let Some((event, routes)) = on_failure {
+            insert_event(&tx, event, routes, now_ms)?;
+        }
+        tx.commit().ctx("dead-lettering")
+    }
+
+    pub fn dead_letters(&self) -> DbResult<Vec<DeadLetter>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT d.id, d.rule, d.target, d.attempt, d.dead_at, COALESCE(d.last_error, ''), e.body
+                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.state = 'dead' ORDER BY d.dead_at, d.id",
+            )
+            .ctx("reading dead letters")?;
+        let rows = stmt
+            .query_map([], |r| {
+                let body: String = r.get(6)?;
+                Ok(DeadLetter {
+                    id: r.get(0)?,
+                    rule: r.get(1)?,
+                    target: r.get(2)?,
+                    attempts: r.get(3)?,
+                    dead_at: r.get(4)?,
+                    error: r.get(5)?,
+                    event: json_column(&body, 6)?,
+                })
+            })
+            .ctx("reading dead letters")?;
+        rows.collect::<Result<_, _>>().ctx("reading dead letters")
+    }
+
+    /// Puts dead letters (all, or those with these ids) back in the queue, due now, with a fresh
+    /// retry budget. Returns how many.
+    pub fn redrive(&self, ids: &[i64], now_ms: i64) -> DbResult<usize> {
+        let conn = self.conn();
+        if ids.is_empty() {
+            return conn
+                .execute(
+                    "UPDATE deliveries SET state = 'pending', attempt = 0, first_at = ?1,
+                     next_at = ?1, dead_at = NULL WHERE state = 'dead'",
+                    [now_ms],
+                )
+                .ctx("redriving");
+        }
+        let mut n = 0;
+        for id in ids {
+            n += conn
+                .execute(
+                    "UPDATE deliveries SET state = 'pending', attempt = 0, first_at = ?1,
+                     next_at = ?1, dead_at = NULL WHERE state = 'dead' AND id = ?2",
+                    params![now_ms, id],
+                )
+                .ctx("redriving")?;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,263 @@
+//! The embedded database of `energy up`: one SQLite file (`<data-dir>/energy.db`) holds the
+//! orders, the one-time schedules, the event archive, the delivery queue with its dead letters,
+//! the platform's accepted orders, the notifications sent and the market clock. All SQL lives
+//! here, one file per table ([`orders`], [`schedules`], [`archive`], [`deliveries`],
+//! [`platform`], [`notifications`]); async code reaches it through [`Db::run`], on a blocking
+//! thread.
+//!
+//! Why SQLite (rusqlite's bundled build) rather than redb: the due index, the delivery queue
+//! ordered by next attempt and the archive filtered by order or type are each one indexed SQL
+//! query instead of hand-kept secondary tables; every publish writes the event and its deliveries
+//! in one transaction; and a developer can open the file with any SQLite tool. WAL mode with
+//! `synchronous=NORMAL` keeps every committed transaction across a killed process (only a power
+//! loss may drop the last few), and lets the `energy events|dlq|orders` commands read and write
+//! while `energy up` runs.
+
+pub mod archive;
+pub mod deliveries;
+pub mod notifications;
+pub mod orders;
+pub mod platform;
+pub mod schedules;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    record_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    due_at INTEGER,
+    expires_at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    sweeps INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS orders_due ON orders (due_at, record_id) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS orders_expiry ON orders (expires_at);
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    fired INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules (at) WHERE fired = 0;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    time TEXT NOT NULL,
+    source TEXT NOT NULL,
+    detail_type TEXT NOT NULL,
+    record_id TEXT,
+    published_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_record ON events (record_id);
+CREATE INDEX IF NOT EXISTS events_type ON events (detail_type);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_seq INTEGER NOT NULL REFERENCES events (seq),
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    first_at INTEGER NOT NULL,
+    next_at INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    last_error TEXT,
+    dead_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries (dead_at) WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS platform_orders (
+    record_id TEXT PRIMARY KEY,
+    receipt INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS platform_receipts ON platform_orders (receipt);
+CREATE TABLE IF NOT EXISTS notifications (
+    key TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    line TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_seq ON notifications (seq);
+"#;
+
+/// The database, one connection behind a lock: every statement is short, and SQLite serialises
+/// writers anyway.
+pub struct Db {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+/// A database error, with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct DbError {
+    pub what: &'static str,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+trait Context<T> {
+    fn ctx(self, what: &'static str) -> DbResult<T>;
+}
+
+impl<T> Context<T> for rusqlite::Result<T> {
+    fn ctx(self, what: &'static str) -> DbResult<T> {
+        self.map_err(|source| DbError { what, source })
+    }
+}
+
+/// An archived event.
+#[derive(Debug, Clone)]
+pub struct Archived {
+    pub seq: i64,
+    pub published_at: i64,
+    pub body: Value,
+}
+
+/// A delivery to attempt.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub rule: String,
+    /// The target as recorded when the event was published.
+    pub target: String,
+    pub attempt: u32,
+    pub first_at: i64,
+    pub event: Value,
+}
+
+/// A dead letter.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub rule: String,
+    pub target: String,
+    pub attempts: u32,
+    pub dead_at: i64,
+    pub error: String,
+    pub event: Value,
+}
+
+/// A filter on the archive.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub after_seq: i64,
+    pub record_id: Option<String>,
+    pub detail_type: Option<String>,
+    /// Events whose `time` (the market clock, `YYYY-MM-DDTHH:MM:SSZ`) is at or after this.
+    pub since_time: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// One delivery an event is queued for: the rule's name and a description of its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub rule: String,
+    pub target: String,
+}
+
+/// A JSON column read back: a row the database holds but cannot parse is an error that names
+/// it, never a `null` that would travel on.
+fn json_column(text: &str, index: usize) -> rusqlite::Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Wall-clock milliseconds: the delivery queue's time (the market clock is not).
+pub fn wall_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Brings a database made by an earlier version up to [`SCHEMA`].
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_sweeps: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('orders') WHERE name = 'sweeps'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_sweeps {
+        conn.execute_batch("ALTER TABLE orders ADD COLUMN sweeps INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
+impl Db {
+    /// Opens (creating if needed) `<dir>/energy.db`.
+    pub fn open(dir: &Path) -> anyhow::Result<Db> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
+        let path = dir.join("energy.db");
+        let conn = Connection::open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create the schema: {e}", path.display()))?;
+        migrate(&conn)
+            .map_err(|e| anyhow::anyhow!("{}: cannot upgrade the schema: {e}", path.display()))?;
+        Ok(Db {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Whether `<dir>/energy.db` exists.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("energy.db").exists()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for this module's table files only: no other module touches SQL.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on a blocking thread, so database work (and a slow disk) never stalls an async
+    /// worker: the HTTP API and the dispatcher keep going while SQLite syncs.
+    pub async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Db) -> T + Send + 'static,
+    ) -> T {
+        let db = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || f(&db)).await {
+            Ok(value) => value,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("database task cancelled while the runtime shuts down: {e}"),
+        }
+    }
+
+    // ---- meta ----
+
+    pub fn meta(&self, key: &str) -> DbResult<Option<String>> {
+        self.conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .ctx("reading meta")
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> DbResult<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+            .ctx("writing meta")
+    }
+}

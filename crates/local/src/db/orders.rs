@@ -1,0 +1,215 @@
+//! The orders table (DynamoDB's in AWS) and its sparse due index. Rows carry the record as JSON
+//! (`body`) beside the columns conditions and the index need; what the JSON means is the order
+//! store adapter's business, not this module's.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{Context, Db, DbResult};
+
+/// One order row as written.
+#[derive(Debug, Clone)]
+pub struct OrderRow {
+    pub record_id: String,
+    pub state: &'static str,
+    pub version: i64,
+    pub attempt: u32,
+    /// Epoch milliseconds; `None` takes the row out of the due index.
+    pub due_at: Option<i64>,
+    /// Epoch seconds (the TTL).
+    pub expires_at: i64,
+    pub body: String,
+}
+
+/// One entry of the due index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRow {
+    pub record_id: String,
+    pub attempt: u32,
+    pub due_at: i64,
+    pub sweeps: u32,
+}
+
+/// Writes `row`: a new one (or over one whose TTL passed) when `expected` is `None`, else only
+/// over the row in the expected state and version. Every write resets the sweeper's count.
+fn write(
+    conn: &Connection,
+    row: &OrderRow,
+    expected: Option<(&str, i64)>,
+    now_s: i64,
+) -> DbResult<bool> {
+    let n = match expected {
+        None => conn
+            .prepare_cached(
+                "INSERT INTO orders (record_id, state, version, attempt, due_at, expires_at, body, sweeps)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
+                 ON CONFLICT (record_id) DO UPDATE SET state = excluded.state,
+                   version = excluded.version, attempt = excluded.attempt,
+                   due_at = excluded.due_at, expires_at = excluded.expires_at, body = excluded.body,
+                   sweeps = 0
+                 WHERE orders.expires_at <= ?8",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    row.record_id,
+                    row.state,
+                    row.version,
+                    row.attempt,
+                    row.due_at,
+                    row.expires_at,
+                    row.body,
+                    now_s
+                ])
+            }),
+        Some((state, version)) => conn
+            .prepare_cached(
+                "UPDATE orders SET state = ?2, version = ?3, attempt = ?4, due_at = ?5,
+                   expires_at = ?6, body = ?7, sweeps = 0
+                 WHERE record_id = ?1 AND state = ?8 AND version = ?9 AND expires_at > ?10",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    row.record_id,
+                    row.state,
+                    row.version,
+                    row.attempt,
+                    row.due_at,
+                    row.expires_at,
+                    row.body,
+                    state,
+                    version,
+                    now_s
+                ])
+            }),
+    };
+    n.map(|n| n == 1).ctx("writing an order")
+}
+
+fn read(conn: &Connection, record_id: &str, now_s: i64) -> DbResult<Option<String>> {
+    conn.prepare_cached("SELECT body FROM orders WHERE record_id = ?1 AND expires_at > ?2")
+        .and_then(|mut st| {
+            st.query_row(params![record_id, now_s], |r| r.get(0))
+                .optional()
+        })
+        .ctx("reading an order")
+}
+
+impl Db {
+    /// A new order (true), unless a live one has its id (false).
+    pub fn insert_order(&self, row: &OrderRow, now_s: i64) -> DbResult<bool> {
+        write(&self.conn(), row, None, now_s)
+    }
+
+    /// Replaces the order if it is still in `state` at `version`.
+    pub fn replace_order(
+        &self,
+        row: &OrderRow,
+        state: &str,
+        version: i64,
+        now_s: i64,
+    ) -> DbResult<bool> {
+        write(&self.conn(), row, Some((state, version)), now_s)
+    }
+
+    /// The live order's body.
+    pub fn order(&self, record_id: &str, now_s: i64) -> DbResult<Option<String>> {
+        read(&self.conn(), record_id, now_s)
+    }
+
+    /// A batch in one transaction: reads the live body under each id, asks `refuse` whether
+    /// they forbid the batch, and if not writes every row whose id is free. Returns the bodies
+    /// found (`None`: free, and written unless refused) and whether it wrote.
+    pub fn insert_orders(
+        &self,
+        rows: &[OrderRow],
+        now_s: i64,
+        refuse: impl FnOnce(&[Option<String>]) -> bool,
+    ) -> DbResult<(Vec<Option<String>>, bool)> {
+        let mut conn = self.conn();
+        // IMMEDIATE: the write lock is taken before the reads, so no other writer can slip an
+        // order in between what this batch saw and what it writes.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("writing a batch")?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            found.push(read(&tx, &row.record_id, now_s)?);
+        }
+        if refuse(&found) {
+            return Ok((found, false));
+        }
+        for (row, existing) in rows.iter().zip(&found) {
+            if existing.is_none() {
+                write(&tx, row, None, now_s)?;
+            }
+        }
+        tx.commit().ctx("writing a batch")?;
+        Ok((found, true))
+    }
+
+    /// The sweeper's claim: moves the order's due index entry from `seen_ms` to `next_ms` and
+    /// counts the sweep, if the entry is still at `seen_ms`.
+    pub fn claim_sweep(&self, record_id: &str, seen_ms: i64, next_ms: i64) -> DbResult<bool> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE orders SET due_at = ?1, sweeps = sweeps + 1
+                 WHERE record_id = ?2 AND due_at = ?3",
+            )
+            .and_then(|mut st| st.execute(params![next_ms, record_id, seen_ms]))
+            .map(|n| n == 1)
+            .ctx("claiming a sweep")
+    }
+
+    /// Up to `limit` live entries of the due index at or before `until_ms`, after `after`
+    /// (due_at, record_id), earliest first.
+    pub fn due_orders(
+        &self,
+        until_ms: i64,
+        after: Option<(i64, String)>,
+        now_s: i64,
+        limit: usize,
+    ) -> DbResult<Vec<DueRow>> {
+        let (after_at, after_id) = after.unwrap_or((i64::MIN, String::new()));
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT record_id, attempt, due_at, sweeps FROM orders
+                 WHERE due_at IS NOT NULL AND due_at <= ?1
+                   AND (due_at > ?2 OR (due_at = ?2 AND record_id > ?3))
+                   AND expires_at > ?4
+                 ORDER BY due_at, record_id LIMIT ?5",
+            )
+            .ctx("reading the due index")?;
+        stmt.query_map(
+            params![until_ms, after_at, after_id, now_s, limit as i64],
+            |r| {
+                Ok(DueRow {
+                    record_id: r.get(0)?,
+                    attempt: r.get(1)?,
+                    due_at: r.get(2)?,
+                    sweeps: r.get(3)?,
+                })
+            },
+        )
+        .ctx("reading the due index")?
+        .collect::<Result<_, _>>()
+        .ctx("reading the due index")
+    }
+
+    pub fn orders_by_state(&self) -> DbResult<Vec<(String, i64)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state")
+            .ctx("counting orders")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("counting orders")?
+            .collect::<Result<_, _>>()
+            .ctx("counting orders")
+    }
+
+    /// Deletes orders whose TTL (epoch seconds) passed; returns how many.
+    pub fn expire_orders(&self, now_s: i64) -> DbResult<usize> {
+        self.conn()
+            .execute("DELETE FROM orders WHERE expires_at <= ?1", [now_s])
+            .ctx("expiring orders")
+    }
+}

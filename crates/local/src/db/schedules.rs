@@ -1,0 +1,78 @@
+//! One-time schedules (EventBridge Scheduler's `at()` schedules), fired on the market clock.
+
+use rusqlite::params;
+use serde_json::Value;
+
+use super::archive::insert_event;
+use super::{Context, Db, DbError, DbResult, Route};
+
+impl Db {
+    /// Creates a one-time schedule unless one with this name exists; true when created.
+    pub fn create_schedule(&self, name: &str, at_ms: i64, event: &Value) -> DbResult<bool> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO schedules (name, at, event) VALUES (?1, ?2, ?3)",
+                params![name, at_ms, event.to_string()],
+            )
+            .map(|n| n == 1)
+            .ctx("creating a schedule")
+    }
+
+    /// When the next unfired schedule is due (market-clock epoch ms).
+    pub fn next_schedule_at(&self) -> DbResult<Option<i64>> {
+        self.conn()
+            .query_row("SELECT MIN(at) FROM schedules WHERE fired = 0", [], |r| {
+                r.get(0)
+            })
+            .ctx("reading schedules")
+    }
+
+    pub fn pending_schedules(&self) -> DbResult<i64> {
+        self.conn()
+            .query_row("SELECT COUNT(*) FROM schedules WHERE fired = 0", [], |r| {
+                r.get(0)
+            })
+            .ctx("reading schedules")
+    }
+
+    /// Fires every schedule due at `until_ms`: in one transaction per schedule, marks it fired
+    /// and publishes its event through `wrap` (which makes the envelope and its routes).
+    pub fn fire_due_schedules(
+        &self,
+        until_ms: i64,
+        now_ms: i64,
+        wrap: &dyn Fn(&Value) -> (Value, Vec<Route>),
+    ) -> DbResult<usize> {
+        let due: Vec<(String, String)> = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT name, event FROM schedules WHERE fired = 0 AND at <= ?1
+                     ORDER BY at, name LIMIT 500",
+                )
+                .ctx("reading schedules")?;
+            stmt.query_map([until_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+                .ctx("reading schedules")?
+                .collect::<Result<_, _>>()
+                .ctx("reading schedules")?
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction().ctx("firing schedules")?;
+        for (name, event) in &due {
+            let detail: Value = serde_json::from_str(event).map_err(|e| DbError {
+                what: "firing schedules",
+                source: rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                ),
+            })?;
+            let (envelope, routes) = wrap(&detail);
+            tx.execute("UPDATE schedules SET fired = 1 WHERE name = ?1", [name])
+                .ctx("firing schedules")?;
+            insert_event(&tx, &envelope, &routes, now_ms)?;
+        }
+        tx.commit().ctx("firing schedules")?;
+        Ok(due.len())
+    }
+}

@@ -1,0 +1,165 @@
+//! Result objects of `energy up` (S3's part in AWS): files under `<data-dir>/results/<key>`,
+//! the bucket's keys.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use energy_core::ports::{PortError, ResultStore};
+
+/// Result objects as files: `<data-dir>/results/<key>`, the S3 bucket's keys.
+pub struct FileResults {
+    pub dir: PathBuf,
+    /// Where objects are written before they are renamed into `dir`: a crash never leaves a
+    /// partial object among the results.
+    pub tmp: PathBuf,
+}
+
+/// Numbers the temporary files of this process: with the process id, a name no other write
+/// can hold (a clock, however fine, gives two writes the same instant).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FileResults {
+    /// A fresh name for an object being written, unique by construction.
+    fn temp_path(&self) -> PathBuf {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.tmp.join(format!("{}-{n}", std::process::id()))
+    }
+}
+
+impl FileResults {
+    /// Writes the object whole or not at all: a temporary file, then a rename.
+    fn write(&self, key: &str, body: &[u8]) -> Result<(), PortError> {
+        if key
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(PortError::permanent(
+                "results",
+                format!("unsafe key {key:?}"),
+            ));
+        }
+        // The bucket's keys start with `results/`; the data dir's folder is that prefix.
+        let relative = key.strip_prefix("results/").unwrap_or(key);
+        let path = self.dir.join(relative);
+        let io = |e: std::io::Error| PortError::transient("results", format!("{key}: {e}"));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        // Written whole or not at all: a crash never leaves half an object.
+        std::fs::create_dir_all(&self.tmp).map_err(io)?;
+        let tmp = self.temp_path();
+        // create_new: should a name ever be taken (a file left by a killed process with the
+        // same pid), fail rather than write into it.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io)?;
+        file.write_all(body).map_err(io)?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ResultStore for FileResults {
+    /// On a blocking thread: file writes never stall an async worker.
+    async fn put(&self, key: &str, body: &[u8]) -> Result<(), PortError> {
+        let this = FileResults {
+            dir: self.dir.clone(),
+            tmp: self.tmp.clone(),
+        };
+        let (key, body) = (key.to_string(), body.to_vec());
+        tokio::task::spawn_blocking(move || this.write(&key, &body))
+            .await
+            .map_err(|e| PortError::transient("results", e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use jiff::Timestamp;
+
+    use super::*;
+
+    /// Temporary names are unique by construction, however fast or coarse the clock.
+    #[test]
+    fn temporary_names_never_repeat() {
+        let store = Arc::new(FileResults {
+            dir: PathBuf::from("/nonexistent/results"),
+            tmp: PathBuf::from("/nonexistent/tmp"),
+        });
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    (0..50_000).map(|_| store.temp_path()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all = std::collections::HashSet::new();
+        let mut repeats = 0;
+        for t in threads {
+            for name in t.join().unwrap() {
+                if !all.insert(name) {
+                    repeats += 1;
+                }
+            }
+        }
+        assert_eq!(repeats, 0, "temporary names repeated");
+    }
+
+    /// Many writers at once, each object under its own key with its own bytes: every object
+    /// holds exactly what was written under its key (a shared temporary name once renamed one
+    /// order's result onto another's key).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_result_writes_each_keep_their_own_bytes() {
+        let dir = std::env::temp_dir().join(format!(
+            "energy-results-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
+        let store = Arc::new(FileResults {
+            dir: dir.join("results"),
+            tmp: dir.join("tmp"),
+        });
+        let mut tasks = Vec::new();
+        for writer in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..1_500 {
+                    let key = format!("results/2026-11-28/NL/w{writer}-{i:05}.json");
+                    let body = format!("{{\"writer\":{writer},\"i\":{i}}}");
+                    store.put(&key, body.as_bytes()).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut wrong = Vec::new();
+        for writer in 0..8 {
+            for i in 0..1_500 {
+                let path = dir.join(format!("results/2026-11-28/NL/w{writer}-{i:05}.json"));
+                let body = std::fs::read_to_string(&path).unwrap_or_default();
+                if body != format!("{{\"writer\":{writer},\"i\":{i}}}") {
+                    wrong.push(format!("{}: {body:?}", path.display()));
+                }
+            }
+        }
+        let leftovers = std::fs::read_dir(dir.join("tmp")).map_or(0, |d| d.count());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            wrong.is_empty(),
+            "{} objects hold other bytes: {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
+        assert_eq!(leftovers, 0, "temporary files left behind");
+    }
+}

@@ -1,0 +1,40 @@
+//! One-time schedules of `energy up` (EventBridge Scheduler's in AWS) in the `schedules` table,
+//! fired by the scheduler loop on the market clock.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use energy_core::events::{DomainEvent, OrderEvaluationDue};
+use energy_core::ports::{PortError, RetryScheduler, Scheduled};
+use jiff::Timestamp;
+
+use crate::up::shared::{Shared, port};
+
+pub struct LocalScheduler {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl RetryScheduler for LocalScheduler {
+    async fn schedule(
+        &self,
+        name: &str,
+        at: Timestamp,
+        event: &OrderEvaluationDue,
+    ) -> Result<Scheduled, PortError> {
+        let detail = DomainEvent::EvaluationDue(event.clone()).detail();
+        let name = name.to_string();
+        let created = self
+            .shared
+            .db
+            .run(move |db| db.create_schedule(&name, at.as_millisecond(), &detail))
+            .await
+            .map_err(port("scheduler"))?;
+        self.shared.schedules.notify_one();
+        Ok(if created {
+            Scheduled::Created
+        } else {
+            Scheduled::AlreadyExists
+        })
+    }
+}
