@@ -23,7 +23,7 @@ use store_result::StoreResult;
 use submit_order::SubmitOrder;
 use sweep_pending::SweepPending;
 
-use crate::routes::Function;
+use crate::function::Function;
 
 /// Every adapter of one local stack: what the whole account is in AWS. Handlers take from it
 /// only what they use.

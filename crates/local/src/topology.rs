@@ -14,7 +14,7 @@ use energy_core::retry::RetryPolicy;
 use jiff::SignedDuration;
 use serde_json::Value;
 
-use crate::routes::Function;
+use crate::function::Function;
 use energy_patterns::Pattern;
 
 /// The template the binary was built with: `energy` works from any directory.

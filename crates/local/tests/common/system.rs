@@ -21,9 +21,9 @@ use energy_core::memory::{
 };
 use energy_core::retry::RetryPolicy;
 use energy_local::delivery::{self, Attempted};
+use energy_local::function::Function;
 pub use energy_local::handlers::api_request;
 use energy_local::handlers::{Adapters, Handlers, scheduled_event};
-use energy_local::routes::Function;
 use energy_local::topology::{Target, Topology};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
