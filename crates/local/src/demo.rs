@@ -186,23 +186,7 @@ pub async fn run(
         .to_zoned_datetime(tz.clone())
         .map(|z| z.timestamp())
         .unwrap_or_else(|_| Timestamp::now());
-    let (data_dir, temporary) = match &options.data_dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!(
-                "energy-demo-{}-{}",
-                std::process::id(),
-                Timestamp::now().as_nanosecond()
-            )),
-            true,
-        ),
-    };
-    if data_dir.join("energy.db").exists() {
-        anyhow::bail!(
-            "{} holds a stack already; the demo needs a new data dir",
-            data_dir.display()
-        );
-    }
+    let (data_dir, temporary) = demo_dir(&options)?;
     let print = Arc::new(Mutex::new(print));
     let say = {
         let print = print.clone();
@@ -240,74 +224,11 @@ pub async fn run(
         options.speed
     ));
     let http = reqwest::Client::new();
-    let post = |body: String| {
-        let http = http.clone();
-        let url = format!("{base}/orders");
-        async move {
-            let r = http
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await?;
-            let status = r.status().as_u16();
-            let body: Value = r.json().await.unwrap_or(Value::Null);
-            anyhow::Ok((status, body))
-        }
-    };
-    let batch = sample_batch(&rules, day);
-    let ids: Vec<String> = batch
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|o| o["record_id"].as_str().map(String::from))
-        .collect();
-    say(&format!(
-        "POST /orders  ({} orders: accepted, partial, rejected, never published)",
-        ids.len()
-    ));
-    let (status, body) = post(batch.to_string()).await?;
-    say(&format!("  → {status} {body}"));
-    let (status, body) = post(batch.to_string()).await?;
-    say(&format!(
-        "POST /orders  (the same batch again)\n  → {status} {body}"
-    ));
-
-    let first_mtu = rules
-        .mtus(energy_core::calendar::AuctionId {
-            market: energy_core::market::Market::Sdac,
-            delivery_date: day,
-        })
-        .ok()
-        .and_then(|m| m.first().copied())
-        .unwrap_or(start);
-    let (bad_status, bad_body) = post(invalid_batch(day, first_mtu).to_string()).await?;
-    say(&format!(
-        "POST /orders  (one order with four mistakes)\n  → {bad_status} {}",
-        bad_body["message"].as_str().unwrap_or("")
-    ));
-    for e in bad_body["errors"].as_array().into_iter().flatten() {
-        say(&format!("      {}", e["message"].as_str().unwrap_or("")));
-    }
+    let (ids, bad_status, bad_body) =
+        post_demo_orders(&http, &base, &rules, day, start, &say).await?;
     say("\nEvents as they are delivered (market time):");
 
-    // Until every order is final and nothing is left to deliver.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let mut all_final = true;
-        for id in &ids {
-            let r = http.get(format!("{base}/orders/{id}")).send().await?;
-            let v: Value = r.json().await.unwrap_or(Value::Null);
-            all_final &= v["final"] == true;
-        }
-        if all_final && running.shared.db.run(|db| db.pending_deliveries()).await? == 0 {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!("the demo's orders were not final after 2 minutes");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_until_final(&running, &http, &base, &ids).await?;
     let simulated = running.now().duration_since(start);
     let mut lines = Vec::new();
     for id in &ids {
@@ -326,21 +247,7 @@ pub async fn run(
             bad_body["message"].as_str().unwrap_or("")
         ),
     });
-    let archive: Vec<Value> = running
-        .shared
-        .db
-        .events(&crate::db::EventFilter::default())?
-        .into_iter()
-        .map(|e| e.body)
-        .collect();
-    let notifications: Vec<String> = running
-        .shared
-        .db
-        .notifications()?
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|v| v["text"].as_str().unwrap_or("").to_string())
-        .collect();
+    let (archive, notifications) = archive_and_notifications(&running).await?;
     let result_objects = count_files(&data_dir.join("results"));
     running.shutdown().await;
     let report = Report {
@@ -362,6 +269,135 @@ pub async fn run(
         ));
     }
     Ok(report)
+}
+
+/// Posts the sample batch (twice: the second is all duplicates) and a batch with four mistakes;
+/// the sample's ids and the refused batch's answer.
+async fn post_demo_orders(
+    http: &reqwest::Client,
+    base: &str,
+    rules: &MarketRules,
+    day: jiff::civil::Date,
+    start: Timestamp,
+    say: &impl Fn(&str),
+) -> anyhow::Result<(Vec<String>, u16, Value)> {
+    let post = |body: String| {
+        let http = http.clone();
+        let url = format!("{base}/orders");
+        async move {
+            let r = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await?;
+            anyhow::Ok((status, body))
+        }
+    };
+    let batch = sample_batch(rules, day);
+    let ids: Vec<String> = batch
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["record_id"].as_str().map(String::from))
+        .collect();
+    say(&format!(
+        "POST /orders  ({} orders: accepted, partial, rejected, never published)",
+        ids.len()
+    ));
+    let (status, body) = post(batch.to_string()).await?;
+    say(&format!("  → {status} {body}"));
+    let (status, body) = post(batch.to_string()).await?;
+    say(&format!(
+        "POST /orders  (the same batch again)\n  → {status} {body}"
+    ));
+    let first_mtu = rules
+        .mtus(energy_core::calendar::AuctionId {
+            market: energy_core::market::Market::Sdac,
+            delivery_date: day,
+        })
+        .ok()
+        .and_then(|m| m.first().copied())
+        .unwrap_or(start);
+    let (bad_status, bad_body) = post(invalid_batch(day, first_mtu).to_string()).await?;
+    say(&format!(
+        "POST /orders  (one order with four mistakes)\n  → {bad_status} {}",
+        bad_body["message"].as_str().unwrap_or("")
+    ));
+    for e in bad_body["errors"].as_array().into_iter().flatten() {
+        say(&format!("      {}", e["message"].as_str().unwrap_or("")));
+    }
+    Ok((ids, bad_status, bad_body))
+}
+
+/// The demo's data dir (a new temporary one unless given) and whether it is temporary.
+fn demo_dir(options: &DemoOptions) -> anyhow::Result<(std::path::PathBuf, bool)> {
+    let (data_dir, temporary) = match &options.data_dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!(
+                "energy-demo-{}-{}",
+                std::process::id(),
+                Timestamp::now().as_nanosecond()
+            )),
+            true,
+        ),
+    };
+    if data_dir.join("energy.db").exists() {
+        anyhow::bail!(
+            "{} holds a stack already; the demo needs a new data dir",
+            data_dir.display()
+        );
+    }
+    Ok((data_dir, temporary))
+}
+
+/// Until every order is final and nothing is left to deliver (two minutes at most).
+async fn wait_until_final(
+    running: &crate::up::Running,
+    http: &reqwest::Client,
+    base: &str,
+    ids: &[String],
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let mut all_final = true;
+        for id in ids {
+            let r = http.get(format!("{base}/orders/{id}")).send().await?;
+            let v: Value = r.json().await?;
+            all_final &= v["final"] == true;
+        }
+        if all_final && running.shared.db.run(|db| db.pending_deliveries()).await? == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the demo's orders were not final after 2 minutes");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Every archived event, and the text of every notification.
+async fn archive_and_notifications(
+    running: &crate::up::Running,
+) -> anyhow::Result<(Vec<Value>, Vec<String>)> {
+    let events = running
+        .shared
+        .db
+        .run(|db| db.events(&crate::db::EventFilter::default()))
+        .await?;
+    let lines = running.shared.db.run(|db| db.notifications()).await?;
+    let notifications = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .map(|v| v["text"].as_str().unwrap_or("").to_string())
+                .map_err(|e| anyhow::anyhow!("an unreadable notification line: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((events.into_iter().map(|e| e.body).collect(), notifications))
 }
 
 fn count_files(dir: &std::path::Path) -> usize {

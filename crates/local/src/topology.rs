@@ -145,98 +145,114 @@ impl Topology {
         let t: Value = serde_saphyr::from_str(text)
             .map_err(|e| terr(origin, format!("not a readable template: {e}")))?;
         let params = Params(&t["Parameters"]);
-        let bus_name = params
-            .default("EventBusName")
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_else(|| "energy".into());
-        let mut retry = RetryPolicy::default();
-        if let Some(n) = params.default("MaxAttempts").and_then(number) {
-            retry.max_attempts = n as u32;
-        }
-        if let Some(n) = params.default("RetryBaseSeconds").and_then(number) {
-            retry.base = SignedDuration::from_secs(n as i64);
-        }
         let mut topology = Topology {
             rules: Vec::new(),
             invoke: BTreeMap::new(),
             sweep: None,
-            retry,
-            bus_name,
+            retry: retry_policy(&params),
+            bus_name: params
+                .default("EventBusName")
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_else(|| "energy".into()),
         };
         let resources = t["Resources"]
             .as_object()
             .ok_or_else(|| terr(origin, "no Resources"))?;
         for (logical_id, resource) in resources {
-            if resource["Type"] != "AWS::Serverless::Function" {
-                continue;
-            }
-            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-                .as_str()
-                .unwrap_or_default();
-            let props = &resource["Properties"];
-            let events = props["Events"].as_object();
-            let Some(function) = Function::from_binary(binary) else {
-                // A function that no rule targets (submit-order is behind the HTTP API).
-                if events.is_some_and(|e| {
-                    e.values()
-                        .any(|v| matches!(v["Type"].as_str(), Some("EventBridgeRule" | "Schedule")))
-                }) {
-                    return Err(terr(
-                        origin,
-                        format!("{logical_id}: no local handler for binary {binary:?}"),
-                    ));
-                }
-                continue;
-            };
-            let config = &props["EventInvokeConfig"];
-            topology.invoke.insert(
-                function,
-                Invoke {
-                    max_retries: number(&config["MaximumRetryAttempts"]).unwrap_or(2.0) as u32,
-                    on_failure_to_bus: config["DestinationConfig"]["OnFailure"]["Type"]
-                        == "EventBridge",
-                },
-            );
-            for (name, event) in events.into_iter().flatten() {
-                let p = &event["Properties"];
-                let policy = delivery_policy(&p["RetryPolicy"]);
-                match event["Type"].as_str() {
-                    Some("EventBridgeRule") => {
-                        let pattern = Pattern::compile(&p["Pattern"]).map_err(|e| {
-                            terr(origin, format!("rule {name}: unsupported pattern: {e}"))
-                        })?;
-                        topology.rules.push(Rule {
-                            name: name.clone(),
-                            pattern_json: p["Pattern"].clone(),
-                            pattern,
-                            target: Target::Function(function),
-                            policy,
-                            origin: origin.to_string(),
-                        });
-                    }
-                    Some("Schedule") => {
-                        let expr = params.resolve(&p["Schedule"]);
-                        let every = expr.as_str().and_then(parse_rate).ok_or_else(|| {
-                            terr(
-                                origin,
-                                format!(
-                                    "schedule {name}: {expr} is not a rate(N minutes|hours|days) expression"
-                                ),
-                            )
-                        })?;
-                        topology.sweep = Some(Sweep {
-                            name: name.clone(),
-                            every,
-                            target: function,
-                            policy,
-                        });
-                    }
-                    _ => {}
-                }
+            if resource["Type"] == "AWS::Serverless::Function" {
+                topology.add_function(logical_id, resource, &params, origin)?;
             }
         }
         topology.rules.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(topology)
+    }
+
+    /// One function of the template: its asynchronous-invocation settings, its rules and its
+    /// schedule.
+    fn add_function(
+        &mut self,
+        logical_id: &str,
+        resource: &Value,
+        params: &Params<'_>,
+        origin: &str,
+    ) -> Result<(), TopologyError> {
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_default();
+        let props = &resource["Properties"];
+        let events = props["Events"].as_object();
+        let Some(function) = Function::from_binary(binary) else {
+            // A function that no rule targets (submit-order is behind the HTTP API).
+            if events.is_some_and(|e| {
+                e.values()
+                    .any(|v| matches!(v["Type"].as_str(), Some("EventBridgeRule" | "Schedule")))
+            }) {
+                return Err(terr(
+                    origin,
+                    format!("{logical_id}: no local handler for binary {binary:?}"),
+                ));
+            }
+            return Ok(());
+        };
+        let config = &props["EventInvokeConfig"];
+        self.invoke.insert(
+            function,
+            Invoke {
+                max_retries: number(&config["MaximumRetryAttempts"]).unwrap_or(2.0) as u32,
+                on_failure_to_bus: config["DestinationConfig"]["OnFailure"]["Type"]
+                    == "EventBridge",
+            },
+        );
+        for (name, event) in events.into_iter().flatten() {
+            self.add_event(name, event, function, params, origin)?;
+        }
+        Ok(())
+    }
+
+    /// One of a function's `Events`: an EventBridge rule or the sweep schedule.
+    fn add_event(
+        &mut self,
+        name: &str,
+        event: &Value,
+        function: Function,
+        params: &Params<'_>,
+        origin: &str,
+    ) -> Result<(), TopologyError> {
+        let p = &event["Properties"];
+        let policy = delivery_policy(&p["RetryPolicy"]);
+        match event["Type"].as_str() {
+            Some("EventBridgeRule") => {
+                let pattern = Pattern::compile(&p["Pattern"])
+                    .map_err(|e| terr(origin, format!("rule {name}: unsupported pattern: {e}")))?;
+                self.rules.push(Rule {
+                    name: name.to_string(),
+                    pattern_json: p["Pattern"].clone(),
+                    pattern,
+                    target: Target::Function(function),
+                    policy,
+                    origin: origin.to_string(),
+                });
+            }
+            Some("Schedule") => {
+                let expr = params.resolve(&p["Schedule"]);
+                let every = expr.as_str().and_then(parse_rate).ok_or_else(|| {
+                    terr(
+                        origin,
+                        format!(
+                            "schedule {name}: {expr} is not a rate(N minutes|hours|days) expression"
+                        ),
+                    )
+                })?;
+                self.sweep = Some(Sweep {
+                    name: name.to_string(),
+                    every,
+                    target: function,
+                    policy,
+                });
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Where `event` goes: (rule name, target) for every rule that matches it; a schedule
@@ -304,6 +320,18 @@ impl Topology {
     pub fn invoke(&self, f: Function) -> Invoke {
         self.invoke.get(&f).copied().unwrap_or_default()
     }
+}
+
+/// The evaluator's retry policy from the template's `MaxAttempts` and `RetryBaseSeconds`.
+fn retry_policy(params: &Params<'_>) -> RetryPolicy {
+    let mut retry = RetryPolicy::default();
+    if let Some(n) = params.default("MaxAttempts").and_then(number) {
+        retry.max_attempts = n as u32;
+    }
+    if let Some(n) = params.default("RetryBaseSeconds").and_then(number) {
+        retry.base = SignedDuration::from_secs(n as i64);
+    }
+    retry
 }
 
 fn number(v: &Value) -> Option<f64> {

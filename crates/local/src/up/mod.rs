@@ -203,16 +203,76 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     let (topology, consumers) = load_topology(args.template.as_deref(), args.consumers.as_deref())?;
     let fresh = !Db::exists(&args.data_dir);
     let db = Arc::new(Db::open(&args.data_dir)?);
-    // One `energy up` per data dir; the lock goes with the process, even on kill -9.
-    let lock = std::fs::File::create(args.data_dir.join("up.lock"))
-        .with_context(|| format!("cannot create {}/up.lock", args.data_dir.display()))?;
+    let lock = lock_data_dir(&args.data_dir)?;
+    let clock = market_clock(args, &db, fresh)?;
+    let rules = MarketRules::default();
+    let shared = Arc::new(Shared::new(db.clone(), clock, Arc::new(topology)));
+    let platform = platform(args, &shared, &rules, clock)?;
+    let restored_platform_orders = platform.restore()?;
+    let slack = slack_url()?;
+    let adapters = adapters(args, &shared, clock, platform, slack.as_deref())?;
+    let (_, sample) = sample_orders(clock.now());
+    std::fs::write(args.data_dir.join("sample-orders.json"), sample).with_context(|| {
+        format!(
+            "cannot write {}/sample-orders.json",
+            args.data_dir.display()
+        )
+    })?;
+    let handlers = Arc::new(handlers(&adapters, rules, &shared, clock));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(server::serve(
+            listener,
+            server::router(handlers.clone()),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(engine::deliveries(
+            shared.clone(),
+            handlers.clone(),
+            observer,
+            http_client()?,
+            args.concurrency,
+            stop_rx.clone(),
+        )),
+        tokio::spawn(engine::scheduler(shared.clone(), stop_rx.clone())),
+        tokio::spawn(engine::sweeper(shared.clone(), stop_rx.clone())),
+        tokio::spawn(engine::reaper(shared.clone(), stop_rx)),
+    ];
+    Ok(Running {
+        addr,
+        shared,
+        handlers,
+        adapters,
+        data_dir: args.data_dir.clone(),
+        consumers,
+        restored_platform_orders,
+        notifications_to_slack: slack.is_some(),
+        stop,
+        tasks,
+        _lock: lock,
+    })
+}
+
+/// One `energy up` per data dir; the lock goes with the process, even on kill -9.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let lock = std::fs::File::create(dir.join("up.lock"))
+        .with_context(|| format!("cannot create {}/up.lock", dir.display()))?;
     if lock.try_lock().is_err() {
         bail!(
             "another `energy up` is running on {}; stop it or pass another --data-dir",
-            args.data_dir.display()
+            dir.display()
         );
     }
-    let clock = match MarketClock::load(&db)? {
+    Ok(lock)
+}
+
+/// The data dir's market clock, or a new one at `--start` for a new data dir.
+fn market_clock(args: &UpArgs, db: &Db, fresh: bool) -> anyhow::Result<MarketClock> {
+    let clock = match MarketClock::load(db)? {
         Some(_) if args.start.is_some() && !fresh => bail!(
             "{} already has a market clock; --start applies to a new data dir (use another --data-dir)",
             args.data_dir.display()
@@ -226,14 +286,22 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
             MarketClock::new(start, args.speed)
         }
     };
-    clock.save(&db)?;
-    let rules = MarketRules::default();
-    let shared = Arc::new(Shared::new(db.clone(), clock, Arc::new(topology)));
+    clock.save(db)?;
+    Ok(clock)
+}
 
-    let mut per_zone = std::collections::HashMap::new();
-    for zone in &args.never_publish {
-        per_zone.insert(*zone, Publication::Never);
-    }
+/// The simulated platform, publishing as the options say, keeping its orders in the database.
+fn platform(
+    args: &UpArgs,
+    shared: &Arc<Shared>,
+    rules: &MarketRules,
+    clock: MarketClock,
+) -> anyhow::Result<Arc<PersistentPlatform>> {
+    let per_zone = args
+        .never_publish
+        .iter()
+        .map(|zone| (*zone, Publication::Never))
+        .collect();
     let sim = Arc::new(SimPlatform::new(
         SimConfig {
             rules: rules.clone(),
@@ -245,12 +313,33 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         },
         Arc::new(clock),
     ));
-    let platform = Arc::new(PersistentPlatform {
+    Ok(Arc::new(PersistentPlatform {
         shared: shared.clone(),
         sim,
-    });
-    let restored_platform_orders = platform.restore()?;
+    }))
+}
 
+/// `SLACK_WEBHOOK_URL`, if set: it must be a URL.
+fn slack_url() -> anyhow::Result<Option<String>> {
+    let slack = std::env::var("SLACK_WEBHOOK_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if let Some(url) = &slack
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        bail!("SLACK_WEBHOOK_URL is set but is not a URL: {url:?}");
+    }
+    Ok(slack)
+}
+
+/// Every adapter of the stack over the data dir: what the AWS account is in the cloud.
+fn adapters(
+    args: &UpArgs,
+    shared: &Arc<Shared>,
+    clock: MarketClock,
+    platform: Arc<PersistentPlatform>,
+    slack: Option<&str>,
+) -> anyhow::Result<Adapters> {
     // What a killed process was writing is not a result: start with an empty tmp.
     let tmp_dir = args.data_dir.join("tmp");
     if tmp_dir.exists() {
@@ -260,20 +349,12 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     let results_dir = args.data_dir.join("results");
     std::fs::create_dir_all(&results_dir)
         .with_context(|| format!("cannot create {}", results_dir.display()))?;
-    let slack = std::env::var("SLACK_WEBHOOK_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if let Some(url) = &slack
-        && !(url.starts_with("https://") || url.starts_with("http://"))
-    {
-        bail!("SLACK_WEBHOOK_URL is set but is not a URL: {url:?}");
-    }
     let notifier = Arc::new(LocalNotifier {
         shared: shared.clone(),
         log: args.data_dir.join("notifications.jsonl"),
-        sink: match &slack {
+        sink: match slack {
             Some(url) => Sink::Slack {
-                url: url.clone(),
+                url: url.to_string(),
                 http: http_client()?,
             },
             None => Sink::Console,
@@ -281,15 +362,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         log_lock: std::sync::Mutex::new(()),
     });
     notifier.reconcile()?;
-    let (_, sample) = sample_orders(clock.now());
-    std::fs::write(args.data_dir.join("sample-orders.json"), sample).with_context(|| {
-        format!(
-            "cannot write {}/sample-orders.json",
-            args.data_dir.display()
-        )
-    })?;
-
-    let adapters = Adapters {
+    Ok(Adapters {
         clock: Arc::new(clock),
         orders: Arc::new(LocalStore {
             shared: shared.clone(),
@@ -306,11 +379,19 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
         }),
         notifier,
         platform,
-    };
-    let mut handlers = Handlers::new(&adapters, rules, shared.topology.retry);
-    // The sweeper's grace periods cover processing latency, which is wall time: on a compressed
-    // clock they stretch to at least REAL_GRACE of it, or the sweeper would duplicate work still
-    // in the queue.
+    })
+}
+
+/// The handlers over the adapters. The sweeper's grace periods cover processing latency, which
+/// is wall time: on a compressed clock they stretch to at least REAL_GRACE of it, or the
+/// sweeper would duplicate work still in the queue.
+fn handlers(
+    adapters: &Adapters,
+    rules: MarketRules,
+    shared: &Shared,
+    clock: MarketClock,
+) -> Handlers {
+    let mut handlers = Handlers::new(adapters, rules, shared.topology.retry);
     let real_grace = SignedDuration::try_from(REAL_GRACE)
         .unwrap_or(SignedDuration::ZERO)
         .checked_mul(clock.speed() as i32)
@@ -319,50 +400,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     sweep.grace = sweep.grace.max(real_grace);
     let submit = &mut handlers.submit.config;
     submit.submitted_grace = submit.submitted_grace.max(real_grace);
-    let handlers = Arc::new(handlers);
-
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
-    let addr = listener.local_addr()?;
-    let (stop, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    let router = server::router(handlers.clone());
-    tasks.push(tokio::spawn(server::serve(
-        listener,
-        router,
-        stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(engine::deliveries(
-        shared.clone(),
-        handlers.clone(),
-        observer,
-        http_client()?,
-        args.concurrency,
-        stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(engine::scheduler(
-        shared.clone(),
-        stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(engine::sweeper(
-        shared.clone(),
-        stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(engine::reaper(shared.clone(), stop_rx)));
-    Ok(Running {
-        addr,
-        shared,
-        handlers,
-        adapters,
-        data_dir: args.data_dir.clone(),
-        consumers,
-        restored_platform_orders,
-        notifications_to_slack: slack.is_some(),
-        stop,
-        tasks,
-        _lock: lock,
-    })
+    handlers
 }
 
 impl Running {
@@ -380,7 +418,29 @@ impl Running {
 
     /// What `energy up` prints at start-up.
     pub fn banner(&self) -> String {
-        use std::fmt::Write as _;
+        let mut out = String::new();
+        out.push_str("Energy is up: the deployed choreography on this machine\n");
+        self.banner_endpoints(&mut out);
+        self.banner_clock(&mut out);
+        self.banner_rules(&mut out);
+        self.banner_outputs(&mut out);
+        out.push_str(&format!("listening on http://{}\n", self.addr));
+        out
+    }
+
+    fn banner_endpoints(&self, out: &mut String) {
+        let d = self.data_dir.display();
+        out.push_str(&format!(
+            "  HTTP API      http://{}  (POST /orders, GET /orders/{{record_id}})\n",
+            self.addr
+        ));
+        out.push_str(&format!(
+            "  data          {d}/energy.db · results {d}/results/ · notifications {d}/notifications.jsonl\n"
+        ));
+    }
+
+    /// The market clock and the first auction whose gate is still open.
+    fn banner_clock(&self, out: &mut String) {
         let tz = TimeZone::get(MARKET_TIME_ZONE).unwrap_or(TimeZone::UTC);
         let local = |t: Timestamp| {
             t.to_zoned_datetime(tz.clone())
@@ -389,103 +449,86 @@ impl Running {
         };
         let clock = &self.shared.clock;
         let now = clock.now();
-        let d = self.data_dir.display();
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "Energy is up: the deployed choreography on this machine"
-        );
-        let _ = writeln!(
-            out,
-            "  HTTP API      http://{}  (POST /orders, GET /orders/{{record_id}})",
-            self.addr
-        );
-        let _ = writeln!(
-            out,
-            "  data          {d}/energy.db · results {d}/results/ · notifications {d}/notifications.jsonl"
-        );
-        let _ = writeln!(
-            out,
-            "  market clock  {} · {}× ({} market minutes per real minute)",
+        out.push_str(&format!(
+            "  market clock  {} · {}× ({} market minutes per real minute)\n",
             local(now),
             clock.speed(),
             clock.speed()
-        );
+        ));
         let today = market_date(now);
+        let tomorrow = today.tomorrow().unwrap_or(today);
         let rules = MarketRules::default();
-        for (market, date) in [
-            (Market::Sdac, today.tomorrow().unwrap_or(today)),
-            (Market::Ida1, today.tomorrow().unwrap_or(today)),
-            (Market::Ida2, today.tomorrow().unwrap_or(today)),
+        let open = [
+            (Market::Sdac, tomorrow),
+            (Market::Ida1, tomorrow),
+            (Market::Ida2, tomorrow),
             (Market::Ida3, today),
-            (Market::Ida3, today.tomorrow().unwrap_or(today)),
-        ] {
-            let auction = AuctionId {
-                market,
-                delivery_date: date,
-            };
-            if let (Ok(gate), Ok(publication)) = (
-                rules.gate_closure(auction),
-                rules.expected_publication(auction),
-            ) && gate > now
-            {
-                let _ = writeln!(
-                    out,
-                    "  open auction  {auction}: gate closes {} (in {:.0?} real), results {}",
-                    local(gate),
-                    std::time::Duration::from_secs(clock.real_time_until(gate).as_secs()),
-                    local(publication)
-                );
-                break;
-            }
-        }
-        let t = &self.shared.topology;
-        let _ = writeln!(out, "  rules         (from {})", {
-            let origins: std::collections::BTreeSet<&str> =
-                t.rules.iter().map(|r| r.origin.as_str()).collect();
-            origins.into_iter().collect::<Vec<_>>().join(", ")
+            (Market::Ida3, tomorrow),
+        ]
+        .into_iter()
+        .map(|(market, delivery_date)| AuctionId {
+            market,
+            delivery_date,
+        })
+        .find_map(|auction| {
+            let gate = rules.gate_closure(auction).ok()?;
+            let publication = rules.expected_publication(auction).ok()?;
+            (gate > now).then_some((auction, gate, publication))
         });
+        if let Some((auction, gate, publication)) = open {
+            out.push_str(&format!(
+                "  open auction  {auction}: gate closes {} (in {:.0?} real), results {}\n",
+                local(gate),
+                std::time::Duration::from_secs(clock.real_time_until(gate).as_secs()),
+                local(publication)
+            ));
+        }
+    }
+
+    fn banner_rules(&self, out: &mut String) {
+        let t = &self.shared.topology;
+        let origins: std::collections::BTreeSet<&str> =
+            t.rules.iter().map(|r| r.origin.as_str()).collect();
+        let origins: Vec<&str> = origins.into_iter().collect();
+        out.push_str(&format!("  rules         (from {})\n", origins.join(", ")));
         for r in &t.rules {
-            let _ = writeln!(out, "    {:<20} → {}", r.name, r.target.describe());
+            out.push_str(&format!("    {:<20} → {}\n", r.name, r.target.describe()));
         }
         if let Some(s) = &t.sweep {
-            let _ = writeln!(
-                out,
-                "    {:<20} → {} every {} market time",
+            out.push_str(&format!(
+                "    {:<20} → {} every {} market time\n",
                 s.name,
                 s.target.name(),
                 humanize(s.every)
-            );
+            ));
         }
-        let _ = writeln!(
-            out,
-            "  notifications {}",
-            if self.notifications_to_slack {
-                format!("Slack (SLACK_WEBHOOK_URL) and {d}/notifications.jsonl")
-            } else {
-                format!(
-                    "console and {d}/notifications.jsonl (set SLACK_WEBHOOK_URL to post to Slack)"
-                )
-            }
-        );
+    }
+
+    /// Where notifications go, what a restart recovered, and the first two commands to try.
+    fn banner_outputs(&self, out: &mut String) {
+        let d = self.data_dir.display();
+        let sink = if self.notifications_to_slack {
+            format!("Slack (SLACK_WEBHOOK_URL) and {d}/notifications.jsonl")
+        } else {
+            format!("console and {d}/notifications.jsonl (set SLACK_WEBHOOK_URL to post to Slack)")
+        };
+        out.push_str(&format!("  notifications {sink}\n"));
         if let Ok(pending) = self.shared.db.pending_deliveries()
             && pending > 0
         {
-            let _ = writeln!(out, "  recovered     {pending} deliveries still to make");
+            out.push_str(&format!(
+                "  recovered     {pending} deliveries still to make\n"
+            ));
         }
-        let (day, _) = sample_orders(now);
-        let _ = writeln!(
-            out,
-            "  try           curl -s http://{}/orders -H 'content-type: application/json' -d @{d}/sample-orders.json",
+        let (day, _) = sample_orders(self.shared.clock.now());
+        out.push_str(&format!(
+            "  try           curl -s http://{}/orders -H 'content-type: application/json' -d @{d}/sample-orders.json\n",
             self.addr
-        );
-        let _ = writeln!(
-            out,
-            "                curl -s http://{}/orders/desk-a:{day}:de-peak-1",
+        ));
+        out.push_str(&format!(
+            "                curl -s http://{}/orders/desk-a:{day}:de-peak-1\n",
             self.addr
-        );
-        let _ = writeln!(out, "listening on http://{}", self.addr);
-        out
+        ));
     }
 }
 
