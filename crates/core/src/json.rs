@@ -41,13 +41,37 @@ impl Document {
     }
 }
 
+/// Bounds on what a parse keeps, so a hostile body costs little more than its own size.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Most items read from any one array; past it the parse stops with `too_many_items`.
+    pub max_items: usize,
+    /// Keep the literals of the numbers under these keys only (all when `None`).
+    pub literal_keys: Option<&'static [&'static str]>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_items: usize::MAX,
+            literal_keys: None,
+        }
+    }
+}
+
 /// Parses `text` strictly; the error names the path where reading stopped.
 pub fn parse(text: &str) -> Result<Document, FieldError> {
+    parse_with(text, Options::default())
+}
+
+/// [`parse`] within `options`.
+pub fn parse_with(text: &str, options: Options) -> Result<Document, FieldError> {
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
         at: 0,
         literals: HashMap::new(),
+        options,
     };
     parser.skip_blank();
     if parser.at == parser.bytes.len() {
@@ -73,6 +97,7 @@ struct Parser<'a> {
     bytes: &'a [u8],
     at: usize,
     literals: HashMap<String, String>,
+    options: Options,
 }
 
 impl Parser<'_> {
@@ -189,6 +214,13 @@ impl Parser<'_> {
         }
         loop {
             self.skip_blank();
+            if items.len() == self.options.max_items {
+                return Err(FieldError::new(
+                    path,
+                    "too_many_items",
+                    format!("more than {} items", self.options.max_items),
+                ));
+            }
             let item = self.value(format!("{path}[{}]", items.len()), depth)?;
             items.push(item);
             self.skip_blank();
@@ -346,7 +378,15 @@ impl Parser<'_> {
             };
             Number::from_f64(f).unwrap_or_else(|| Number::from(0))
         });
-        self.literals.insert(path, literal.to_string());
+        let keep = match self.options.literal_keys {
+            None => true,
+            Some(keys) => keys
+                .iter()
+                .any(|k| path.rsplit_once('.').is_some_and(|(_, last)| last == *k)),
+        };
+        if keep {
+            self.literals.insert(path, literal.to_string());
+        }
         Ok(Value::Number(number))
     }
 }
@@ -409,6 +449,21 @@ mod tests {
         ] {
             assert_eq!(rule(text).1, "json", "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_huge_array_stops_the_parse_at_the_limit() {
+        let huge = format!("[{}1]", "1,".repeat(1_000_000));
+        let options = Options {
+            max_items: 101,
+            literal_keys: Some(&["price"]),
+        };
+        let e = parse_with(&huge, options).unwrap_err();
+        assert_eq!((e.path.as_str(), e.rule), ("$", "too_many_items"));
+        // Only the literals asked for are kept.
+        let doc = parse_with(r#"[{"price": 1.5, "other": 2}]"#, options).unwrap();
+        assert_eq!(doc.literal("$[0].price"), Some("1.5"));
+        assert_eq!(doc.literal("$[0].other"), None);
     }
 
     #[test]

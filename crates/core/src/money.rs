@@ -76,12 +76,15 @@ pub fn parse_scaled(text: &str, places: u32) -> Result<i64, DecimalError> {
 /// integer count of `10^-places` units.
 pub fn parse_number_literal(text: &str, places: u32) -> Result<i64, DecimalError> {
     let not_a_number = || DecimalError::NotANumber(shorten(text));
-    if text.is_empty() || text.len() > MAX_DECIMAL_TEXT {
-        return Err(if text.is_empty() {
-            not_a_number()
-        } else {
-            DecimalError::OutOfRange(shorten(text))
-        });
+    if text.is_empty() {
+        return Err(not_a_number());
+    }
+    if text.len() > MAX_DECIMAL_TEXT {
+        return Err(DecimalError::NotANumber(format!(
+            "{} ({} characters; at most {MAX_DECIMAL_TEXT})",
+            shorten(text),
+            text.len()
+        )));
     }
     let (negative, rest) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),

@@ -1872,3 +1872,108 @@ async fn a_repost_after_gate_closure_of_an_order_stored_before_it_is_202_duplica
     s.assert_stored_once(&["gate-1", "gate-2"]).await;
     s.assert_not_stored(&["gate-late"]).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Found by a hostile run after the first fixes.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_content_type_sent_twice_is_joined_as_api_gateway_joins_it_and_refused() {
+    let s = Server::start("ct-twice");
+    let body = format!("[{}]", valid("ct-twice-1", &[]));
+    for pair in [
+        ["Content-Type: text/plain", "Content-Type: application/json"],
+        ["Content-Type: application/json", "Content-Type: text/plain"],
+    ] {
+        let mut headers: Vec<String> = pair.iter().map(|h| h.to_string()).collect();
+        headers.push(format!("Content-Length: {}", body.len()));
+        let r = raw(
+            &s.addr(),
+            request("POST", "/orders", &headers, body.as_bytes()),
+            false,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(r.status(), Some(415), "{pair:?}: {r}");
+    }
+    s.assert_not_stored(&["ct-twice-1"]).await;
+}
+
+#[tokio::test]
+async fn a_charset_other_than_utf8_is_415() {
+    let s = Server::start("ct-charset");
+    for ct in [
+        "application/json; charset=latin1",
+        "application/json; charset=utf-16",
+    ] {
+        let r = s
+            .post(Some(ct), format!("[{}]", valid("ct-charset-1", &[])))
+            .await;
+        assert_eq!(r.status, 415, "{ct}: {r}");
+    }
+    s.assert_not_stored(&["ct-charset-1"]).await;
+}
+
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    let s = Server::start("half-close");
+    for i in 0..20 {
+        let id = format!("half-close-{i}");
+        let body = format!("[{}]", valid(&id, &[]));
+        let r = raw(
+            &s.addr(),
+            json_post(body.as_bytes()),
+            true,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(r.status(), Some(202), "try {i}: {r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_that_keeps_sending_is_not_cut_off() {
+    let s = Server::start("trickle");
+    let body = format!("[{}]", valid("trickle-1", &[])).into_bytes();
+    let head = format!(
+        "POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(s.addr()).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The body in 24 pieces, one every 0.6 s: 14 s in all, never idle for the read timeout.
+    let piece = body.len().div_ceil(24);
+    for chunk in body.chunks(piece) {
+        stream.write_all(chunk).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+}
+
+#[tokio::test]
+async fn six_mib_of_tiny_numbers_is_413_without_building_them_all() {
+    let s = Server::start("tiny-numbers");
+    let mut body = String::from("[");
+    while body.len() < 6 * 1024 * 1024 - 16 {
+        body.push_str("1,");
+    }
+    body.push_str("1]");
+    let r = s.post(Some("application/json"), body).await;
+    assert_eq!(r.status, 413, "{r}");
+    assert_eq!(r.json["error"], "batch_too_large", "{r}");
+    assert!(
+        r.json["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("more than 1000 orders"),
+        "{r}"
+    );
+    s.assert_alive().await;
+}

@@ -199,6 +199,9 @@ async fn a_percent_encoded_id_is_decoded_as_api_gateway_does() {
     assert_eq!(resp.status_code, 200);
     let resp = s.http("GET", "/orders/desk-a%2Fx", None).await;
     assert_eq!(resp.status_code, 400);
+    // Two hex digits or nothing: `%+3` is not an escape (a sign once made it one).
+    let resp = s.http("GET", "/orders/desk-a%+3Ax", None).await;
+    assert_eq!(resp.status_code, 400);
 }
 
 async fn sweep(s: &common::system::System) -> sweep_pending::Report {

@@ -58,22 +58,23 @@ impl Request {
 
 /// Minimal %XX decoding for a path segment (record ids may hold `:`).
 pub fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(
-                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                16,
-            )
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+        let pair = (bytes[i] == b'%')
+            .then(|| Some((hex(*bytes.get(i + 1)?)?, hex(*bytes.get(i + 2)?)?)))
+            .flatten();
+        match pair {
+            Some((hi, lo)) => {
+                out.push(hi * 16 + lo);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -90,10 +91,19 @@ pub fn json_body_text(
         .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    // `application/json`, with no parameter but an UTF-8 charset: the body is read as UTF-8.
     let is_json = content_type.is_some_and(|v| {
-        v.split(';')
-            .next()
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+        let mut parts = v.split(';');
+        let media = parts.next().unwrap_or_default().trim();
+        media.eq_ignore_ascii_case("application/json")
+            && parts.all(|p| {
+                let (name, value) = p.split_once('=').unwrap_or((p, ""));
+                name.trim().eq_ignore_ascii_case("charset")
+                    && matches!(
+                        value.trim().trim_matches('"').to_ascii_lowercase().as_str(),
+                        "utf-8" | "utf8"
+                    )
+            })
     });
     if !is_json {
         let got = match content_type {

@@ -105,6 +105,11 @@ impl SubmitOrder {
         let Checked { orders, late } = match parse_batch(body, &config.rules, now) {
             Ok(checked) => checked,
             Err(BatchError::TooLarge { count, max }) => {
+                let count = if count > energy_core::validate::MAX_ARRAY {
+                    format!("more than {}", energy_core::validate::MAX_ARRAY)
+                } else {
+                    count.to_string()
+                };
                 return http_api::error(
                     413,
                     "batch_too_large",

@@ -33,7 +33,9 @@ pub async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch:
     use hyper_util::service::TowerToHyperService;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(READ_TIMEOUT);
+        .header_read_timeout(READ_TIMEOUT)
+        // A client that shuts its sending side after the request still gets the answer.
+        .half_close(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -60,40 +62,41 @@ pub async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch:
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }
 
-/// Reads a whole body: 413 past `MAX_BODY`, 400 if it ends early or breaks, 408 if it stalls.
+/// Reads a whole body: 413 past `MAX_BODY`, 400 if it ends early or breaks, 408 if nothing
+/// arrives for `READ_TIMEOUT` (a slow client that keeps sending is not cut off).
 async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
     let mut body = body;
     let mut bytes = Vec::new();
-    let read = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                plain(
-                    StatusCode::BAD_REQUEST,
-                    &format!("the body ended before it was complete: {e}"),
-                )
-            })?;
-            if let Ok(data) = frame.into_data() {
-                if bytes.len() + data.len() > MAX_BODY {
-                    return Err(plain(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "the body is over 10 MiB",
-                    ));
-                }
-                bytes.extend_from_slice(&data);
-            }
-        }
-        Ok(())
-    };
-    match tokio::time::timeout(READ_TIMEOUT, read).await {
-        Ok(Ok(())) => Ok(bytes),
-        Ok(Err(response)) => Err(response),
-        Err(_) => Err(plain(
+    let stalled = || {
+        plain(
             StatusCode::REQUEST_TIMEOUT,
             &format!(
-                "the body did not arrive within {} s",
+                "nothing of the body arrived for {} s",
                 READ_TIMEOUT.as_secs()
             ),
-        )),
+        )
+    };
+    loop {
+        let frame = match tokio::time::timeout(READ_TIMEOUT, body.frame()).await {
+            Err(_) => return Err(stalled()),
+            Ok(None) => return Ok(bytes),
+            Ok(Some(frame)) => frame,
+        };
+        let frame = frame.map_err(|e| {
+            plain(
+                StatusCode::BAD_REQUEST,
+                &format!("the body ended before it was complete: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > MAX_BODY {
+                return Err(plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the body is over 10 MiB",
+                ));
+            }
+            bytes.extend_from_slice(&data);
+        }
     }
 }
 
@@ -117,10 +120,20 @@ async fn handle(State(handlers): State<Arc<Handlers>>, request: Request) -> Resp
         Ok(s) => Some(s),
         Err(_) => return plain(StatusCode::BAD_REQUEST, "the body is not UTF-8 text"),
     };
-    let headers: Vec<(&str, &str)> = parts
-        .headers
+    // A header sent twice is joined with commas, as API Gateway's payload 2.0 joins it.
+    let mut joined: Vec<(String, String)> = Vec::new();
+    for name in parts.headers.keys() {
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        joined.push((name.as_str().to_string(), values.join(",")));
+    }
+    let headers: Vec<(&str, &str)> = joined
         .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let event = api_request_with(
         parts.method.as_str(),
