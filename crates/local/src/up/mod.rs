@@ -359,7 +359,7 @@ fn adapters(
             },
             None => Sink::Console,
         },
-        log_lock: std::sync::Mutex::new(()),
+        log_lock: Arc::new(std::sync::Mutex::new(())),
     });
     notifier.reconcile()?;
     Ok(Adapters {

@@ -25,7 +25,8 @@ pub struct LocalNotifier {
     pub shared: Arc<Shared>,
     pub log: PathBuf,
     pub sink: Sink,
-    pub log_lock: std::sync::Mutex<()>,
+    /// One append at a time, from blocking threads.
+    pub log_lock: Arc<std::sync::Mutex<()>>,
 }
 
 impl LocalNotifier {
@@ -76,13 +77,18 @@ impl Notifier for LocalNotifier {
             .await
             .map_err(port("notifications"))?;
         if new {
-            let _guard = self.log_lock.lock().unwrap_or_else(|e| e.into_inner());
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log)
-                .map_err(|e| PortError::transient("notifications", e.to_string()))?;
-            writeln!(file, "{line}")
+            let (lock, log) = (self.log_lock.clone(), self.log.clone());
+            let append = move || -> std::io::Result<()> {
+                let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)?;
+                writeln!(file, "{line}")
+            };
+            tokio::task::spawn_blocking(append)
+                .await
+                .map_err(|e| PortError::transient("notifications", e.to_string()))?
                 .map_err(|e| PortError::transient("notifications", e.to_string()))?;
             if matches!(self.sink, Sink::Console) {
                 println!("[slack] {}", n.text.replace('\n', "\n        "));
