@@ -206,13 +206,25 @@ async fn store_result_writes_the_result_object_of_a_ready_order() {
     let config = aws_sdk_s3::config::Builder::from(&stack.sdk)
         .force_path_style(true)
         .build();
-    let listed = aws_sdk_s3::Client::from_conf(config)
-        .list_objects_v2()
+    let s3 = aws_sdk_s3::Client::from_conf(config);
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    let key = format!("results/{}/DE-LU/rt-3.json", record.order.delivery_date);
+    assert_eq!(keys, [key.as_str()]);
+    assert_eq!(
+        response(&run)["outcome"],
+        format!("result stored at {key}").as_str()
+    );
+    // The object is the result stored with the order, byte for byte what store-result writes.
+    let object = s3
+        .get_object()
         .bucket(BUCKET)
+        .key(&key)
         .send()
         .await
         .unwrap();
-    assert_eq!(listed.contents().len(), 1);
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(bytes.as_ref(), serde_json::to_vec_pretty(&result).unwrap());
 }
 
 #[tokio::test]

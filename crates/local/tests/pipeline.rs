@@ -153,6 +153,7 @@ async fn every_event_delivered_three_times_gives_one_schedule_one_result_object_
         usize,
         usize,
         usize,
+        usize,
     ) {
         let s = system();
         s.platform.set_publication(Zone::Fi, Publication::Never);
@@ -172,6 +173,13 @@ async fn every_event_delivered_three_times_gives_one_schedule_one_result_object_
         )
         .await;
         run_to_end(&s, copies).await;
+        // Every event again, after every order is final: nothing changes.
+        for envelope in s.bus.archive() {
+            deliver_copies(&s, &envelope, copies).await;
+        }
+        while let Some(envelope) = s.bus.pop() {
+            deliver_copies(&s, &envelope, copies).await;
+        }
         let finals = s
             .store
             .all()
@@ -188,9 +196,10 @@ async fn every_event_delivered_three_times_gives_one_schedule_one_result_object_
         (
             finals,
             s.scheduler.created(),
-            s.results.objects().len(),
+            s.results.puts(),
             s.notifier.sent().len(),
             s.bus.of_type("OrderEvaluationDue").len(),
+            s.bus.of_type("OrderReady").len(),
         )
     }
     let once = scenario(1).await;
@@ -200,9 +209,16 @@ async fn every_event_delivered_three_times_gives_one_schedule_one_result_object_
     assert_eq!(
         (thrice.2, thrice.3),
         (2, 2),
-        "one object per stored order, one message per failed order"
+        "one result write per stored order, one message per failed order"
     );
     assert_eq!((once.2, once.3), (2, 2));
+    assert_eq!(thrice.4, once.4, "the same result checks");
+    assert_eq!(
+        (once.5, thrice.5),
+        (3, 3),
+        "one OrderReady per published order"
+    );
+    assert_eq!(once.0.len(), 4);
     assert!(
         once.0.iter().all(|(_, state, _, _)| state.is_final()),
         "{:?}",
