@@ -69,9 +69,12 @@ fn item(record: &OrderRecord) -> Result<HashMap<String, AttributeValue>, PortErr
             "attempt".to_string(),
             AttributeValue::N(record.attempt.to_string()),
         ),
-        ("ttl".to_string(), AttributeValue::N(record.ttl.to_string())),
         ("record".to_string(), AttributeValue::S(json)),
     ]);
+    // Only a final order expires: DynamoDB deletes an item after its `ttl`.
+    if record.state.is_final() {
+        item.insert("ttl".into(), AttributeValue::N(record.ttl.to_string()));
+    }
     if let Some(due) = record.due_at {
         item.insert("due_shard".into(), AttributeValue::S(DUE_SHARD.into()));
         item.insert(

@@ -71,20 +71,43 @@ async fn a_conditional_insert_loses_to_an_existing_order_and_answers_it() {
         store.get(&first.order.record_id).await.unwrap(),
         Some(first.clone())
     );
-    // The item carries the TTL attribute DynamoDB expires it by.
-    let item = aws_sdk_dynamodb::Client::new(&sdk)
-        .get_item()
-        .table_name(TABLE)
-        .key("record_id", AttributeValue::S("c-1".into()))
-        .send()
-        .await
+    // A waiting order has no TTL attribute: DynamoDB never deletes it before it is final.
+    let ttl_of = |id: &'static str| {
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        async move {
+            let item = client
+                .get_item()
+                .table_name(TABLE)
+                .key("record_id", AttributeValue::S(id.into()))
+                .send()
+                .await
+                .unwrap();
+            item.item()
+                .unwrap()
+                .get("ttl")
+                .map(|v| v.as_n().unwrap().parse::<i64>().unwrap())
+        }
+    };
+    assert_eq!(ttl_of("c-1").await, None);
+    // Once final, it carries the TTL attribute DynamoDB expires it by: 24 h after that.
+    let done = at("2026-01-14T12:00:00Z");
+    let failed = first
+        .apply(
+            Transition::Fail {
+                failure: energy_core::result::Failure {
+                    reason: energy_core::result::FailureReason::ResultsTimeout,
+                    message: "x".into(),
+                    failed_at: done,
+                },
+                due_at: done,
+            },
+            done,
+        )
         .unwrap();
-    let ttl = item.item().unwrap()["ttl"]
-        .as_n()
-        .unwrap()
-        .parse::<i64>()
-        .unwrap();
-    assert_eq!(ttl, at("2026-01-14T08:00:00Z").as_second() + 86_400);
+    store.replace(&failed, first.expected()).await.unwrap();
+    let notified = failed.apply(Transition::Notified, done).unwrap();
+    store.replace(&notified, failed.expected()).await.unwrap();
+    assert_eq!(ttl_of("c-1").await, Some(done.as_second() + 86_400));
 }
 
 #[tokio::test]

@@ -48,6 +48,11 @@ pub enum HandlerError {
     /// Stored data that breaks an invariant.
     #[error("{0}")]
     Inconsistent(String),
+    /// An event for an order the store does not hold: orders are kept until 24 h after they
+    /// are final, so this is a lost order or an event from elsewhere, for the operator to see
+    /// (a Lambda error and its alarm, a dead letter locally), never a quiet success.
+    #[error("no order {0} in the store")]
+    MissingOrder(crate::order::RecordId),
     #[error(transparent)]
     Port(#[from] PortError),
     #[error(transparent)]
@@ -71,6 +76,7 @@ impl HandlerError {
             HandlerError::Event(_) => "InvalidEvent",
             HandlerError::WrongEvent { .. } => "WrongEvent",
             HandlerError::Inconsistent(_) => "Inconsistent",
+            HandlerError::MissingOrder(_) => "MissingOrder",
             HandlerError::Port(_) => "Port",
             HandlerError::Publish(_) => "Publish",
             HandlerError::Transition(TransitionError::Illegal(_)) => "IllegalTransition",
@@ -123,7 +129,8 @@ impl Retryable for HandlerError {
         match self {
             HandlerError::Event(_)
             | HandlerError::WrongEvent { .. }
-            | HandlerError::Inconsistent(_) => false,
+            | HandlerError::Inconsistent(_)
+            | HandlerError::MissingOrder(_) => false,
             HandlerError::Port(e) => e.retryable(),
             HandlerError::Publish(e) => e.retryable(),
             HandlerError::Transition(e) => e.retryable(),

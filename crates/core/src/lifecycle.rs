@@ -25,8 +25,14 @@ use serde::{Deserialize, Serialize};
 use crate::order::Order;
 use crate::result::{Failure, OrderResult};
 
-/// How long a stored order lives: the DynamoDB `ttl` attribute is `submitted_at` plus this.
+/// How long an order is kept once it is final (STORED or NOTIFIED): the DynamoDB `ttl`
+/// attribute is the final transition's time plus this. Before that an order never expires: its
+/// results may come days after it was posted (an SDAC order posted on Friday for Monday).
 pub const ORDER_TTL: SignedDuration = SignedDuration::from_hours(24);
+
+/// The `ttl` of an order that is not final: it does not expire (DynamoDB gets no `ttl`
+/// attribute; the local store compares against it and never reaches it).
+pub const NO_EXPIRY: i64 = i64::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -82,7 +88,8 @@ pub struct OrderRecord {
     pub due_at: Option<Timestamp>,
     pub submitted_at: Timestamp,
     pub updated_at: Timestamp,
-    /// Expiry, seconds since the epoch (DynamoDB TTL).
+    /// Expiry, seconds since the epoch (DynamoDB TTL): [`NO_EXPIRY`] until the order is final,
+    /// then [`ORDER_TTL`] after it became final.
     pub ttl: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<OrderResult>,
@@ -156,7 +163,7 @@ impl OrderRecord {
             due_at: Some(due_at),
             submitted_at: now,
             updated_at: now,
-            ttl: now.as_second() + ORDER_TTL.as_secs(),
+            ttl: NO_EXPIRY,
             result: None,
             result_key: None,
             failure: None,
@@ -216,6 +223,9 @@ impl OrderRecord {
         }
         next.version += 1;
         next.updated_at = now;
+        if next.state.is_final() && !self.state.is_final() {
+            next.ttl = now.as_second().saturating_add(ORDER_TTL.as_secs());
+        }
         Ok(next)
     }
 }
@@ -241,9 +251,31 @@ mod tests {
     }
 
     #[test]
-    fn ttl_is_24_hours_after_submission() {
+    fn an_order_expires_24_hours_after_it_became_final_not_after_submission() {
         let r = record();
-        assert_eq!(r.ttl - r.submitted_at.as_second(), 86_400);
+        assert_eq!(r.ttl, NO_EXPIRY);
+        let later: Timestamp = "2026-01-17T09:00:00Z".parse().unwrap();
+        let p = r
+            .apply(Transition::HandedOver { due_at: later }, now())
+            .unwrap();
+        assert_eq!(p.ttl, NO_EXPIRY, "still waiting: no expiry");
+        let failure = Failure {
+            reason: FailureReason::ResultsTimeout,
+            message: "x".into(),
+            failed_at: later,
+        };
+        let f = p
+            .apply(
+                Transition::Fail {
+                    failure,
+                    due_at: later,
+                },
+                later,
+            )
+            .unwrap();
+        assert_eq!(f.ttl, NO_EXPIRY, "failed but the desk not told yet");
+        let n = f.apply(Transition::Notified, later).unwrap();
+        assert_eq!(n.ttl, later.as_second() + 86_400);
     }
 
     #[test]

@@ -312,3 +312,27 @@ fn a_listing_into_a_closed_pipe_ends_quietly() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Found by a hostile run: a TTL counted from submission deleted an order whose results came
+/// more than 24 h later, and the pipeline then ignored it without a word. Retention counts from
+/// the final state now.
+#[tokio::test]
+async fn an_order_whose_results_come_two_days_later_still_reaches_its_final_state() {
+    let s = system();
+    // Posted Wednesday 08:00Z for Saturday: gate Friday 11:00Z, results ~52 h after posting.
+    let mut o = accepted("weekend-1");
+    o["delivery_date"] = json!("2026-01-17");
+    o["periods"] = json!([{"mtu_start": "2026-01-17T06:00:00Z", "steps": [{"price": "3000.00", "quantity": "10.0"}]}]);
+    let (status, body) = post(&s, &json!([o])).await;
+    assert_eq!(status, 202, "{body}");
+    run_to_end(&s, 1).await;
+    let r = record(&s, "weekend-1").await;
+    assert_eq!(r.state, energy_core::lifecycle::OrderState::Stored);
+    assert!(
+        r.updated_at.as_second() - r.submitted_at.as_second() > 48 * 3600,
+        "final {} after submission at {}",
+        r.updated_at,
+        r.submitted_at
+    );
+    assert_eq!(r.ttl, r.updated_at.as_second() + 86_400);
+}

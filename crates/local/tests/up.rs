@@ -534,7 +534,7 @@ fn an_unsupported_pattern_stops_start_up_naming_the_rule() {
 }
 
 #[tokio::test]
-async fn an_order_is_gone_24_market_hours_after_submission() {
+async fn an_order_is_gone_24_market_hours_after_it_became_final() {
     let dir = data_dir("ttl");
     let up = start(
         &dir,
@@ -545,13 +545,22 @@ async fn an_order_is_gone_24_market_hours_after_submission() {
     let (status, _) = post(&http, &up, &orders.to_string()).await;
     assert_eq!(status, 202);
     let id = &ids(&orders)[0];
-    wait_final(
+    let finals = wait_final(
         &http,
         &up,
         std::slice::from_ref(id),
         Duration::from_secs(30),
     )
     .await;
+    // Kept for 24 h from the final transition, not from submission.
+    let expires: jiff::Timestamp = finals[0]["expires_at"].as_str().unwrap().parse().unwrap();
+    let updated: jiff::Timestamp = finals[0]["updated_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        expires.as_second() - updated.as_second(),
+        86_400,
+        "{}",
+        finals[0]
+    );
     // 24 h at 20000× is 4.3 s.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -724,4 +733,35 @@ fn a_stray_temporary_file_from_a_killed_run_is_cleared_at_start() {
     up.stop();
     assert!(left.is_empty(), "left in tmp: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Found by a hostile run: an SDAC order posted on Friday for Monday (results ~52 h later) was
+/// deleted by a TTL counted from submission and then ignored without a word. Retention counts
+/// from the final state now, so it reaches one.
+#[tokio::test]
+async fn an_order_whose_results_come_two_days_after_posting_reaches_a_final_state() {
+    let dir = data_dir("weekend");
+    // Friday 2026-11-27 08:00Z; Monday's SDAC results come Sunday 11:45Z. 20000×: ~9 s.
+    let up = start(
+        &dir,
+        &["--start", "2026-11-27T08:00:00Z", "--speed", "20000"],
+    );
+    let http = reqwest::Client::new();
+    let order = json!([{
+        "record_id": "weekend-1", "market": "SDAC", "delivery_date": "2026-11-30",
+        "zone": "NL", "portfolio": "DESK-T", "side": "BUY",
+        "periods": [{"mtu_start": "2026-11-30T06:00:00Z", "steps": [{"price": "3000.00", "quantity": "1.0"}]}]
+    }]);
+    let (status, body) = post(&http, &up, &order.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    let finals = wait_final(
+        &http,
+        &up,
+        &["weekend-1".to_string()],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(finals[0]["state"], "STORED", "{}", finals[0]);
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -120,8 +120,7 @@ impl EventHandler for EvaluateOrder {
             other => return Err(Error::wrong_event(Self::NAME, other.detail_type())),
         };
         let Some(record) = self.orders.get(&record_id).await? else {
-            tracing::warn!(%record_id, "no such order (expired or never stored)");
-            return Ok(Outcome::Ignored(format!("no order {record_id}")));
+            return Err(Error::MissingOrder(record_id));
         };
         let now = self.clock.now();
         match record.state {

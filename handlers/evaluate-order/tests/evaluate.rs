@@ -271,3 +271,14 @@ async fn an_event_it_does_not_take_is_a_non_retryable_error() {
     let err = f.handler.handle(e).await.unwrap_err();
     assert_eq!(err.error_type(), "NotRetryable.WrongEvent");
 }
+
+#[tokio::test]
+async fn an_event_for_an_order_the_store_does_not_hold_is_an_error_not_a_quiet_ignore() {
+    let f = fixture();
+    let err = f
+        .handler
+        .handle(event(&due("ghost", 1), at(PUBLICATION)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NotRetryable.MissingOrder");
+}

@@ -262,7 +262,7 @@ impl SubmitOrder {
             Ok(None) => http_api::error(
                 404,
                 "not_found",
-                format!("no order {record_id} (orders expire 24 h after submission)"),
+                format!("no order {record_id} (orders are kept 24 h after they become final)"),
             ),
             Err(e) => http_api::error(503, "store_unavailable", e.to_string()),
         }
@@ -278,7 +278,9 @@ pub fn view(record: &OrderRecord) -> serde_json::Value {
         "attempt": record.attempt,
         "submitted_at": record.submitted_at,
         "updated_at": record.updated_at,
-        "expires_at": jiff::Timestamp::from_second(record.ttl).ok(),
+        "expires_at": (record.ttl != energy_core::lifecycle::NO_EXPIRY)
+            .then(|| jiff::Timestamp::from_second(record.ttl).ok())
+            .flatten(),
         "due_at": record.due_at,
         "order": record.order,
         "result": record.result,
