@@ -47,6 +47,20 @@ pub struct MarketSpec {
     pub delivery_to_hour: i8,
     pub min_price: PriceCents,
     pub max_price: PriceCents,
+    /// The order book opens: days relative to the delivery day and local time. Before it, an
+    /// order for the auction is refused (a desk cannot post for 2999).
+    #[serde(default = "default_book_opens_day_offset")]
+    pub book_opens_day_offset: i32,
+    #[serde(default = "default_book_opens_time")]
+    pub book_opens_time: Time,
+}
+
+fn default_book_opens_day_offset() -> i32 {
+    -45
+}
+
+fn default_book_opens_time() -> Time {
+    Time::constant(0, 0, 0, 0)
 }
 
 /// Limits that apply to every order.
@@ -77,15 +91,18 @@ pub struct MarketRules {
     pub limits: OrderLimits,
 }
 
-fn ida(gate_day_offset: i32, gate_hour: i8, from_hour: i8) -> MarketSpec {
+/// An IDA: gate and book opening (both as day offset and local hour), delivery from `from_hour`.
+fn ida(gate: (i32, i8), book_opens: (i32, i8), from_hour: i8) -> MarketSpec {
     MarketSpec {
-        gate_day_offset,
-        gate_time: Time::constant(gate_hour, 0, 0, 0),
+        gate_day_offset: gate.0,
+        gate_time: Time::constant(gate.1, 0, 0, 0),
         publication_after_gate: SignedDuration::from_mins(20),
         delivery_from_hour: from_hour,
         delivery_to_hour: 24,
         min_price: PriceCents(-999_900),
         max_price: PriceCents(999_900),
+        book_opens_day_offset: book_opens.0,
+        book_opens_time: Time::constant(book_opens.1, 0, 0, 0),
     }
 }
 
@@ -101,10 +118,16 @@ impl Default for MarketRules {
                 delivery_to_hour: 24,
                 min_price: PriceCents(-50_000),
                 max_price: PriceCents(400_000),
+                // Day-ahead books open weeks ahead (exchanges use 30–60 days).
+                book_opens_day_offset: default_book_opens_day_offset(),
+                book_opens_time: default_book_opens_time(),
             },
-            ida1: ida(-1, 15, 0),
-            ida2: ida(-1, 22, 0),
-            ida3: ida(0, 10, 12),
+            // IDA books open the day before; at midnight here, so a desk can post all four of
+            // tomorrow's auctions from the start of today (exchanges differ: OTE opens IDA1–3
+            // at 11:00, 16:00 and 23:00; configure it to match yours).
+            ida1: ida((-1, 15), (-1, 0), 0),
+            ida2: ida((-1, 22), (-1, 0), 0),
+            ida3: ida((0, 10), (-1, 0), 12),
             limits: OrderLimits {
                 max_steps_per_curve: 200,
                 max_batch: 100,
@@ -167,6 +190,21 @@ impl MarketRules {
             .map_err(err)?;
         let zoned = day
             .to_datetime(spec.gate_time)
+            .to_zoned_datetime(market_tz())
+            .map_err(err)?;
+        Ok(zoned.timestamp())
+    }
+
+    /// The instant the auction's order book opens.
+    pub fn book_opening(&self, auction: AuctionId) -> Result<Timestamp, CalendarError> {
+        let spec = self.spec(auction.market);
+        let err = |e: jiff::Error| CalendarError(auction, e.to_string());
+        let day = auction
+            .delivery_date
+            .checked_add(jiff::Span::new().days(spec.book_opens_day_offset))
+            .map_err(err)?;
+        let zoned = day
+            .to_datetime(spec.book_opens_time)
             .to_zoned_datetime(market_tz())
             .map_err(err)?;
         Ok(zoned.timestamp())

@@ -426,6 +426,27 @@ impl OrderReader<'_> {
     }
 
     fn check_gate(&mut self, path: &str, auction: AuctionId) {
+        match self.rules.book_opening(auction) {
+            Ok(opens) if self.now < opens => {
+                self.errors.push(FieldError::new(
+                    format!("{path}.delivery_date"),
+                    "book_not_open",
+                    format!(
+                        "the {} order book for {} opens at {opens} ({}); it takes no orders before",
+                        auction.market,
+                        auction.delivery_date,
+                        crate::calendar::market_time(opens)
+                    ),
+                ));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.errors
+                    .push(FieldError::new(format!("{path}.delivery_date"), "date", e));
+                return;
+            }
+        }
         match self.rules.gate_closure(auction) {
             Ok(gate) if self.now >= gate => {
                 let e = FieldError::new(
@@ -807,13 +828,16 @@ mod tests {
     #[test]
     fn a_curve_for_every_mtu_of_the_dst_days_is_valid() {
         let step = json!([{"price": "10.00", "quantity": "1.0"}]);
-        for (day, n) in [("2026-03-29", 92), ("2026-10-25", 100)] {
+        for (day, n, posted) in [
+            ("2026-03-29", 92, "2026-03-01T08:00:00Z"),
+            ("2026-10-25", 100, "2026-10-20T08:00:00Z"),
+        ] {
             let mtus = all_mtus(day);
             assert_eq!(mtus.len(), n);
             let orders = validate_batch(
                 &order_on(day, &mtus, step.clone()),
                 &MarketRules::default(),
-                now(),
+                posted.parse().unwrap(),
             )
             .unwrap();
             assert_eq!(orders.orders[0].periods.len(), n);
@@ -998,6 +1022,39 @@ mod tests {
         assert_eq!(
             rules_of_text(&body.to_string()),
             [("$[0].periods[0].mtu_start".to_string(), "timestamp")]
+        );
+    }
+
+    #[test]
+    fn an_order_before_its_book_opens_is_refused_with_the_opening_time() {
+        for (day, market) in [
+            ("2999-06-01", "SDAC"),
+            ("2031-03-10", "SDAC"),
+            ("2026-03-12", "IDA1"),
+        ] {
+            let mut body = one_step(json!("10.00"), json!("1.0"));
+            body[0]["delivery_date"] = json!(day);
+            body[0]["market"] = json!(market);
+            let errors = match parse_batch(&body.to_string(), &MarketRules::default(), now()) {
+                Err(BatchError::Invalid(e)) => e,
+                other => panic!("{day} {market}: {other:?}"),
+            };
+            let book = errors.iter().find(|e| e.rule == "book_not_open");
+            let book = book.unwrap_or_else(|| panic!("{day} {market}: {errors:?}"));
+            assert_eq!(book.path, "$[0].delivery_date");
+            assert!(book.message.contains("opens at"), "{}", book.message);
+        }
+        // Opens 45 days ahead: 2026-04-14 is open on 2026-03-01.
+        let open = parse_batch(
+            &one_step(json!("10.00"), json!("1.0"))
+                .to_string()
+                .replace("2026-03-10", "2026-04-14"),
+            &MarketRules::default(),
+            now(),
+        );
+        assert!(
+            !matches!(&open, Err(BatchError::Invalid(e)) if e.iter().any(|e| e.rule == "book_not_open")),
+            "{open:?}"
         );
     }
 

@@ -72,7 +72,10 @@ proptest! {
         top in any::<bool>(),
     ) {
         let text = body(market, side, all_mtus, steps, top).to_string();
-        let checked = parse_batch(&text, &MarketRules::default(), now())
+        // Posted when the auction's book opens (IDA books open the day before).
+        let auction = AuctionId { market, delivery_date: DAY.parse().unwrap() };
+        let posted = MarketRules::default().book_opening(auction).unwrap();
+        let checked = parse_batch(&text, &MarketRules::default(), posted)
             .unwrap_or_else(|e| panic!("{market} {side} {steps} steps refused: {e:?}"));
         prop_assert!(checked.late.is_empty());
         let order = checked.orders.into_iter().next().unwrap();
