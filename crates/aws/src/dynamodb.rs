@@ -21,7 +21,9 @@ use aws_sdk_dynamodb::types::{
 };
 use energy_core::lifecycle::{Expected, OrderRecord};
 use energy_core::order::RecordId;
-use energy_core::ports::{DueCursor, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced};
+use energy_core::ports::{
+    DueCursor, DueIndex, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced,
+};
 use jiff::Timestamp;
 
 use crate::error::{code, sdk_error};
@@ -252,32 +254,6 @@ impl OrderStore for DynamoOrderStore {
         ))
     }
 
-    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("record_id", AttributeValue::S(seen.record_id.to_string()))
-            .update_expression("SET due_at = :next ADD sweeps :one")
-            .condition_expression("due_at = :seen")
-            .expression_attribute_values(
-                ":next",
-                AttributeValue::N(next.as_millisecond().to_string()),
-            )
-            .expression_attribute_values(
-                ":seen",
-                AttributeValue::N(seen.due_at.as_millisecond().to_string()),
-            )
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(true),
-            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(sdk_error(WHAT, e)),
-        }
-    }
-
     async fn get(&self, record_id: &RecordId) -> Result<Option<OrderRecord>, PortError> {
         let out = self
             .client
@@ -317,7 +293,10 @@ impl OrderStore for DynamoOrderStore {
             Err(e) => Err(sdk_error(WHAT, e)),
         }
     }
+}
 
+#[async_trait]
+impl DueIndex for DynamoOrderStore {
     async fn due(
         &self,
         until: Timestamp,
@@ -366,5 +345,30 @@ impl OrderStore for DynamoOrderStore {
             .last_evaluated_key()
             .and_then(|_| items.last().map(DueCursor::from));
         Ok(DuePage { items, next })
+    }
+    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("record_id", AttributeValue::S(seen.record_id.to_string()))
+            .update_expression("SET due_at = :next ADD sweeps :one")
+            .condition_expression("due_at = :seen")
+            .expression_attribute_values(
+                ":next",
+                AttributeValue::N(next.as_millisecond().to_string()),
+            )
+            .expression_attribute_values(
+                ":seen",
+                AttributeValue::N(seen.due_at.as_millisecond().to_string()),
+            )
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(sdk_error(WHAT, e)),
+        }
     }
 }

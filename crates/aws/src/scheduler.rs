@@ -7,6 +7,7 @@ use aws_sdk_scheduler::types::{
     ActionAfterCompletion, EventBridgeParameters, FlexibleTimeWindow, FlexibleTimeWindowMode,
     Target,
 };
+use energy_core::events::DetailType;
 use energy_core::events::{OrderEvaluationDue, SOURCE};
 use energy_core::ports::{PortError, RetryScheduler, Scheduled};
 use jiff::Timestamp;
@@ -63,7 +64,7 @@ impl RetryScheduler for EventBridgeScheduler {
             .input(detail)
             .event_bridge_parameters(
                 EventBridgeParameters::builder()
-                    .detail_type("OrderEvaluationDue")
+                    .detail_type(DetailType::EvaluationDue.name())
                     .source(SOURCE)
                     .build()
                     .map_err(build_error)?,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use energy_core::ports::{
-    Clock, EventPublisher, Notifier, OrderStore, ResultStore, RetryScheduler, SystemClock,
+    Clock, DueIndex, EventPublisher, Notifier, OrderStore, ResultStore, RetryScheduler, SystemClock,
 };
 use energy_core::retry::RetryPolicy;
 use jiff::SignedDuration;
@@ -44,6 +44,15 @@ impl Wiring {
 
     /// The orders table (`ORDERS_TABLE`).
     pub fn orders(&self) -> Result<Arc<dyn OrderStore>, ConfigError> {
+        let table = self.env.required("ORDERS_TABLE")?;
+        Ok(Arc::new(DynamoOrderStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            table,
+        )))
+    }
+
+    /// The orders table's due index (`ORDERS_TABLE`): the sweeper's Query and claim.
+    pub fn due_index(&self) -> Result<Arc<dyn DueIndex>, ConfigError> {
         let table = self.env.required("ORDERS_TABLE")?;
         Ok(Arc::new(DynamoOrderStore::new(
             aws_sdk_dynamodb::Client::new(&self.sdk),

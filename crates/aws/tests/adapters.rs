@@ -20,7 +20,7 @@ use energy_core::events::{DomainEvent, OrderEvaluationDue, Trigger};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::order::{Order, RecordId};
 use energy_core::ports::{
-    EventPublisher, Inserted, Notification, Notifier, OrderStore, Replaced, ResultStore,
+    DueIndex, EventPublisher, Inserted, Notification, Notifier, OrderStore, Replaced, ResultStore,
     RetryScheduler, Scheduled,
 };
 use jiff::{SignedDuration, Timestamp};

@@ -127,6 +127,13 @@ pub trait OrderStore: Send + Sync {
         record: &OrderRecord,
         expected: Expected,
     ) -> Result<Replaced, PortError>;
+}
+
+/// The sparse index of orders by when their next step is due: what the sweeper reads (a
+/// DynamoDB `Query` on the `due` index) and the one thing it writes (its claim, an `UpdateItem`
+/// of the index attributes). A capability of its own, so the sweeper cannot touch a record.
+#[async_trait]
+pub trait DueIndex: Send + Sync {
     /// Records whose `due_at` is at or before `until`, earliest first, through an index: never
     /// by reading every order.
     async fn due(

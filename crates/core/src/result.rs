@@ -160,6 +160,16 @@ impl FailureReason {
             FailureReason::ProcessingError => "ProcessingError",
         }
     }
+
+    /// The reason for a person: `results did not come in time`.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            FailureReason::Rejected => "rejected by the auction",
+            FailureReason::ResultsTimeout => "results did not come in time",
+            FailureReason::InvalidAtPlatform => "refused by the platform",
+            FailureReason::ProcessingError => "a handler failed",
+        }
+    }
 }
 
 impl std::fmt::Display for FailureReason {

@@ -1,6 +1,7 @@
 //! The inspection commands around `energy up`: they open the data dir's database directly, so
 //! they work while `energy up` runs (SQLite in WAL mode) and after it stopped.
 
+use energy_core::events::DetailType;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,23 +15,23 @@ use energy_patterns::Pattern;
 /// The event schemas of `events-schema/`, built in: (name, schema text).
 pub const SCHEMAS: &[(&str, &str)] = &[
     (
-        "OrderSubmitted",
+        DetailType::Submitted.name(),
         include_str!("../../../events-schema/OrderSubmitted.json"),
     ),
     (
-        "OrderEvaluationDue",
+        DetailType::EvaluationDue.name(),
         include_str!("../../../events-schema/OrderEvaluationDue.json"),
     ),
     (
-        "OrderReady",
+        DetailType::Ready.name(),
         include_str!("../../../events-schema/OrderReady.json"),
     ),
     (
-        "OrderFailed",
+        DetailType::Failed.name(),
         include_str!("../../../events-schema/OrderFailed.json"),
     ),
     (
-        "OrderResultStored",
+        DetailType::ResultStored.name(),
         include_str!("../../../events-schema/OrderResultStored.json"),
     ),
     (

@@ -1,9 +1,10 @@
 //! One delivery engine for both local stacks (`energy up` and the in-memory stack of the tests):
 //! one attempt at delivering an event under a rule, decided by the target's policy as the
 //! template sets it. A function is retried as Lambda's asynchronous invocation retries it (its
-//! `EventInvokeConfig`: retries, maximum event age) and, after the last attempt, its failure goes
-//! to its on-failure destination if it has one; an HTTP target is retried as the rule's
-//! `RetryPolicy` says, and a 4xx other than 408 and 429 is final at once.
+//! `EventInvokeConfig`'s `MaximumRetryAttempts`, 2 when it has none) within the rule's
+//! `RetryPolicy.MaximumEventAgeInSeconds`, and after the last attempt its failure goes to its
+//! on-failure destination if it has one; an HTTP target is retried as the rule's `RetryPolicy`
+//! says, and a 4xx other than 408 and 429 is final at once.
 //!
 //! The stacks differ only in where they keep the queue (SQLite rows or a Vec), how long they wait
 //! between attempts (wall-clock backoff or none) and how they stamp the on-failure record.
@@ -77,7 +78,7 @@ pub async fn attempt(
                     summary,
                     quiet: false,
                 }),
-                Err((error, permanent)) => Attempted::Failed {
+                Err(HttpFailure { error, permanent }) => Attempted::Failed {
                     error,
                     give_up: permanent || out_of_time,
                     on_failure: None,
@@ -87,13 +88,19 @@ pub async fn attempt(
     }
 }
 
+/// Why an HTTP delivery failed, and whether a retry may help.
+struct HttpFailure {
+    error: String,
+    permanent: bool,
+}
+
 /// POSTs the event to an HTTP target. 2xx is success; 4xx other than 408 and 429 is final.
 async fn post(
     http: &reqwest::Client,
     url: &str,
     headers: &BTreeMap<String, String>,
     event: &Value,
-) -> Result<String, (String, bool)> {
+) -> Result<String, HttpFailure> {
     let mut request = http.post(url).json(event);
     for (k, v) in headers {
         request = request.header(k, v);
@@ -105,11 +112,128 @@ async fn post(
                 Ok(format!("HTTP {}", status.as_u16()))
             } else {
                 let permanent = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
-                let body = response.text().await.unwrap_or_default();
-                let body: String = body.chars().take(200).collect();
-                Err((format!("HTTP {status}: {body}"), permanent))
+                let body = match response.text().await {
+                    Ok(body) => body.chars().take(200).collect(),
+                    Err(e) => format!("(the body did not arrive: {e})"),
+                };
+                Err(HttpFailure {
+                    error: format!("HTTP {status}: {body}"),
+                    permanent,
+                })
             }
         }
-        Err(e) => Err((format!("{url}: {e}"), false)),
+        Err(e) => Err(HttpFailure {
+            error: format!("{url}: {e}"),
+            permanent: false,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use energy_auction::sim::{SimConfig, SimPlatform};
+    use energy_core::calendar::MarketRules;
+    use energy_core::events::{DomainEvent, OrderReady, OrderRef};
+    use energy_core::memory::fixtures::{self, event};
+    use energy_core::memory::{
+        InMemoryBus, InMemoryNotifier, InMemoryOrderStore, InMemoryResults, InMemoryScheduler,
+        ManualClock,
+    };
+    use energy_core::ports::OrderStore;
+    use energy_core::retry::RetryPolicy;
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::handlers::Adapters;
+
+    const NOW: &str = "2026-01-14T11:46:00Z";
+
+    /// A stack whose results bucket is down, routed by `template`.
+    async fn stack(template: &str) -> (Topology, Handlers, Value) {
+        let topology = Topology::from_template(template, "test").unwrap();
+        let clock = Arc::new(ManualClock::new(NOW.parse().unwrap()));
+        let store = Arc::new(InMemoryOrderStore::new());
+        let results = Arc::new(InMemoryResults::new());
+        results.fail_next(100);
+        let adapters = Adapters {
+            clock: clock.clone(),
+            orders: store.clone(),
+            due: store.clone(),
+            bus: Arc::new(InMemoryBus::new(clock.clone())),
+            scheduler: Arc::new(InMemoryScheduler::new()),
+            results,
+            notifier: Arc::new(InMemoryNotifier::new()),
+            platform: Arc::new(SimPlatform::new(SimConfig::default(), clock)),
+        };
+        let at: Timestamp = NOW.parse().unwrap();
+        let record = fixtures::ready("d-1", true, at);
+        store.insert(&record).await.unwrap();
+        let result = record.result.clone().unwrap();
+        let ready = DomainEvent::Ready(OrderReady {
+            order: OrderRef::from(&record.order),
+            outcome: result.outcome,
+            result,
+        });
+        let envelope = serde_json::to_value(event(&ready, at)).unwrap();
+        let handlers = Handlers::new(&adapters, MarketRules::default(), RetryPolicy::default());
+        (topology, handlers, envelope)
+    }
+
+    async fn attempts_until_given_up(template: &str) -> (u32, Option<Value>) {
+        let (topology, handlers, envelope) = stack(template).await;
+        let rule = topology
+            .routes(&envelope)
+            .first()
+            .map(|(rule, _)| rule.to_string())
+            .unwrap();
+        for n in 1..10 {
+            let attempted = attempt(
+                &topology,
+                &handlers,
+                None,
+                &rule,
+                &envelope,
+                n,
+                SignedDuration::ZERO,
+            )
+            .await;
+            match attempted {
+                Attempted::Failed {
+                    give_up: true,
+                    on_failure,
+                    ..
+                } => return (n, on_failure),
+                Attempted::Failed { .. } => {}
+                Attempted::Delivered(i) => panic!("delivered: {i:?}"),
+            }
+        }
+        panic!("never gave up");
+    }
+
+    #[tokio::test]
+    async fn a_function_is_tried_as_often_as_its_event_invoke_config_says() {
+        let (tries, record) = attempts_until_given_up(crate::topology::EMBEDDED_TEMPLATE).await;
+        assert_eq!(tries, 3, "the template's MaximumRetryAttempts: 2");
+        let record = record.expect("store-result's on-failure destination is the bus");
+        assert_eq!(
+            record["detail"]["requestContext"]["approximateInvokeCount"],
+            3
+        );
+        // The template's number, not a constant: 0 retries gives up after the first try.
+        let none = crate::topology::EMBEDDED_TEMPLATE.replace(
+            "EventInvokeConfig:\n        MaximumRetryAttempts: 2",
+            "EventInvokeConfig:\n        MaximumRetryAttempts: 0",
+        );
+        assert_ne!(none, crate::topology::EMBEDDED_TEMPLATE);
+        assert_eq!(attempts_until_given_up(&none).await.0, 1);
+        // Without a destination, nothing goes to the bus.
+        let no_destination = crate::topology::EMBEDDED_TEMPLATE.replace(
+            "        DestinationConfig:\n          OnFailure:\n            Type: EventBridge\n            Destination: !GetAtt EventBus.Arn\n",
+            "",
+        );
+        assert_ne!(no_destination, crate::topology::EMBEDDED_TEMPLATE);
+        assert_eq!(attempts_until_given_up(&no_destination).await, (3, None));
     }
 }

@@ -201,15 +201,7 @@ pub async fn run(
         }
     };
     let deliveries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let observer: crate::up::engine::Observer = {
-        let (say, deliveries) = (say.clone(), deliveries.clone());
-        Arc::new(move |log: &crate::up::engine::DeliveryLog| {
-            deliveries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if !log.quiet {
-                say(&format!("  {}", crate::up::console_line(log)));
-            }
-        })
-    };
+    let observer = counting_observer(say.clone(), deliveries.clone());
     let mut args = crate::up::UpArgs::new(data_dir.clone());
     args.speed = options.speed;
     args.start = Some(start);
@@ -230,23 +222,7 @@ pub async fn run(
 
     wait_until_final(&running, &http, &base, &ids).await?;
     let simulated = running.now().duration_since(start);
-    let mut lines = Vec::new();
-    for id in &ids {
-        let id = energy_core::order::RecordId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(r) = running.adapters.orders.get(&id).await? {
-            lines.push(summary_line(&r));
-        }
-    }
-    lines.push(SummaryLine {
-        record_id: "demo-invalid".into(),
-        outcome: "INVALID".into(),
-        state: "not stored".into(),
-        checks: 0,
-        detail: format!(
-            "HTTP {bad_status}: {}",
-            bad_body["message"].as_str().unwrap_or("")
-        ),
-    });
+    let lines = summary_lines(&running, &ids, bad_status, &bad_body).await?;
     let (archive, notifications) = archive_and_notifications(&running).await?;
     let result_objects = count_files(&data_dir.join("results"));
     running.shutdown().await;
@@ -269,6 +245,46 @@ pub async fn run(
         ));
     }
     Ok(report)
+}
+
+/// One summary line per sample order, and one for the refused batch.
+async fn summary_lines(
+    running: &crate::up::Running,
+    ids: &[String],
+    bad_status: u16,
+    bad_body: &Value,
+) -> anyhow::Result<Vec<SummaryLine>> {
+    let mut lines = Vec::new();
+    for id in ids {
+        let id = energy_core::order::RecordId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(r) = running.adapters.orders.get(&id).await? {
+            lines.push(summary_line(&r));
+        }
+    }
+    lines.push(SummaryLine {
+        record_id: "demo-invalid".into(),
+        outcome: "INVALID".into(),
+        state: "not stored".into(),
+        checks: 0,
+        detail: format!(
+            "HTTP {bad_status}: {}",
+            bad_body["message"].as_str().unwrap_or("")
+        ),
+    });
+    Ok(lines)
+}
+
+/// Prints each delivery but idle sweeps, and counts them all.
+fn counting_observer(
+    say: impl Fn(&str) + Send + Sync + 'static,
+    deliveries: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> crate::up::engine::Observer {
+    std::sync::Arc::new(move |log: &crate::up::engine::DeliveryLog| {
+        deliveries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if !log.quiet {
+            say(&format!("  {}", crate::up::console_line(log)));
+        }
+    })
 }
 
 /// Posts the sample batch (twice: the second is all duplicates) and a batch with four mistakes;

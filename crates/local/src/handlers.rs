@@ -11,8 +11,8 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use energy_core::calendar::MarketRules;
 use energy_core::handler::{Event, EventHandler, HandlerError};
 use energy_core::ports::{
-    AuctionPlatform, Clock, EventPublisher, Notifier, OrderStore, ResultStore, RetryScheduler,
-    Retryable,
+    AuctionPlatform, Clock, DueIndex, EventPublisher, Notifier, OrderStore, ResultStore,
+    RetryScheduler, Retryable,
 };
 use energy_core::retry::RetryPolicy;
 use evaluate_order::EvaluateOrder;
@@ -31,6 +31,8 @@ use crate::function::Function;
 pub struct Adapters {
     pub clock: Arc<dyn Clock>,
     pub orders: Arc<dyn OrderStore>,
+    /// The orders' due index (the same table as `orders`).
+    pub due: Arc<dyn DueIndex>,
     pub bus: Arc<dyn EventPublisher>,
     pub scheduler: Arc<dyn RetryScheduler>,
     pub results: Arc<dyn ResultStore>,
@@ -116,7 +118,7 @@ impl Handlers {
             },
             sweep: SweepPending {
                 clock: a.clock.clone(),
-                orders: a.orders.clone(),
+                due: a.due.clone(),
                 bus: a.bus.clone(),
                 config: sweep_pending::Config::default(),
             },

@@ -366,6 +366,12 @@ fn cases() -> Vec<(&'static str, Value, Value, bool)> {
             true,
         ),
         (
+            "exists false, three levels, parent not an object",
+            json!({"detail": {"a": {"b": {"c": [{"exists": false}]}}}}),
+            json!({"a": {"b": 5}}),
+            true,
+        ),
+        (
             "exists false, three levels, present",
             json!({"detail": {"a": {"b": {"c": [{"exists": false}]}}}}),
             json!({"a": {"b": {"c": 0}}}),

@@ -98,7 +98,7 @@ impl std::fmt::Display for Outcome {
                 )
             }
             Outcome::Ready => f.write_str("results out; order ready"),
-            Outcome::Failed(reason) => write!(f, "failed: {reason}"),
+            Outcome::Failed(reason) => write!(f, "failed: {}", reason.in_words()),
             Outcome::Resent(event) => write!(f, "re-sent {event}"),
             Outcome::Ignored(why) => write!(f, "ignored: {why}"),
             Outcome::LostRace => f.write_str("another delivery moved the order first"),

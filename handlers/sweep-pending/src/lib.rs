@@ -22,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use energy_core::events::{DomainEvent, OrderEvaluationDue, Trigger};
 use energy_core::handler::{Event, EventHandler, HandlerError};
-use energy_core::ports::{Clock, EventPublisher, OrderStore};
+use energy_core::ports::{Clock, DueIndex, EventPublisher};
 use jiff::{SignedDuration, Timestamp};
 
 #[derive(Debug, Clone)]
@@ -96,11 +96,11 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// sweep-pending with what it may touch: the orders table's due index and the bus (and the
-/// clock).
+/// sweep-pending with what it may touch: the orders table's due index (a Query and its claim,
+/// never a record) and the bus (and the clock).
 pub struct SweepPending {
     pub clock: Arc<dyn Clock>,
-    pub orders: Arc<dyn OrderStore>,
+    pub due: Arc<dyn DueIndex>,
     pub bus: Arc<dyn EventPublisher>,
     pub config: Config,
 }
@@ -121,7 +121,7 @@ impl EventHandler for SweepPending {
 /// event's `time`), not when it runs: a sweep that waited in a queue must not take for lost the
 /// events that queued up behind it meanwhile.
 async fn sweep(this: &SweepPending, event: Event) -> Result<Report, Error> {
-    let (config, orders, bus) = (&this.config, this.orders.as_ref(), this.bus.as_ref());
+    let (config, index, bus) = (&this.config, this.due.as_ref(), this.bus.as_ref());
     let now = this.clock.now();
     let triggered = event
         .time
@@ -132,14 +132,14 @@ async fn sweep(this: &SweepPending, event: Event) -> Result<Report, Error> {
     let mut report = Report::default();
     let mut cursor = None;
     loop {
-        let page = orders.due(cutoff, config.page_size, cursor.take()).await?;
+        let page = index.due(cutoff, config.page_size, cursor.take()).await?;
         report.pages += 1;
         let room = config.max_per_run - report.emitted;
         let cut_short = room < page.items.len();
         let mut events = Vec::with_capacity(page.items.len().min(room));
         for d in page.items.iter().take(room) {
             let next = now.saturating_add(config.backoff(d.sweeps)).unwrap_or(now);
-            if !orders.claim_sweep(d, next).await? {
+            if !index.claim_sweep(d, next).await? {
                 report.skipped += 1;
                 continue;
             }

@@ -30,7 +30,7 @@ async fn overdue_orders_are_re_sent_once_then_left_alone_for_the_backoff() {
     let bus = Arc::new(InMemoryBus::new(clock.clone()));
     let handler = SweepPending {
         clock: clock.clone(),
-        orders: orders.clone(),
+        due: orders.clone(),
         bus: bus.clone(),
         config: Config::default(),
     };

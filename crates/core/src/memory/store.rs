@@ -9,7 +9,9 @@ use jiff::Timestamp;
 use super::lock;
 use crate::lifecycle::{Expected, OrderRecord};
 use crate::order::RecordId;
-use crate::ports::{DueCursor, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced};
+use crate::ports::{
+    DueCursor, DueIndex, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced,
+};
 
 #[derive(Default)]
 struct Inner {
@@ -109,20 +111,6 @@ impl OrderStore for InMemoryOrderStore {
         Ok(lock(&self.inner).records.get(record_id).cloned())
     }
 
-    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
-        let mut inner = lock(&self.inner);
-        let id = &seen.record_id;
-        match inner.placed.get(id).copied() {
-            Some((at, sweeps)) if at == seen.due_at => {
-                inner.due.remove(&(at, id.clone()));
-                inner.due.insert((next, id.clone()));
-                inner.placed.insert(id.clone(), (next, sweeps + 1));
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
     async fn replace(
         &self,
         record: &OrderRecord,
@@ -137,7 +125,10 @@ impl OrderStore for InMemoryOrderStore {
             _ => Ok(Replaced::Conflict),
         }
     }
+}
 
+#[async_trait]
+impl DueIndex for InMemoryOrderStore {
     async fn due(
         &self,
         until: Timestamp,
@@ -168,5 +159,18 @@ impl OrderStore for InMemoryOrderStore {
             });
         }
         Ok(DuePage { items, next })
+    }
+    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
+        let mut inner = lock(&self.inner);
+        let id = &seen.record_id;
+        match inner.placed.get(id).copied() {
+            Some((at, sweeps)) if at == seen.due_at => {
+                inner.due.remove(&(at, id.clone()));
+                inner.due.insert((next, id.clone()));
+                inner.placed.insert(id.clone(), (next, sweeps + 1));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use energy_core::events::DomainEvent;
+use energy_core::events::{DetailType, DomainEvent};
 use energy_core::ports::Clock;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -193,33 +193,7 @@ async fn finish(
             error, on_failure, ..
         } => {
             log.dead = true;
-            // The record as this stack stamps its events: a fresh id, the market clock.
-            let record = on_failure.map(|mut record| {
-                record["id"] = Value::String(shared.next_id());
-                record["time"] = Value::String(
-                    shared
-                        .clock
-                        .now()
-                        .strftime("%Y-%m-%dT%H:%M:%SZ")
-                        .to_string(),
-                );
-                let routes = shared.routes(&record);
-                (record, routes)
-            });
-            let (id, message) = (d.id, error.clone());
-            let r = shared
-                .db
-                .run(move |db| {
-                    db.dead_letter(
-                        id,
-                        attempt,
-                        &message,
-                        wall_ms(),
-                        record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
-                    )
-                })
-                .await;
-            shared.deliveries.notify_one();
+            let r = dead_letter(shared, d.id, attempt, error.clone(), on_failure).await;
             log.outcome = Err(error);
             r
         }
@@ -229,6 +203,44 @@ async fn finish(
         tracing::error!(error = %e, "delivery bookkeeping failed; the delivery will be retried");
     }
     observer(&log);
+}
+
+/// A delivery that gave up becomes a dead letter; Lambda's on-failure record, stamped as this
+/// stack stamps its events (a fresh id, the market clock), goes on the bus in the same
+/// transaction.
+async fn dead_letter(
+    shared: &Shared,
+    id: i64,
+    attempt: u32,
+    error: String,
+    on_failure: Option<Value>,
+) -> crate::db::DbResult<()> {
+    let record = on_failure.map(|mut record| {
+        record["id"] = Value::String(shared.next_id());
+        record["time"] = Value::String(
+            shared
+                .clock
+                .now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
+        );
+        let routes = shared.routes(&record);
+        (record, routes)
+    });
+    let r = shared
+        .db
+        .run(move |db| {
+            db.dead_letter(
+                id,
+                attempt,
+                &error,
+                wall_ms(),
+                record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
+            )
+        })
+        .await;
+    shared.deliveries.notify_one();
+    r
 }
 
 /// Fires one-time schedules as the market clock reaches them.
@@ -242,13 +254,20 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let fired = shared
             .db
             .run(move |db| {
-                let wrap = |detail: &Value| {
-                    let envelope = match DomainEvent::parse("OrderEvaluationDue", detail.clone()) {
-                        Ok(event) => s.wrap(&event),
-                        Err(_) => detail.clone(),
-                    };
-                    let routes = s.routes(&envelope);
-                    (envelope, routes)
+                // A stored detail that no longer reads is not an event: it goes nowhere, loudly.
+                let wrap = |detail: &Value| match DomainEvent::parse(
+                    DetailType::EvaluationDue.name(),
+                    detail.clone(),
+                ) {
+                    Ok(event) => {
+                        let envelope = s.wrap(&event);
+                        let routes = s.routes(&envelope);
+                        (envelope, routes)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, %detail, "a schedule's event does not read; it is dropped");
+                        (detail.clone(), Vec::new())
+                    }
                 };
                 db.fire_due_schedules(now, wall_ms(), &wrap)
             })
@@ -288,12 +307,14 @@ pub async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             break;
         }
         let now = shared.clock.now();
-        let next = shared
-            .db
-            .run(|db| db.meta("next_sweep"))
-            .await
-            .ok()
-            .flatten()
+        let stored = match shared.db.run(|db| db.meta("next_sweep")).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the next sweep's time; sweeping now");
+                None
+            }
+        };
+        let next = stored
             .and_then(|s| s.parse::<Timestamp>().ok())
             .unwrap_or_else(|| now.saturating_add(every).unwrap_or(now));
         let next = if now >= next {

@@ -362,11 +362,13 @@ fn adapters(
         log_lock: Arc::new(std::sync::Mutex::new(())),
     });
     notifier.reconcile()?;
+    let store = Arc::new(LocalStore {
+        shared: shared.clone(),
+    });
     Ok(Adapters {
         clock: Arc::new(clock),
-        orders: Arc::new(LocalStore {
-            shared: shared.clone(),
-        }),
+        orders: store.clone(),
+        due: store,
         bus: Arc::new(LocalBus {
             shared: shared.clone(),
         }),

@@ -162,13 +162,17 @@ fn plain(status: StatusCode, message: &str) -> Response {
     let code = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
         StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::BAD_GATEWAY => "bad_gateway",
         _ => "bad_request",
     };
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(
-            serde_json::json!({"error": code, "message": message}).to_string(),
-        ))
-        .unwrap_or_default()
+    // Built by parts: nothing here can fail, so there is no fallback to get wrong.
+    let mut response = Response::new(Body::from(
+        serde_json::json!({"error": code, "message": message}).to_string(),
+    ));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use energy_core::lifecycle::{Expected, OrderRecord};
 use energy_core::order::RecordId;
 use energy_core::ports::{
-    Clock, DueCursor, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced, conflicts,
+    Clock, DueCursor, DueIndex, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced,
+    conflicts,
 };
 use jiff::Timestamp;
 
@@ -120,7 +121,10 @@ impl OrderStore for LocalStore {
             Replaced::Conflict
         })
     }
+}
 
+#[async_trait]
+impl DueIndex for LocalStore {
     async fn due(
         &self,
         until: Timestamp,

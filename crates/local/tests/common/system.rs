@@ -74,6 +74,7 @@ impl System {
         let adapters = Adapters {
             clock: clock.clone(),
             orders: store.clone(),
+            due: store.clone(),
             bus: bus.clone(),
             scheduler: scheduler.clone(),
             results: results.clone(),
