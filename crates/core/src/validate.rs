@@ -101,11 +101,6 @@ pub fn parse_batch(body: &str, rules: &MarketRules, now: Timestamp) -> Result<Ch
 /// breaks when it is merely too long.
 pub const MAX_ARRAY: usize = 1_000;
 
-/// Reads JSON, reporting a syntax error or a duplicate key at its path.
-pub fn parse_json(body: &str) -> Result<Value, FieldError> {
-    crate::json::parse(body).map(|doc| doc.value)
-}
-
 /// Validates a parsed body whose numbers carry no literals (they are read through serde_json's
 /// shortest form); see the module docs.
 pub fn validate_batch(
