@@ -75,6 +75,14 @@ pub struct OrderLimits {
     /// the integers that hold it.
     #[serde(default = "default_max_volume")]
     pub max_volume: Lots,
+    /// New orders are taken until the gate minus this, so their hand-over to the platform
+    /// completes before the gate (template parameter `GateMarginSeconds`).
+    #[serde(default = "default_gate_margin")]
+    pub gate_margin: SignedDuration,
+}
+
+fn default_gate_margin() -> SignedDuration {
+    SignedDuration::from_secs(60)
 }
 
 fn default_max_volume() -> Lots {
@@ -132,6 +140,7 @@ impl Default for MarketRules {
                 max_steps_per_curve: 200,
                 max_batch: 100,
                 max_volume: default_max_volume(),
+                gate_margin: default_gate_margin(),
             },
         }
     }
@@ -208,6 +217,13 @@ impl MarketRules {
             .to_zoned_datetime(market_tz())
             .map_err(err)?;
         Ok(zoned.timestamp())
+    }
+
+    /// The last instant a new order is taken: the gate minus the safety margin.
+    pub fn last_order_time(&self, auction: AuctionId) -> Result<Timestamp, CalendarError> {
+        let gate = self.gate_closure(auction)?;
+        gate.checked_sub(self.limits.gate_margin)
+            .map_err(|e| CalendarError(auction, e.to_string()))
     }
 
     /// When results are normally published.

@@ -442,14 +442,20 @@ impl OrderReader<'_> {
                 return;
             }
         }
-        match self.rules.gate_closure(auction) {
-            Ok(gate) if self.now >= gate => {
+        let window = self
+            .rules
+            .gate_closure(auction)
+            .and_then(|gate| Ok((gate, self.rules.last_order_time(auction)?)));
+        match window {
+            Ok((gate, last)) if self.now >= last => {
                 let e = FieldError::new(
                     format!("{path}.delivery_date"),
                     "gate_closed",
                     format!(
-                        "the {} auction for {} closed at {gate}; it takes no more orders",
-                        auction.market, auction.delivery_date
+                        "the {} auction for {} closes at {gate}; orders are taken until {last}, {} s before, so each reaches the platform in time",
+                        auction.market,
+                        auction.delivery_date,
+                        self.rules.limits.gate_margin.as_secs()
                     ),
                 );
                 self.late = Some(e.clone());
@@ -1050,6 +1056,22 @@ mod tests {
         assert!(
             !matches!(&open, Err(BatchError::Invalid(e)) if e.iter().any(|e| e.rule == "book_not_open")),
             "{open:?}"
+        );
+    }
+
+    #[test]
+    fn new_orders_stop_a_safety_margin_before_the_gate() {
+        let body = one_step(json!("10.00"), json!("1.0")).to_string();
+        let rules = MarketRules::default();
+        // The SDAC gate for 2026-03-10 is 2026-03-09T11:00:00Z; the margin is 60 s.
+        let rules_at = |t: &str| parse_batch(&body, &rules, t.parse().unwrap()).unwrap().late;
+        assert!(rules_at("2026-03-09T10:58:59Z").is_empty());
+        let late = rules_at("2026-03-09T10:59:00Z");
+        assert_eq!(late.len(), 1);
+        assert!(
+            late[0].1.message.contains("60 s before"),
+            "{}",
+            late[0].1.message
         );
     }
 

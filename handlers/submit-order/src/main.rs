@@ -1,6 +1,6 @@
 //! The submit-order Lambda: wiring only. Config from the environment once, clients once, run.
 //!
-//! Environment: `ORDERS_TABLE`, `EVENT_BUS_NAME`.
+//! Environment: `ORDERS_TABLE`, `EVENT_BUS_NAME`, `GATE_MARGIN_SECONDS` (60).
 
 use energy_aws::env::Env;
 use energy_aws::lambda::{sdk_config, startup_error};
@@ -8,6 +8,20 @@ use energy_aws::wiring::Wiring;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use submit_order::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse, Config, SubmitOrder};
 use tracing::Instrument;
+
+/// `GATE_MARGIN_SECONDS` (default 60): how long before the gate new orders stop.
+fn config(env: &Env) -> Result<Config, energy_aws::env::ConfigError> {
+    let mut config = Config::default();
+    let margin: i64 = env.parse_or("GATE_MARGIN_SECONDS", 60)?;
+    if margin < 0 {
+        return Err(energy_aws::env::ConfigError {
+            name: "GATE_MARGIN_SECONDS",
+            problem: "must be 0 or more".into(),
+        });
+    }
+    config.rules.limits.gate_margin = jiff::SignedDuration::from_secs(margin);
+    Ok(config)
+}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -17,7 +31,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         clock: wiring.clock(),
         orders: wiring.orders().map_err(startup_error)?,
         bus: wiring.bus().map_err(startup_error)?,
-        config: Config::default(),
+        config: config(wiring.env()).map_err(startup_error)?,
     };
     let handler = &handler;
     lambda_runtime::run(service_fn(
