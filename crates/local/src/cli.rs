@@ -206,20 +206,23 @@ pub fn order(data_dir: &Path, record_id: &str) -> anyhow::Result<String> {
     // Whatever its TTL: the command shows what the file holds.
     let body = db.order(record_id, i64::MIN)?;
     let mut out = String::new();
-    match body {
+    match &body {
         Some(b) => {
-            let v: Value = serde_json::from_str(&b)?;
+            let v: Value = serde_json::from_str(b)?;
             out.push_str(&serde_json::to_string_pretty(&v)?);
             out.push('\n');
         }
         None => out.push_str(&format!(
-            "no stored order {record_id} (never accepted, or its 24 h TTL passed)\n"
+            "no stored order {record_id} (never accepted, or kept 24 h after it was final and gone)\n"
         )),
     }
     let events = db.events(&EventFilter {
         record_id: Some(record_id.to_string()),
         ..Default::default()
     })?;
+    if body.is_none() && events.is_empty() {
+        anyhow::bail!("no order {record_id}: neither a stored record nor an event names it");
+    }
     if !events.is_empty() {
         out.push_str("\nevents:\n");
         for e in &events {

@@ -199,6 +199,15 @@ async fn a_percent_encoded_id_is_decoded_as_api_gateway_does() {
     assert_eq!(resp.status_code, 200);
     let resp = s.http("GET", "/orders/desk-a%2Fx", None).await;
     assert_eq!(resp.status_code, 400);
+    // One segment, no trailing or doubled slash, as API Gateway routes it.
+    for path in [
+        "/orders/desk-a:x/",
+        "//orders/desk-a:x",
+        "/orders//desk-a:x",
+    ] {
+        let resp = s.http("GET", path, None).await;
+        assert_eq!(resp.status_code, 404, "{path}");
+    }
     // Two hex digits or nothing: `%+3` is not an escape (a sign once made it one).
     let resp = s.http("GET", "/orders/desk-a%+3Ax", None).await;
     assert_eq!(resp.status_code, 400);

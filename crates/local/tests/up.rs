@@ -765,3 +765,14 @@ async fn an_order_whose_results_come_two_days_after_posting_reaches_a_final_stat
     drop(up);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `energy orders show` of an id nothing names is a failure a script can test, not an exit 0.
+#[test]
+fn orders_show_of_an_unknown_id_exits_non_zero() {
+    let dir = data_dir("show-unknown");
+    start(&dir, &[]).stop();
+    let (code, _, err) = cli(&dir, &["orders", "show", "nobody"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no order nobody"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

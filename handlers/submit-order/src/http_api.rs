@@ -45,7 +45,13 @@ impl Request {
             Some(stage) => path.strip_prefix(&format!("/{stage}")).unwrap_or(&path),
             None => &path,
         };
-        let segments: Vec<&str> = trimmed.trim_matches('/').split('/').collect();
+        // One slash between segments, none at the end: `/orders/ID/` and `//orders` are no
+        // route, as in API Gateway.
+        let segments: Vec<&str> = trimmed
+            .strip_prefix('/')
+            .unwrap_or(trimmed)
+            .split('/')
+            .collect();
         match segments.as_slice() {
             ["orders"] if method == Method::POST => Request::PostOrders,
             ["orders"] => Request::MethodNotAllowed { allowed: "POST" },
