@@ -237,12 +237,7 @@ impl OrderStore for DynamoOrderStore {
                     for (i, old) in existing {
                         answers[i] = Inserted::Exists(Box::new(old));
                     }
-                    if energy_core::ports::conflicts(batch, &answers) {
-                        for a in &mut answers {
-                            if matches!(a, Inserted::New) {
-                                *a = Inserted::Withheld;
-                            }
-                        }
+                    if energy_core::ports::withhold_on_conflict(batch, &mut answers) {
                         return Ok(answers);
                     }
                 }

@@ -149,6 +149,20 @@ pub trait DueIndex: Send + Sync {
     async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError>;
 }
 
+/// When the answers of a batch insert hold a conflict, turns every `New` into `Withheld` (a
+/// batch is written whole or not at all) and says so: the store must then write nothing.
+pub fn withhold_on_conflict(batch: &[OrderRecord], answers: &mut [Inserted]) -> bool {
+    if !conflicts(batch, answers) {
+        return false;
+    }
+    for a in answers.iter_mut() {
+        if matches!(a, Inserted::New) {
+            *a = Inserted::Withheld;
+        }
+    }
+    true
+}
+
 /// Whether a batch insert's answers hold a record that names a different order than the one
 /// sent: the batch was refused.
 pub fn conflicts(batch: &[OrderRecord], answers: &[Inserted]) -> bool {

@@ -90,12 +90,7 @@ impl OrderStore for InMemoryOrderStore {
                 None => Inserted::New,
             })
             .collect();
-        if crate::ports::conflicts(batch, &answers) {
-            for a in &mut answers {
-                if matches!(a, Inserted::New) {
-                    *a = Inserted::Withheld;
-                }
-            }
+        if crate::ports::withhold_on_conflict(batch, &mut answers) {
             return Ok(answers);
         }
         for (record, answer) in batch.iter().zip(&answers) {
