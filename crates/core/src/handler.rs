@@ -113,6 +113,48 @@ pub async fn transition(
     Ok(store.replace(&next, record.expected()).await?)
 }
 
+/// Claims a READY or FAILED `record` for the delivery about to act on it, until the redelivery
+/// delay has passed: the claimed record, or `None` when another delivery holds an unexpired claim
+/// or wrote first. Only the holder of the claim has effects.
+pub async fn claim(
+    store: &dyn OrderStore,
+    retry: &RetryPolicy,
+    record: &OrderRecord,
+    now: Timestamp,
+) -> Result<Option<OrderRecord>, TransitionError> {
+    if record.claimed_at(now) {
+        return Ok(None);
+    }
+    let until = retry.redelivery_at(now);
+    let claimed = record.apply(Transition::Claim { until }, now)?;
+    Ok(match store.replace(&claimed, record.expected()).await? {
+        Replaced::Applied => Some(claimed),
+        Replaced::Conflict => None,
+    })
+}
+
+/// Gives up the claim on `claimed` after its effect failed with `error`, so the retry of the
+/// delivery can claim at once; returns `error`. If the release cannot be written, the claim runs
+/// out on its own.
+pub async fn release<E: std::fmt::Display>(
+    store: &dyn OrderStore,
+    claimed: &OrderRecord,
+    now: Timestamp,
+    error: E,
+) -> E {
+    let released = match claimed.apply(Transition::Release, now) {
+        Ok(released) => store.replace(&released, claimed.expected()).await,
+        Err(e) => {
+            tracing::error!(error = %e, "claim not released");
+            return error;
+        }
+    };
+    if let Err(e) = released {
+        tracing::warn!(record_id = %claimed.order.record_id, error = %e, "claim not released; it runs out");
+    }
+    error
+}
+
 impl Replaced {
     /// `applied` if this write went through, else `lost`: another delivery moved the order
     /// first, a race every handler is built to lose quietly.
@@ -160,6 +202,7 @@ pub async fn fail(
     let now = failure.failed_at;
     let replaced = transition(store, record, Transition::Fail { failure, due_at }, now).await?;
     if replaced == Replaced::Applied {
+        crate::crash::point(crate::crash::AFTER_FAIL);
         bus.publish(&[event]).await?;
         tracing::warn!(record_id = %record.order.record_id, %reason, "order failed");
     }

@@ -20,6 +20,7 @@
 //! ports it uses, implementing [`handler::EventHandler`] (submit-order answers HTTP instead).
 
 pub mod calendar;
+pub mod crash;
 pub mod events;
 pub mod handler;
 pub mod hash;

@@ -97,6 +97,11 @@ pub struct OrderRecord {
     pub result_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// A READY order's result is being stored, or a FAILED order's message sent, by the delivery
+    /// that claimed it, until this instant; other deliveries leave it alone until then. See
+    /// [`Transition::Claim`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_until: Option<Timestamp>,
 }
 
 /// The condition of a write: the state and version the new record was computed from.
@@ -123,6 +128,14 @@ pub enum Transition {
     Stored { key: String },
     /// RECEIVED | PENDING | READY → FAILED; `due_at` as for `Ready`.
     Fail { failure: Failure, due_at: Timestamp },
+    /// READY | FAILED, claimed until `until` (also its new `due_at`) by the delivery about to
+    /// act on it: of deliveries of one event racing each other, only the one whose claim is
+    /// written has effects (a result object, a message). If that one dies before the next
+    /// state, the claim runs out and the sweeper re-sends the event.
+    Claim { until: Timestamp },
+    /// READY | FAILED, unclaimed: the claimant's effect failed with an error, so the retry of
+    /// its delivery may claim at once instead of waiting for the claim to run out.
+    Release,
     /// FAILED → NOTIFIED.
     Notified,
     /// READY | FAILED, unchanged but for a later `due_at`: the event was re-sent.
@@ -137,6 +150,8 @@ impl Transition {
             Transition::Ready { .. } => "Ready",
             Transition::Stored { .. } => "Stored",
             Transition::Fail { .. } => "Fail",
+            Transition::Claim { .. } => "Claim",
+            Transition::Release => "Release",
             Transition::Notified => "Notified",
             Transition::Requeue { .. } => "Requeue",
         }
@@ -153,6 +168,11 @@ pub struct IllegalTransition {
 }
 
 impl OrderRecord {
+    /// Whether another delivery holds a claim on this order at `now`.
+    pub fn claimed_at(&self, now: Timestamp) -> bool {
+        self.claimed_until.is_some_and(|until| until > now)
+    }
+
     /// A freshly received order.
     pub fn received(order: Order, now: Timestamp, due_at: Timestamp) -> OrderRecord {
         OrderRecord {
@@ -167,6 +187,7 @@ impl OrderRecord {
             result: None,
             result_key: None,
             failure: None,
+            claimed_until: None,
         }
     }
 
@@ -211,6 +232,13 @@ impl OrderRecord {
                 next.state = Failed;
                 next.failure = Some(failure.clone());
                 next.due_at = Some(*due_at);
+            }
+            (Transition::Claim { until }, Ready | Failed) => {
+                next.claimed_until = Some(*until);
+                next.due_at = Some(*until);
+            }
+            (Transition::Release, Ready | Failed) => {
+                next.claimed_until = None;
             }
             (Transition::Notified, Failed) => {
                 next.state = Notified;

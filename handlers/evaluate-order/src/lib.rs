@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use energy_core::calendar::{MarketRules, market_time};
+use energy_core::crash;
 use energy_core::events::{
     DomainEvent, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger,
 };
@@ -154,6 +155,7 @@ impl EvaluateOrder {
             Submission::Accepted {
                 expected_publication,
             } => {
+                crash::point(crash::EVALUATE_AFTER_SUBMIT);
                 let expected = config.publication(&record, expected_publication);
                 let at = config
                     .retry
@@ -190,6 +192,7 @@ impl EvaluateOrder {
                 };
                 let moved = self.move_to(&record, ready, now).await?;
                 if moved.or_lost(true, false) {
+                    crash::point(crash::EVALUATE_AFTER_READY);
                     self.bus.publish(&[DomainEvent::Ready(event)]).await?;
                 }
                 Ok(moved.or_lost(Outcome::Ready, Outcome::LostRace))
@@ -238,6 +241,7 @@ impl EvaluateOrder {
         };
         let outcome = self.scheduler.schedule(&name, at, &due).await?;
         tracing::info!(record_id = %record.order.record_id, schedule = %name, %at, ?outcome, "check scheduled");
+        crash::point(crash::EVALUATE_AFTER_SCHEDULE);
         Ok(())
     }
 

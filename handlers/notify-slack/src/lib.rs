@@ -7,13 +7,18 @@
 //!   FAILED{ProcessingError} and the desk hears about it like any other failure;
 //! - CodePipeline's state change of a failed delivery run, forwarded by the pipeline stack.
 //!
-//! The message is sent, then the order moves FAILED → NOTIFIED; a later delivery of the same
-//! event finds NOTIFIED and sends nothing. The order is this way round on purpose: a crash
-//! between the two repeats a message rather than losing one.
+//! A delivery first claims the order for its message (FAILED, `claimed_until` = now + the
+//! redelivery delay, written on condition of the version it read), then sends the message, then
+//! moves the order FAILED → NOTIFIED. Of deliveries of one event racing each other only the one
+//! whose claim is written sends anything; a later one finds the claim or NOTIFIED and sends
+//! nothing. A delivery that dies after its claim leaves a FAILED order due when the claim runs
+//! out, and the sweeper re-sends `OrderFailed`: a crash between sending and NOTIFIED repeats the
+//! message rather than losing it (Slack's webhooks have no idempotency key to do better).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use energy_core::crash;
 use energy_core::events::{DomainEvent, OrderFailed};
 use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
@@ -102,7 +107,35 @@ impl NotifySlack {
             }
             _ => {}
         }
-        self.notifier.notify(&slack::render(&failed)).await?;
+        let record = match record {
+            Some(r) => match handler::claim(
+                self.orders.as_ref(),
+                &self.config.retry,
+                &r,
+                self.clock.now(),
+            )
+            .await?
+            {
+                Some(claimed) => Some(claimed),
+                None => {
+                    return Ok(Outcome::Ignored(
+                        "another delivery is telling the desk".into(),
+                    ));
+                }
+            },
+            None => None,
+        };
+        crash::point(crash::NOTIFY_AFTER_CLAIM);
+        if let Err(e) = self.notifier.notify(&slack::render(&failed)).await {
+            return Err(match &record {
+                Some(claimed) => {
+                    let now = self.clock.now();
+                    handler::release(self.orders.as_ref(), claimed, now, e.into()).await
+                }
+                None => e.into(),
+            });
+        }
+        crash::point(crash::NOTIFY_AFTER_POST);
         tracing::info!(record_id = %failed.order.record_id, reason = %failed.reason, "desk notified");
         if let Some(r) = record
             && handler::transition(

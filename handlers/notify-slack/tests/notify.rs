@@ -75,3 +75,49 @@ async fn a_handler_that_failed_for_good_fails_the_order_with_processing_error() 
     );
     assert_eq!(notifier.sent().len(), 1);
 }
+
+#[tokio::test]
+async fn a_message_slack_refused_is_sent_by_the_retry_at_once() {
+    let (orders, notifier, handler) = fixture();
+    let r = fixtures::failed("n-3", FailureReason::Rejected, at(NOW));
+    orders.insert(&r).await.unwrap();
+    let failed = DomainEvent::Failed(OrderFailed::from_record(&r, r.failure.as_ref().unwrap()));
+    notifier.fail_next(1);
+    let err = handler.handle(event(&failed, at(NOW))).await.unwrap_err();
+    assert!(err.error_type().starts_with("Retryable."), "{err}");
+    let stored = orders.get(&r.order.record_id).await.unwrap().unwrap();
+    assert_eq!(stored.state, OrderState::Failed);
+    assert_eq!(stored.claimed_until, None, "the claim is given back");
+    assert_eq!(
+        handler.handle(event(&failed, at(NOW))).await.unwrap(),
+        Outcome::Notified
+    );
+    assert_eq!(notifier.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_claim_held_by_another_delivery_is_left_alone_until_it_runs_out() {
+    let (orders, notifier, handler) = fixture();
+    let r = fixtures::failed("n-4", FailureReason::Rejected, at(NOW));
+    let until = at("2026-01-14T12:05:00Z");
+    let claimed = r
+        .apply(energy_core::lifecycle::Transition::Claim { until }, at(NOW))
+        .unwrap();
+    orders.insert(&claimed).await.unwrap();
+    let failed = DomainEvent::Failed(OrderFailed::from_record(&r, r.failure.as_ref().unwrap()));
+    let outcome = handler.handle(event(&failed, at(NOW))).await.unwrap();
+    assert!(matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
+    assert!(notifier.sent().is_empty());
+    // The claimant died: once its claim has run out, a re-sent event is acted on.
+    let later = NotifySlack {
+        clock: Arc::new(ManualClock::new(until)),
+        orders: orders.clone(),
+        notifier: notifier.clone(),
+        config: Config::default(),
+    };
+    assert_eq!(
+        later.handle(event(&failed, until)).await.unwrap(),
+        Outcome::Notified
+    );
+    assert_eq!(notifier.sent().len(), 1);
+}

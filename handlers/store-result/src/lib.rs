@@ -8,6 +8,10 @@
 //! - Rejected: READY → FAILED, then emits `OrderFailed{Rejected}`. FAILED keeps a `due_at`, so a
 //!   lost `OrderFailed` is re-sent by the sweeper.
 //!
+//! Before any effect the delivery claims the order (READY, `claimed_until`, written on condition of
+//! the version it read): of deliveries racing each other only the claimant writes and announces;
+//! if it dies, the claim runs out and the sweeper re-sends `OrderReady`.
+//!
 //! Anything but a READY order makes the event a duplicate: nothing happens. The result written is
 //! the one stored with the order, not the event's copy: the store is the authority.
 //!
@@ -17,11 +21,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use energy_core::crash;
 use energy_core::events::{DomainEvent, OrderRef, OrderResultStored};
 use energy_core::handler::{self, Event, EventHandler, HandlerError};
-use energy_core::lifecycle::{OrderState, Transition};
+use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::ports::{Clock, EventPublisher, OrderStore, PortError, ResultStore};
-use energy_core::result::{Failure, FailureReason};
+use energy_core::result::{Failure, FailureReason, OrderResult};
 use energy_core::retry::RetryPolicy;
 
 /// store-result with what it may touch: the orders table, the bus, the results bucket (and the
@@ -89,21 +94,19 @@ impl StoreResult {
         })?;
         let now = self.clock.now();
         if result.outcome.is_stored() {
-            let key = record.order.result_key();
-            let body = serde_json::to_vec_pretty(&result)
-                .map_err(|e| PortError::permanent("result", e.to_string()))?;
-            self.results.put(&key, &body).await?;
-            let stored = OrderResultStored {
-                order: OrderRef::from(&record.order),
-                outcome: result.outcome,
-                key: key.clone(),
-                accepted_energy_mwh: result.totals.accepted_energy_mwh,
-                notional_eur: result.totals.notional_eur,
+            let claimed =
+                handler::claim(self.orders.as_ref(), &self.config.retry, &record, now).await?;
+            let Some(record) = claimed else {
+                return Ok(Outcome::Ignored(
+                    "another delivery is storing the result".into(),
+                ));
             };
-            self.bus
-                .publish(&[DomainEvent::ResultStored(stored)])
-                .await?;
-            tracing::info!(%record_id, %key, "result stored");
+            let key = match self.write(&record, &result).await {
+                Ok(key) => key,
+                Err(e) => {
+                    return Err(handler::release(self.orders.as_ref(), &record, now, e).await);
+                }
+            };
             let stored = Transition::Stored { key: key.clone() };
             let moved = handler::transition(self.orders.as_ref(), &record, stored, now).await?;
             return Ok(moved.or_lost(Outcome::Stored { key }, Outcome::LostRace));
@@ -126,5 +129,28 @@ impl StoreResult {
         )
         .await?;
         Ok(moved.or_lost(Outcome::Rejected, Outcome::LostRace))
+    }
+
+    /// The claimant's effects: the result object under the order's key, then
+    /// `OrderResultStored`. Answers the key.
+    async fn write(&self, record: &OrderRecord, result: &OrderResult) -> Result<String, Error> {
+        let key = record.order.result_key();
+        let body = serde_json::to_vec_pretty(result)
+            .map_err(|e| PortError::permanent("result", e.to_string()))?;
+        self.results.put(&key, &body).await?;
+        crash::point(crash::STORE_AFTER_PUT);
+        let stored = OrderResultStored {
+            order: OrderRef::from(&record.order),
+            outcome: result.outcome,
+            key: key.clone(),
+            accepted_energy_mwh: result.totals.accepted_energy_mwh,
+            notional_eur: result.totals.notional_eur,
+        };
+        self.bus
+            .publish(&[DomainEvent::ResultStored(stored)])
+            .await?;
+        crash::point(crash::STORE_AFTER_PUBLISH);
+        tracing::info!(record_id = %record.order.record_id, %key, "result stored");
+        Ok(key)
     }
 }

@@ -102,7 +102,7 @@ async fn a_rejected_result_fails_the_order_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_failed_write_is_a_retryable_error_and_the_order_stays_ready() {
+async fn a_failed_write_is_a_retryable_error_and_the_retry_stores_at_once() {
     let f = fixture();
     let r = fixtures::ready("s-3", true, at(NOW));
     f.orders.insert(&r).await.unwrap();
@@ -111,4 +111,9 @@ async fn a_failed_write_is_a_retryable_error_and_the_order_stays_ready() {
     assert!(err.error_type().starts_with("Retryable."), "{err}");
     assert_eq!(state(&f, &r).await, OrderState::Ready);
     assert!(f.bus.of_type("OrderResultStored").is_empty());
+    // The failed delivery gave its claim back: Lambda's retry stores the result at once.
+    let retried = f.handler.handle(ready_event(&r)).await.unwrap();
+    assert!(matches!(retried, Outcome::Stored { .. }), "{retried:?}");
+    assert_eq!(state(&f, &r).await, OrderState::Stored);
+    assert_eq!(f.bus.of_type("OrderResultStored").len(), 1);
 }

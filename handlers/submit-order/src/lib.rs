@@ -166,6 +166,7 @@ impl SubmitOrder {
             },
         });
         }
+        energy_core::crash::point(energy_core::crash::SUBMIT_AFTER_INSERT);
         self.publish(&announce).await;
         let conflict = statuses.iter().any(|s| s.status == Status::Conflict);
         let status = if conflict { 409 } else { 202 };

@@ -7,14 +7,18 @@
 mod bus;
 mod clock;
 pub mod fixtures;
+mod lockstep;
 mod notifier;
+mod recording;
 mod results;
 mod scheduler;
 mod store;
 
 pub use bus::InMemoryBus;
 pub use clock::ManualClock;
+pub use lockstep::Lockstep;
 pub use notifier::InMemoryNotifier;
+pub use recording::{RecordingNotifier, RecordingResults};
 pub use results::InMemoryResults;
 pub use scheduler::{InMemoryScheduler, PendingSchedule};
 pub use store::InMemoryOrderStore;
