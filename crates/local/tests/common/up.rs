@@ -46,15 +46,28 @@ pub fn try_start_with(
     args: &[&str],
     slack: Option<&str>,
 ) -> Result<Up, (Option<i32>, String)> {
+    let env: Vec<(&str, &str)> = slack
+        .map(|url| ("SLACK_WEBHOOK_URL", url))
+        .into_iter()
+        .collect();
+    try_start_env(dir, args, &env)
+}
+
+/// The same with these environment variables set (and no other `SLACK_WEBHOOK_URL` or
+/// `ENERGY_CRASH_AT` than theirs).
+pub fn try_start_env(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Up, (Option<i32>, String)> {
     let mut command = energy();
     command
         .args(["up", "--port", "0", "--quiet", "--data-dir"])
         .arg(dir)
         .args(args)
-        .env_remove("SLACK_WEBHOOK_URL");
-    if let Some(url) = slack {
-        command.env("SLACK_WEBHOOK_URL", url);
-    }
+        .env_remove("SLACK_WEBHOOK_URL")
+        .env_remove("ENERGY_CRASH_AT")
+        .envs(env.iter().copied());
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -108,6 +121,21 @@ impl Up {
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits up to `within` for the process to end on its own; its exit status, or `None` if it
+    /// still runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGTERM and wait, as Ctrl-C would.
