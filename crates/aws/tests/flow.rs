@@ -22,7 +22,6 @@ use energy_core::memory::{InMemoryNotifier, ManualClock};
 use energy_core::ports::{Clock, EventPublisher, OrderStore};
 use energy_core::retry::RetryPolicy;
 use evaluate_order::EvaluateOrder;
-use jiff::Timestamp;
 use notify_slack::NotifySlack;
 use serde_json::{Value, json};
 use store_result::StoreResult;
@@ -48,65 +47,6 @@ fn order(id: &str, zone: &str, side: &str, steps: Value) -> Value {
         "record_id": id, "market": "SDAC", "delivery_date": "2026-01-15", "zone": zone, "portfolio": "DESK", "side": side,
         "periods": [{"mtu_start": "2026-01-15T06:00:00Z", "steps": steps}, {"mtu_start": "2026-01-15T06:15:00Z", "steps": steps}]
     })
-}
-
-fn post(body: &Value) -> submit_order::ApiGatewayV2httpRequest {
-    serde_json::from_value(json!({
-        "version": "2.0", "routeKey": "POST /orders", "rawPath": "/orders", "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {"http": {"method": "POST", "path": "/orders"}, "stage": "$default", "requestId": "r", "timeEpoch": 0},
-        "body": body.to_string(), "isBase64Encoded": false
-    }))
-    .unwrap()
-}
-
-/// Fires the schedules due at `now` as EventBridge Scheduler would; answers how many fired and
-/// the earliest one left.
-async fn fire_schedules(sdk: &aws_config::SdkConfig, now: Timestamp) -> (usize, Option<Timestamp>) {
-    let scheduler = aws_sdk_scheduler::Client::new(sdk);
-    let events = aws_sdk_eventbridge::Client::new(sdk);
-    let listed = scheduler
-        .list_schedules()
-        .group_name(GROUP)
-        .send()
-        .await
-        .unwrap();
-    let mut next: Option<Timestamp> = None;
-    let mut fired = 0;
-    for summary in listed.schedules() {
-        let name = summary.name().unwrap();
-        let s = scheduler
-            .get_schedule()
-            .name(name)
-            .group_name(GROUP)
-            .send()
-            .await
-            .unwrap();
-        let expr = s.schedule_expression().unwrap();
-        let at: Timestamp = format!("{}Z", &expr[3..expr.len() - 1]).parse().unwrap();
-        if at > now {
-            next = Some(next.map_or(at, |n| n.min(at)));
-            continue;
-        }
-        let target = s.target().unwrap();
-        let params = target.event_bridge_parameters().unwrap();
-        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .event_bus_name(BUS)
-            .source(params.source())
-            .detail_type(params.detail_type())
-            .detail(target.input().unwrap())
-            .build();
-        events.put_events().entries(entry).send().await.unwrap();
-        scheduler
-            .delete_schedule()
-            .name(name)
-            .group_name(GROUP)
-            .send()
-            .await
-            .unwrap();
-        fired += 1;
-    }
-    (fired, next)
 }
 
 #[tokio::test]

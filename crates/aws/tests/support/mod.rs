@@ -3,10 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -44,54 +44,40 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts moto on a free port. The port is picked by binding port 0 and letting it go, so
-    /// another process may take it first: then our server exits, and we try another port.
+    /// Starts moto on a port it binds itself (`-p 0`) and reads back from its banner, so no
+    /// other process can take the port between picking and binding it.
     pub fn start() -> Moto {
-        for _ in 0..5 {
-            if let Some(moto) = Self::try_start() {
-                return moto;
-            }
-        }
-        panic!("moto_server did not start on any of five free ports");
-    }
-
-    fn try_start() -> Option<Moto> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start moto_server");
-        let mut moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
+        let stderr = child.stderr.take().expect("moto's stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the banner, then keeps draining so moto never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(at) = line.split("Running on ").nth(1) {
+                    let _ = tx.send(at.trim().to_string());
+                    sent = true;
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!("moto_server did not say where it listens within 30 s (exit: {status:?})");
+            }
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if moto.child.try_wait().ok().flatten().is_some() {
-                return None; // exited: the port was taken
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                // Make sure it is ours that answers, not a server that took the port first.
-                std::thread::sleep(Duration::from_millis(100));
-                return moto
-                    .child
-                    .try_wait()
-                    .ok()
-                    .flatten()
-                    .is_none()
-                    .then_some(moto);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not start on port {port} within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "moto_server listens at {url}, not on loopback"
+        );
+        Moto { child, url }
     }
 
     /// SDK configuration pointing every client at this server.
@@ -339,3 +325,66 @@ pub async fn stack() -> Stack {
 }
 
 pub mod runtime;
+
+/// An API Gateway (HTTP API, payload 2.0) `POST /orders` with `body`.
+pub fn post(body: &serde_json::Value) -> submit_order::ApiGatewayV2httpRequest {
+    serde_json::from_value(serde_json::json!({
+        "version": "2.0", "routeKey": "POST /orders", "rawPath": "/orders", "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"http": {"method": "POST", "path": "/orders"}, "stage": "$default", "requestId": "r", "timeEpoch": 0},
+        "body": body.to_string(), "isBase64Encoded": false
+    }))
+    .unwrap()
+}
+
+/// Fires the schedules due at `now` as EventBridge Scheduler would; answers how many fired and
+/// the earliest one left.
+pub async fn fire_schedules(
+    sdk: &aws_config::SdkConfig,
+    now: jiff::Timestamp,
+) -> (usize, Option<jiff::Timestamp>) {
+    let scheduler = aws_sdk_scheduler::Client::new(sdk);
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let listed = scheduler
+        .list_schedules()
+        .group_name(GROUP)
+        .send()
+        .await
+        .unwrap();
+    let mut next: Option<jiff::Timestamp> = None;
+    let mut fired = 0;
+    for summary in listed.schedules() {
+        let name = summary.name().unwrap();
+        let s = scheduler
+            .get_schedule()
+            .name(name)
+            .group_name(GROUP)
+            .send()
+            .await
+            .unwrap();
+        let expr = s.schedule_expression().unwrap();
+        let at: jiff::Timestamp = format!("{}Z", &expr[3..expr.len() - 1]).parse().unwrap();
+        if at > now {
+            next = Some(next.map_or(at, |n| n.min(at)));
+            continue;
+        }
+        let target = s.target().unwrap();
+        let params = target.event_bridge_parameters().unwrap();
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(BUS)
+            .source(params.source())
+            .detail_type(params.detail_type())
+            .detail(target.input().unwrap())
+            .build();
+        events.put_events().entries(entry).send().await.unwrap();
+        scheduler
+            .delete_schedule()
+            .name(name)
+            .group_name(GROUP)
+            .send()
+            .await
+            .unwrap();
+        fired += 1;
+    }
+    (fired, next)
+}
