@@ -35,7 +35,46 @@ fn bootstrap(name: &str) -> PathBuf {
          (./scripts/test does, after installing cargo-lambda into .venv)",
         path.display()
     );
+    let built = modified(&path);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let sources = [
+        root.join("Cargo.lock"),
+        root.join("handlers").join(name).join("src"),
+        root.join("crates/core/src"),
+        root.join("crates/aws/src"),
+        root.join("crates/auction/src"),
+    ];
+    if let Some(newer) = sources
+        .iter()
+        .filter_map(|s| newest(s))
+        .find(|(_, t)| *t > built)
+    {
+        panic!(
+            "{} is older than {}: the contract would test a stale binary. Rebuild with scripts/build-bootstraps \
+             (./scripts/test does)",
+            path.display(),
+            newer.0.display()
+        );
+    }
     path
+}
+
+fn modified(path: &std::path::Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The most recently modified file under `path` (or `path` itself), with its time.
+fn newest(path: &std::path::Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    if path.is_file() {
+        return Some((path.to_path_buf(), modified(path)));
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|e| newest(&e.path()))
+        .max_by_key(|(_, t)| *t)
 }
 
 fn response(run: &support::runtime::Run) -> &Value {

@@ -267,9 +267,18 @@ async fn the_sweeper_re_emits_order_evaluation_due_only_for_overdue_orders_throu
     );
     // The evaluator takes them from there; nothing else was re-emitted.
     s.run_until_quiet(|_| {}).await;
-    assert_eq!(record(&s, "lost-1").await.state, OrderState::Pending);
-    let finals = s.store.all();
-    assert_eq!(finals.len(), 202);
+    let waiting: Vec<(OrderState, u32)> =
+        s.store.all().iter().map(|r| (r.state, r.attempt)).collect();
+    assert_eq!(waiting.len(), 202);
+    assert!(
+        waiting.iter().all(|w| *w == (OrderState::Pending, 1)),
+        "every order handed over once and waiting for check 1: {waiting:?}"
+    );
+    assert_eq!(
+        count(&s, "OrderEvaluationDue"),
+        2,
+        "no other order was re-sent"
+    );
 }
 
 #[tokio::test]
