@@ -509,15 +509,15 @@ impl Matcher {
             Matcher::SuffixIgnoreCase(p) => s.is_some_and(|s| ends_with_ignore_case(s, p)),
             Matcher::EqualsIgnoreCase(p) => s.is_some_and(|s| s.to_lowercase() == *p),
             Matcher::Wildcard(w) => s.is_some_and(|s| w.matches(s)),
-            Matcher::AnythingBut(values) => {
-                !v.is_null() && !values.iter().any(|x| numbers_equal(x, v))
-            }
-            Matcher::AnythingButPrefix(p) => s.is_some_and(|s| !s.starts_with(p.as_str())),
-            Matcher::AnythingButSuffix(p) => s.is_some_and(|s| !s.ends_with(p.as_str())),
+            // anything-but "matches anything except what's provided": a present null, number or
+            // boolean is not a string with that prefix, suffix, spelling or shape, so it matches.
+            Matcher::AnythingBut(values) => !values.iter().any(|x| numbers_equal(x, v)),
+            Matcher::AnythingButPrefix(p) => !s.is_some_and(|s| s.starts_with(p.as_str())),
+            Matcher::AnythingButSuffix(p) => !s.is_some_and(|s| s.ends_with(p.as_str())),
             Matcher::AnythingButIgnoreCase(values) => {
-                s.is_some_and(|s| !values.contains(&s.to_lowercase()))
+                !s.is_some_and(|s| values.contains(&s.to_lowercase()))
             }
-            Matcher::AnythingButWildcard(ws) => s.is_some_and(|s| !ws.iter().any(|w| w.matches(s))),
+            Matcher::AnythingButWildcard(ws) => !s.is_some_and(|s| ws.iter().any(|w| w.matches(s))),
             Matcher::Numeric(cmps) => v.as_f64().is_some_and(|n| {
                 cmps.iter().all(|(c, x)| match c {
                     Cmp::Eq => n == *x,

@@ -188,6 +188,38 @@ pub fn cases() -> Vec<(&'static str, Value, Value, bool)> {
             json!({}),
             false,
         ),
+        // Found by the differential test against moto: a present null, number or boolean is not
+        // what anything-but excludes, so it matches ("matches anything except what's provided").
+        (
+            "anything-but null",
+            json!({"detail": {"state": [{"anything-but": "initializing"}]}}),
+            json!({"state": null}),
+            true,
+        ),
+        (
+            "anything-but suffix null",
+            json!({"detail": {"file": [{"anything-but": {"suffix": ".png"}}]}}),
+            json!({"file": null}),
+            true,
+        ),
+        (
+            "anything-but prefix number",
+            json!({"detail": {"state": [{"anything-but": {"prefix": "in"}}]}}),
+            json!({"state": 5}),
+            true,
+        ),
+        (
+            "anything-but equals-ignore-case number",
+            json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": ["a", "B"]}}]}}),
+            json!({"state": 0}),
+            true,
+        ),
+        (
+            "anything-but wildcard boolean",
+            json!({"detail": {"state": [{"anything-but": {"wildcard": "a*"}}]}}),
+            json!({"state": true}),
+            true,
+        ),
         (
             "anything-but number",
             json!({"detail": {"x-limit": [{"anything-but": 123}]}}),
