@@ -170,6 +170,34 @@ async fn a_platform_that_wants_a_key_refuses_a_client_without_one_with_a_message
     ));
 }
 
+/// Reads one whole HTTP/1.1 request (head, then `content-length` bytes of body), however the
+/// client's writes are split into segments; gives up at the end of the stream.
+async fn read_request(socket: &mut tokio::net::TcpStream) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while got.len() < head_end + length {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 /// A one-route server: answers the n-th request with `answer(n)`, or never when it is `None`.
 async fn scripted(
     answer: impl Fn(usize) -> Option<(u16, String)> + Send + Sync + 'static,
@@ -187,8 +215,7 @@ async fn scripted(
             let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
             let answer = answer.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let _ = socket.read(&mut buf).await;
+                read_request(&mut socket).await;
                 match answer(n) {
                     Some((status, body)) => {
                         let reply = format!(
