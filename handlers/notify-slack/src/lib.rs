@@ -200,7 +200,15 @@ impl NotifySlack {
             error["errorMessage"].as_str().unwrap_or("")
         );
         let Some(record) = self.orders.get(&record_id).await? else {
-            return Ok(Outcome::Ignored(format!("no order {record_id}; {message}")));
+            // The order is gone (or never was): the desk still hears that a handler gave up on it.
+            let text = format!(":rotating_light: Order {record_id} is not in the store; {message}");
+            let notification = energy_core::ports::Notification {
+                key: format!("{record_id}/ProcessingError"),
+                text: text.clone(),
+                payload: serde_json::json!({"text": text}),
+            };
+            self.notifier.notify(&notification).await?;
+            return Ok(Outcome::Notified);
         };
         if !matches!(
             record.state,

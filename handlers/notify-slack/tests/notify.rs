@@ -121,3 +121,30 @@ async fn a_claim_held_by_another_delivery_is_left_alone_until_it_runs_out() {
     );
     assert_eq!(notifier.sent().len(), 1);
 }
+
+#[tokio::test]
+async fn a_handler_that_gave_up_on_a_missing_order_still_reaches_the_desk() {
+    let (_orders, notifier, handler) = fixture();
+    let record = json!({
+        "version": "0", "id": "f-2", "detail-type": LAMBDA_FAILURE, "source": "lambda",
+        "account": "000000000000", "time": NOW, "region": "local", "resources": [],
+        "detail": {
+            "requestContext": {"requestId": "r-2", "functionArn": "arn:aws:lambda:eu-west-1:1:function:store-result", "approximateInvokeCount": 3},
+            "requestPayload": {"detail-type": "OrderReady", "detail": {"record_id": "gone-1"}},
+            "responsePayload": {"errorType": "NotRetryable.MissingOrder", "errorMessage": "no order gone-1 in the store"}
+        }
+    });
+    let outcome = handler
+        .handle(serde_json::from_value(record).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Notified);
+    let sent = notifier.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].key, "gone-1/ProcessingError");
+    assert!(
+        sent[0].text.contains("gone-1") && sent[0].text.contains("MissingOrder"),
+        "{}",
+        sent[0].text
+    );
+}

@@ -84,7 +84,9 @@ impl EventHandler for StoreResult {
 impl StoreResult {
     async fn act(&self, record_id: energy_core::order::RecordId) -> Result<Outcome, Error> {
         let Some(record) = self.orders.get(&record_id).await? else {
-            return Ok(Outcome::Ignored(format!("no order {record_id}")));
+            // Orders live until 24 h after they are final: an event for one that is not there
+            // is a defect the operator must see (on-failure destination, then the desk).
+            return Err(Error::MissingOrder(record_id));
         };
         if record.state != OrderState::Ready {
             return Ok(Outcome::Ignored(format!("order is {}", record.state)));

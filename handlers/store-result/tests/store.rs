@@ -117,3 +117,12 @@ async fn a_failed_write_is_a_retryable_error_and_the_retry_stores_at_once() {
     assert_eq!(state(&f, &r).await, OrderState::Stored);
     assert_eq!(f.bus.of_type("OrderResultStored").len(), 1);
 }
+
+#[tokio::test]
+async fn an_order_ready_for_an_order_not_in_the_store_is_an_error_not_a_shrug() {
+    let f = fixture();
+    let r = fixtures::ready("s-gone", true, at(NOW));
+    let err = f.handler.handle(ready_event(&r)).await.unwrap_err();
+    assert_eq!(err.error_type(), "NotRetryable.MissingOrder", "{err}");
+    assert!(f.results.objects().is_empty());
+}
