@@ -100,7 +100,18 @@ async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
     }
 }
 
+/// The orders API's OpenAPI document, kept next to the request schema.
+pub const OPENAPI: &str = include_str!("../../../../events-schema/api/openapi.json");
+
 async fn handle(State(handlers): State<Arc<Handlers>>, request: Request) -> Response {
+    if request.uri().path() == "/openapi.json" && request.method() == http::Method::GET {
+        let mut response = Response::new(Body::from(OPENAPI));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
     let (parts, body) = request.into_parts();
     let too_large = parts
         .headers
