@@ -359,4 +359,173 @@ mod tests {
                 .is_err()
         );
     }
+
+    /// The record in `state`, reached through the diagram.
+    fn in_state(state: OrderState) -> OrderRecord {
+        let failure = Failure {
+            reason: FailureReason::Rejected,
+            message: "x".into(),
+            failed_at: now(),
+        };
+        let received = record();
+        let pending = received
+            .apply(Transition::HandedOver { due_at: now() }, now())
+            .unwrap();
+        let result = crate::memory::fixtures::ready("t-1", true, now())
+            .result
+            .unwrap();
+        let ready = pending
+            .apply(
+                Transition::Ready {
+                    result,
+                    due_at: now(),
+                },
+                now(),
+            )
+            .unwrap();
+        let fail = Transition::Fail {
+            failure,
+            due_at: now(),
+        };
+        match state {
+            OrderState::Received => received,
+            OrderState::Pending => pending,
+            OrderState::Ready => ready,
+            OrderState::Stored => ready
+                .apply(Transition::Stored { key: "k".into() }, now())
+                .unwrap(),
+            OrderState::Failed => pending.apply(fail, now()).unwrap(),
+            OrderState::Notified => pending
+                .apply(fail, now())
+                .unwrap()
+                .apply(Transition::Notified, now())
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_diagram_whole_every_transition_from_every_state() {
+        use OrderState::*;
+        let later: Timestamp = "2026-01-14T10:00:00Z".parse().unwrap();
+        let failure = Failure {
+            reason: FailureReason::ResultsTimeout,
+            message: "y".into(),
+            failed_at: later,
+        };
+        let result = in_state(Ready).result.unwrap();
+        // (transition, the states it may leave, the state it reaches; None: the same).
+        let table: Vec<(Transition, Vec<OrderState>, Option<OrderState>)> = vec![
+            (
+                Transition::HandedOver { due_at: later },
+                vec![Received],
+                Some(Pending),
+            ),
+            (Transition::Retry { due_at: later }, vec![Pending], None),
+            (
+                Transition::Ready {
+                    result,
+                    due_at: later,
+                },
+                vec![Pending],
+                Some(Ready),
+            ),
+            (
+                Transition::Stored { key: "k2".into() },
+                vec![Ready],
+                Some(Stored),
+            ),
+            (
+                Transition::Fail {
+                    failure,
+                    due_at: later,
+                },
+                vec![Received, Pending, Ready],
+                Some(Failed),
+            ),
+            (
+                Transition::Claim { until: later },
+                vec![Ready, Failed],
+                None,
+            ),
+            (Transition::Release, vec![Ready, Failed], None),
+            (Transition::Notified, vec![Failed], Some(Notified)),
+            (
+                Transition::Requeue { due_at: later },
+                vec![Ready, Failed],
+                None,
+            ),
+        ];
+        let all = [Received, Pending, Ready, Stored, Failed, Notified];
+        for (t, from, to) in &table {
+            for state in all {
+                let r = in_state(state);
+                let moved = r.apply(t.clone(), later);
+                if !from.contains(&state) {
+                    let err = moved.expect_err(&format!("{} from {state}", t.name()));
+                    assert_eq!((err.from, err.transition), (state, t.name()));
+                    continue;
+                }
+                let next = moved.unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(next.state, to.unwrap_or(state), "{} from {state}", t.name());
+                assert_eq!(next.version, r.version + 1);
+                assert_eq!(next.updated_at, later);
+                assert_eq!(next.due_at.is_none(), next.state.is_final());
+                match t {
+                    Transition::HandedOver { .. } => assert_eq!(next.attempt, 1),
+                    Transition::Retry { .. } => assert_eq!(next.attempt, r.attempt + 1),
+                    Transition::Ready { .. } => assert!(next.result.is_some()),
+                    Transition::Stored { key } => {
+                        assert_eq!(next.result_key.as_ref(), Some(key))
+                    }
+                    Transition::Fail { failure, .. } => {
+                        assert_eq!(next.failure.as_ref(), Some(failure))
+                    }
+                    Transition::Claim { until } => {
+                        assert_eq!(
+                            (next.claimed_until, next.due_at),
+                            (Some(*until), Some(*until))
+                        )
+                    }
+                    Transition::Release => {
+                        assert_eq!((next.claimed_until, next.due_at), (None, r.due_at))
+                    }
+                    Transition::Requeue { due_at } => {
+                        assert_eq!(next.due_at, Some(*due_at))
+                    }
+                    Transition::Notified => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_claim_holds_until_its_instant_and_not_at_it() {
+        let until: Timestamp = "2026-01-14T10:00:00Z".parse().unwrap();
+        let r = in_state(OrderState::Ready);
+        assert!(!r.claimed_at(until), "never claimed");
+        let claimed = r.apply(Transition::Claim { until }, now()).unwrap();
+        assert!(claimed.claimed_at(until - SignedDuration::from_secs(1)));
+        assert!(!claimed.claimed_at(until), "run out at its instant");
+        assert!(!claimed.claimed_at(until + SignedDuration::from_secs(1)));
+    }
+
+    #[test]
+    fn states_and_transitions_have_their_names() {
+        use OrderState::*;
+        let names: Vec<String> = [Received, Pending, Ready, Stored, Failed, Notified]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "RECEIVED", "PENDING", "READY", "STORED", "FAILED", "NOTIFIED"
+            ]
+        );
+        let err = record().apply(Transition::Release, now()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "order t-1: no transition Release from RECEIVED"
+        );
+    }
 }

@@ -345,6 +345,22 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_decimal_text_may_be_400_characters_and_no_longer() {
+        let longest = format!("{}1.5", "0".repeat(MAX_DECIMAL_TEXT - 3));
+        assert_eq!(longest.len(), MAX_DECIMAL_TEXT);
+        assert_eq!(parse_scaled(&longest, 1), Ok(15));
+        let over = format!("0{longest}");
+        assert!(matches!(
+            parse_scaled(&over, 1),
+            Err(DecimalError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_scaled("", 1),
+            Err(DecimalError::NotANumber(_))
+        ));
+    }
+
+    #[test]
     fn decimal_strings_and_numbers_are_read_exactly() {
         assert_eq!(parse_scaled("45.5", 2), Ok(4550));
         assert_eq!(parse_scaled("-500", 2), Ok(-50000));
