@@ -179,6 +179,78 @@ impl SimPlatform {
         })
     }
 
+    /// Whether the gate of `auction` has closed on the platform's clock.
+    pub fn gate_passed(&self, auction: AuctionId) -> bool {
+        self.config
+            .rules
+            .gate_closure(auction)
+            .is_ok_and(|gate| self.clock.now() >= gate)
+    }
+
+    /// Why an exchange would refuse `order` at `now`, checked here on its own and not with the
+    /// API's validation, so a hole in that validation shows as a refusal instead of being
+    /// cleared: the order book is open, every MTU is on the auction's 15-minute grid inside its
+    /// delivery window and appears once, every curve has steps, every price is within the
+    /// market's limits (the 0.01 EUR tick and the 0.1 MW lot are the integer types' own), every
+    /// quantity is positive, and no MTU's curve offers more than the maximum volume.
+    fn refusal(
+        &self,
+        order: &Order,
+        now: Timestamp,
+    ) -> Result<Option<String>, energy_core::calendar::CalendarError> {
+        let rules = &self.config.rules;
+        let auction = order.auction();
+        let opens = rules.book_opening(auction)?;
+        if now < opens {
+            return Ok(Some(format!("the {auction} order book opens at {opens}")));
+        }
+        if order.periods.is_empty() {
+            return Ok(Some("the order has no periods".into()));
+        }
+        let grid: std::collections::BTreeSet<Timestamp> =
+            rules.mtus(auction)?.into_iter().collect();
+        let spec = rules.spec(order.market);
+        let max_volume = rules.limits.max_volume;
+        let mut seen = std::collections::BTreeSet::new();
+        for period in &order.periods {
+            let mtu = period.mtu_start;
+            if !grid.contains(&mtu) {
+                let (start, end) = rules.delivery_window(auction)?;
+                return Ok(Some(format!(
+                    "MTU {mtu} is not a quarter-hour of the {auction} delivery window {start} to {end}"
+                )));
+            }
+            if !seen.insert(mtu) {
+                return Ok(Some(format!("MTU {mtu} appears twice")));
+            }
+            if period.steps.is_empty() {
+                return Ok(Some(format!("MTU {mtu} has no steps")));
+            }
+            let mut volume = Lots(0);
+            for step in &period.steps {
+                if step.price < spec.min_price || step.price > spec.max_price {
+                    return Ok(Some(format!(
+                        "MTU {mtu}: price {} is outside {} to {} EUR/MWh",
+                        step.price, spec.min_price, spec.max_price
+                    )));
+                }
+                if step.quantity <= Lots(0) {
+                    return Ok(Some(format!(
+                        "MTU {mtu}: quantity {} MW is not positive",
+                        step.quantity
+                    )));
+                }
+                volume = volume.checked_add(step.quantity).unwrap_or(Lots(i64::MAX));
+            }
+            if volume > max_volume {
+                return Ok(Some(format!(
+                    "MTU {mtu}: {volume} MW offered, over the {max_volume} MW an order may offer"
+                )));
+            }
+        }
+        Ok(None)
+    }
+
     /// Clears one order alone against the synthetic market of each of its MTUs.
     fn solo_fills(&self, order: &Order) -> Vec<(Option<PriceCents>, Lots)> {
         let spec = self.config.rules.spec(order.market);
@@ -296,6 +368,9 @@ impl AuctionPlatform for SimPlatform {
                     return Ok(Submission::Refused {
                         reason: format!("the {auction} gate closed at {gate}"),
                     });
+                }
+                if let Some(reason) = self.refusal(order, now).map_err(platform_error)? {
+                    return Ok(Submission::Refused { reason });
                 }
                 // New or replaced: a replacement keeps nothing of the old order, not even its
                 // time priority.

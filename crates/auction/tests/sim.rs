@@ -215,3 +215,87 @@ async fn a_stateless_platform_answers_for_an_order_another_instance_took() {
         "the same answer every time"
     );
 }
+
+/// An order that got past (or around) our validation: the platform must refuse it as an
+/// exchange would, with a reason the desk can act on, and hold nothing of it.
+async fn refused(p: &SimPlatform, o: &Order) -> String {
+    match p.submit(o).await.unwrap() {
+        Submission::Refused { reason } => {
+            assert!(
+                matches!(p.results(o).await.unwrap(), ResultsStatus::Unknown { .. }),
+                "a refused order is not held"
+            );
+            reason
+        }
+        other => panic!("{} accepted: {other:?}", o.record_id),
+    }
+}
+
+#[tokio::test]
+async fn the_platform_refuses_what_an_exchange_would_each_with_its_reason() {
+    let (_clock, p) = platform(SimConfig::default());
+    let good = || {
+        order(
+            "x-1",
+            "DE-LU",
+            "BUY",
+            json!([{"price": "100.00", "quantity": "1.0"}]),
+        )
+    };
+    let mut price = good();
+    price.periods[0].steps[0].price = energy_core::money::PriceCents(9_999_900);
+    assert!(
+        refused(&p, &price).await.contains("price 99999.00"),
+        "price"
+    );
+    let mut floor = good();
+    floor.periods[0].steps[0].price = energy_core::money::PriceCents(-60_000);
+    assert!(refused(&p, &floor).await.contains("price -600.00"), "floor");
+    let mut grid = good();
+    grid.periods[0].mtu_start = at("2026-01-15T08:07:00Z");
+    assert!(
+        refused(&p, &grid).await.contains("2026-01-15T08:07:00Z"),
+        "off the grid"
+    );
+    let mut next_day = good();
+    next_day.periods[1].mtu_start = at("2026-01-16T06:00:00Z");
+    assert!(
+        refused(&p, &next_day).await.contains("delivery"),
+        "next day"
+    );
+    let mut zero = good();
+    zero.periods[0].steps[0].quantity = energy_core::money::Lots(0);
+    assert!(
+        refused(&p, &zero).await.contains("quantity"),
+        "zero quantity"
+    );
+    let mut volume = good();
+    volume.periods[0].steps[0].quantity = energy_core::money::Lots(30_000);
+    assert!(refused(&p, &volume).await.contains("3000.0 MW"), "volume");
+    let mut empty = good();
+    empty.periods[0].steps.clear();
+    assert!(
+        refused(&p, &empty).await.contains("no steps"),
+        "empty curve"
+    );
+    let mut twice = good();
+    twice.periods[1].mtu_start = twice.periods[0].mtu_start;
+    assert!(refused(&p, &twice).await.contains("twice"), "one MTU twice");
+    let mut none = good();
+    none.periods.clear();
+    assert!(
+        refused(&p, &none).await.contains("no periods"),
+        "no periods"
+    );
+    let mut far = good();
+    far.delivery_date = "2031-01-15".parse().unwrap();
+    for period in &mut far.periods {
+        period.mtu_start += SignedDuration::from_hours(24 * 1826);
+    }
+    assert!(refused(&p, &far).await.contains("book"), "book not open");
+    // And the good one is taken.
+    assert!(matches!(
+        p.submit(&good()).await.unwrap(),
+        Submission::Accepted { .. }
+    ));
+}

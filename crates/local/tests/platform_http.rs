@@ -111,6 +111,28 @@ async fn http_platform_against_energy_platform_serve_returns_what_the_in_process
     let http = client(&served.url, Duration::from_secs(5), 3);
     let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
     let local = SimPlatform::new(SimConfig::default(), clock.clone());
+    // What an exchange refuses is refused over HTTP too, with the same reason.
+    let mut bad = orders()[0].clone();
+    bad.record_id = energy_core::order::RecordId::parse("h-bad").unwrap();
+    bad.periods[0].steps[0].price = energy_core::money::PriceCents(9_999_900);
+    let mut off_grid = orders()[0].clone();
+    off_grid.record_id = energy_core::order::RecordId::parse("h-grid").unwrap();
+    off_grid.periods[0].mtu_start = "2026-01-15T08:07:00Z".parse().unwrap();
+    for (o, says) in [(&bad, "price 99999.00"), (&off_grid, "08:07:00Z")] {
+        let remote = http.submit(o).await.unwrap();
+        let local = local.submit(o).await.unwrap();
+        let (Submission::Refused { reason: remote }, Submission::Refused { reason: local }) =
+            (&remote, &local)
+        else {
+            panic!("{remote:?} / {local:?}")
+        };
+        assert!(local.contains(says), "{local}");
+        assert_eq!(
+            remote,
+            &format!("InvalidOrder: {local}"),
+            "over HTTP: 422 InvalidOrder"
+        );
+    }
     for o in orders() {
         let remote = http.submit(&o).await.unwrap();
         assert_eq!(remote, local.submit(&o).await.unwrap());

@@ -201,7 +201,12 @@ async fn put_order(
             state: "Accepted".into(),
             expected_publication,
         }),
-        Ok(Submission::Refused { reason }) => error(StatusCode::CONFLICT, "GateClosed", reason),
+        Ok(Submission::Refused { reason }) if server.platform.gate_passed(auction) => {
+            error(StatusCode::CONFLICT, "GateClosed", reason)
+        }
+        Ok(Submission::Refused { reason }) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, "InvalidOrder", reason)
+        }
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
