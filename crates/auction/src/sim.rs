@@ -14,7 +14,9 @@ use energy_core::calendar::{AuctionId, MarketRules};
 use energy_core::market::Zone;
 use energy_core::money::{Lots, PriceCents};
 use energy_core::order::{Order, RecordId};
-use energy_core::ports::{AuctionPlatform, Clock, PortError, ResultsStatus, Submission};
+use energy_core::ports::{
+    AuctionPlatform, Clock, PortError, ResultsStatus, Submission, Withdrawal,
+};
 use energy_core::result::OrderResult;
 use jiff::{SignedDuration, Timestamp};
 
@@ -388,6 +390,28 @@ impl AuctionPlatform for SimPlatform {
         Ok(Submission::Accepted {
             expected_publication: self.publication_time(auction, order.zone)?,
         })
+    }
+
+    async fn withdraw(&self, order: &Order) -> Result<Withdrawal, PortError> {
+        let auction = order.auction();
+        let gate = self
+            .config
+            .rules
+            .gate_closure(auction)
+            .map_err(platform_error)?;
+        let mut state = self.state();
+        if !state.orders.contains_key(&order.record_id) {
+            return Ok(Withdrawal::NotHeld);
+        }
+        if self.clock.now() >= gate {
+            return Ok(Withdrawal::Refused {
+                reason: format!(
+                    "the {auction} gate closed at {gate}: the order stays in the auction"
+                ),
+            });
+        }
+        state.orders.remove(&order.record_id);
+        Ok(Withdrawal::Withdrawn)
     }
 
     async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {

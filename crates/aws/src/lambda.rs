@@ -29,6 +29,7 @@ pub fn startup_error(e: impl Display) -> lambda_runtime::Error {
 
 /// Runs an EventBridge-triggered handler until the runtime stops.
 pub async fn run_events<H: EventHandler>(handler: H) -> Result<(), lambda_runtime::Error> {
+    energy_core::crash::check_env().map_err(startup_error)?;
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent<Value>>| async move {

@@ -42,6 +42,9 @@ struct Flow {
     results: Arc<RecordingResults>,
     s3: aws_sdk_s3::Client,
     notifier: Arc<RecordingNotifier>,
+    platform: Arc<SimPlatform>,
+    /// Every event delivered, by detail-type and record id.
+    seen: std::sync::Mutex<Vec<(String, String)>>,
     submit: Arc<SubmitOrder>,
     evaluate: Arc<EvaluateOrder>,
     store_result: Arc<StoreResult>,
@@ -71,6 +74,7 @@ async fn flow(moto: &Moto) -> Flow {
         BUCKET,
     ))));
     let notifier = Arc::new(RecordingNotifier::new(Arc::new(InMemoryNotifier::new())));
+    let platform = Arc::new(SimPlatform::new(SimConfig::default(), clock.clone()));
     let retry = RetryPolicy::default();
     Flow {
         submit: Arc::new(SubmitOrder {
@@ -91,7 +95,7 @@ async fn flow(moto: &Moto) -> Flow {
                     role_arn: ROLE_ARN.into(),
                 },
             )),
-            platform: Arc::new(SimPlatform::new(SimConfig::default(), clock.clone())),
+            platform: platform.clone(),
             config: evaluate_order::Config {
                 retry,
                 rules: MarketRules::default(),
@@ -123,6 +127,8 @@ async fn flow(moto: &Moto) -> Flow {
         results,
         s3,
         notifier,
+        platform,
+        seen: Default::default(),
     }
 }
 
@@ -140,6 +146,13 @@ impl Flow {
     async fn deliver(&self, event: &Value) -> bool {
         let delivered: EventBridgeEvent<Value> = serde_json::from_value(event.clone()).unwrap();
         let detail_type = event["detail-type"].as_str().unwrap().to_string();
+        self.seen.lock().unwrap().push((
+            detail_type.clone(),
+            event["detail"]["record_id"]
+                .as_str()
+                .unwrap_or("-")
+                .to_string(),
+        ));
         let (evaluate, store, notify, sweep) = (
             self.evaluate.clone(),
             self.store_result.clone(),
@@ -148,7 +161,7 @@ impl Flow {
         );
         let run = tokio::spawn(async move {
             match detail_type.as_str() {
-                "OrderSubmitted" | "OrderEvaluationDue" => {
+                "OrderSubmitted" | "OrderEvaluationDue" | "OrderAmended" => {
                     evaluate.handle(delivered).await.map(|_| ()).unwrap();
                 }
                 "OrderReady" => store.handle(delivered).await.map(|_| ()).unwrap(),
@@ -214,7 +227,8 @@ async fn crash_at(point: &'static str) {
     crash::arm(point);
     let batch = json!([
         order("m-acc", "DE-LU", "BUY", "3000.00"),
-        order("m-rej", "NL", "SELL", "3500.00")
+        order("m-rej", "NL", "SELL", "3500.00"),
+        order("m-can", "FR", "BUY", "3000.00")
     ]);
     let submit = f.submit.clone();
     let posted = tokio::spawn(async move { submit.handle(post(&batch)).await }).await;
@@ -223,8 +237,42 @@ async fn crash_at(point: &'static str) {
         Err(e) if e.is_panic() && !crash::pending() => {} // crashed between insert and publish
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
-    f.run_to_final(&["m-acc", "m-rej"]).await;
+    // The desk withdraws the third order before anything was delivered.
+    let mut delete = post(&json!([]));
+    delete.request_context.http.method = http::Method::DELETE;
+    delete.raw_path = Some("/orders/m-can".into());
+    delete.request_context.http.path = Some("/orders/m-can".into());
+    let answer = f.submit.handle(delete).await;
+    assert_eq!(answer.status_code, 202);
+    f.run_to_final(&["m-acc", "m-rej", "m-can"]).await;
     assert!(!crash::pending(), "the flow never reached {point}");
+    assert_eq!(
+        f.state("m-can").await,
+        OrderState::Cancelled,
+        "after {point}"
+    );
+    assert!(
+        f.platform
+            .order(&RecordId::parse("m-can").unwrap())
+            .is_none(),
+        "the platform does not hold a cancelled order after {point}"
+    );
+    let cancelled = f
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, id)| t == "OrderCancelled" && id == "m-can")
+        .count();
+    let expected_cancelled = if point == crash::EVALUATE_AFTER_CANCELLED {
+        2
+    } else {
+        1
+    };
+    assert_eq!(
+        cancelled, expected_cancelled,
+        "OrderCancelled after {point}"
+    );
 
     assert_eq!(f.state("m-acc").await, OrderState::Stored, "after {point}");
     assert_eq!(
@@ -298,6 +346,8 @@ crash_tests! {
     a_crash_after_the_platform_took_the_order: crash::EVALUATE_AFTER_SUBMIT;
     a_crash_after_the_check_was_scheduled: crash::EVALUATE_AFTER_SCHEDULE;
     a_crash_after_ready_before_order_ready: crash::EVALUATE_AFTER_READY;
+    a_crash_after_the_platform_withdrew_the_order: crash::EVALUATE_AFTER_WITHDRAW;
+    a_crash_after_order_cancelled_was_published: crash::EVALUATE_AFTER_CANCELLED;
     a_crash_after_the_result_object_was_written: crash::STORE_AFTER_PUT;
     a_crash_after_order_result_stored_was_published: crash::STORE_AFTER_PUBLISH;
     a_crash_after_failed_before_order_failed: crash::AFTER_FAIL;

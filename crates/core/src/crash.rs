@@ -26,6 +26,8 @@ pub const POINTS: &[&str] = &[
     EVALUATE_AFTER_SUBMIT,
     EVALUATE_AFTER_SCHEDULE,
     EVALUATE_AFTER_READY,
+    EVALUATE_AFTER_WITHDRAW,
+    EVALUATE_AFTER_CANCELLED,
     STORE_AFTER_PUT,
     STORE_AFTER_PUBLISH,
     AFTER_FAIL,
@@ -41,6 +43,10 @@ pub const EVALUATE_AFTER_SUBMIT: &str = "evaluate-order.after-submit";
 pub const EVALUATE_AFTER_SCHEDULE: &str = "evaluate-order.after-schedule";
 /// evaluate-order: the order is READY, `OrderReady` is not published yet.
 pub const EVALUATE_AFTER_READY: &str = "evaluate-order.after-ready";
+/// evaluate-order: the platform withdrew the order, it is still CANCELLING.
+pub const EVALUATE_AFTER_WITHDRAW: &str = "evaluate-order.after-withdraw";
+/// evaluate-order: `OrderCancelled` is published, the order is still CANCELLING.
+pub const EVALUATE_AFTER_CANCELLED: &str = "evaluate-order.after-cancelled";
 /// store-result: the result object is written, `OrderResultStored` is not published.
 pub const STORE_AFTER_PUT: &str = "store-result.after-put";
 /// store-result: `OrderResultStored` is published, the order is still READY.
@@ -56,10 +62,34 @@ static ARMED_ANY: AtomicBool = AtomicBool::new(false);
 static ARMED: Mutex<Option<&'static str>> = Mutex::new(None);
 static FROM_ENV: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
+/// The point `ENERGY_CRASH_AT` names. A value that names no point stops the process at once:
+/// a crash test with a typo must not pass by never crashing.
 fn from_env() -> Option<&'static str> {
     FROM_ENV
-        .get_or_init(|| std::env::var(ENV).ok().filter(|p| !p.is_empty()))
+        .get_or_init(|| {
+            let named = std::env::var(ENV).ok().filter(|p| !p.is_empty())?;
+            if !POINTS.contains(&named.as_str()) {
+                eprintln!(
+                    "{ENV}={named:?} names no crash point; the points are: {}",
+                    POINTS.join(", ")
+                );
+                std::process::abort();
+            }
+            Some(named)
+        })
         .as_deref()
+}
+
+/// Checks `ENERGY_CRASH_AT` at start-up: an error naming the points if it is set to something
+/// that is not one (a typo would otherwise make a crash test pass by never crashing).
+pub fn check_env() -> Result<(), String> {
+    match std::env::var(ENV) {
+        Ok(named) if !named.is_empty() && !POINTS.contains(&named.as_str()) => Err(format!(
+            "{ENV}={named:?} names no crash point; the points are: {}",
+            POINTS.join(", ")
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Arms `name` in this process: the next handler to reach it panics there.

@@ -1,4 +1,4 @@
-//! The five events on the bus, one type per detail-type.
+//! The seven events on the bus, one type per detail-type.
 //!
 //! These types are the single definition producers and consumers share. Each has a JSON Schema
 //! (draft-04, the whole event as EventBridge delivers it) and an example in `events-schema/`;
@@ -65,6 +65,8 @@ pub enum Trigger {
     Schedule,
     /// sweep-pending found the order overdue.
     Sweep,
+    /// The desk withdrew the order (`DELETE /orders/{record_id}`): withdraw it at the platform.
+    Cancel,
 }
 
 /// Time to look at an order again. Emitted by the one-time schedule and by the sweeper.
@@ -122,6 +124,25 @@ pub struct OrderResultStored {
     pub notional_eur: Cents,
 }
 
+/// The desk withdrew an order before its gate and the platform does not hold it. Final. Emitted
+/// once by evaluate-order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    #[serde(flatten)]
+    pub order: OrderRef,
+    pub cancelled_at: Timestamp,
+}
+
+/// The desk replaced an order's body before its gate (`PUT /orders/{record_id}`). Emitted by
+/// submit-order; evaluate-order hands the new body over, replacing the old one at the platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAmended {
+    #[serde(flatten)]
+    pub order: OrderRef,
+    pub mtu_count: u32,
+    pub amended_at: Timestamp,
+}
+
 /// Any event Energy publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
@@ -130,6 +151,8 @@ pub enum DomainEvent {
     Ready(OrderReady),
     Failed(OrderFailed),
     ResultStored(OrderResultStored),
+    Cancelled(OrderCancelled),
+    Amended(OrderAmended),
 }
 
 /// An event whose detail does not match its detail-type.
@@ -152,15 +175,19 @@ pub enum DetailType {
     Ready,
     Failed,
     ResultStored,
+    Cancelled,
+    Amended,
 }
 
 impl DetailType {
-    pub const ALL: [DetailType; 5] = [
+    pub const ALL: [DetailType; 7] = [
         DetailType::Submitted,
         DetailType::EvaluationDue,
         DetailType::Ready,
         DetailType::Failed,
         DetailType::ResultStored,
+        DetailType::Cancelled,
+        DetailType::Amended,
     ];
 
     /// The detail-type, as on the bus and in `events-schema/<name>.json`.
@@ -171,6 +198,8 @@ impl DetailType {
             DetailType::Ready => "OrderReady",
             DetailType::Failed => "OrderFailed",
             DetailType::ResultStored => "OrderResultStored",
+            DetailType::Cancelled => "OrderCancelled",
+            DetailType::Amended => "OrderAmended",
         }
     }
 
@@ -181,12 +210,14 @@ impl DetailType {
 
 impl DomainEvent {
     /// Every detail-type, as on the bus and in `events-schema/<name>.json`.
-    pub const DETAIL_TYPES: [&'static str; 5] = [
+    pub const DETAIL_TYPES: [&'static str; 7] = [
         DetailType::Submitted.name(),
         DetailType::EvaluationDue.name(),
         DetailType::Ready.name(),
         DetailType::Failed.name(),
         DetailType::ResultStored.name(),
+        DetailType::Cancelled.name(),
+        DetailType::Amended.name(),
     ];
 
     pub fn kind(&self) -> DetailType {
@@ -196,6 +227,8 @@ impl DomainEvent {
             DomainEvent::Ready(_) => DetailType::Ready,
             DomainEvent::Failed(_) => DetailType::Failed,
             DomainEvent::ResultStored(_) => DetailType::ResultStored,
+            DomainEvent::Cancelled(_) => DetailType::Cancelled,
+            DomainEvent::Amended(_) => DetailType::Amended,
         }
     }
 
@@ -210,6 +243,8 @@ impl DomainEvent {
             DomainEvent::Ready(e) => &e.order.record_id,
             DomainEvent::Failed(e) => &e.order.record_id,
             DomainEvent::ResultStored(e) => &e.order.record_id,
+            DomainEvent::Cancelled(e) => &e.order.record_id,
+            DomainEvent::Amended(e) => &e.order.record_id,
         }
     }
 
@@ -221,6 +256,8 @@ impl DomainEvent {
             DomainEvent::Ready(e) => serde_json::to_value(e),
             DomainEvent::Failed(e) => serde_json::to_value(e),
             DomainEvent::ResultStored(e) => serde_json::to_value(e),
+            DomainEvent::Cancelled(e) => serde_json::to_value(e),
+            DomainEvent::Amended(e) => serde_json::to_value(e),
         };
         // Serialising these plain data types cannot fail: no maps with non-string keys, no
         // fallible Serialize impls.
@@ -246,6 +283,12 @@ impl DomainEvent {
             DetailType::Failed => DomainEvent::Failed(serde_json::from_value(detail).map_err(bad)?),
             DetailType::ResultStored => {
                 DomainEvent::ResultStored(serde_json::from_value(detail).map_err(bad)?)
+            }
+            DetailType::Cancelled => {
+                DomainEvent::Cancelled(serde_json::from_value(detail).map_err(bad)?)
+            }
+            DetailType::Amended => {
+                DomainEvent::Amended(serde_json::from_value(detail).map_err(bad)?)
             }
         })
     }

@@ -49,11 +49,24 @@ pub enum OrderState {
     Failed,
     /// Failed and the desk was told. Final.
     Notified,
+    /// The desk withdrew it; the platform is being told. Not final: evaluate-order withdraws it
+    /// at the platform, then it is CANCELLED (or, if the platform's gate had closed, PENDING).
+    Cancelling,
+    /// Withdrawn before its gate: the platform does not hold it. Final.
+    Cancelled,
 }
 
 impl OrderState {
     pub fn is_final(self) -> bool {
-        matches!(self, OrderState::Stored | OrderState::Notified)
+        matches!(
+            self,
+            OrderState::Stored | OrderState::Notified | OrderState::Cancelled
+        )
+    }
+
+    /// Whether the desk may still withdraw or amend the order (before its gate).
+    pub fn is_open(self) -> bool {
+        matches!(self, OrderState::Received | OrderState::Pending)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +77,8 @@ impl OrderState {
             OrderState::Stored => "STORED",
             OrderState::Failed => "FAILED",
             OrderState::Notified => "NOTIFIED",
+            OrderState::Cancelling => "CANCELLING",
+            OrderState::Cancelled => "CANCELLED",
         }
     }
 }
@@ -128,9 +143,9 @@ pub enum Transition {
     Stored { key: String },
     /// RECEIVED | PENDING | READY → FAILED; `due_at` as for `Ready`.
     Fail { failure: Failure, due_at: Timestamp },
-    /// READY | FAILED, claimed until `until` (also its new `due_at`) by the delivery about to
-    /// act on it: of deliveries of one event racing each other, only the one whose claim is
-    /// written has effects (a result object, a message). If that one dies before the next
+    /// READY | FAILED | CANCELLING, claimed until `until` (also its new `due_at`) by the
+    /// delivery about to act on it: of deliveries of one event racing each other, only the one
+    /// whose claim is written has effects (a result object, a message, `OrderCancelled`). If that one dies before the next
     /// state, the claim runs out and the sweeper re-sends the event.
     Claim { until: Timestamp },
     /// READY | FAILED, unclaimed: the claimant's effect failed with an error, so the retry of
@@ -138,6 +153,17 @@ pub enum Transition {
     Release,
     /// FAILED → NOTIFIED.
     Notified,
+    /// RECEIVED | PENDING → CANCELLING: the desk withdrew the order; evaluate-order withdraws it
+    /// at the platform by `due_at`.
+    CancelRequested { due_at: Timestamp },
+    /// CANCELLING → CANCELLED: the platform does not hold the order (any more).
+    Cancelled,
+    /// CANCELLING → PENDING: the platform's gate had closed, it keeps the order, whose result
+    /// comes as for any other; next check at `due_at`.
+    CancelRefused { due_at: Timestamp },
+    /// RECEIVED | PENDING → RECEIVED with a new body (same record id): it is handed over again,
+    /// replacing the old one at the platform; due at `due_at`.
+    Amended { order: Order, due_at: Timestamp },
     /// READY | FAILED, unchanged but for a later `due_at`: the event was re-sent.
     Requeue { due_at: Timestamp },
 }
@@ -153,6 +179,10 @@ impl Transition {
             Transition::Claim { .. } => "Claim",
             Transition::Release => "Release",
             Transition::Notified => "Notified",
+            Transition::CancelRequested { .. } => "CancelRequested",
+            Transition::Cancelled => "Cancelled",
+            Transition::CancelRefused { .. } => "CancelRefused",
+            Transition::Amended { .. } => "Amended",
             Transition::Requeue { .. } => "Requeue",
         }
     }
@@ -210,8 +240,10 @@ impl OrderRecord {
         };
         match (&t, self.state) {
             (Transition::HandedOver { due_at }, Received) => {
+                // One more than before: an amended order's new checks never share a schedule
+                // name with the old body's, and the old body's checks are stale.
                 next.state = Pending;
-                next.attempt = 1;
+                next.attempt += 1;
                 next.due_at = Some(*due_at);
             }
             (Transition::Retry { due_at }, Pending) => {
@@ -233,11 +265,11 @@ impl OrderRecord {
                 next.failure = Some(failure.clone());
                 next.due_at = Some(*due_at);
             }
-            (Transition::Claim { until }, Ready | Failed) => {
+            (Transition::Claim { until }, Ready | Failed | Cancelling) => {
                 next.claimed_until = Some(*until);
                 next.due_at = Some(*until);
             }
-            (Transition::Release, Ready | Failed) => {
+            (Transition::Release, Ready | Failed | Cancelling) => {
                 next.claimed_until = None;
             }
             (Transition::Notified, Failed) => {
@@ -247,7 +279,30 @@ impl OrderRecord {
             (Transition::Requeue { due_at }, Ready | Failed) => {
                 next.due_at = Some(*due_at);
             }
+            (Transition::CancelRequested { due_at }, Received | Pending) => {
+                next.state = Cancelling;
+                next.due_at = Some(*due_at);
+            }
+            (Transition::Cancelled, Cancelling) => {
+                next.state = Cancelled;
+                next.due_at = None;
+            }
+            (Transition::CancelRefused { due_at }, Cancelling) => {
+                next.state = Pending;
+                next.due_at = Some(*due_at);
+            }
+            (Transition::Amended { order, due_at }, Received | Pending)
+                if order.record_id == self.order.record_id =>
+            {
+                next.state = Received;
+                next.order = order.clone();
+                next.due_at = Some(*due_at);
+            }
             _ => return Err(illegal()),
+        }
+        // A claim holds an order in one state: any move to another ends it.
+        if next.state != self.state {
+            next.claimed_until = None;
         }
         next.version += 1;
         next.updated_at = now;
@@ -400,6 +455,14 @@ mod tests {
                 .unwrap()
                 .apply(Transition::Notified, now())
                 .unwrap(),
+            OrderState::Cancelling => pending
+                .apply(Transition::CancelRequested { due_at: now() }, now())
+                .unwrap(),
+            OrderState::Cancelled => pending
+                .apply(Transition::CancelRequested { due_at: now() }, now())
+                .unwrap()
+                .apply(Transition::Cancelled, now())
+                .unwrap(),
         }
     }
 
@@ -444,18 +507,39 @@ mod tests {
             ),
             (
                 Transition::Claim { until: later },
-                vec![Ready, Failed],
+                vec![Ready, Failed, Cancelling],
                 None,
             ),
-            (Transition::Release, vec![Ready, Failed], None),
+            (Transition::Release, vec![Ready, Failed, Cancelling], None),
             (Transition::Notified, vec![Failed], Some(Notified)),
             (
                 Transition::Requeue { due_at: later },
                 vec![Ready, Failed],
                 None,
             ),
+            (
+                Transition::CancelRequested { due_at: later },
+                vec![Received, Pending],
+                Some(Cancelling),
+            ),
+            (Transition::Cancelled, vec![Cancelling], Some(Cancelled)),
+            (
+                Transition::CancelRefused { due_at: later },
+                vec![Cancelling],
+                Some(Pending),
+            ),
+            (
+                Transition::Amended {
+                    order: amended(),
+                    due_at: later,
+                },
+                vec![Received, Pending],
+                Some(Received),
+            ),
         ];
-        let all = [Received, Pending, Ready, Stored, Failed, Notified];
+        let all = [
+            Received, Pending, Ready, Stored, Failed, Notified, Cancelling, Cancelled,
+        ];
         for (t, from, to) in &table {
             for state in all {
                 let r = in_state(state);
@@ -471,7 +555,16 @@ mod tests {
                 assert_eq!(next.updated_at, later);
                 assert_eq!(next.due_at.is_none(), next.state.is_final());
                 match t {
-                    Transition::HandedOver { .. } => assert_eq!(next.attempt, 1),
+                    Transition::HandedOver { .. } => assert_eq!(next.attempt, r.attempt + 1),
+                    Transition::Amended { order, due_at } => {
+                        assert_eq!((&next.order, next.due_at), (order, Some(*due_at)));
+                        assert_eq!(next.attempt, r.attempt, "checks keep counting");
+                    }
+                    Transition::CancelRequested { due_at }
+                    | Transition::CancelRefused { due_at } => {
+                        assert_eq!(next.due_at, Some(*due_at))
+                    }
+                    Transition::Cancelled => {}
                     Transition::Retry { .. } => assert_eq!(next.attempt, r.attempt + 1),
                     Transition::Ready { .. } => assert!(next.result.is_some()),
                     Transition::Stored { key } => {
@@ -498,6 +591,24 @@ mod tests {
         }
     }
 
+    /// The fixture order with another price.
+    fn amended() -> Order {
+        let mut order = record().order;
+        order.periods[0].steps[0].price = crate::money::PriceCents(2_000);
+        order
+    }
+
+    #[test]
+    fn an_amendment_keeps_the_record_id() {
+        let mut other = amended();
+        other.record_id = crate::order::RecordId::parse("t-2").unwrap();
+        let amend = Transition::Amended {
+            order: other,
+            due_at: now(),
+        };
+        assert!(record().apply(amend, now()).is_err());
+    }
+
     #[test]
     fn a_claim_holds_until_its_instant_and_not_at_it() {
         let until: Timestamp = "2026-01-14T10:00:00Z".parse().unwrap();
@@ -512,14 +623,23 @@ mod tests {
     #[test]
     fn states_and_transitions_have_their_names() {
         use OrderState::*;
-        let names: Vec<String> = [Received, Pending, Ready, Stored, Failed, Notified]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let names: Vec<String> = [
+            Received, Pending, Ready, Stored, Failed, Notified, Cancelling, Cancelled,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(
             names,
             [
-                "RECEIVED", "PENDING", "READY", "STORED", "FAILED", "NOTIFIED"
+                "RECEIVED",
+                "PENDING",
+                "READY",
+                "STORED",
+                "FAILED",
+                "NOTIFIED",
+                "CANCELLING",
+                "CANCELLED"
             ]
         );
         let err = record().apply(Transition::Release, now()).unwrap_err();

@@ -264,12 +264,25 @@ pub enum ResultsStatus {
     },
 }
 
+/// The platform's answer to a withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// It held the order and no longer does: the order takes no part in the auction.
+    Withdrawn,
+    /// It does not hold the order (never submitted, or withdrawn already).
+    NotHeld,
+    /// It keeps the order (its gate has closed), with its reason.
+    Refused { reason: String },
+}
+
 /// The auction platform.
 #[async_trait]
 pub trait AuctionPlatform: Send + Sync {
     /// Submits or replaces the order (idempotent by record id).
     async fn submit(&self, order: &Order) -> Result<Submission, PortError>;
     async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError>;
+    /// Withdraws the order (idempotent: a second withdrawal finds it not held).
+    async fn withdraw(&self, order: &Order) -> Result<Withdrawal, PortError>;
 }
 
 /// The system clock.

@@ -19,12 +19,13 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 /// The outcomes the demo must show.
-pub const OUTCOMES: [&str; 5] = [
+pub const OUTCOMES: [&str; 6] = [
     "ACCEPTED",
     "PARTIALLY_ACCEPTED",
     "REJECTED",
     "INVALID",
     "RESULTS_TIMEOUT",
+    "CANCELLED",
 ];
 
 /// One line of the summary.
@@ -345,7 +346,94 @@ async fn post_demo_orders(
     for e in bad_body["errors"].as_array().into_iter().flatten() {
         say(&format!("      {}", e["message"].as_str().unwrap_or("")));
     }
+    let mut ids = ids;
+    ids.extend(change_demo_orders(http, base, rules, day, say).await?);
     Ok((ids, bad_status, bad_body))
+}
+
+/// Two more orders the desk changes its mind about before the gate: one withdrawn
+/// (`DELETE`), one re-priced from out of the money to in it (`PUT`). Their ids.
+async fn change_demo_orders(
+    http: &reqwest::Client,
+    base: &str,
+    rules: &MarketRules,
+    day: Date,
+    say: &impl Fn(&str),
+) -> anyhow::Result<Vec<String>> {
+    let auction = energy_core::calendar::AuctionId {
+        market: energy_core::market::Market::Sdac,
+        delivery_date: day,
+    };
+    let morning: Vec<Timestamp> = rules
+        .mtus(auction)
+        .unwrap_or_default()
+        .into_iter()
+        .skip(28)
+        .take(4)
+        .collect();
+    let cancelled = order(
+        "demo-cancelled",
+        "FR",
+        "BUY",
+        day,
+        &morning,
+        vec![step("3000.00", "4.0")],
+    );
+    let cheap = order(
+        "demo-amended",
+        "AT",
+        "BUY",
+        day,
+        &morning,
+        vec![step("-400.00", "3.0")],
+    );
+    let amended = order(
+        "demo-amended",
+        "AT",
+        "BUY",
+        day,
+        &morning,
+        vec![step("3000.00", "3.0")],
+    );
+    let send = |method: reqwest::Method, path: &str, body: Option<String>| {
+        let mut request = http
+            .request(method, format!("{base}{path}"))
+            .header("content-type", "application/json");
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        async move {
+            let r = request.send().await?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await?;
+            anyhow::Ok((status, body))
+        }
+    };
+    let (status, _) = send(
+        reqwest::Method::POST,
+        "/orders",
+        Some(json!([cancelled, cheap]).to_string()),
+    )
+    .await?;
+    say(&format!(
+        "POST /orders  (demo-cancelled, and demo-amended bid at -400.00)\n  → {status}"
+    ));
+    let (status, body) = send(reqwest::Method::DELETE, "/orders/demo-cancelled", None).await?;
+    say(&format!(
+        "DELETE /orders/demo-cancelled  (the desk withdraws it)\n  → {status} {}",
+        body["state"].as_str().unwrap_or("")
+    ));
+    let (status, body) = send(
+        reqwest::Method::PUT,
+        "/orders/demo-amended",
+        Some(amended.to_string()),
+    )
+    .await?;
+    say(&format!(
+        "PUT /orders/demo-amended  (re-priced at 3000.00)\n  → {status} {}",
+        body["state"].as_str().unwrap_or("")
+    ));
+    Ok(vec!["demo-cancelled".into(), "demo-amended".into()])
 }
 
 /// The demo's data dir (a new temporary one unless given) and whether it is temporary.
@@ -442,6 +530,9 @@ fn summary_line(r: &OrderRecord) -> SummaryLine {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default(),
         (None, Some(f)) => f.reason.to_string(),
+        (None, None) if r.state == energy_core::lifecycle::OrderState::Cancelled => {
+            "CANCELLED".to_string()
+        }
         (None, None) => "-".to_string(),
     };
     let detail = match (&r.result_key, &r.failure, &r.result) {

@@ -9,7 +9,9 @@
 //! - one Slack post per failure, except after a crash between the post and NOTIFIED, where the
 //!   message is repeated once rather than lost (a webhook has no idempotency key);
 //! - one `OrderResultStored` per stored order, except after a crash between publishing it and
-//!   STORED, where consumers see it twice (EventBridge consumers are at-least-once anyway).
+//!   STORED, where consumers see it twice (EventBridge consumers are at-least-once anyway);
+//! - the order the desk withdrew is CANCELLED, not in the platform's book, without a result or a
+//!   message, announced by one `OrderCancelled`.
 
 #[path = "common/up.rs"]
 mod up;
@@ -35,11 +37,25 @@ fn batch() -> Value {
             "periods": [{"mtu_start": "2026-11-28T06:00:00Z", "steps": [{"price": price, "quantity": "1.0"}]}]
         })
     };
-    // A buy at 3000 is accepted; a sell at 3500 is out of the money, so rejected.
+    // A buy at 3000 is accepted; a sell at 3500 is out of the money, so rejected; the third
+    // the desk withdraws.
     json!([
         order("c-acc", "DE-LU", "BUY", "3000.00"),
-        order("c-rej", "NL", "SELL", "3500.00")
+        order("c-rej", "NL", "SELL", "3500.00"),
+        order("c-can", "FR", "BUY", "3000.00")
     ])
+}
+
+/// `DELETE /orders/c-can`; whether it was taken (the process may be gone).
+async fn cancel(http: &reqwest::Client, up: &up::Up) -> bool {
+    match http.delete(up.url("/orders/c-can")).send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            assert!(matches!(status, 200 | 202), "DELETE answered {status}");
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// A Slack webhook on a loopback port bound before its URL is handed out; counts the posts.
@@ -83,22 +99,37 @@ async fn crash_at(point: &'static str) {
     let http = reqwest::Client::new();
 
     // At market speed: the orders go in hours before the gate, however slow the machine.
-    let mut first = up::try_start_env(&dir, &["--start", START, "--speed", "1"], &armed)
-        .unwrap_or_else(|(code, err)| panic!("energy up exited {code:?}: {err}"));
+    // One delivery at a time while armed: the abort stops the handler at its point and nothing
+    // else half-way (kill -9 at random moments is up.rs's test).
+    let serial = ["--concurrency", "1"];
+    let mut first = up::try_start_env(
+        &dir,
+        &[&["--start", START, "--speed", "1"][..], &serial[..]].concat(),
+        &armed,
+    )
+    .unwrap_or_else(|(code, err)| panic!("energy up exited {code:?}: {err}"));
     let posted = http
         .post(first.url("/orders"))
         .header("content-type", "application/json")
         .body(batch().to_string())
         .send()
         .await;
+    let mut cancelled = posted.is_ok() && cancel(&http, &first).await;
     let mut status = first.wait_exit(Duration::from_secs(3));
     if status.is_none() {
         let response = posted.expect("the POST is answered when nothing crashed");
         assert_eq!(response.status(), 202);
         first.stop();
         // On to the results at 1200 market seconds a second, still armed.
-        let mut second = up::try_start_env(&dir, &["--speed", "1200"], &armed)
-            .unwrap_or_else(|(code, err)| panic!("energy up exited {code:?}: {err}"));
+        let mut second = up::try_start_env(
+            &dir,
+            &[&["--speed", "1200"][..], &serial[..]].concat(),
+            &armed,
+        )
+        .unwrap_or_else(|(code, err)| panic!("energy up exited {code:?}: {err}"));
+        if !cancelled {
+            cancelled = cancel(&http, &second).await;
+        }
         status = second.wait_exit(Duration::from_secs(60));
     }
     crashed(status, point);
@@ -107,7 +138,14 @@ async fn crash_at(point: &'static str) {
     let env = [("SLACK_WEBHOOK_URL", hook.as_str())];
     let last = up::try_start_env(&dir, &["--speed", "1200"], &env)
         .unwrap_or_else(|(code, err)| panic!("energy up exited {code:?}: {err}"));
-    let ids = ["c-acc".to_string(), "c-rej".to_string()];
+    if !cancelled {
+        assert!(cancel(&http, &last).await, "the withdrawal is taken");
+    }
+    let ids = [
+        "c-acc".to_string(),
+        "c-rej".to_string(),
+        "c-can".to_string(),
+    ];
     let finals = wait_final(&http, &last, &ids, Duration::from_secs(90)).await;
     let states: Vec<&str> = finals
         .iter()
@@ -115,7 +153,7 @@ async fn crash_at(point: &'static str) {
         .collect();
     assert_eq!(
         states,
-        ["STORED", "NOTIFIED"],
+        ["STORED", "NOTIFIED", "CANCELLED"],
         "after a crash at {point}: {finals:#?}"
     );
     last.stop();
@@ -137,13 +175,13 @@ async fn crash_at(point: &'static str) {
     // The platform's book holds each order once.
     let db = energy_local::db::Db::open(&dir).unwrap();
     let book = db.platform_orders().unwrap();
-    for id in ["c-acc", "c-rej"] {
+    for (id, held) in [("c-acc", 1), ("c-rej", 1), ("c-can", 0)] {
         let copies = book
             .iter()
             .filter(|o| o.contains(&format!("\"{id}\"")))
             .count();
         assert_eq!(
-            copies, 1,
+            copies, held,
             "{id} in the platform's book after a crash at {point}"
         );
     }
@@ -187,6 +225,17 @@ async fn crash_at(point: &'static str) {
         1
     };
     assert_eq!(count("OrderSubmitted", "c-acc"), submitted);
+    let expected_cancelled = if point == crash::EVALUATE_AFTER_CANCELLED {
+        2
+    } else {
+        1
+    };
+    assert_eq!(
+        count("OrderCancelled", "c-can"),
+        expected_cancelled,
+        "OrderCancelled after a crash at {point}"
+    );
+    assert_eq!(count("OrderResultStored", "c-can"), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -213,6 +262,8 @@ crash_tests! {
     a_crash_after_the_platform_took_the_order: crash::EVALUATE_AFTER_SUBMIT;
     a_crash_after_the_check_was_scheduled: crash::EVALUATE_AFTER_SCHEDULE;
     a_crash_after_ready_before_order_ready: crash::EVALUATE_AFTER_READY;
+    a_crash_after_the_platform_withdrew_the_order: crash::EVALUATE_AFTER_WITHDRAW;
+    a_crash_after_order_cancelled_was_published: crash::EVALUATE_AFTER_CANCELLED;
     a_crash_after_the_result_object_was_written: crash::STORE_AFTER_PUT;
     a_crash_after_order_result_stored_was_published: crash::STORE_AFTER_PUBLISH;
     a_crash_after_failed_before_order_failed: crash::AFTER_FAIL;

@@ -21,6 +21,8 @@ fn energy_demo_exits_0_and_its_summary_shows_one_order_of_each_outcome() {
         ("demo-rejected", "REJECTED"),
         ("demo-invalid", "INVALID"),
         ("demo-timeout", "RESULTS_TIMEOUT"),
+        ("demo-cancelled", "CANCELLED"),
+        ("demo-amended", "ACCEPTED"),
     ] {
         let line = summary
             .lines()
@@ -29,7 +31,7 @@ fn energy_demo_exits_0_and_its_summary_shows_one_order_of_each_outcome() {
         assert_eq!(line.split_whitespace().nth(1), Some(outcome), "{line}");
     }
     assert!(
-        summary.contains("2 result objects, 2 Slack messages"),
+        summary.contains("3 result objects, 2 Slack messages"),
         "{summary}"
     );
 }

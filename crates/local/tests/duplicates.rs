@@ -232,3 +232,31 @@ async fn three_order_submitted_at_once_hand_over_once_with_one_schedule() {
     );
     running.shutdown().await;
 }
+
+/// Found by a hostile run: at 1200× a five-minute claim is 0.25 s of wall time, shorter than a
+/// slow Slack answer, and a second delivery claimed and posted again.
+#[tokio::test]
+async fn on_a_fast_clock_a_claim_outlasts_the_http_timeout_in_wall_time() {
+    let dir = std::env::temp_dir().join(format!(
+        "energy-dup-fast-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    ));
+    let mut args = UpArgs::new(dir.clone());
+    args.start = Some(START.parse().unwrap());
+    args.speed = 1200;
+    let running = up::start(&args, Arc::new(|_| {})).await.unwrap();
+    let wall = |d: SignedDuration| d.as_secs_f64() / 1200.0;
+    for claim in [
+        running.handlers.notify.config.retry.redelivery_after,
+        running.handlers.store_result.config.retry.redelivery_after,
+    ] {
+        assert!(
+            wall(claim) >= 15.0,
+            "{claim} is {} s of wall time",
+            wall(claim)
+        );
+    }
+    running.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -52,7 +52,7 @@ fn rules() -> Vec<RuleSpec> {
             target: "EvaluateOrderFunction",
             pattern: json!({
                 "source": ["energy.orders"],
-                "detail-type": ["OrderSubmitted", "OrderEvaluationDue"]
+                "detail-type": ["OrderSubmitted", "OrderEvaluationDue", "OrderAmended"]
             }),
             max_retry_attempts: 8,
             max_event_age_seconds: 3600,
@@ -922,7 +922,8 @@ fn every_consumed_detail_type_of_ours_has_a_schema_and_every_schema_but_the_hook
         .iter()
         .map(|s| s.to_string())
         .collect();
-    all.retain(|t| t != "OrderResultStored");
+    // The hooks: events for desks to subscribe to, with no consumer of ours.
+    all.retain(|t| t != "OrderResultStored" && t != "OrderCancelled");
     all.sort();
     assert_eq!(consumed, all);
 }
@@ -963,7 +964,9 @@ fn the_registry_schemas_in_the_template_equal_the_files_in_events_schema() {
 }
 
 /// Every detail-type our handlers put on the bus, written out.
-const EMITTED: [&str; 5] = [
+const EMITTED: [&str; 7] = [
+    "OrderAmended",
+    "OrderCancelled",
     "OrderEvaluationDue",
     "OrderFailed",
     "OrderReady",
@@ -979,6 +982,8 @@ fn written_name(kind: DetailType) -> &'static str {
         DetailType::Ready => "OrderReady",
         DetailType::Failed => "OrderFailed",
         DetailType::ResultStored => "OrderResultStored",
+        DetailType::Cancelled => "OrderCancelled",
+        DetailType::Amended => "OrderAmended",
     }
 }
 
@@ -1116,7 +1121,11 @@ fn aws_events() -> Vec<(&'static str, Value)> {
 const RULE_SELECTS: [(&str, &[&str]); 5] = [
     (
         "EvaluateOrderRule",
-        &["OrderEvaluationDue.json", "OrderSubmitted.json"],
+        &[
+            "OrderAmended.json",
+            "OrderEvaluationDue.json",
+            "OrderSubmitted.json",
+        ],
     ),
     (
         "StoreResultRule",

@@ -882,3 +882,19 @@ fn orders_show_of_an_unknown_id_exits_non_zero() {
     assert!(err.contains("no order nobody"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Found by a hostile run: a crash test with a misspelt point ran normally and passed.
+#[test]
+fn a_crash_point_that_names_nothing_stops_start_up_naming_the_points() {
+    let dir = data_dir("crash-typo");
+    let started = up::try_start_env(&dir, &[], &[("ENERGY_CRASH_AT", " store-result.after-put")]);
+    let Err((code, err)) = started else {
+        panic!("energy up started with a crash point that names nothing")
+    };
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("names no crash point") && err.contains("store-result.after-put"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,7 +10,14 @@
 //! | PENDING(n), not yet, n < MaxAttempts | schedule check n+1 (`<record_id>-<n+1>`), → PENDING(n+1) |
 //! | PENDING(n), not yet, n = MaxAttempts | → FAILED, emit `OrderFailed{ResultsTimeout}` |
 //! | READY / FAILED, overdue | re-emit the event nobody acted on (the sweeper's safety net) |
+//! | CANCELLING | withdraw at the platform; → CANCELLED, emit `OrderCancelled` (or, if its gate has closed, → PENDING) |
 //! | anything else | a duplicate: nothing |
+//!
+//! `OrderAmended` is handled as `OrderSubmitted`: the order is RECEIVED again with its new body,
+//! which replaces the old one at the platform. A hand-over that loses its write to a cancel or
+//! an amendment made meanwhile puts the platform right before it goes: it withdraws the order
+//! (CANCELLING, CANCELLED) or submits the current body (a newer one), so the platform never
+//! keeps an order we call cancelled, nor a body the desk replaced.
 //!
 //! The schedule is created *before* the order moves, under a name derived from the order and
 //! attempt: a crash between the two is repaired by the next delivery, and a duplicate delivery
@@ -23,12 +30,13 @@ use async_trait::async_trait;
 use energy_core::calendar::{MarketRules, market_time};
 use energy_core::crash;
 use energy_core::events::{
-    DomainEvent, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger,
+    DomainEvent, OrderCancelled, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger,
 };
 use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::ports::{
-    AuctionPlatform, Clock, EventPublisher, OrderStore, ResultsStatus, RetryScheduler, Submission,
+    AuctionPlatform, Clock, EventPublisher, OrderStore, Replaced, ResultsStatus, RetryScheduler,
+    Submission, Withdrawal,
 };
 use energy_core::result::{Failure, FailureReason};
 use energy_core::retry::{RetryPolicy, schedule_name};
@@ -77,6 +85,10 @@ pub enum Outcome {
     Ready,
     Failed(FailureReason),
     Resent(&'static str),
+    /// Withdrawn at the platform (or it did not hold the order): CANCELLED.
+    Cancelled,
+    /// The platform kept the order (its gate closed): PENDING again.
+    CancelRefused(String),
     /// Stale or duplicate event; the order has moved on.
     Ignored(String),
     /// Another delivery moved the order first.
@@ -101,6 +113,8 @@ impl std::fmt::Display for Outcome {
             Outcome::Ready => f.write_str("results out; order ready"),
             Outcome::Failed(reason) => write!(f, "failed: {}", reason.in_words()),
             Outcome::Resent(event) => write!(f, "re-sent {event}"),
+            Outcome::Cancelled => f.write_str("withdrawn at the platform; cancelled"),
+            Outcome::CancelRefused(why) => write!(f, "the platform kept it: {why}"),
             Outcome::Ignored(why) => write!(f, "ignored: {why}"),
             Outcome::LostRace => f.write_str("another delivery moved the order first"),
         }
@@ -117,6 +131,7 @@ impl EventHandler for EvaluateOrder {
     async fn handle(&self, event: Event) -> Result<Outcome, Error> {
         let (record_id, attempt) = match DomainEvent::parse(&event.detail_type, event.detail)? {
             DomainEvent::Submitted(e) => (e.order.record_id, 0),
+            DomainEvent::Amended(e) => (e.order.record_id, 0),
             DomainEvent::EvaluationDue(e) => (e.record_id, e.attempt),
             other => return Err(Error::wrong_event(Self::NAME, other.detail_type())),
         };
@@ -126,6 +141,7 @@ impl EventHandler for EvaluateOrder {
         let now = self.clock.now();
         match record.state {
             OrderState::Received => self.hand_over(record, now).await,
+            OrderState::Cancelling => self.cancel(record, now).await,
             OrderState::Pending if attempt < record.attempt => Ok(Outcome::Ignored(format!(
                 "event for check {attempt}, order is at check {}",
                 record.attempt
@@ -160,10 +176,14 @@ impl EvaluateOrder {
                 let at = config
                     .retry
                     .check_at(now, expected, &record.order.record_id, 1);
-                self.schedule(&record, 1, at).await?;
+                let check = record.attempt + 1;
+                self.schedule(&record, check, at).await?;
                 let moved = self
                     .move_to(&record, Transition::HandedOver { due_at: at }, now)
                     .await?;
+                if moved == Replaced::Conflict {
+                    self.put_platform_right(&record).await?;
+                }
                 Ok(moved.or_lost(
                     Outcome::HandedOver { first_check_at: at },
                     Outcome::LostRace,
@@ -222,6 +242,72 @@ impl EvaluateOrder {
             ResultsStatus::Unknown { reason } => {
                 self.fail(&record, FailureReason::InvalidAtPlatform, reason, now)
                     .await
+            }
+        }
+    }
+
+    /// After a hand-over of `submitted` lost its write: if the desk cancelled meanwhile, the
+    /// platform must not keep the order; if it amended, the platform must hold the new body,
+    /// whichever submission reached it last.
+    async fn put_platform_right(&self, submitted: &OrderRecord) -> Result<(), Error> {
+        let Some(current) = self.orders.get(&submitted.order.record_id).await? else {
+            return Ok(());
+        };
+        match current.state {
+            OrderState::Cancelling | OrderState::Cancelled => {
+                let answer = self.platform.withdraw(&submitted.order).await?;
+                tracing::info!(record_id = %current.order.record_id, ?answer, "withdrawn after a lost hand-over");
+            }
+            OrderState::Received | OrderState::Pending if current.order != submitted.order => {
+                let answer = self.platform.submit(&current.order).await?;
+                tracing::info!(record_id = %current.order.record_id, ?answer, "amended body submitted after a lost hand-over");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A CANCELLING order: withdrawn at the platform, announced, then CANCELLED (announced
+    /// first: CANCELLING stays due, so a crash before the last write is repaired by the next
+    /// delivery, at the price of a second `OrderCancelled`); if the platform keeps it (its gate
+    /// closed), PENDING again, due now so its results are checked.
+    async fn cancel(&self, record: OrderRecord, now: Timestamp) -> Result<Outcome, Error> {
+        // Claimed first, as store-result does: of deliveries racing on one order, one
+        // withdraws and announces.
+        let claimed =
+            handler::claim(self.orders.as_ref(), &self.config.retry, &record, now).await?;
+        let Some(record) = claimed else {
+            return Ok(Outcome::Ignored(
+                "another delivery is withdrawing the order".into(),
+            ));
+        };
+        match self.withdraw(&record, now).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => Err(handler::release(self.orders.as_ref(), &record, now, e).await),
+        }
+    }
+
+    /// The claimant's part of [`Self::cancel`].
+    async fn withdraw(&self, record: &OrderRecord, now: Timestamp) -> Result<Outcome, Error> {
+        match self.platform.withdraw(&record.order).await? {
+            Withdrawal::Withdrawn | Withdrawal::NotHeld => {
+                crash::point(crash::EVALUATE_AFTER_WITHDRAW);
+                let cancelled = OrderCancelled {
+                    order: OrderRef::from(&record.order),
+                    cancelled_at: now,
+                };
+                self.bus
+                    .publish(&[DomainEvent::Cancelled(cancelled)])
+                    .await?;
+                crash::point(crash::EVALUATE_AFTER_CANCELLED);
+                let moved = self.move_to(record, Transition::Cancelled, now).await?;
+                Ok(moved.or_lost(Outcome::Cancelled, Outcome::LostRace))
+            }
+            Withdrawal::Refused { reason } => {
+                tracing::warn!(record_id = %record.order.record_id, %reason, "the platform kept a cancelled order");
+                let refused = Transition::CancelRefused { due_at: now };
+                let moved = self.move_to(record, refused, now).await?;
+                Ok(moved.or_lost(Outcome::CancelRefused(reason), Outcome::LostRace))
             }
         }
     }

@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use energy_core::events::{DomainEvent, OrderEvaluationDue, OrderRef, OrderSubmitted, Trigger};
 use energy_core::handler::EventHandler;
-use energy_core::lifecycle::OrderState;
+use energy_core::lifecycle::{OrderState, Transition};
 use energy_core::memory::fixtures::{self, event};
 use energy_core::memory::{InMemoryBus, InMemoryOrderStore, InMemoryScheduler, ManualClock};
 use energy_core::order::{Order, RecordId};
-use energy_core::ports::{AuctionPlatform, OrderStore, PortError, ResultsStatus, Submission};
+use energy_core::ports::{
+    AuctionPlatform, OrderStore, PortError, ResultsStatus, Submission, Withdrawal,
+};
 use energy_core::result::{FailureReason, OrderResult};
 use evaluate_order::{Config, EvaluateOrder, Outcome};
 use jiff::Timestamp;
@@ -28,6 +30,8 @@ struct Scripted {
     submissions: Mutex<VecDeque<Submission>>,
     results: Mutex<VecDeque<ResultsStatus>>,
     submitted: Mutex<Vec<Order>>,
+    withdrawals: Mutex<VecDeque<Withdrawal>>,
+    withdrawn: Mutex<Vec<Order>>,
 }
 
 #[async_trait]
@@ -42,6 +46,15 @@ impl AuctionPlatform for Scripted {
             .unwrap_or(Submission::Accepted {
                 expected_publication: Some(at(PUBLICATION)),
             }))
+    }
+    async fn withdraw(&self, order: &Order) -> Result<Withdrawal, PortError> {
+        self.withdrawn.lock().unwrap().push(order.clone());
+        Ok(self
+            .withdrawals
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Withdrawal::Withdrawn))
     }
     async fn results(&self, _: &Order) -> Result<ResultsStatus, PortError> {
         Ok(self
@@ -281,4 +294,206 @@ async fn an_event_for_an_order_the_store_does_not_hold_is_an_error_not_a_quiet_i
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "NotRetryable.MissingOrder");
+}
+
+/// A store whose order is changed by someone else (the desk's DELETE or PUT) right after the
+/// handler's first read: the write the handler then makes loses.
+struct ChangedAfterRead {
+    inner: Arc<InMemoryOrderStore>,
+    then: Mutex<Option<energy_core::lifecycle::OrderRecord>>,
+}
+
+#[async_trait]
+impl OrderStore for ChangedAfterRead {
+    async fn insert(
+        &self,
+        r: &energy_core::lifecycle::OrderRecord,
+    ) -> Result<energy_core::ports::Inserted, PortError> {
+        self.inner.insert(r).await
+    }
+    async fn insert_batch(
+        &self,
+        b: &[energy_core::lifecycle::OrderRecord],
+    ) -> Result<Vec<energy_core::ports::Inserted>, PortError> {
+        self.inner.insert_batch(b).await
+    }
+    async fn get(
+        &self,
+        id: &RecordId,
+    ) -> Result<Option<energy_core::lifecycle::OrderRecord>, PortError> {
+        let read = self.inner.get(id).await?;
+        let change = self.then.lock().unwrap().take();
+        if let (Some(next), Some(before)) = (change, &read) {
+            assert_eq!(
+                self.inner.replace(&next, before.expected()).await?,
+                energy_core::ports::Replaced::Applied
+            );
+        }
+        Ok(read)
+    }
+    async fn replace(
+        &self,
+        r: &energy_core::lifecycle::OrderRecord,
+        e: energy_core::lifecycle::Expected,
+    ) -> Result<energy_core::ports::Replaced, PortError> {
+        self.inner.replace(r, e).await
+    }
+}
+
+fn raced(f: &Fixture, change: energy_core::lifecycle::OrderRecord) -> EvaluateOrder {
+    EvaluateOrder {
+        clock: f.clock.clone(),
+        orders: Arc::new(ChangedAfterRead {
+            inner: f.orders.clone(),
+            then: Mutex::new(Some(change)),
+        }),
+        bus: f.bus.clone(),
+        scheduler: f.scheduler.clone(),
+        platform: f.platform.clone(),
+        config: Config::default(),
+    }
+}
+
+fn cancel_event(id: &str) -> DomainEvent {
+    DomainEvent::EvaluationDue(OrderEvaluationDue {
+        record_id: RecordId::parse(id).unwrap(),
+        attempt: 0,
+        due_at: at(NOW),
+        trigger: Trigger::Cancel,
+    })
+}
+
+#[tokio::test]
+async fn a_cancelling_order_is_withdrawn_cancelled_and_announced_once() {
+    let f = fixture();
+    let r = fixtures::pending("x-1", 1, at(PUBLICATION))
+        .apply(Transition::CancelRequested { due_at: at(NOW) }, at(NOW))
+        .unwrap();
+    f.orders.insert(&r).await.unwrap();
+    let outcome = f
+        .handler
+        .handle(event(&cancel_event("x-1"), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Cancelled);
+    assert_eq!(state(&f, "x-1").await.0, OrderState::Cancelled);
+    assert_eq!(f.platform.withdrawn.lock().unwrap().len(), 1);
+    assert_eq!(f.bus.of_type("OrderCancelled").len(), 1);
+    // Again (a duplicate, or the order's schedule firing): nothing.
+    let again = f
+        .handler
+        .handle(event(&cancel_event("x-1"), at(NOW)))
+        .await
+        .unwrap();
+    assert!(matches!(again, Outcome::Ignored(_)), "{again:?}");
+    let check = f
+        .handler
+        .handle(event(&due("x-1", 1), at(NOW)))
+        .await
+        .unwrap();
+    assert!(matches!(check, Outcome::Ignored(_)), "{check:?}");
+    assert_eq!(f.bus.of_type("OrderCancelled").len(), 1);
+    assert_eq!(f.platform.withdrawn.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_withdrawal_the_platform_refuses_leaves_the_order_pending_for_its_result() {
+    let f = fixture();
+    let r = fixtures::pending("x-2", 1, at(PUBLICATION))
+        .apply(Transition::CancelRequested { due_at: at(NOW) }, at(NOW))
+        .unwrap();
+    f.orders.insert(&r).await.unwrap();
+    f.platform
+        .withdrawals
+        .lock()
+        .unwrap()
+        .push_back(Withdrawal::Refused {
+            reason: "gate closed".into(),
+        });
+    let outcome = f
+        .handler
+        .handle(event(&cancel_event("x-2"), at(NOW)))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::CancelRefused(_)), "{outcome:?}");
+    assert_eq!(state(&f, "x-2").await, (OrderState::Pending, 1));
+    assert!(f.bus.of_type("OrderCancelled").is_empty());
+}
+
+/// The desk cancels while the hand-over is in flight (after its read, before its write): the
+/// hand-over's write loses, and it withdraws what it just submitted.
+#[tokio::test]
+async fn a_cancel_that_lands_during_the_hand_over_leaves_nothing_at_the_platform() {
+    let f = fixture();
+    let r = fixtures::received("x-3", at(NOW));
+    f.orders.insert(&r).await.unwrap();
+    let cancelling = r
+        .apply(Transition::CancelRequested { due_at: at(NOW) }, at(NOW))
+        .unwrap();
+    let handler = raced(&f, cancelling);
+    let outcome = handler
+        .handle(event(&submitted(&r), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::LostRace);
+    assert_eq!(f.platform.submitted.lock().unwrap().len(), 1);
+    assert_eq!(
+        f.platform.withdrawn.lock().unwrap().len(),
+        1,
+        "withdrawn after the lost hand-over"
+    );
+    // The cancel's own event then finds the platform without it and ends the order.
+    let outcome = f
+        .handler
+        .handle(event(&cancel_event("x-3"), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Cancelled);
+    assert_eq!(state(&f, "x-3").await.0, OrderState::Cancelled);
+}
+
+/// The desk amends while the hand-over of the old body is in flight: whichever reached the
+/// platform last, it ends up holding the new body.
+#[tokio::test]
+async fn an_amendment_that_lands_during_the_hand_over_leaves_the_new_body_at_the_platform() {
+    let f = fixture();
+    let r = fixtures::received("x-4", at(NOW));
+    f.orders.insert(&r).await.unwrap();
+    let mut body = r.order.clone();
+    body.periods[0].steps[0].price = energy_core::money::PriceCents(12_300);
+    let amended = r
+        .apply(
+            Transition::Amended {
+                order: body.clone(),
+                due_at: at(NOW),
+            },
+            at(NOW),
+        )
+        .unwrap();
+    let handler = raced(&f, amended);
+    let outcome = handler
+        .handle(event(&submitted(&r), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::LostRace);
+    let sent = f.platform.submitted.lock().unwrap().clone();
+    assert_eq!(
+        sent,
+        vec![r.order.clone(), body.clone()],
+        "old, then the new body"
+    );
+    // OrderAmended then hands the new body over as for a new order.
+    let amended_event = DomainEvent::Amended(energy_core::events::OrderAmended {
+        order: OrderRef::from(&body),
+        mtu_count: body.periods.len() as u32,
+        amended_at: at(NOW),
+    });
+    let outcome = f
+        .handler
+        .handle(event(&amended_event, at(NOW)))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::HandedOver { .. }), "{outcome:?}");
+    assert_eq!(state(&f, "x-4").await, (OrderState::Pending, 1));
+    assert_eq!(f.platform.submitted.lock().unwrap().last(), Some(&body));
 }

@@ -210,6 +210,14 @@ impl NotifySlack {
             self.notifier.notify(&notification).await?;
             return Ok(Outcome::Notified);
         };
+        let now = self.clock.now();
+        if record.claimed_at(now) {
+            // Another delivery is acting on the order (storing its result): this failure is of
+            // a delivery that lost to it, and the claimant's own outcome decides.
+            return Ok(Outcome::Ignored(format!(
+                "another delivery holds order {record_id}; {message}"
+            )));
+        }
         if !matches!(
             record.state,
             OrderState::Received | OrderState::Pending | OrderState::Ready
@@ -219,7 +227,6 @@ impl NotifySlack {
                 record.state
             )));
         }
-        let now = self.clock.now();
         let failure = Failure {
             reason: FailureReason::ProcessingError,
             message,

@@ -148,3 +148,37 @@ async fn a_handler_that_gave_up_on_a_missing_order_still_reaches_the_desk() {
         sent[0].text
     );
 }
+
+/// Found by a hostile run: an on-failure record of a delivery that lost to the claimant failed
+/// an order whose result the claimant was storing (stored, announced, and told "failed").
+#[tokio::test]
+async fn an_on_failure_record_leaves_an_order_another_delivery_holds_alone() {
+    let (orders, notifier, handler) = fixture();
+    let r = fixtures::ready("n-5", true, at(NOW));
+    let claimed = r
+        .apply(
+            energy_core::lifecycle::Transition::Claim {
+                until: at("2026-01-14T12:05:00Z"),
+            },
+            at(NOW),
+        )
+        .unwrap();
+    orders.insert(&claimed).await.unwrap();
+    let record = json!({
+        "version": "0", "id": "f-3", "detail-type": LAMBDA_FAILURE, "source": "lambda",
+        "account": "000000000000", "time": NOW, "region": "local", "resources": [],
+        "detail": {
+            "requestContext": {"requestId": "r-3", "functionArn": "arn:aws:lambda:eu-west-1:1:function:store-result", "approximateInvokeCount": 3},
+            "requestPayload": {"detail-type": "OrderReady", "detail": {"record_id": "n-5"}},
+            "responsePayload": {"errorType": "Retryable.Port", "errorMessage": "orders: throttled"}
+        }
+    });
+    let outcome = handler
+        .handle(serde_json::from_value(record).unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
+    let stored = orders.get(&r.order.record_id).await.unwrap().unwrap();
+    assert_eq!(stored.state, OrderState::Ready);
+    assert!(notifier.sent().is_empty());
+}

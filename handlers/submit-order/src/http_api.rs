@@ -15,6 +15,8 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub enum Request {
     PostOrders,
     GetOrder(String),
+    CancelOrder(String),
+    AmendOrder(String),
     MethodNotAllowed { allowed: &'static str },
     NotFound(String),
 }
@@ -25,11 +27,7 @@ impl Request {
     pub fn from_event(event: &ApiGatewayV2httpRequest) -> Request {
         let method = &event.request_context.http.method;
         if let Some(id) = event.path_parameters.get("record_id") {
-            return if method == Method::GET {
-                Request::GetOrder(id.clone())
-            } else {
-                Request::MethodNotAllowed { allowed: "GET" }
-            };
+            return Request::on_order(method, id.clone());
         }
         let path = event
             .raw_path
@@ -55,14 +53,27 @@ impl Request {
         match segments.as_slice() {
             ["orders"] if method == Method::POST => Request::PostOrders,
             ["orders"] => Request::MethodNotAllowed { allowed: "POST" },
-            ["orders", id] if method == Method::GET => Request::GetOrder(percent_decode(id)),
-            ["orders", _] => Request::MethodNotAllowed { allowed: "GET" },
+            ["orders", id] => Request::on_order(method, percent_decode(id)),
             _ => Request::NotFound(format!("{method} {path}")),
         }
     }
 }
 
 /// Minimal %XX decoding for a path segment (record ids may hold `:`).
+impl Request {
+    /// `METHOD /orders/{record_id}`.
+    fn on_order(method: &Method, id: String) -> Request {
+        match *method {
+            Method::GET => Request::GetOrder(id),
+            Method::DELETE => Request::CancelOrder(id),
+            Method::PUT => Request::AmendOrder(id),
+            _ => Request::MethodNotAllowed {
+                allowed: "GET, PUT, DELETE",
+            },
+        }
+    }
+}
+
 pub fn percent_decode(s: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = s.as_bytes();

@@ -10,6 +10,18 @@
 //!   known `record_id` came with a different order: then nothing of the batch is stored.
 //!   A repost of a stored order is a duplicate at any time, even after its gate closed.
 //! - `GET /orders/{record_id}` answers the order's state, attempts and result.
+//! - `DELETE /orders/{record_id}` withdraws an order until its gate (less the safety margin):
+//!   it becomes CANCELLING and evaluate-order withdraws it at the platform, then CANCELLED
+//!   (answer 202). Again on a CANCELLING or CANCELLED order: 200, nothing more happens. After
+//!   the gate, or once the order's results are out or it has failed: 409.
+//! - `PUT /orders/{record_id}` replaces an order's body until its gate (less the margin), with
+//!   the same validation as `POST`: the order is RECEIVED again with the new body, and
+//!   `OrderAmended` tells evaluate-order to hand it over, replacing the old body at the
+//!   platform (answer 202). The same body again: 200, nothing happens. Refused with 409 as
+//!   `DELETE` is, and with 400 when the body's `record_id` is not the path's.
+//!
+//! Every write is conditional on the state and version read; one that loses to a concurrent
+//! write (a hand-over) reads again and decides again.
 //!
 //! A publish that fails after the orders are stored does not fail the request: each new order
 //! is stored with a `due_at` a little ahead, so the sweeper hands it to the evaluator if its
@@ -18,12 +30,14 @@
 mod http_api;
 
 use energy_core::calendar::MarketRules;
-use energy_core::events::{DomainEvent, OrderRef, OrderSubmitted};
-use energy_core::lifecycle::OrderRecord;
+use energy_core::events::{
+    DomainEvent, OrderAmended, OrderEvaluationDue, OrderRef, OrderSubmitted, Trigger,
+};
+use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::order::{Order, RecordId};
 use std::sync::Arc;
 
-use energy_core::ports::{Clock, EventPublisher, Inserted, OrderStore, PortError};
+use energy_core::ports::{Clock, EventPublisher, Inserted, OrderStore, PortError, Replaced};
 use energy_core::validate::{BatchError, Checked, FieldError, parse_batch};
 use jiff::SignedDuration;
 use serde::Serialize;
@@ -90,6 +104,11 @@ impl SubmitOrder {
                 Err(resp) => *resp,
             },
             Request::GetOrder(id) => self.get_order(&id).await,
+            Request::CancelOrder(id) => self.cancel_order(&id).await,
+            Request::AmendOrder(id) => match http_api::json_body_text(&request) {
+                Ok(body) => self.amend_order(&id, &body).await,
+                Err(resp) => *resp,
+            },
             Request::MethodNotAllowed { allowed } => http_api::method_not_allowed(allowed),
             Request::NotFound(path) => http_api::error(
                 404,
@@ -154,7 +173,15 @@ impl SubmitOrder {
                     message: None,
                 }
             }
-            Inserted::Exists(existing) => compare(&record.order, &existing),
+            Inserted::Exists(existing) => {
+                // A client retrying a POST that was cut off: an order still waiting for its
+                // hand-over is announced again (evaluate-order is idempotent), so it need not
+                // wait for the sweeper.
+                if existing.order == record.order && existing.state == OrderState::Received {
+                    announce.push(DomainEvent::Submitted(submitted(&existing.order, &existing)));
+                }
+                compare(&record.order, &existing)
+            }
             Inserted::Withheld => OrderStatus {
                 record_id: record.order.record_id.clone(),
                 status: Status::NotStored,
@@ -185,6 +212,79 @@ impl SubmitOrder {
         }
         http_api::json(status, &body)
     }
+}
+
+/// 409 if the auction of `order` takes no more changes at `now` (its gate less the margin).
+fn gate_closed(
+    rules: &MarketRules,
+    order: &Order,
+    now: jiff::Timestamp,
+    what: &str,
+) -> Option<ApiGatewayV2httpResponse> {
+    let auction = order.auction();
+    let (last, gate) = match (rules.last_order_time(auction), rules.gate_closure(auction)) {
+        (Ok(last), Ok(gate)) => (last, gate),
+        (Err(e), _) | (_, Err(e)) => {
+            return Some(http_api::error(409, "gate_closed", e.to_string()));
+        }
+    };
+    (now >= last).then(|| {
+        http_api::error(
+            409,
+            "gate_closed",
+            format!(
+                "order {} can no longer be {what}: the {auction} gate closes at {gate} and takes changes until {last}",
+                order.record_id
+            ),
+        )
+    })
+}
+
+/// One order (a `PUT` body), validated as `POST` validates a batch; error paths from `$`.
+fn parse_one(
+    body: &str,
+    rules: &MarketRules,
+    now: jiff::Timestamp,
+) -> Result<Order, Box<ApiGatewayV2httpResponse>> {
+    if !body.trim_start().starts_with('{') {
+        return Err(Box::new(invalid(vec![FieldError::new(
+            "$",
+            "type",
+            "$: a PUT body is one order, a JSON object",
+        )])));
+    }
+    match parse_batch(&format!("[{body}]"), rules, now) {
+        Ok(Checked { mut orders, .. }) if orders.len() == 1 => Ok(orders.remove(0)),
+        Ok(_) => Err(Box::new(invalid(vec![FieldError::new(
+            "$",
+            "type",
+            "$: a PUT body is one order",
+        )]))),
+        Err(BatchError::Invalid(errors)) => Err(Box::new(invalid(
+            errors
+                .into_iter()
+                .map(|e| FieldError {
+                    path: e.path.replacen("$[0]", "$", 1),
+                    message: e.message.replacen("$[0]", "$", 1),
+                    ..e
+                })
+                .collect(),
+        ))),
+        Err(BatchError::TooLarge { .. }) => Err(Box::new(http_api::error(
+            413,
+            "body_too_large",
+            "a PUT body is one order".to_string(),
+        ))),
+    }
+}
+
+/// Five writes in a row lost to concurrent ones: the client may retry.
+fn busy(id: &str) -> ApiGatewayV2httpResponse {
+    http_api::error(
+        503,
+        "busy",
+        format!("order {id} kept changing while this request was decided; retry"),
+    )
 }
 
 fn invalid(errors: Vec<FieldError>) -> ApiGatewayV2httpResponse {
@@ -248,25 +348,155 @@ impl SubmitOrder {
     }
 
     async fn get_order(&self, id: &str) -> ApiGatewayV2httpResponse {
-        let record_id = match RecordId::parse(id) {
-            Ok(id) => id,
-            Err(why) => {
-                return http_api::error(
-                    400,
-                    "invalid_record_id",
-                    format!("record_id {id:?}: {why}"),
-                );
-            }
-        };
+        match self.stored(id).await {
+            Ok(record) => http_api::json(200, &view(&record)),
+            Err(resp) => *resp,
+        }
+    }
+
+    /// The stored order named by a path's id, or the answer saying why not.
+    async fn stored(&self, id: &str) -> Result<OrderRecord, Box<ApiGatewayV2httpResponse>> {
+        let record_id = RecordId::parse(id).map_err(|why| {
+            Box::new(http_api::error(
+                400,
+                "invalid_record_id",
+                format!("record_id {id:?}: {why}"),
+            ))
+        })?;
         match self.orders.get(&record_id).await {
-            Ok(Some(record)) => http_api::json(200, &view(&record)),
-            Ok(None) => http_api::error(
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(Box::new(http_api::error(
                 404,
                 "not_found",
                 format!("no order {record_id} (orders are kept 24 h after they become final)"),
-            ),
-            Err(e) => http_api::error(503, "store_unavailable", e.to_string()),
+            ))),
+            Err(e) => Err(Box::new(http_api::error(
+                503,
+                "store_unavailable",
+                e.to_string(),
+            ))),
         }
+    }
+
+    /// 409 unless the desk may still change `record` at `now`: open (RECEIVED or PENDING) and
+    /// before its gate less the safety margin.
+    fn changeable(
+        &self,
+        record: &OrderRecord,
+        now: jiff::Timestamp,
+        what: &str,
+    ) -> Option<ApiGatewayV2httpResponse> {
+        if !record.state.is_open() {
+            return Some(http_api::error(
+                409,
+                "not_open",
+                format!(
+                    "order {} is {}: it can no longer be {what}",
+                    record.order.record_id, record.state
+                ),
+            ));
+        }
+        gate_closed(&self.config.rules, &record.order, now, what)
+    }
+
+    /// `DELETE /orders/{record_id}`.
+    async fn cancel_order(&self, id: &str) -> ApiGatewayV2httpResponse {
+        // A write lost to a concurrent one (a hand-over) is decided again on what it wrote.
+        for _ in 0..5 {
+            let record = match self.stored(id).await {
+                Ok(record) => record,
+                Err(resp) => return *resp,
+            };
+            if matches!(record.state, OrderState::Cancelling | OrderState::Cancelled) {
+                return http_api::json(200, &view(&record));
+            }
+            let now = self.clock.now();
+            if let Some(refused) = self.changeable(&record, now, "withdrawn") {
+                return refused;
+            }
+            let cancel = Transition::CancelRequested { due_at: now };
+            let next = match record.apply(cancel, now) {
+                Ok(next) => next,
+                Err(e) => return http_api::error(409, "not_open", e.to_string()),
+            };
+            match self.orders.replace(&next, record.expected()).await {
+                Ok(Replaced::Applied) => {
+                    tracing::info!(record_id = %record.order.record_id, "order withdrawn by the desk");
+                    let due = OrderEvaluationDue {
+                        record_id: record.order.record_id.clone(),
+                        attempt: next.attempt,
+                        due_at: now,
+                        trigger: Trigger::Cancel,
+                    };
+                    self.publish(&[DomainEvent::EvaluationDue(due)]).await;
+                    return http_api::json(202, &view(&next));
+                }
+                Ok(Replaced::Conflict) => continue,
+                Err(e) => return store_unavailable(&e, &[]),
+            }
+        }
+        busy(id)
+    }
+
+    /// `PUT /orders/{record_id}`.
+    async fn amend_order(&self, id: &str, body: &str) -> ApiGatewayV2httpResponse {
+        let now = self.clock.now();
+        let order = match parse_one(body, &self.config.rules, now) {
+            Ok(order) => order,
+            Err(resp) => return *resp,
+        };
+        if order.record_id.as_str() != id {
+            return http_api::error(
+                400,
+                "record_id_mismatch",
+                format!(
+                    "$.record_id: {} is not the order at /orders/{id}; a new order is a POST /orders",
+                    order.record_id
+                ),
+            );
+        }
+        if let Some(refused) = gate_closed(&self.config.rules, &order, now, "amended to") {
+            return refused;
+        }
+        for _ in 0..5 {
+            let record = match self.stored(id).await {
+                Ok(record) => record,
+                Err(resp) => return *resp,
+            };
+            if record.order == order && record.state.is_open() {
+                return http_api::json(200, &view(&record));
+            }
+            let now = self.clock.now();
+            if let Some(refused) = self.changeable(&record, now, "amended") {
+                return refused;
+            }
+            let due_at = now
+                .saturating_add(self.config.submitted_grace)
+                .unwrap_or(now);
+            let amend = Transition::Amended {
+                order: order.clone(),
+                due_at,
+            };
+            let next = match record.apply(amend, now) {
+                Ok(next) => next,
+                Err(e) => return http_api::error(409, "not_open", e.to_string()),
+            };
+            match self.orders.replace(&next, record.expected()).await {
+                Ok(Replaced::Applied) => {
+                    tracing::info!(record_id = %order.record_id, "order amended by the desk");
+                    let amended = OrderAmended {
+                        order: OrderRef::from(&order),
+                        mtu_count: order.periods.len() as u32,
+                        amended_at: now,
+                    };
+                    self.publish(&[DomainEvent::Amended(amended)]).await;
+                    return http_api::json(202, &view(&next));
+                }
+                Ok(Replaced::Conflict) => continue,
+                Err(e) => return store_unavailable(&e, &[]),
+            }
+        }
+        busy(id)
     }
 }
 

@@ -26,6 +26,7 @@ fn config(env: &Env) -> Result<Config, energy_aws::env::ConfigError> {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    energy_core::crash::check_env().map_err(startup_error)?;
     let wiring = Wiring::new(sdk_config().await, Env::from_process());
     let handler = SubmitOrder {
         clock: wiring.clock(),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use energy_core::memory::{InMemoryBus, InMemoryOrderStore, ManualClock};
+use energy_core::ports::OrderStore;
 use serde_json::{Value, json};
 use submit_order::{Config, SubmitOrder, response_body};
 
@@ -87,4 +88,174 @@ async fn a_post_that_is_not_json_is_415_and_stores_nothing() {
         .await;
     assert_eq!(resp.status_code, 415);
     assert_eq!(orders.inserts(), 0);
+}
+
+/// Found by a hostile run: a client retrying a POST that was cut off after the orders were
+/// stored got "duplicate", and its orders waited minutes for the sweeper, past the gate.
+#[tokio::test]
+async fn a_repost_announces_again_an_order_not_yet_handed_over_and_only_such() {
+    let (orders, bus, h) = handler();
+    let post = |id: &str| {
+        request(
+            "POST",
+            "/orders",
+            Some("application/json"),
+            Some(&batch(id)),
+        )
+    };
+    assert_eq!(h.handle(post("r-1")).await.status_code, 202);
+    assert_eq!(bus.of_type("OrderSubmitted").len(), 1);
+    let again = h.handle(post("r-1")).await;
+    assert_eq!(response_body(&again)["orders"][0]["status"], "duplicate");
+    assert_eq!(bus.of_type("OrderSubmitted").len(), 2, "announced again");
+    // Once handed over, a repost announces nothing.
+    let id = energy_core::order::RecordId::parse("r-1").unwrap();
+    let stored = orders.get(&id).await.unwrap().unwrap();
+    let handed = stored
+        .apply(
+            energy_core::lifecycle::Transition::HandedOver {
+                due_at: "2026-01-14T11:45:00Z".parse().unwrap(),
+            },
+            "2026-01-14T08:01:00Z".parse().unwrap(),
+        )
+        .unwrap();
+    orders.replace(&handed, stored.expected()).await.unwrap();
+    h.handle(post("r-1")).await;
+    assert_eq!(bus.of_type("OrderSubmitted").len(), 2);
+}
+
+fn one(id: &str, price: &str) -> String {
+    json!({
+        "record_id": id, "market": "SDAC", "delivery_date": "2026-01-15", "zone": "NL",
+        "portfolio": "P", "side": "BUY",
+        "periods": [{"mtu_start": "2026-01-15T06:00:00Z", "steps": [{"price": price, "quantity": "1.0"}]}]
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn delete_withdraws_an_open_order_once_and_put_replaces_its_body() {
+    let (orders, bus, h) = handler();
+    let post = |id: &str| {
+        request(
+            "POST",
+            "/orders",
+            Some("application/json"),
+            Some(&batch(id)),
+        )
+    };
+    h.handle(post("c-1")).await;
+    h.handle(post("c-2")).await;
+
+    let cancel = h.handle(request("DELETE", "/orders/c-1", None, None)).await;
+    assert_eq!(cancel.status_code, 202, "{:?}", response_body(&cancel));
+    assert_eq!(response_body(&cancel)["state"], "CANCELLING");
+    let due = bus.of_type("OrderEvaluationDue");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0]["detail"]["trigger"], "CANCEL");
+    let twice = h.handle(request("DELETE", "/orders/c-1", None, None)).await;
+    assert_eq!(
+        twice.status_code, 200,
+        "a second withdrawal changes nothing"
+    );
+    assert_eq!(bus.of_type("OrderEvaluationDue").len(), 1);
+    let amend_cancelled = h
+        .handle(request(
+            "PUT",
+            "/orders/c-1",
+            Some("application/json"),
+            Some(&one("c-1", "60.00")),
+        ))
+        .await;
+    assert_eq!(amend_cancelled.status_code, 409);
+
+    let amend = h
+        .handle(request(
+            "PUT",
+            "/orders/c-2",
+            Some("application/json"),
+            Some(&one("c-2", "70.00")),
+        ))
+        .await;
+    assert_eq!(amend.status_code, 202, "{:?}", response_body(&amend));
+    let id = energy_core::order::RecordId::parse("c-2").unwrap();
+    let stored = orders.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.order.periods[0].steps[0].price,
+        energy_core::money::PriceCents(7_000)
+    );
+    assert_eq!(bus.of_type("OrderAmended").len(), 1);
+    let same = h
+        .handle(request(
+            "PUT",
+            "/orders/c-2",
+            Some("application/json"),
+            Some(&one("c-2", "70.00")),
+        ))
+        .await;
+    assert_eq!(same.status_code, 200, "the same body again changes nothing");
+    assert_eq!(bus.of_type("OrderAmended").len(), 1);
+
+    let other_id = h
+        .handle(request(
+            "PUT",
+            "/orders/c-2",
+            Some("application/json"),
+            Some(&one("c-3", "70.00")),
+        ))
+        .await;
+    assert_eq!(other_id.status_code, 400);
+    assert_eq!(response_body(&other_id)["error"], "record_id_mismatch");
+    let bad = h
+        .handle(request(
+            "PUT",
+            "/orders/c-2",
+            Some("application/json"),
+            Some(&one("c-2", "99999.00")),
+        ))
+        .await;
+    assert_eq!(bad.status_code, 400);
+    let errors = response_body(&bad)["errors"].clone();
+    assert_eq!(errors[0]["path"], "$.periods[0].steps[0].price", "{errors}");
+    let missing = h
+        .handle(request("DELETE", "/orders/nobody", None, None))
+        .await;
+    assert_eq!(missing.status_code, 404);
+}
+
+#[tokio::test]
+async fn after_the_gate_less_its_margin_nothing_can_be_withdrawn_or_amended() {
+    let clock = Arc::new(ManualClock::new("2026-01-14T08:00:00Z".parse().unwrap()));
+    let orders = Arc::new(InMemoryOrderStore::new());
+    let bus = Arc::new(InMemoryBus::new(clock.clone()));
+    let h = SubmitOrder {
+        clock: clock.clone(),
+        orders: orders.clone(),
+        bus,
+        config: Config::default(),
+    };
+    h.handle(request(
+        "POST",
+        "/orders",
+        Some("application/json"),
+        Some(&batch("g-1")),
+    ))
+    .await;
+    // The SDAC gate for 2026-01-15 is 11:00Z; changes stop 60 s before.
+    clock.set("2026-01-14T10:59:00Z".parse().unwrap());
+    let cancel = h.handle(request("DELETE", "/orders/g-1", None, None)).await;
+    assert_eq!(cancel.status_code, 409);
+    assert_eq!(response_body(&cancel)["error"], "gate_closed");
+    let amend = h
+        .handle(request(
+            "PUT",
+            "/orders/g-1",
+            Some("application/json"),
+            Some(&one("g-1", "60.00")),
+        ))
+        .await;
+    assert_eq!(amend.status_code, 409);
+    clock.set("2026-01-14T10:58:59Z".parse().unwrap());
+    let cancel = h.handle(request("DELETE", "/orders/g-1", None, None)).await;
+    assert_eq!(cancel.status_code, 202, "a second before the margin");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use energy_core::order::Order;
-use energy_core::ports::{AuctionPlatform, PortError, ResultsStatus, Submission};
+use energy_core::ports::{AuctionPlatform, PortError, ResultsStatus, Submission, Withdrawal};
 use reqwest::{Method, StatusCode};
 
 use super::wire::{ApiError, CurveOrder, OrderAccepted, OrderResults, ResultsState, auction_id};
@@ -220,6 +220,23 @@ impl AuctionPlatform for HttpPlatform {
                 reason: describe(&bytes),
             }),
             s => Err(unexpected("GET", &path, s, &bytes)),
+        }
+    }
+
+    async fn withdraw(&self, order: &Order) -> Result<Withdrawal, PortError> {
+        let path = format!(
+            "v1/auctions/{}/orders/{}",
+            auction_id(order.auction()),
+            order.record_id
+        );
+        let (status, bytes) = self.send(Method::DELETE, &path, None).await?;
+        match status {
+            s if s.is_success() => Ok(Withdrawal::Withdrawn),
+            StatusCode::NOT_FOUND => Ok(Withdrawal::NotHeld),
+            StatusCode::CONFLICT => Ok(Withdrawal::Refused {
+                reason: describe(&bytes),
+            }),
+            s => Err(unexpected("DELETE", &path, s, &bytes)),
         }
     }
 }

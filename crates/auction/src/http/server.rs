@@ -14,7 +14,7 @@ use energy_core::calendar::AuctionId;
 use energy_core::market::Market;
 use energy_core::memory::ManualClock;
 use energy_core::order::RecordId;
-use energy_core::ports::{AuctionPlatform, Clock, ResultsStatus, Submission};
+use energy_core::ports::{AuctionPlatform, Clock, ResultsStatus, Submission, Withdrawal};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -56,7 +56,10 @@ impl PlatformServer {
         let state = Arc::new(self);
         Router::new()
             .route("/v1/auctions", get(list_auctions))
-            .route("/v1/auctions/{auction}/orders/{order}", put(put_order))
+            .route(
+                "/v1/auctions/{auction}/orders/{order}",
+                put(put_order).delete(delete_order),
+            )
             .route(
                 "/v1/auctions/{auction}/orders/{order}/results",
                 get(order_results),
@@ -163,6 +166,42 @@ fn ids(auction: &str, order: &str) -> Result<(AuctionId, RecordId), String> {
         .ok_or_else(|| format!("{auction:?} is not an auction id like SDAC-2026-11-28"))?;
     let o = RecordId::parse(order).map_err(|why| format!("orderId: {why}"))?;
     Ok((a, o))
+}
+
+/// Withdraws an order: 204, 404 when the platform does not hold it, 409 once the gate closed.
+async fn delete_order(
+    State(server): Shared,
+    Path((auction, order)): Path<(String, String)>,
+) -> Response {
+    let (auction, record_id) = match ids(&auction, &order) {
+        Ok(ids) => ids,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "BadRequest", why),
+    };
+    let Some(held) = server
+        .platform
+        .order(&record_id)
+        .filter(|o| o.auction() == auction)
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no order {record_id} in {}", auction_id(auction)),
+        );
+    };
+    match server.platform.withdraw(&held).await {
+        Ok(Withdrawal::Withdrawn) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Withdrawal::NotHeld) => error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no order {record_id} in {}", auction_id(auction)),
+        ),
+        Ok(Withdrawal::Refused { reason }) => error(StatusCode::CONFLICT, "GateClosed", reason),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            e.to_string(),
+        ),
+    }
 }
 
 async fn put_order(

@@ -29,6 +29,17 @@ impl Db {
             .ctx("deleting a platform order")
     }
 
+    /// Forgets the platform's order under `record_id`, whatever its body (a withdrawal).
+    pub fn platform_withdraw(&self, record_id: &str) -> DbResult<()> {
+        self.conn()
+            .execute(
+                "DELETE FROM platform_orders WHERE record_id = ?1",
+                params![record_id],
+            )
+            .map(|_| ())
+            .ctx("deleting a platform order")
+    }
+
     /// The platform's orders, earliest receipt first.
     pub fn platform_orders(&self) -> DbResult<Vec<String>> {
         let conn = self.conn();

@@ -200,6 +200,7 @@ fn startup_error(e: TopologyError) -> anyhow::Error {
 
 /// Starts the stack: opens the data dir, recovers, binds the HTTP API, starts the loops.
 pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running> {
+    energy_core::crash::check_env().map_err(anyhow::Error::msg)?;
     let (topology, consumers) = load_topology(args.template.as_deref(), args.consumers.as_deref())?;
     let fresh = !Db::exists(&args.data_dir);
     let db = Arc::new(Db::open(&args.data_dir)?);
@@ -402,8 +403,24 @@ fn handlers(
     sweep.grace = sweep.grace.max(real_grace);
     let submit = &mut handlers.submit.config;
     submit.submitted_grace = submit.submitted_grace.max(real_grace);
+    // A claim (store-result's put, notify-slack's post) must outlast the slowest call it
+    // covers, which is wall time too: the HTTP client gives up after ten seconds.
+    let claim = SignedDuration::try_from(CLAIM_REAL_TIME)
+        .unwrap_or(SignedDuration::ZERO)
+        .checked_mul(clock.speed() as i32)
+        .unwrap_or(SignedDuration::MAX);
+    for retry in [
+        &mut handlers.store_result.config.retry,
+        &mut handlers.notify.config.retry,
+        &mut handlers.evaluate.config.retry,
+    ] {
+        retry.redelivery_after = retry.redelivery_after.max(claim);
+    }
     handlers
 }
+
+/// The least wall time a claim lasts in `energy up`: longer than the HTTP client's timeout.
+pub const CLAIM_REAL_TIME: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Running {
     pub fn now(&self) -> Timestamp {

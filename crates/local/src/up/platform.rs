@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use energy_auction::sim::SimPlatform;
 use energy_core::order::Order;
-use energy_core::ports::{AuctionPlatform, PortError, ResultsStatus, Submission};
+use energy_core::ports::{AuctionPlatform, PortError, ResultsStatus, Submission, Withdrawal};
 
 use crate::up::shared::{Shared, port};
 
@@ -32,6 +32,11 @@ impl PersistentPlatform {
 #[async_trait]
 impl AuctionPlatform for PersistentPlatform {
     async fn submit(&self, order: &Order) -> Result<Submission, PortError> {
+        if self.sim.gate_passed(order.auction()) {
+            // Nothing new can be taken: no row is written, so none can outlive a crash and be
+            // restored into a closed auction.
+            return self.sim.submit(order).await;
+        }
         let body = serde_json::to_string(order)
             .map_err(|e| PortError::permanent("auction platform", e.to_string()))?;
         // Kept before it is accepted, forgotten if refused: a crash in between loses nothing.
@@ -52,5 +57,28 @@ impl AuctionPlatform for PersistentPlatform {
 
     async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
         self.sim.results(order).await
+    }
+
+    /// Forgotten in the database first, then withdrawn: a crash in between leaves a platform
+    /// that, restarted, does not hold the order, as the retried withdrawal then finds. Kept again
+    /// if the platform refuses.
+    async fn withdraw(&self, order: &Order) -> Result<Withdrawal, PortError> {
+        let db = &self.shared.db;
+        let id = order.record_id.to_string();
+        db.run(move |db| db.platform_withdraw(&id))
+            .await
+            .map_err(port("auction platform"))?;
+        let answer = self.sim.withdraw(order).await;
+        if let Ok(Withdrawal::Refused { .. }) | Err(_) = &answer
+            && let Some(held) = self.sim.order(&order.record_id)
+        {
+            let body = serde_json::to_string(&held)
+                .map_err(|e| PortError::permanent("auction platform", e.to_string()))?;
+            let id = order.record_id.to_string();
+            db.run(move |db| db.platform_accept(&id, &body))
+                .await
+                .map_err(port("auction platform"))?;
+        }
+        answer
     }
 }
