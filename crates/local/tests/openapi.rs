@@ -171,8 +171,12 @@ async fn every_answer_of_the_running_api_is_what_the_document_says() {
     let get = reqwest::Method::GET;
     let batch = json!([
         order("o-acc", "BUY", "3000.00"),
-        order("o-rej", "SELL", "3500.00")
+        order("o-rej", "SELL", "3500.00"),
+        order("o-can", "BUY", "3000.00")
     ]);
+    let put = reqwest::Method::PUT;
+    let delete = reqwest::Method::DELETE;
+    let one = |id: &str, price: &str| Some(order(id, "BUY", price).to_string());
     let cases = [
         (post.clone(), "/orders", Some(batch.to_string()), true, 202),
         (post.clone(), "/orders", Some(batch.to_string()), true, 202),
@@ -195,8 +199,46 @@ async fn every_answer_of_the_running_api_is_what_the_document_says() {
         (get.clone(), "/orders/o-acc", None, false, 200),
         (get.clone(), "/orders/nobody", None, false, 404),
         (get.clone(), "/orders/a%20b", None, false, 400),
-        (reqwest::Method::PUT, "/orders", None, false, 405),
+        (put.clone(), "/orders", None, false, 405),
         (post.clone(), "/orders/o-acc", None, false, 405),
+        (delete.clone(), "/orders/o-can", None, false, 202),
+        (delete.clone(), "/orders/o-can", None, false, 200),
+        (delete.clone(), "/orders/nobody", None, false, 404),
+        (
+            put.clone(),
+            "/orders/o-acc",
+            one("o-acc", "2999.50"),
+            true,
+            202,
+        ),
+        (
+            put.clone(),
+            "/orders/o-acc",
+            one("o-acc", "2999.50"),
+            true,
+            200,
+        ),
+        (
+            put.clone(),
+            "/orders/o-acc",
+            one("o-other", "2999.50"),
+            true,
+            400,
+        ),
+        (
+            put.clone(),
+            "/orders/o-acc",
+            one("o-acc", "99999.00"),
+            true,
+            400,
+        ),
+        (
+            put.clone(),
+            "/orders/nobody",
+            one("nobody", "1.00"),
+            true,
+            404,
+        ),
     ];
     for (method, path, body, json_type, expected) in cases {
         let (status, answer) = send(method.clone(), path, body, json_type).await;
@@ -209,22 +251,27 @@ async fn every_answer_of_the_running_api_is_what_the_document_says() {
         let operation = if doc["paths"][template][method.as_str().to_lowercase()].is_object() {
             method.as_str().to_lowercase()
         } else {
-            // A method the path does not take: its 405 is documented on the path's own method.
-            doc["paths"][template]
-                .as_object()
-                .unwrap()
-                .keys()
-                .find(|k| *k != "parameters")
-                .unwrap()
-                .clone()
+            // A method the path does not take: its 405 is documented on the path's reading
+            // method (POST /orders, GET /orders/{record_id}).
+            if template == "/orders" { "post" } else { "get" }.to_string()
         };
         check(&doc, &operation, template, status, &answer);
     }
     // And once final, with a result and with a failure.
-    let ids = ["o-acc".to_string(), "o-rej".to_string()];
+    let ids = [
+        "o-acc".to_string(),
+        "o-rej".to_string(),
+        "o-can".to_string(),
+    ];
     let finals = wait_final(&http, &up, &ids, Duration::from_secs(90)).await;
     assert_eq!(finals[0]["state"], "STORED");
+    assert_eq!(
+        finals[0]["order"]["periods"][0]["steps"][0]["price"], "2999.50",
+        "the amended body"
+    );
+    assert_eq!(finals[0]["result"]["mtus"][0]["accepted_quantity"], "1.0");
     assert_eq!(finals[1]["state"], "NOTIFIED");
+    assert_eq!(finals[2]["state"], "CANCELLED");
     for view in &finals {
         check(&doc, "get", "/orders/{record_id}", 200, view);
     }

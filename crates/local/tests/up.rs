@@ -295,12 +295,37 @@ async fn kill_9_at_any_moment_loses_nothing_duplicates_nothing_and_every_order_e
     let ids = ids(&orders);
     let (status, body) = post(&http, &first, &orders.to_string()).await;
     assert_eq!(status, 202, "{body}");
-    // Killed with OrderSubmitted deliveries still queued.
+    // The desk withdraws two sells and re-prices a third into the money.
+    for id in ["k9-1", "k9-3"] {
+        let r = http
+            .delete(first.url(&format!("/orders/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "DELETE {id}");
+    }
+    let mut repriced = orders[5].clone();
+    repriced["periods"][0]["steps"][0]["price"] = json!("-500.00");
+    let r = http
+        .put(first.url("/orders/k9-5"))
+        .header("content-type", "application/json")
+        .body(repriced.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "PUT k9-5");
+    // Killed with OrderSubmitted, cancel and amend deliveries still queued.
     first.kill9();
     let mut kills = vec![in_flight(&dir)];
-    // Started again, still at market speed, until every order is handed over.
+    // Started again, still at market speed, until every order is handed over (or withdrawn).
     let up = start(&dir, &slow);
-    wait_all_in_state(&http, &up, &ids, "PENDING").await;
+    let open: Vec<String> = ids
+        .iter()
+        .filter(|id| !["k9-1", "k9-3"].contains(&id.as_str()))
+        .cloned()
+        .collect();
+    wait_all_in_state(&http, &up, &open, "PENDING").await;
+    wait_all_in_state(&http, &up, &["k9-1".into(), "k9-3".into()], "CANCELLED").await;
     up.kill9();
     // Then at 1200×: down across the 12:45 publication (the schedules come due while nothing
     // runs), and killed again while results are stored and while the evaluator backs off.
@@ -330,10 +355,25 @@ async fn kill_9_at_any_moment_loses_nothing_duplicates_nothing_and_every_order_e
     // Even orders buy (accepted) except FI; odd ones sell out of the money; FI never publishes.
     assert_eq!(
         by_state.get("STORED"),
-        Some(&12),
+        Some(&13),
         "{by_state:?} after kills on {kills:?}"
     );
-    assert_eq!(by_state.get("NOTIFIED"), Some(&18), "{by_state:?}");
+    // 15 sells out of the money and 3 FI buys, less the two withdrawn and the one re-priced.
+    assert_eq!(by_state.get("NOTIFIED"), Some(&15), "{by_state:?}");
+    assert_eq!(by_state.get("CANCELLED"), Some(&2), "{by_state:?}");
+    let k9_5 = finals.iter().find(|b| b["record_id"] == "k9-5").unwrap();
+    assert_eq!(
+        k9_5["result"]["outcome"], "ACCEPTED",
+        "the new body was cleared"
+    );
+    let withdrawn = archive(&dir)
+        .iter()
+        .filter(|e| e["detail-type"] == "OrderCancelled")
+        .count();
+    assert!(
+        (2..=3).contains(&withdrawn),
+        "{withdrawn} OrderCancelled for two withdrawals"
+    );
     let timeouts = finals
         .iter()
         .filter(|b| b["failure"]["reason"] == "ResultsTimeout")
