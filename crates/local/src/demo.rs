@@ -541,6 +541,9 @@ fn summary_line(r: &OrderRecord) -> SummaryLine {
             res.totals.accepted_energy_mwh, res.totals.notional_eur
         ),
         (_, Some(f), _) => f.message.clone(),
+        _ if r.state == energy_core::lifecycle::OrderState::Cancelled => {
+            "withdrawn by the desk before the gate".to_string()
+        }
         _ => String::new(),
     };
     SummaryLine {
@@ -587,7 +590,9 @@ fn render_summary(report: &Report, notifications: &[String]) -> String {
         let _ = writeln!(out, "  slack: {n}");
     }
     match report.missing().as_slice() {
-        [] => out.push_str("  every outcome shown: ACCEPTED, PARTIALLY_ACCEPTED, REJECTED, INVALID, RESULTS_TIMEOUT\n"),
+        [] => {
+            let _ = writeln!(out, "  every outcome shown: {}", OUTCOMES.join(", "));
+        }
         missing => {
             let _ = writeln!(out, "  MISSING outcomes: {}", missing.join(", "));
         }
