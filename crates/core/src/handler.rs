@@ -208,3 +208,17 @@ pub async fn fail(
     }
     Ok(replaced)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_counts_as_lost_five_minutes_after_it_was_sent() {
+        let now: Timestamp = "2026-01-14T12:00:00Z".parse().unwrap();
+        assert_eq!(
+            RetryPolicy::default().redelivery_at(now),
+            "2026-01-14T12:05:00Z".parse::<Timestamp>().unwrap()
+        );
+    }
+}

@@ -170,4 +170,71 @@ mod tests {
             );
         }
     }
+
+    /// The jitter is a pure function of the order and the check: these instants are what a
+    /// deployed evaluator schedules, and a change to them shows here.
+    #[test]
+    fn the_jittered_instants_are_pinned() {
+        let p = RetryPolicy::default();
+        let now: Timestamp = "2026-01-14T12:00:00Z".parse().unwrap();
+        let got: Vec<String> = (2..6)
+            .map(|n| p.check_at(now, None, &id("o-1"), n).to_string())
+            .collect();
+        assert_eq!(got, GOLDEN_BACKOFF);
+        let publication: Timestamp = "2026-01-14T12:45:00Z".parse().unwrap();
+        let spread: Vec<String> = ["o-1", "o-2", "desk:a"]
+            .iter()
+            .map(|o| p.check_at(now, Some(publication), &id(o), 1).to_string())
+            .collect();
+        assert_eq!(spread, GOLDEN_SPREAD);
+    }
+
+    const GOLDEN_BACKOFF: [&str; 4] = [
+        "2026-01-14T12:00:50Z",
+        "2026-01-14T12:01:22Z",
+        "2026-01-14T12:03:21Z",
+        "2026-01-14T12:07:49Z",
+    ];
+    const GOLDEN_SPREAD: [&str; 3] = [
+        "2026-01-14T12:45:20Z",
+        "2026-01-14T12:45:26Z",
+        "2026-01-14T12:45:20Z",
+    ];
+
+    #[test]
+    fn a_publication_time_now_or_past_is_not_waited_for_and_instants_round_up() {
+        let p = RetryPolicy::default();
+        let now: Timestamp = "2026-01-14T12:00:00.250Z".parse().unwrap();
+        // Published at this instant: back off as when it is past.
+        let at = p.check_at(now, Some(now), &id("o-1"), 2);
+        let backoff = p.backoff(&id("o-1"), 2);
+        let exact = now + backoff;
+        assert_eq!(at.subsec_nanosecond(), 0, "whole seconds");
+        assert!(
+            at >= exact && at < exact + SignedDuration::from_secs(1),
+            "{at} {exact}"
+        );
+        // An instant on the second stays where it is.
+        let whole: Timestamp = "2026-01-14T12:00:00Z".parse().unwrap();
+        let d = p.backoff(&id("o-1"), 2);
+        if d.subsec_nanos() == 0 {
+            assert_eq!(p.check_at(whole, None, &id("o-1"), 2), whole + d);
+        }
+    }
+
+    #[test]
+    fn a_long_or_colon_id_fills_the_schedule_name_to_64_characters() {
+        let long = schedule_name(&id(&"x".repeat(64)), 12);
+        assert_eq!(long.len(), 64, "{long}");
+        assert!(long.ends_with("-12"), "{long}");
+        let colon = schedule_name(&id("desk:o-1"), 7);
+        assert!(
+            colon.starts_with("desk_o-1-") && colon.ends_with("-7"),
+            "{colon}"
+        );
+        assert_eq!(colon.len(), "desk_o-1".len() + 1 + 16 + 2);
+        // Just fits: kept as is.
+        let fits = "y".repeat(62);
+        assert_eq!(schedule_name(&id(&fits), 9), format!("{fits}-9"));
+    }
 }

@@ -259,3 +259,38 @@ async fn after_the_gate_less_its_margin_nothing_can_be_withdrawn_or_amended() {
     let cancel = h.handle(request("DELETE", "/orders/g-1", None, None)).await;
     assert_eq!(cancel.status_code, 202, "a second before the margin");
 }
+
+#[tokio::test]
+async fn an_order_that_is_no_longer_open_is_not_withdrawn_saying_its_state() {
+    let (orders, _bus, h) = handler();
+    h.handle(request(
+        "POST",
+        "/orders",
+        Some("application/json"),
+        Some(&batch("s-1")),
+    ))
+    .await;
+    let id = energy_core::order::RecordId::parse("s-1").unwrap();
+    let stored = orders.get(&id).await.unwrap().unwrap();
+    let t: jiff::Timestamp = "2026-01-14T08:01:00Z".parse().unwrap();
+    let failure = energy_core::result::Failure {
+        reason: energy_core::result::FailureReason::InvalidAtPlatform,
+        message: "x".into(),
+        failed_at: t,
+    };
+    let failed = stored
+        .apply(
+            energy_core::lifecycle::Transition::Fail { failure, due_at: t },
+            t,
+        )
+        .unwrap();
+    orders.replace(&failed, stored.expected()).await.unwrap();
+    let cancel = h.handle(request("DELETE", "/orders/s-1", None, None)).await;
+    assert_eq!(cancel.status_code, 409);
+    let body = response_body(&cancel);
+    assert_eq!(body["error"], "not_open");
+    assert_eq!(
+        body["message"],
+        "order s-1 is FAILED: it can no longer be withdrawn"
+    );
+}
