@@ -237,4 +237,18 @@ mod tests {
         let fits = "y".repeat(62);
         assert_eq!(schedule_name(&id(&fits), 9), format!("{fits}-9"));
     }
+
+    #[test]
+    fn an_instant_already_on_the_second_is_not_moved() {
+        let p = RetryPolicy {
+            publication_spread: SignedDuration::from_millis(1),
+            ..RetryPolicy::default()
+        };
+        let now: Timestamp = "2026-01-14T10:00:00Z".parse().unwrap();
+        let publication: Timestamp = "2026-01-14T11:45:00Z".parse().unwrap();
+        assert_eq!(
+            p.check_at(now, Some(publication), &id("o-1"), 1),
+            publication
+        );
+    }
 }

@@ -311,3 +311,16 @@ fn energy_sums_are_checked() {
         Err(Overflow("energy"))
     );
 }
+
+#[test]
+fn an_exponent_scales_within_the_nineteen_digits_of_an_i64() {
+    assert_eq!(parse_number_literal("12e10", 0), Ok(120_000_000_000));
+    assert_eq!(
+        parse_number_literal("9e18", 0),
+        Ok(9_000_000_000_000_000_000)
+    );
+    assert!(matches!(
+        parse_number_literal("1e19", 0),
+        Err(DecimalError::OutOfRange(_))
+    ));
+}
