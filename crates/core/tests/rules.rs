@@ -59,6 +59,21 @@ fn curves_must_strictly_ascend_for_sells_and_strictly_descend_for_buys() {
     assert_eq!(problems(steps("SELL", &["90.00", "100.00"])), []);
     assert_eq!(problems(steps("SELL", &["100.00", "100.00"])), at(1));
     assert_eq!(problems(steps("SELL", &["100.00", "90.00"])), at(1));
+    // The message says which way the curve must go.
+    let message = |side: &str, prices: &[&str]| {
+        let mut o = order("m-1");
+        steps(side, prices)(&mut o);
+        match parse_batch(&json!([o]).to_string(), &MarketRules::default(), now()) {
+            Err(BatchError::Invalid(errors)) => errors[0].message.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(
+        message("SELL", &["100.00", "90.00"]).contains("sell prices strictly ascend"),
+        "{}",
+        message("SELL", &["100.00", "90.00"])
+    );
+    assert!(message("BUY", &["90.00", "100.00"]).contains("buy prices strictly descend"));
 }
 
 #[test]
@@ -106,6 +121,7 @@ fn an_mtu_start_is_a_utc_instant_with_at_most_nine_decimals() {
     assert_eq!(problems(mtu("2026-01-15T06:00:00.000Z")), []);
     assert_eq!(problems(mtu("2026-01-15T06:00:00.000000000Z")), []);
     for bad in [
+        "2026-01-15T06:00Z",
         "2026-01-15T06:00:00.Z",
         "2026-01-15T06:00:00.0000000000Z",
         "2026-01-15T06:00:00+00:00",
