@@ -240,3 +240,36 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+/// Pro rata in whole lots: 0.3 MW shared by marginal sells of 0.1, 0.2 and 0.4 MW gives exact
+/// shares of 3/7, 6/7 and 12/7 lots; the whole parts (0, 0, 1) leave two lots, which go to the
+/// largest remainders (6/7 and 5/7), not to the earliest steps.
+#[test]
+fn leftover_lots_go_to_the_largest_remainders() {
+    let mut steps = vec![
+        step("b", Side::Buy, "100.00", "0.3"),
+        step("s1", Side::Sell, "50.00", "0.1"),
+        step("s2", Side::Sell, "50.00", "0.2"),
+        step("s3", Side::Sell, "50.00", "0.4"),
+    ];
+    for (i, s) in steps.iter_mut().enumerate() {
+        s.receipt = i as u64;
+    }
+    let c = clear(&steps, SDAC);
+    assert_eq!(c.volume, Lots(3));
+    assert_eq!(c.filled, [Lots(3), Lots(0), Lots(1), Lots(2)]);
+}
+
+/// Two sells at one price are one level of the supply curve: both count at that price.
+#[test]
+fn steps_at_one_price_make_one_level() {
+    let steps = [
+        step("s1", Side::Sell, "20.00", "4.0"),
+        step("s2", Side::Sell, "20.00", "6.0"),
+        step("b1", Side::Buy, "50.00", "10.0"),
+        step("b2", Side::Buy, "10.00", "5.0"),
+    ];
+    let c = clear(&steps, SDAC);
+    assert_eq!(c.volume, Lots(100));
+    assert_eq!(c.filled, [Lots(40), Lots(60), Lots(100), Lots(0)]);
+}
