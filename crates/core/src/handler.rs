@@ -113,8 +113,8 @@ pub async fn transition(
     Ok(store.replace(&next, record.expected()).await?)
 }
 
-/// Claims a READY or FAILED `record` for the delivery about to act on it, until the redelivery
-/// delay has passed: the claimed record, or `None` when another delivery holds an unexpired claim
+/// Claims a READY, FAILED or CANCELLING `record` for the delivery about to act on it, for
+/// `retry.claim_for`: the claimed record, or `None` when another delivery holds an unexpired claim
 /// or wrote first. Only the holder of the claim has effects.
 pub async fn claim(
     store: &dyn OrderStore,
@@ -125,7 +125,7 @@ pub async fn claim(
     if record.claimed_at(now) {
         return Ok(None);
     }
-    let until = retry.redelivery_at(now);
+    let until = now.saturating_add(retry.claim_for).unwrap_or(now);
     let claimed = record.apply(Transition::Claim { until }, now)?;
     Ok(match store.replace(&claimed, record.expected()).await? {
         Replaced::Applied => Some(claimed),

@@ -26,6 +26,15 @@ pub struct RetryPolicy {
     /// How long a READY or FAILED order may wait for its consumer before the sweeper re-sends
     /// its event.
     pub redelivery_after: SignedDuration,
+    /// How long a delivery's claim on an order lasts (store-result's put, notify-slack's post,
+    /// evaluate-order's withdrawal): longer than a function may run (30 s), short enough that a
+    /// claimant that died is replaced within minutes, before a gate if it can be.
+    #[serde(default = "default_claim_for")]
+    pub claim_for: SignedDuration,
+}
+
+fn default_claim_for() -> SignedDuration {
+    SignedDuration::from_secs(60)
 }
 
 impl Default for RetryPolicy {
@@ -39,6 +48,7 @@ impl Default for RetryPolicy {
             cap: SignedDuration::from_mins(20),
             publication_spread: SignedDuration::from_secs(30),
             redelivery_after: SignedDuration::from_mins(5),
+            claim_for: default_claim_for(),
         }
     }
 }

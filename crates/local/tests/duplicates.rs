@@ -248,8 +248,9 @@ async fn on_a_fast_clock_a_claim_outlasts_the_http_timeout_in_wall_time() {
     let running = up::start(&args, Arc::new(|_| {})).await.unwrap();
     let wall = |d: SignedDuration| d.as_secs_f64() / 1200.0;
     for claim in [
-        running.handlers.notify.config.retry.redelivery_after,
-        running.handlers.store_result.config.retry.redelivery_after,
+        running.handlers.notify.config.retry.claim_for,
+        running.handlers.store_result.config.retry.claim_for,
+        running.handlers.evaluate.config.retry.claim_for,
     ] {
         assert!(
             wall(claim) >= 15.0,

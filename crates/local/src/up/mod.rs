@@ -414,7 +414,7 @@ fn handlers(
         &mut handlers.notify.config.retry,
         &mut handlers.evaluate.config.retry,
     ] {
-        retry.redelivery_after = retry.redelivery_after.max(claim);
+        retry.claim_for = retry.claim_for.max(claim);
     }
     handlers
 }
