@@ -497,3 +497,58 @@ async fn an_amendment_that_lands_during_the_hand_over_leaves_the_new_body_at_the
     assert_eq!(state(&f, "x-4").await, (OrderState::Pending, 1));
     assert_eq!(f.platform.submitted.lock().unwrap().last(), Some(&body));
 }
+
+#[tokio::test]
+async fn an_overdue_ready_or_failed_order_has_its_event_re_sent_and_a_fresh_one_does_not() {
+    let f = fixture();
+    let ready = fixtures::ready("y-1", true, at(NOW));
+    let failed = fixtures::failed("y-2", FailureReason::Rejected, at(NOW));
+    f.orders.insert(&ready).await.unwrap();
+    f.orders.insert(&failed).await.unwrap();
+    // Due at NOW: overdue now.
+    let outcome = f
+        .handler
+        .handle(event(&due("y-1", 1), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Resent("OrderReady"));
+    let outcome = f
+        .handler
+        .handle(event(&due("y-2", 1), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Resent("OrderFailed"));
+    assert_eq!(f.bus.of_type("OrderReady").len(), 1);
+    assert_eq!(f.bus.of_type("OrderFailed").len(), 1);
+    // Re-sent: due again only after the redelivery delay.
+    let again = f
+        .handler
+        .handle(event(&due("y-1", 1), at(NOW)))
+        .await
+        .unwrap();
+    assert!(matches!(again, Outcome::Ignored(_)), "{again:?}");
+    assert_eq!(f.bus.of_type("OrderReady").len(), 1);
+}
+
+#[tokio::test]
+async fn a_hand_over_that_lost_to_another_hand_over_of_the_same_body_submits_nothing_more() {
+    let f = fixture();
+    let r = fixtures::received("x-5", at(NOW));
+    f.orders.insert(&r).await.unwrap();
+    let other = r
+        .apply(
+            Transition::HandedOver {
+                due_at: at(PUBLICATION),
+            },
+            at(NOW),
+        )
+        .unwrap();
+    let handler = raced(&f, other);
+    let outcome = handler
+        .handle(event(&submitted(&r), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::LostRace);
+    assert_eq!(f.platform.submitted.lock().unwrap().len(), 1);
+    assert!(f.platform.withdrawn.lock().unwrap().is_empty());
+}

@@ -182,3 +182,67 @@ async fn an_on_failure_record_leaves_an_order_another_delivery_holds_alone() {
     assert_eq!(stored.state, OrderState::Ready);
     assert!(notifier.sent().is_empty());
 }
+
+#[tokio::test]
+async fn an_order_failed_for_another_reason_or_not_failed_is_not_told_again() {
+    let (orders, notifier, handler) = fixture();
+    let r = fixtures::failed("n-6", FailureReason::Rejected, at(NOW));
+    orders.insert(&r).await.unwrap();
+    let mut other = OrderFailed::from_record(&r, r.failure.as_ref().unwrap());
+    other.reason = FailureReason::ResultsTimeout;
+    let outcome = handler
+        .handle(event(&DomainEvent::Failed(other), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Ignored("order failed for another reason than ResultsTimeout".into())
+    );
+    let ready = fixtures::ready("n-7", true, at(NOW));
+    orders.insert(&ready).await.unwrap();
+    let failure = r.failure.clone().unwrap();
+    let mut for_ready = OrderFailed::from_record(&ready, &failure);
+    for_ready.order.record_id = ready.order.record_id.clone();
+    let outcome = handler
+        .handle(event(&DomainEvent::Failed(for_ready), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Ignored("order is READY".into()));
+    assert!(notifier.sent().is_empty());
+    // Told once; the next delivery says so.
+    let failed = DomainEvent::Failed(OrderFailed::from_record(&r, r.failure.as_ref().unwrap()));
+    assert_eq!(
+        handler.handle(event(&failed, at(NOW))).await.unwrap(),
+        Outcome::Notified
+    );
+    assert_eq!(
+        handler.handle(event(&failed, at(NOW))).await.unwrap(),
+        Outcome::Ignored("already notified".into())
+    );
+    assert_eq!(Outcome::Notified.to_string(), "the desk was told");
+    assert_eq!(Outcome::Ignored("x".into()).to_string(), "ignored: x");
+}
+
+#[tokio::test]
+async fn only_a_failed_pipeline_run_reaches_the_desk() {
+    let (_orders, notifier, handler) = fixture();
+    let run = |state: &str| {
+        serde_json::from_value(json!({
+            "version": "0", "id": "p-1", "detail-type": notify_slack::PIPELINE_STATE,
+            "source": "aws.codepipeline", "account": "000000000000", "time": NOW,
+            "region": "local", "resources": [],
+            "detail": {"pipeline": "energy", "execution-id": "e-1", "state": state}
+        }))
+        .unwrap()
+    };
+    let ok = handler.handle(run("SUCCEEDED")).await.unwrap();
+    assert!(matches!(ok, Outcome::Ignored(_)), "{ok:?}");
+    assert!(notifier.sent().is_empty());
+    assert_eq!(
+        handler.handle(run("FAILED")).await.unwrap(),
+        Outcome::Notified
+    );
+    let sent = notifier.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].key, "pipeline/e-1");
+}

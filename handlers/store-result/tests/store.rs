@@ -126,3 +126,23 @@ async fn an_order_ready_for_an_order_not_in_the_store_is_an_error_not_a_shrug() 
     assert_eq!(err.error_type(), "NotRetryable.MissingOrder", "{err}");
     assert!(f.results.objects().is_empty());
 }
+
+#[test]
+fn outcomes_read_as_words() {
+    assert_eq!(
+        Outcome::Stored {
+            key: "results/k.json".into()
+        }
+        .to_string(),
+        "result stored at results/k.json"
+    );
+    assert_eq!(
+        Outcome::Rejected.to_string(),
+        "rejected; the desk will be told"
+    );
+    assert_eq!(Outcome::Ignored("x".into()).to_string(), "ignored: x");
+    assert_eq!(
+        Outcome::LostRace.to_string(),
+        "another delivery moved the order first"
+    );
+}

@@ -294,3 +294,144 @@ async fn an_order_that_is_no_longer_open_is_not_withdrawn_saying_its_state() {
         "order s-1 is FAILED: it can no longer be withdrawn"
     );
 }
+
+/// A store whose writes always lose, or always fail.
+struct Hostile {
+    inner: Arc<InMemoryOrderStore>,
+    fail: bool,
+}
+
+#[async_trait::async_trait]
+impl OrderStore for Hostile {
+    async fn insert(
+        &self,
+        r: &energy_core::lifecycle::OrderRecord,
+    ) -> Result<energy_core::ports::Inserted, energy_core::ports::PortError> {
+        self.inner.insert(r).await
+    }
+    async fn insert_batch(
+        &self,
+        b: &[energy_core::lifecycle::OrderRecord],
+    ) -> Result<Vec<energy_core::ports::Inserted>, energy_core::ports::PortError> {
+        if self.fail {
+            return Err(energy_core::ports::PortError::transient(
+                "orders",
+                "throttled",
+            ));
+        }
+        self.inner.insert_batch(b).await
+    }
+    async fn get(
+        &self,
+        id: &energy_core::order::RecordId,
+    ) -> Result<Option<energy_core::lifecycle::OrderRecord>, energy_core::ports::PortError> {
+        self.inner.get(id).await
+    }
+    async fn replace(
+        &self,
+        _: &energy_core::lifecycle::OrderRecord,
+        _: energy_core::lifecycle::Expected,
+    ) -> Result<energy_core::ports::Replaced, energy_core::ports::PortError> {
+        Ok(energy_core::ports::Replaced::Conflict)
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_fails_or_keeps_losing_is_a_503_the_client_may_retry() {
+    let (orders, bus, h) = handler();
+    h.handle(request(
+        "POST",
+        "/orders",
+        Some("application/json"),
+        Some(&batch("h-1")),
+    ))
+    .await;
+    let with = |fail: bool| SubmitOrder {
+        clock: Arc::new(ManualClock::new("2026-01-14T08:00:00Z".parse().unwrap())),
+        orders: Arc::new(Hostile {
+            inner: orders.clone(),
+            fail,
+        }),
+        bus: bus.clone(),
+        config: Config::default(),
+    };
+    let busy = with(false)
+        .handle(request("DELETE", "/orders/h-1", None, None))
+        .await;
+    assert_eq!(busy.status_code, 503);
+    assert_eq!(response_body(&busy)["error"], "busy");
+    let down = with(true)
+        .handle(request(
+            "POST",
+            "/orders",
+            Some("application/json"),
+            Some(&batch("h-2")),
+        ))
+        .await;
+    assert_eq!(down.status_code, 503);
+    assert_eq!(response_body(&down)["error"], "store_unavailable");
+}
+
+#[tokio::test]
+async fn answers_say_exactly_what_is_wrong() {
+    let (_orders, _bus, h) = handler();
+    let post =
+        |body: String| request("POST", "/orders", Some("application/json"), Some(&body)).clone();
+    let one_order: Value = serde_json::from_str(&batch("z-0")).unwrap();
+    let many = |n: usize| {
+        let orders: Vec<Value> = (0..n)
+            .map(|i| {
+                let mut o = one_order[0].clone();
+                o["record_id"] = json!(format!("z-{i}"));
+                o
+            })
+            .collect();
+        json!(orders).to_string()
+    };
+    let r = h.handle(post(many(101))).await;
+    assert_eq!(r.status_code, 413);
+    assert_eq!(
+        response_body(&r)["message"],
+        "101 orders in one request; at most 100 per POST /orders"
+    );
+    let r = h
+        .handle(post(format!("[{}]", vec!["1"; 1001].join(","))))
+        .await;
+    assert_eq!(
+        response_body(&r)["message"],
+        "more than 1000 orders in one request; at most 100 per POST /orders"
+    );
+    // A conflict names only the conflicting id; a duplicate carries no message.
+    assert_eq!(h.handle(post(many(2))).await.status_code, 202);
+    let mut changed: Value = serde_json::from_str(&many(2)).unwrap();
+    changed[1]["portfolio"] = json!("Q");
+    let r = h.handle(post(changed.to_string())).await;
+    assert_eq!(r.status_code, 409);
+    let body = response_body(&r);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("record_id z-1 already names a different order"),
+        "{body}"
+    );
+    assert!(body["orders"][0].get("message").is_none(), "{body}");
+    assert_eq!(body["orders"][0]["status"], "duplicate");
+    // A PUT body's problems are named from its own root.
+    let bad = h
+        .handle(request(
+            "PUT",
+            "/orders/z-0",
+            Some("application/json"),
+            Some(&one("z-0", "99999.00")),
+        ))
+        .await;
+    let errors = response_body(&bad)["errors"].clone();
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("$.periods[0].steps[0].price"),
+        "{errors}"
+    );
+}
