@@ -213,6 +213,24 @@ pub async fn fail(
 mod tests {
     use super::*;
 
+    /// A claim outlasts the longest a function may run (30 s), and no more than twice that.
+    #[tokio::test]
+    async fn a_claim_lasts_sixty_seconds() {
+        use crate::ports::OrderStore;
+        let store = crate::memory::InMemoryOrderStore::new();
+        let now: Timestamp = "2026-01-14T12:00:00Z".parse().unwrap();
+        let record = crate::memory::fixtures::ready("c-1", true, now);
+        store.insert(&record).await.unwrap();
+        let claimed = claim(&store, &RetryPolicy::default(), &record, now)
+            .await
+            .unwrap()
+            .expect("claimed");
+        assert_eq!(
+            claimed.claimed_until,
+            Some("2026-01-14T12:01:00Z".parse().unwrap())
+        );
+    }
+
     #[test]
     fn an_event_counts_as_lost_five_minutes_after_it_was_sent() {
         let now: Timestamp = "2026-01-14T12:00:00Z".parse().unwrap();
