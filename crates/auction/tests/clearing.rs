@@ -273,3 +273,20 @@ fn steps_at_one_price_make_one_level() {
     assert_eq!(c.volume, Lots(100));
     assert_eq!(c.filled, [Lots(40), Lots(60), Lots(100), Lots(0)]);
 }
+
+/// The leftover lot goes to the largest remainder even when another step is larger: 0.4 MW
+/// shared by 0.1 and 0.5 MW gives 4/6 and 20/6 lots, whole parts 0 and 3, remainders 4 and 2.
+#[test]
+fn the_leftover_lot_follows_the_remainder_not_the_size() {
+    let mut steps = vec![
+        step("b", Side::Buy, "100.00", "0.4"),
+        step("s1", Side::Sell, "50.00", "0.1"),
+        step("s2", Side::Sell, "50.00", "0.5"),
+    ];
+    for (i, s) in steps.iter_mut().enumerate() {
+        s.receipt = i as u64;
+    }
+    let c = clear(&steps, SDAC);
+    assert_eq!(c.volume, Lots(4));
+    assert_eq!(c.filled, [Lots(4), Lots(1), Lots(3)]);
+}
