@@ -435,3 +435,29 @@ async fn answers_say_exactly_what_is_wrong() {
         "{errors}"
     );
 }
+
+#[tokio::test]
+async fn a_thousand_orders_are_counted_and_more_are_more_than_a_thousand() {
+    let (_orders, _bus, h) = handler();
+    let one: Value = serde_json::from_str(&batch("t-0")).unwrap();
+    let orders: Vec<Value> = (0..1000)
+        .map(|i| {
+            let mut o = one[0].clone();
+            o["record_id"] = json!(format!("t-{i}"));
+            o
+        })
+        .collect();
+    let r = h
+        .handle(request(
+            "POST",
+            "/orders",
+            Some("application/json"),
+            Some(&json!(orders).to_string()),
+        ))
+        .await;
+    assert_eq!(r.status_code, 413);
+    assert_eq!(
+        response_body(&r)["message"],
+        "1000 orders in one request; at most 100 per POST /orders"
+    );
+}

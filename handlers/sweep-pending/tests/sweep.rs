@@ -252,3 +252,61 @@ async fn overdue_counts_from_when_the_sweep_was_triggered_not_from_a_clock_in_th
     assert_eq!(skewed.emitted, 1, "{skewed:?}");
     assert_eq!(grace, SignedDuration::from_secs(60));
 }
+
+#[tokio::test]
+async fn a_run_cut_short_inside_its_only_page_says_more_comes_next_run() {
+    let now = at("2026-01-14T12:00:00Z");
+    let (orders, _, handler) = sweeper(
+        now,
+        Config {
+            page_size: 10,
+            max_per_run: 3,
+            ..Config::default()
+        },
+    );
+    overdue(&orders, 5, at("2026-01-14T11:00:00Z")).await;
+    let report = handler.handle(tick(now)).await.unwrap();
+    assert_eq!(
+        (report.emitted, report.pages, report.truncated),
+        (3, 1, true)
+    );
+}
+
+#[tokio::test]
+async fn a_trigger_time_at_the_epoch_or_ahead_of_the_clock_counts_as_now() {
+    let now = at("2026-01-14T12:00:00Z");
+    let (orders, _, handler) = sweeper(now, Config::default());
+    orders
+        .insert(&fixtures::pending(
+            "soon",
+            1,
+            now + SignedDuration::from_mins(30),
+        ))
+        .await
+        .unwrap();
+    orders
+        .insert(&fixtures::pending(
+            "late",
+            1,
+            now - SignedDuration::from_mins(5),
+        ))
+        .await
+        .unwrap();
+    // An hour ahead: were it believed, "soon" would be overdue too.
+    let ahead = handler
+        .handle(tick(now + SignedDuration::from_hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(ahead.emitted, 1, "{ahead:?}");
+    let (orders, _, handler) = sweeper(now, Config::default());
+    orders
+        .insert(&fixtures::pending(
+            "late",
+            1,
+            now - SignedDuration::from_mins(5),
+        ))
+        .await
+        .unwrap();
+    let epoch = handler.handle(tick(Timestamp::UNIX_EPOCH)).await.unwrap();
+    assert_eq!(epoch.emitted, 1, "{epoch:?}");
+}
