@@ -181,6 +181,14 @@ impl SimPlatform {
         })
     }
 
+    /// The gate closure of `auction`.
+    fn gate(&self, auction: AuctionId) -> Result<Timestamp, PortError> {
+        self.config
+            .rules
+            .gate_closure(auction)
+            .map_err(platform_error)
+    }
+
     /// Whether the gate of `auction` has closed on the platform's clock.
     pub fn gate_passed(&self, auction: AuctionId) -> bool {
         self.config
@@ -353,11 +361,7 @@ impl SimPlatform {
 impl AuctionPlatform for SimPlatform {
     async fn submit(&self, order: &Order) -> Result<Submission, PortError> {
         let auction = order.auction();
-        let gate = self
-            .config
-            .rules
-            .gate_closure(auction)
-            .map_err(platform_error)?;
+        let gate = self.gate(auction)?;
         let now = self.clock.now();
         {
             let mut state = self.state();
@@ -394,11 +398,7 @@ impl AuctionPlatform for SimPlatform {
 
     async fn withdraw(&self, order: &Order) -> Result<Withdrawal, PortError> {
         let auction = order.auction();
-        let gate = self
-            .config
-            .rules
-            .gate_closure(auction)
-            .map_err(platform_error)?;
+        let gate = self.gate(auction)?;
         let mut state = self.state();
         if !state.orders.contains_key(&order.record_id) {
             return Ok(Withdrawal::NotHeld);

@@ -168,32 +168,44 @@ fn ids(auction: &str, order: &str) -> Result<(AuctionId, RecordId), String> {
     Ok((a, o))
 }
 
+/// The order the path names, held by the platform in that auction; else the answer saying why
+/// not (400 for ids that are not ids, 404 `UnknownOrder`).
+fn held(
+    server: &PlatformServer,
+    auction: &str,
+    order: &str,
+) -> Result<(AuctionId, RecordId, energy_core::order::Order), Response> {
+    let (auction, record_id) =
+        ids(auction, order).map_err(|why| error(StatusCode::BAD_REQUEST, "BadRequest", why))?;
+    match server
+        .platform
+        .order(&record_id)
+        .filter(|o| o.auction() == auction)
+    {
+        Some(held) => Ok((auction, record_id, held)),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            "UnknownOrder",
+            format!("no order {record_id} in {auction}"),
+        )),
+    }
+}
+
 /// Withdraws an order: 204, 404 when the platform does not hold it, 409 once the gate closed.
 async fn delete_order(
     State(server): Shared,
     Path((auction, order)): Path<(String, String)>,
 ) -> Response {
-    let (auction, record_id) = match ids(&auction, &order) {
-        Ok(ids) => ids,
-        Err(why) => return error(StatusCode::BAD_REQUEST, "BadRequest", why),
-    };
-    let Some(held) = server
-        .platform
-        .order(&record_id)
-        .filter(|o| o.auction() == auction)
-    else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("no order {record_id} in {}", auction_id(auction)),
-        );
+    let (auction, record_id, held) = match held(&server, &auction, &order) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     match server.platform.withdraw(&held).await {
         Ok(Withdrawal::Withdrawn) => StatusCode::NO_CONTENT.into_response(),
         Ok(Withdrawal::NotHeld) => error(
             StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("no order {record_id} in {}", auction_id(auction)),
+            "UnknownOrder",
+            format!("no order {record_id} in {auction}"),
         ),
         Ok(Withdrawal::Refused { reason }) => error(StatusCode::CONFLICT, "GateClosed", reason),
         Err(e) => error(
@@ -258,20 +270,9 @@ async fn order_results(
     State(server): Shared,
     Path((auction, order)): Path<(String, String)>,
 ) -> Response {
-    let (auction, record_id) = match ids(&auction, &order) {
-        Ok(ids) => ids,
-        Err(why) => return error(StatusCode::BAD_REQUEST, "BadRequest", why),
-    };
-    let Some(held) = server
-        .platform
-        .order(&record_id)
-        .filter(|o| o.auction() == auction)
-    else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "UnknownOrder",
-            format!("no order {record_id} in {auction}"),
-        );
+    let (auction, record_id, held) = match held(&server, &auction, &order) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let base = OrderResults {
         auction_id: auction_id(auction),
