@@ -8,9 +8,12 @@
 //!   delivery windows, the 15-minute MTU grid across DST) are configuration in [`calendar`];
 //!   quantities are exact integers in [`money`] and closed vocabularies in [`market`].
 //! - [`lifecycle`] is the order state machine (RECEIVED → PENDING → READY → STORED, or FAILED →
-//!   NOTIFIED) and the stored record; every change is a transition checked against the diagram
-//!   and written on condition of the state and version it came from.
-//! - [`events`] holds the five events on the bus; `events-schema/` holds their JSON Schemas.
+//!   NOTIFIED, or, withdrawn by the desk, CANCELLING → CANCELLED) and the stored record; every
+//!   change is a transition checked against the diagram and written on condition of the state
+//!   and version it came from; a delivery about to have an effect first claims the order.
+//! - [`crash`] names the places between an effect and the state write after it, where tests
+//!   stop a handler as kill -9 would.
+//! - [`events`] holds the seven events on the bus; `events-schema/` holds their JSON Schemas.
 //! - [`result`] is what the auction platform publishes; [`retry`] decides when to ask again;
 //!   [`slack`] renders the desk's message.
 //! - [`ports`] are the traits the handlers talk to the world through; [`memory`] implements every
