@@ -7,8 +7,8 @@
 //!   FAILED{ProcessingError} and the desk hears about it like any other failure;
 //! - CodePipeline's state change of a failed delivery run, forwarded by the pipeline stack.
 //!
-//! A delivery first claims the order for its message (FAILED, `claimed_until` = now + the
-//! redelivery delay, written on condition of the version it read), then sends the message, then
+//! A delivery first claims the order for its message (FAILED, `claimed_until` = now +
+//! `RetryPolicy.claim_for`, written on condition of the version it read), then sends the message, then
 //! moves the order FAILED → NOTIFIED. Of deliveries of one event racing each other only the one
 //! whose claim is written sends anything; a later one finds the claim or NOTIFIED and sends
 //! nothing. A delivery that dies after its claim leaves a FAILED order due when the claim runs
