@@ -174,20 +174,20 @@ fn held(
     server: &PlatformServer,
     auction: &str,
     order: &str,
-) -> Result<(AuctionId, RecordId, energy_core::order::Order), Response> {
-    let (auction, record_id) =
-        ids(auction, order).map_err(|why| error(StatusCode::BAD_REQUEST, "BadRequest", why))?;
+) -> Result<(AuctionId, RecordId, energy_core::order::Order), Box<Response>> {
+    let (auction, record_id) = ids(auction, order)
+        .map_err(|why| Box::new(error(StatusCode::BAD_REQUEST, "BadRequest", why)))?;
     match server
         .platform
         .order(&record_id)
         .filter(|o| o.auction() == auction)
     {
         Some(held) => Ok((auction, record_id, held)),
-        None => Err(error(
+        None => Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "UnknownOrder",
             format!("no order {record_id} in {auction}"),
-        )),
+        ))),
     }
 }
 
@@ -198,7 +198,7 @@ async fn delete_order(
 ) -> Response {
     let (auction, record_id, held) = match held(&server, &auction, &order) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match server.platform.withdraw(&held).await {
         Ok(Withdrawal::Withdrawn) => StatusCode::NO_CONTENT.into_response(),
@@ -272,7 +272,7 @@ async fn order_results(
 ) -> Response {
     let (auction, record_id, held) = match held(&server, &auction, &order) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let base = OrderResults {
         auction_id: auction_id(auction),
