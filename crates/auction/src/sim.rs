@@ -5,8 +5,14 @@
 //! and answers "not yet" before the publication time and the per-order result after it. The
 //! publication time is the calendar's, shifted by a configurable delay per zone (or "never", for
 //! tests and demos of an evaluator that gives up).
+//!
+//! Where the market publishes in two steps (SDAC), the result is *preliminary* from the
+//! publication time and *final* from the calendar's final time (shifted by the same delay). A
+//! *decoupled* zone ([`SimConfig::decoupled`], `--decouple ZONE`) has its preliminary result
+//! withdrawn at the final time, and gets a final result cleared locally
+//! ([`crate::synthetic::decoupled_market_steps`]) `decoupled_delay` later.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -21,7 +27,7 @@ use energy_core::result::OrderResult;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::clearing::{ClearingStep, Limits, clear};
-use crate::synthetic::market_steps;
+use crate::synthetic::{decoupled_market_steps, market_steps};
 
 /// When results appear, relative to the calendar's expected publication time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +44,11 @@ pub struct SimConfig {
     /// Delay for every zone without its own.
     pub publication: Publication,
     pub per_zone: HashMap<Zone, Publication>,
+    /// Zones whose preliminary result is withdrawn and whose final result is cleared locally.
+    pub decoupled: HashSet<Zone>,
+    /// How long after the usual final time a decoupled zone's final result comes (100 min:
+    /// SDAC's 13:00 → 14:40, after the 14:20 full-decoupling deadline).
+    pub decoupled_delay: SignedDuration,
     /// Answer for orders it does not hold by clearing them alone against the synthetic market:
     /// how the simulator runs inside a Lambda function, where no state outlives a container.
     pub stateless: bool,
@@ -49,6 +60,8 @@ impl Default for SimConfig {
             rules: MarketRules::default(),
             publication: Publication::After(SignedDuration::ZERO),
             per_zone: HashMap::new(),
+            decoupled: HashSet::new(),
+            decoupled_delay: SignedDuration::from_mins(100),
             stateless: false,
         }
     }
@@ -72,6 +85,8 @@ struct State {
     orders: HashMap<RecordId, Held>,
     next_receipt: u64,
     cleared: HashMap<AuctionId, Arc<AuctionResult>>,
+    /// A decoupled zone's local clearing.
+    cleared_alone: HashMap<(AuctionId, Zone), Arc<AuctionResult>>,
     clearings: usize,
 }
 
@@ -92,6 +107,7 @@ impl State {
 pub struct SimPlatform {
     config: SimConfig,
     per_zone: Mutex<HashMap<Zone, Publication>>,
+    decoupled: Mutex<HashSet<Zone>>,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
 }
@@ -103,9 +119,11 @@ fn platform_error(e: impl std::fmt::Display) -> PortError {
 impl SimPlatform {
     pub fn new(config: SimConfig, clock: Arc<dyn Clock>) -> Self {
         let per_zone = Mutex::new(config.per_zone.clone());
+        let decoupled = Mutex::new(config.decoupled.clone());
         SimPlatform {
             config,
             per_zone,
+            decoupled,
             clock,
             state: Mutex::new(State::default()),
         }
@@ -121,6 +139,47 @@ impl SimPlatform {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(zone, publication);
+    }
+
+    /// Decouples one zone from now on: its preliminary results are withdrawn at the final time
+    /// and its final ones cleared locally, later.
+    pub fn decouple(&self, zone: Zone) {
+        self.decoupled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(zone);
+    }
+
+    fn is_decoupled(&self, zone: Zone) -> bool {
+        self.decoupled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&zone)
+    }
+
+    /// When this zone's results for `auction` are final, given when they are first published:
+    /// as much later as the calendar's final time is after its publication time, and, for a
+    /// decoupled zone, `decoupled_delay` later still.
+    pub fn final_time(&self, auction: AuctionId, zone: Zone, first: Timestamp) -> Timestamp {
+        let at = self.final_time_coupled(auction, first);
+        if self.is_decoupled(zone) {
+            at.saturating_add(self.config.decoupled_delay).unwrap_or(at)
+        } else {
+            at
+        }
+    }
+
+    /// The final time of a coupled zone whose results were first published at `first`.
+    fn final_time_coupled(&self, auction: AuctionId, first: Timestamp) -> Timestamp {
+        let rules = &self.config.rules;
+        let gap = match (
+            rules.expected_publication(auction),
+            rules.expected_final(auction),
+        ) {
+            (Ok(p), Ok(f)) => f.duration_since(p).max(SignedDuration::ZERO),
+            _ => SignedDuration::ZERO,
+        };
+        first.saturating_add(gap).unwrap_or(first)
     }
 
     /// Takes back an order it had accepted before a restart (the caller keeps them, earliest
@@ -261,8 +320,9 @@ impl SimPlatform {
         Ok(None)
     }
 
-    /// Clears one order alone against the synthetic market of each of its MTUs.
-    fn solo_fills(&self, order: &Order) -> Vec<(Option<PriceCents>, Lots)> {
+    /// Clears one order alone against the synthetic market of each of its MTUs (the local
+    /// market if its zone is decoupled).
+    fn solo_fills(&self, order: &Order, decoupled: bool) -> Vec<(Option<PriceCents>, Lots)> {
         let spec = self.config.rules.spec(order.market);
         let limits = Limits {
             min_price: spec.min_price,
@@ -272,7 +332,7 @@ impl SimPlatform {
             .periods
             .iter()
             .map(|period| {
-                let mut steps = market_steps(order.auction(), order.zone, period.mtu_start);
+                let mut steps = market(decoupled)(order.auction(), order.zone, period.mtu_start);
                 let first = steps.len();
                 steps.extend(
                     period
@@ -300,6 +360,28 @@ impl SimPlatform {
         if let Some(done) = state.cleared.get(&auction) {
             return done.clone();
         }
+        let result = Arc::new(self.clear_books(&state, auction, None));
+        state.cleared.insert(auction, result.clone());
+        state.clearings += 1;
+        tracing::info!(%auction, orders = result.len(), "auction cleared");
+        result
+    }
+
+    /// Clears `zone` of `auction` alone, on its local market, unless it was already.
+    fn clearing_alone(&self, auction: AuctionId, zone: Zone) -> Arc<AuctionResult> {
+        let mut state = self.state();
+        if let Some(done) = state.cleared_alone.get(&(auction, zone)) {
+            return done.clone();
+        }
+        let result = Arc::new(self.clear_books(&state, auction, Some(zone)));
+        state.cleared_alone.insert((auction, zone), result.clone());
+        state.clearings += 1;
+        tracing::info!(%auction, %zone, orders = result.len(), "decoupled zone cleared alone");
+        result
+    }
+
+    /// The clearing of every held order of `auction` (or of `alone`'s, on its local market).
+    fn clear_books(&self, state: &State, auction: AuctionId, alone: Option<Zone>) -> AuctionResult {
         let spec = self.config.rules.spec(auction.market);
         let limits = Limits {
             min_price: spec.min_price,
@@ -307,7 +389,11 @@ impl SimPlatform {
         };
         // The auction's orders, by zone and MTU.
         let mut books: BTreeMap<(Zone, Timestamp), Vec<BookEntry>> = BTreeMap::new();
-        let held = state.held(auction);
+        let held: Vec<&Held> = state
+            .held(auction)
+            .into_iter()
+            .filter(|h| alone.is_none_or(|z| h.order.zone == z))
+            .collect();
         for h in &held {
             for (pi, period) in h.order.periods.iter().enumerate() {
                 let book = books.entry((h.order.zone, period.mtu_start)).or_default();
@@ -337,7 +423,7 @@ impl SimPlatform {
             })
             .collect();
         for ((zone, mtu), book) in books {
-            let mut steps = market_steps(auction, zone, mtu);
+            let mut steps = market(alone.is_some())(auction, zone, mtu);
             let first_participant = steps.len();
             steps.extend(book.iter().map(|(_, _, s)| s.clone()));
             let c = clear(&steps, limits);
@@ -348,12 +434,30 @@ impl SimPlatform {
                 }
             }
         }
-        let orders = held.len();
-        let result = Arc::new(result);
-        state.cleared.insert(auction, result.clone());
-        state.clearings += 1;
-        tracing::info!(%auction, orders, "auction cleared");
         result
+    }
+
+    /// The fills of `held` from the coupled clearing, or its zone's local one.
+    fn fills(&self, held: &Held, decoupled: bool) -> Vec<(Option<PriceCents>, Lots)> {
+        let order = &held.order;
+        if self.config.stateless {
+            return self.solo_fills(order, decoupled);
+        }
+        let cleared = if decoupled {
+            self.clearing_alone(order.auction(), order.zone)
+        } else {
+            self.clearing(order.auction())
+        };
+        cleared.get(&order.record_id).cloned().unwrap_or_default()
+    }
+}
+
+/// The synthetic market an order clears against: the coupled one, or a decoupled zone's own.
+fn market(decoupled: bool) -> fn(AuctionId, Zone, Timestamp) -> Vec<ClearingStep> {
+    if decoupled {
+        decoupled_market_steps
+    } else {
+        market_steps
     }
 }
 
@@ -429,30 +533,39 @@ impl AuctionPlatform for SimPlatform {
             }
         };
         let auction = held.order.auction();
+        let zone = held.order.zone;
         let now = self.clock.now();
-        let published_at = match self.publication_time(auction, held.order.zone)? {
+        let first = match self.publication_time(auction, zone)? {
             Some(at) if now >= at => at,
-            Some(at) => {
+            expected_publication => {
                 return Ok(ResultsStatus::NotYet {
-                    expected_publication: Some(at),
-                });
-            }
-            None => {
-                return Ok(ResultsStatus::NotYet {
-                    expected_publication: None,
+                    expected_publication,
                 });
             }
         };
-        let fills = if self.config.stateless {
-            self.solo_fills(&held.order)
-        } else {
-            self.clearing(auction)
-                .get(&held.order.record_id)
-                .cloned()
-                .unwrap_or_default()
+        let decoupled = self.is_decoupled(zone);
+        let coupled_final = self.final_time_coupled(auction, first);
+        let result = |fills: &[(Option<PriceCents>, Lots)], at| {
+            OrderResult::from_fills(&held.order, fills, at)
+                .map(Box::new)
+                .map_err(|e| PortError::permanent("auction platform", e.to_string()))
         };
-        let result = OrderResult::from_fills(&held.order, &fills, published_at)
-            .map_err(|e| PortError::permanent("auction platform", e.to_string()))?;
-        Ok(ResultsStatus::Published(Box::new(result)))
+        if now < coupled_final {
+            return Ok(ResultsStatus::Preliminary {
+                result: result(&self.fills(&held, false), first)?,
+                expected_final: Some(coupled_final),
+            });
+        }
+        let final_at = self.final_time(auction, zone, first);
+        if now < final_at {
+            // The preliminary result is withdrawn: the zone is decoupled.
+            return Ok(ResultsStatus::NotYet {
+                expected_publication: Some(final_at),
+            });
+        }
+        Ok(ResultsStatus::Published(result(
+            &self.fills(&held, decoupled),
+            final_at,
+        )?))
     }
 }

@@ -172,3 +172,22 @@ pub fn market_steps(auction: AuctionId, zone: Zone, mtu_start: Timestamp) -> Vec
     push("flex-3", Side::Buy, eur(20), mw(load * 5 / 100));
     steps
 }
+
+/// The market of a decoupled zone, which clears alone: no imports reach it, and without its
+/// neighbours' cheaper plant competing, its own supply is offered 10 % dearer (prices above
+/// zero). Deterministic as [`market_steps`], and different from it wherever supply sets the price.
+pub fn decoupled_market_steps(
+    auction: AuctionId,
+    zone: Zone,
+    mtu_start: Timestamp,
+) -> Vec<ClearingStep> {
+    let mut steps = market_steps(auction, zone, mtu_start);
+    steps.retain(|s| s.id != "mkt:imports");
+    for s in steps
+        .iter_mut()
+        .filter(|s| s.side == Side::Sell && s.price.0 > 0)
+    {
+        s.price = PriceCents(s.price.0.saturating_add(s.price.0 / 10));
+    }
+    steps
+}

@@ -1,4 +1,5 @@
-//! SimPlatform: gate closure, publication timing, delays, "never", and one stored clearing.
+//! SimPlatform: gate closure, preliminary and final publication, delays, "never", decoupling,
+//! and one stored clearing.
 
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use energy_core::result::Outcome;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
+/// SDAC for 15 January 2026: preliminary results at 12:45 Brussels time, final at 13:00.
 const PUBLICATION: &str = "2026-01-14T11:45:00Z";
+const FINAL: &str = "2026-01-14T12:00:00Z";
 
 fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -37,7 +40,20 @@ fn platform(config: SimConfig) -> (Arc<ManualClock>, SimPlatform) {
 async fn published(p: &SimPlatform, o: &Order) -> Box<energy_core::result::OrderResult> {
     match p.results(o).await.unwrap() {
         ResultsStatus::Published(r) => r,
-        other => panic!("expected results, got {other:?}"),
+        other => panic!("expected final results, got {other:?}"),
+    }
+}
+
+async fn preliminary(
+    p: &SimPlatform,
+    o: &Order,
+) -> (Box<energy_core::result::OrderResult>, Option<Timestamp>) {
+    match p.results(o).await.unwrap() {
+        ResultsStatus::Preliminary {
+            result,
+            expected_final,
+        } => (result, expected_final),
+        other => panic!("expected preliminary results, got {other:?}"),
     }
 }
 
@@ -85,9 +101,24 @@ async fn results_appear_at_the_publication_time_and_not_before() {
         }
     );
     clock.set(at(PUBLICATION));
+    let (first, expected_final) = preliminary(&p, &o).await;
+    assert_eq!(first.published_at, at(PUBLICATION));
+    assert_eq!(expected_final, Some(at(FINAL)));
+    clock.set(at("2026-01-14T11:59:59Z"));
+    assert_eq!(
+        preliminary(&p, &o).await.0,
+        first,
+        "preliminary until the final time"
+    );
+    clock.set(at(FINAL));
     let r = published(&p, &o).await;
     assert_eq!(r.outcome, Outcome::Accepted);
-    assert_eq!(r.published_at, at(PUBLICATION));
+    assert_eq!(r.published_at, at(FINAL));
+    assert_eq!(
+        (r.mtus.clone(), r.totals.clone()),
+        (first.mtus.clone(), first.totals.clone()),
+        "a coupled zone's final result confirms its preliminary one"
+    );
     assert!(
         r.mtus
             .iter()
@@ -116,6 +147,8 @@ async fn a_configured_delay_holds_results_back() {
         ResultsStatus::NotYet { .. }
     ));
     clock.set(at("2026-01-14T13:20:00Z"));
+    assert_eq!(preliminary(&p, &o).await.0.outcome, Outcome::Accepted);
+    clock.set(at("2026-01-14T13:35:00Z"));
     assert_eq!(published(&p, &o).await.outcome, Outcome::Accepted);
 }
 
@@ -159,7 +192,7 @@ async fn each_auction_is_cleared_once_and_answers_stay_the_same() {
     );
     p.submit(&buy).await.unwrap();
     p.submit(&sell).await.unwrap();
-    clock.set(at("2026-01-14T12:00:00Z"));
+    clock.set(at(FINAL));
     let first = published(&p, &buy).await;
     assert_eq!(first.outcome, Outcome::PartiallyAccepted);
     assert_eq!(published(&p, &sell).await.outcome, Outcome::Rejected);
@@ -181,7 +214,7 @@ async fn the_same_orders_get_the_same_results_on_another_platform() {
     for _ in 0..2 {
         let (clock, p) = platform(SimConfig::default());
         p.submit(&o).await.unwrap();
-        clock.set(at(PUBLICATION));
+        clock.set(at(FINAL));
         results.push(published(&p, &o).await);
     }
     assert_eq!(results[0], results[1]);
@@ -206,7 +239,7 @@ async fn a_stateless_platform_answers_for_an_order_another_instance_took() {
         second.results(&o).await.unwrap(),
         ResultsStatus::NotYet { .. }
     ));
-    clock.set(at(PUBLICATION));
+    clock.set(at(FINAL));
     let r = published(&second, &o).await;
     assert_eq!(r.outcome, Outcome::PartiallyAccepted);
     assert_eq!(
@@ -214,6 +247,60 @@ async fn a_stateless_platform_answers_for_an_order_another_instance_took() {
         r,
         "the same answer every time"
     );
+}
+
+#[tokio::test]
+async fn a_decoupled_zone_loses_its_preliminary_result_and_gets_a_different_final_one_later() {
+    // Statefully and statelessly (the platform inside a Lambda function): the same story.
+    for stateless in [false, true] {
+        let config = SimConfig {
+            stateless,
+            ..SimConfig::default()
+        };
+        let (clock, p) = platform(config);
+        p.decouple(Zone::DeLu);
+        let steps = json!([{"price": "3000.00", "quantity": "10.0"}]);
+        let decoupled = order("dc-1", "DE-LU", "BUY", steps.clone());
+        let coupled = order("dc-2", "FR", "BUY", steps);
+        p.submit(&decoupled).await.unwrap();
+        p.submit(&coupled).await.unwrap();
+        clock.set(at(PUBLICATION));
+        let (first, expected_final) = preliminary(&p, &decoupled).await;
+        assert_eq!(expected_final, Some(at(FINAL)), "nobody knows yet");
+        clock.set(at(FINAL));
+        let later = at("2026-01-14T13:40:00Z");
+        assert_eq!(
+            p.results(&decoupled).await.unwrap(),
+            ResultsStatus::NotYet {
+                expected_publication: Some(later)
+            },
+            "withdrawn at the final time (stateless: {stateless})"
+        );
+        assert_eq!(published(&p, &coupled).await.published_at, at(FINAL));
+        clock.set(at("2026-01-14T13:39:59Z"));
+        assert!(matches!(
+            p.results(&decoupled).await.unwrap(),
+            ResultsStatus::NotYet { .. }
+        ));
+        clock.set(later);
+        let last = published(&p, &decoupled).await;
+        assert_eq!(last.published_at, later);
+        assert_eq!(last.outcome, Outcome::Accepted, "bid at 3000: still taken");
+        let prices = |r: &energy_core::result::OrderResult| {
+            r.mtus.iter().map(|m| m.clearing_price).collect::<Vec<_>>()
+        };
+        assert_ne!(
+            prices(&last),
+            prices(&first),
+            "cleared alone, the zone's prices differ"
+        );
+        assert_ne!(last.totals.notional_eur, first.totals.notional_eur);
+        assert_eq!(
+            published(&p, &decoupled).await,
+            last,
+            "the same answer every time"
+        );
+    }
 }
 
 /// An order that got past (or around) our validation: the platform must refuse it as an

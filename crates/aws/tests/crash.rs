@@ -273,6 +273,18 @@ async fn crash_at(point: &'static str) {
         cancelled, expected_cancelled,
         "OrderCancelled after {point}"
     );
+    // SDAC: each order's preliminary result was told once, even across a crash between
+    // keeping it and telling it.
+    for id in ["m-acc", "m-rej"] {
+        let told = f
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, seen)| t == "OrderPreliminaryResult" && seen == id)
+            .count();
+        assert_eq!(told, 1, "{id}'s OrderPreliminaryResult after {point}");
+    }
 
     assert_eq!(f.state("m-acc").await, OrderState::Stored, "after {point}");
     assert_eq!(
@@ -345,6 +357,7 @@ crash_tests! {
     a_crash_after_the_insert_before_order_submitted: crash::SUBMIT_AFTER_INSERT;
     a_crash_after_the_platform_took_the_order: crash::EVALUATE_AFTER_SUBMIT;
     a_crash_after_the_check_was_scheduled: crash::EVALUATE_AFTER_SCHEDULE;
+    a_crash_after_a_preliminary_result_was_kept: crash::EVALUATE_AFTER_PRELIMINARY;
     a_crash_after_ready_before_order_ready: crash::EVALUATE_AFTER_READY;
     a_crash_after_the_platform_withdrew_the_order: crash::EVALUATE_AFTER_WITHDRAW;
     a_crash_after_order_cancelled_was_published: crash::EVALUATE_AFTER_CANCELLED;

@@ -181,12 +181,17 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
         BTreeSet::from([
             "OrderEvaluationDue",
             "OrderFailed",
+            "OrderPreliminaryResult",
             "OrderReady",
             "OrderResultStored",
             "OrderSubmitted"
         ])
     );
     assert_eq!(seen["OrderSubmitted"], 3);
+    assert_eq!(
+        seen["OrderPreliminaryResult"], 3,
+        "SDAC: one preliminary result each"
+    );
     let mut states = Vec::new();
     for id in ["f-accepted", "f-partial", "f-rejected"] {
         let r = store

@@ -39,8 +39,14 @@ pub struct MarketSpec {
     /// Gate closure: days relative to the delivery day (−1 = the day before) and local time.
     pub gate_day_offset: i32,
     pub gate_time: Time,
-    /// Results are expected this long after gate closure.
+    /// Results are expected this long after gate closure: the preliminary ones where the
+    /// market has two steps (SDAC ~12:45), else the final ones.
     pub publication_after_gate: SignedDuration,
+    /// Final results are expected this long after gate closure, when the market publishes
+    /// preliminary ones first (SDAC ~13:00: the exchanges confirm them); `None`: the first
+    /// results are final (the IDAs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_after_gate: Option<SignedDuration>,
     /// Local delivery window within the delivery day, in hours from local midnight
     /// (`0..24` for the whole day; IDA3 delivers `12..24`).
     pub delivery_from_hour: i8,
@@ -105,6 +111,7 @@ fn ida(gate: (i32, i8), book_opens: (i32, i8), from_hour: i8) -> MarketSpec {
         gate_day_offset: gate.0,
         gate_time: Time::constant(gate.1, 0, 0, 0),
         publication_after_gate: SignedDuration::from_mins(20),
+        final_after_gate: None,
         delivery_from_hour: from_hour,
         delivery_to_hour: 24,
         min_price: PriceCents(-999_900),
@@ -122,6 +129,8 @@ impl Default for MarketRules {
                 gate_day_offset: -1,
                 gate_time: Time::constant(12, 0, 0, 0),
                 publication_after_gate: SignedDuration::from_mins(45),
+                // Preliminary about 12:45, final once the exchanges confirm (12:55–13:50).
+                final_after_gate: Some(SignedDuration::from_mins(60)),
                 delivery_from_hour: 0,
                 delivery_to_hour: 24,
                 min_price: PriceCents(-50_000),
@@ -230,6 +239,20 @@ impl MarketRules {
     pub fn expected_publication(&self, auction: AuctionId) -> Result<Timestamp, CalendarError> {
         let gate = self.gate_closure(auction)?;
         gate.checked_add(self.spec(auction.market).publication_after_gate)
+            .map_err(|e| CalendarError(auction, e.to_string()))
+    }
+
+    /// When final results are normally published: the expected publication, or later where the
+    /// market publishes preliminary results first.
+    pub fn expected_final(&self, auction: AuctionId) -> Result<Timestamp, CalendarError> {
+        let spec = self.spec(auction.market);
+        let after = spec
+            .final_after_gate
+            .map_or(spec.publication_after_gate, |f| {
+                f.max(spec.publication_after_gate)
+            });
+        let gate = self.gate_closure(auction)?;
+        gate.checked_add(after)
             .map_err(|e| CalendarError(auction, e.to_string()))
     }
 

@@ -25,6 +25,7 @@ pub const POINTS: &[&str] = &[
     SUBMIT_AFTER_INSERT,
     EVALUATE_AFTER_SUBMIT,
     EVALUATE_AFTER_SCHEDULE,
+    EVALUATE_AFTER_PRELIMINARY,
     EVALUATE_AFTER_READY,
     EVALUATE_AFTER_WITHDRAW,
     EVALUATE_AFTER_CANCELLED,
@@ -41,6 +42,8 @@ pub const SUBMIT_AFTER_INSERT: &str = "submit-order.after-insert";
 pub const EVALUATE_AFTER_SUBMIT: &str = "evaluate-order.after-submit";
 /// evaluate-order: the check is scheduled, the order has not moved.
 pub const EVALUATE_AFTER_SCHEDULE: &str = "evaluate-order.after-schedule";
+/// evaluate-order: the order keeps a new or withdrawn preliminary result, not yet announced.
+pub const EVALUATE_AFTER_PRELIMINARY: &str = "evaluate-order.after-preliminary";
 /// evaluate-order: the order is READY, `OrderReady` is not published yet.
 pub const EVALUATE_AFTER_READY: &str = "evaluate-order.after-ready";
 /// evaluate-order: the platform withdrew the order, it is still CANCELLING.

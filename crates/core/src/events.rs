@@ -1,4 +1,4 @@
-//! The seven events on the bus, one type per detail-type.
+//! The eight events on the bus, one type per detail-type.
 //!
 //! These types are the single definition producers and consumers share. Each has a JSON Schema
 //! (draft-04, the whole event as EventBridge delivers it) and an example in `events-schema/`;
@@ -14,7 +14,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::lifecycle::OrderRecord;
+use crate::lifecycle::{OrderRecord, Preliminary};
 use crate::market::{Market, Side, Zone};
 use crate::money::{Cents, EnergyKwh};
 use crate::order::{Order, RecordId};
@@ -106,7 +106,7 @@ impl OrderFailed {
             order: OrderRef::from(&record.order),
             reason: failure.reason,
             message: failure.message.clone(),
-            attempts: record.attempt,
+            attempts: record.checks(),
             failed_at: failure.failed_at,
         }
     }
@@ -143,6 +143,48 @@ pub struct OrderAmended {
     pub amended_at: Timestamp,
 }
 
+/// What became of an order's preliminary result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PreliminaryStatus {
+    /// Published; the final result may still differ.
+    Published,
+    /// Withdrawn by the platform (the auction re-run or the zone decoupled); `result` is the one
+    /// withdrawn.
+    Withdrawn,
+}
+
+/// The platform published a preliminary result for an order, or withdrew it. Emitted by
+/// evaluate-order once per change (at least once: a crash between its write and the event is
+/// made good by the order's next check). No consumer of ours: a desk may subscribe. The final
+/// result comes as `OrderReady`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPreliminaryResult {
+    #[serde(flatten)]
+    pub order: OrderRef,
+    pub status: PreliminaryStatus,
+    pub outcome: Outcome,
+    pub result: OrderResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<Timestamp>,
+}
+
+impl OrderPreliminaryResult {
+    pub fn from_record(record: &OrderRecord, preliminary: &Preliminary) -> Self {
+        OrderPreliminaryResult {
+            order: OrderRef::from(&record.order),
+            status: if preliminary.withdrawn_at.is_some() {
+                PreliminaryStatus::Withdrawn
+            } else {
+                PreliminaryStatus::Published
+            },
+            outcome: preliminary.result.outcome,
+            result: preliminary.result.clone(),
+            withdrawn_at: preliminary.withdrawn_at,
+        }
+    }
+}
+
 /// Any event Energy publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
@@ -153,6 +195,7 @@ pub enum DomainEvent {
     ResultStored(OrderResultStored),
     Cancelled(OrderCancelled),
     Amended(OrderAmended),
+    PreliminaryResult(OrderPreliminaryResult),
 }
 
 /// An event whose detail does not match its detail-type.
@@ -177,10 +220,11 @@ pub enum DetailType {
     ResultStored,
     Cancelled,
     Amended,
+    PreliminaryResult,
 }
 
 impl DetailType {
-    pub const ALL: [DetailType; 7] = [
+    pub const ALL: [DetailType; 8] = [
         DetailType::Submitted,
         DetailType::EvaluationDue,
         DetailType::Ready,
@@ -188,6 +232,7 @@ impl DetailType {
         DetailType::ResultStored,
         DetailType::Cancelled,
         DetailType::Amended,
+        DetailType::PreliminaryResult,
     ];
 
     /// The detail-type, as on the bus and in `events-schema/<name>.json`.
@@ -200,6 +245,7 @@ impl DetailType {
             DetailType::ResultStored => "OrderResultStored",
             DetailType::Cancelled => "OrderCancelled",
             DetailType::Amended => "OrderAmended",
+            DetailType::PreliminaryResult => "OrderPreliminaryResult",
         }
     }
 
@@ -210,7 +256,7 @@ impl DetailType {
 
 impl DomainEvent {
     /// Every detail-type, as on the bus and in `events-schema/<name>.json`.
-    pub const DETAIL_TYPES: [&'static str; 7] = [
+    pub const DETAIL_TYPES: [&'static str; 8] = [
         DetailType::Submitted.name(),
         DetailType::EvaluationDue.name(),
         DetailType::Ready.name(),
@@ -218,6 +264,7 @@ impl DomainEvent {
         DetailType::ResultStored.name(),
         DetailType::Cancelled.name(),
         DetailType::Amended.name(),
+        DetailType::PreliminaryResult.name(),
     ];
 
     pub fn kind(&self) -> DetailType {
@@ -229,6 +276,7 @@ impl DomainEvent {
             DomainEvent::ResultStored(_) => DetailType::ResultStored,
             DomainEvent::Cancelled(_) => DetailType::Cancelled,
             DomainEvent::Amended(_) => DetailType::Amended,
+            DomainEvent::PreliminaryResult(_) => DetailType::PreliminaryResult,
         }
     }
 
@@ -245,6 +293,7 @@ impl DomainEvent {
             DomainEvent::ResultStored(e) => &e.order.record_id,
             DomainEvent::Cancelled(e) => &e.order.record_id,
             DomainEvent::Amended(e) => &e.order.record_id,
+            DomainEvent::PreliminaryResult(e) => &e.order.record_id,
         }
     }
 
@@ -258,6 +307,7 @@ impl DomainEvent {
             DomainEvent::ResultStored(e) => serde_json::to_value(e),
             DomainEvent::Cancelled(e) => serde_json::to_value(e),
             DomainEvent::Amended(e) => serde_json::to_value(e),
+            DomainEvent::PreliminaryResult(e) => serde_json::to_value(e),
         };
         // Serialising these plain data types cannot fail: no maps with non-string keys, no
         // fallible Serialize impls.
@@ -289,6 +339,9 @@ impl DomainEvent {
             }
             DetailType::Amended => {
                 DomainEvent::Amended(serde_json::from_value(detail).map_err(bad)?)
+            }
+            DetailType::PreliminaryResult => {
+                DomainEvent::PreliminaryResult(serde_json::from_value(detail).map_err(bad)?)
             }
         })
     }

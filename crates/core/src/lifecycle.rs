@@ -96,8 +96,13 @@ pub struct OrderRecord {
     pub state: OrderState,
     /// Bumped by every write; the condition of the next one.
     pub version: u64,
-    /// Result checks done so far; PENDING(n) waits for check n.
+    /// Result checks done so far; PENDING(n) waits for check n. Counts on across amendments, so
+    /// each body's checks have schedule names of their own.
     pub attempt: u32,
+    /// Checks spent on the bodies an amendment replaced: the current body has had
+    /// `attempt - checks_before` ([`OrderRecord::checks`]), which is what the limit counts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checks_before: u32,
     /// When the order's next step is due; `None` in final states.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<Timestamp>,
@@ -117,6 +122,35 @@ pub struct OrderRecord {
     /// [`Transition::Claim`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_until: Option<Timestamp>,
+    /// The latest preliminary result the platform published (kept once the final one is in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preliminary: Option<Preliminary>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A preliminary result as the order keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preliminary {
+    pub result: OrderResult,
+    /// When a check found it withdrawn (the auction re-run or the zone decoupled); `None` while
+    /// it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<Timestamp>,
+    /// Whether `OrderPreliminaryResult` has told its latest change (false between the write and
+    /// the event: a crash there is made good by the next check).
+    pub announced: bool,
+}
+
+/// What a check found of the preliminary result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreliminaryChange {
+    /// A preliminary result, new or different from the one kept.
+    Published(OrderResult),
+    /// The kept one is gone: the platform has no results again.
+    Withdrawn,
 }
 
 /// The condition of a write: the state and version the new record was computed from.
@@ -166,6 +200,14 @@ pub enum Transition {
     Amended { order: Order, due_at: Timestamp },
     /// READY | FAILED, unchanged but for a later `due_at`: the event was re-sent.
     Requeue { due_at: Timestamp },
+    /// PENDING(n) → PENDING(n+1) as [`Transition::Retry`], keeping what the check found of the
+    /// preliminary result, not yet announced.
+    Preliminary {
+        change: PreliminaryChange,
+        due_at: Timestamp,
+    },
+    /// PENDING, its preliminary result's latest change announced.
+    PreliminaryAnnounced,
 }
 
 impl Transition {
@@ -184,6 +226,8 @@ impl Transition {
             Transition::CancelRefused { .. } => "CancelRefused",
             Transition::Amended { .. } => "Amended",
             Transition::Requeue { .. } => "Requeue",
+            Transition::Preliminary { .. } => "Preliminary",
+            Transition::PreliminaryAnnounced => "PreliminaryAnnounced",
         }
     }
 }
@@ -203,6 +247,24 @@ impl OrderRecord {
         self.claimed_until.is_some_and(|until| until > now)
     }
 
+    /// Result checks of the current body (an amended order's earlier bodies' do not count).
+    pub fn checks(&self) -> u32 {
+        self.attempt.saturating_sub(self.checks_before)
+    }
+
+    /// A preliminary result whose latest change `OrderPreliminaryResult` has not told yet.
+    pub fn unannounced_preliminary(&self) -> Option<&Preliminary> {
+        self.preliminary.as_ref().filter(|p| !p.announced)
+    }
+
+    /// The preliminary result that stands (not withdrawn).
+    pub fn standing_preliminary(&self) -> Option<&OrderResult> {
+        self.preliminary
+            .as_ref()
+            .filter(|p| p.withdrawn_at.is_none())
+            .map(|p| &p.result)
+    }
+
     /// A freshly received order.
     pub fn received(order: Order, now: Timestamp, due_at: Timestamp) -> OrderRecord {
         OrderRecord {
@@ -218,6 +280,8 @@ impl OrderRecord {
             result_key: None,
             failure: None,
             claimed_until: None,
+            checks_before: 0,
+            preliminary: None,
         }
     }
 
@@ -243,6 +307,7 @@ impl OrderRecord {
                 // One more than before: an amended order's new checks never share a schedule
                 // name with the old body's, and the old body's checks are stale.
                 next.state = Pending;
+                next.checks_before = self.attempt;
                 next.attempt += 1;
                 next.due_at = Some(*due_at);
             }
@@ -297,6 +362,32 @@ impl OrderRecord {
                 next.state = Received;
                 next.order = order.clone();
                 next.due_at = Some(*due_at);
+            }
+            (Transition::Preliminary { change, due_at }, Pending) => {
+                next.preliminary = Some(match (change, &self.preliminary) {
+                    (PreliminaryChange::Published(result), _) => Preliminary {
+                        result: result.clone(),
+                        withdrawn_at: None,
+                        announced: false,
+                    },
+                    (PreliminaryChange::Withdrawn, Some(kept)) if kept.withdrawn_at.is_none() => {
+                        Preliminary {
+                            withdrawn_at: Some(now),
+                            announced: false,
+                            ..kept.clone()
+                        }
+                    }
+                    (PreliminaryChange::Withdrawn, _) => return Err(illegal()),
+                });
+                next.attempt += 1;
+                next.due_at = Some(*due_at);
+            }
+            (Transition::PreliminaryAnnounced, Pending)
+                if self.unannounced_preliminary().is_some() =>
+            {
+                if let Some(p) = next.preliminary.as_mut() {
+                    p.announced = true;
+                }
             }
             _ => return Err(illegal()),
         }
@@ -536,6 +627,24 @@ mod tests {
                 vec![Received, Pending],
                 Some(Received),
             ),
+            (
+                Transition::Preliminary {
+                    change: PreliminaryChange::Published(in_state(Ready).result.unwrap()),
+                    due_at: later,
+                },
+                vec![Pending],
+                None,
+            ),
+            // Only with a preliminary result kept (see the test below): none of these has one.
+            (
+                Transition::Preliminary {
+                    change: PreliminaryChange::Withdrawn,
+                    due_at: later,
+                },
+                vec![],
+                None,
+            ),
+            (Transition::PreliminaryAnnounced, vec![], None),
         ];
         let all = [
             Received, Pending, Ready, Stored, Failed, Notified, Cancelling, Cancelled,
@@ -586,9 +695,98 @@ mod tests {
                         assert_eq!(next.due_at, Some(*due_at))
                     }
                     Transition::Notified => {}
+                    Transition::Preliminary { due_at, .. } => {
+                        assert_eq!(next.attempt, r.attempt + 1);
+                        assert_eq!(next.due_at, Some(*due_at));
+                        assert!(next.unannounced_preliminary().is_some());
+                    }
+                    Transition::PreliminaryAnnounced => {}
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_preliminary_result_is_kept_announced_withdrawn_and_outlives_the_final_one() {
+        let later: Timestamp = "2026-01-14T12:50:00Z".parse().unwrap();
+        let result = in_state(OrderState::Ready).result.unwrap();
+        let p = in_state(OrderState::Pending);
+        let kept = p
+            .apply(
+                Transition::Preliminary {
+                    change: PreliminaryChange::Published(result.clone()),
+                    due_at: later,
+                },
+                later,
+            )
+            .unwrap();
+        assert_eq!(kept.standing_preliminary(), Some(&result));
+        assert!(
+            kept.apply(Transition::PreliminaryAnnounced, later)
+                .unwrap()
+                .apply(Transition::PreliminaryAnnounced, later)
+                .is_err(),
+            "announced once"
+        );
+        let told = kept.apply(Transition::PreliminaryAnnounced, later).unwrap();
+        assert!(told.unannounced_preliminary().is_none());
+        let withdrawn = told
+            .apply(
+                Transition::Preliminary {
+                    change: PreliminaryChange::Withdrawn,
+                    due_at: later,
+                },
+                later,
+            )
+            .unwrap();
+        assert_eq!(withdrawn.standing_preliminary(), None);
+        let kept = withdrawn.preliminary.clone().unwrap();
+        assert_eq!((kept.withdrawn_at, kept.announced), (Some(later), false));
+        assert_eq!(kept.result, result, "the withdrawn result is kept");
+        assert!(
+            withdrawn
+                .apply(
+                    Transition::Preliminary {
+                        change: PreliminaryChange::Withdrawn,
+                        due_at: later,
+                    },
+                    later,
+                )
+                .is_err(),
+            "withdrawn once"
+        );
+        let ready = withdrawn
+            .apply(
+                Transition::Ready {
+                    result: result.clone(),
+                    due_at: later,
+                },
+                later,
+            )
+            .unwrap();
+        assert_eq!(ready.preliminary, withdrawn.preliminary);
+    }
+
+    #[test]
+    fn an_amended_order_gets_its_checks_afresh() {
+        let later: Timestamp = "2026-01-14T10:00:00Z".parse().unwrap();
+        let mut p = in_state(OrderState::Pending);
+        for _ in 0..3 {
+            p = p.apply(Transition::Retry { due_at: later }, later).unwrap();
+        }
+        let before = p.attempt;
+        assert_eq!(p.checks(), before);
+        let amend = Transition::Amended {
+            order: amended(),
+            due_at: later,
+        };
+        let handed = p
+            .apply(amend, later)
+            .unwrap()
+            .apply(Transition::HandedOver { due_at: later }, later)
+            .unwrap();
+        assert_eq!(handed.attempt, before + 1, "schedule names never repeat");
+        assert_eq!(handed.checks(), 1, "the new body's first check");
     }
 
     /// The fixture order with another price.

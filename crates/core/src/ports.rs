@@ -254,14 +254,21 @@ pub enum Submission {
 /// The platform's answer to "are the results out?".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResultsStatus {
+    /// Nothing is out, or a preliminary result was withdrawn (the auction is re-run or the
+    /// zone decoupled): results are expected at `expected_publication`, if the platform knows.
     NotYet {
         expected_publication: Option<Timestamp>,
     },
+    /// A preliminary result: it may still be withdrawn or replaced; the final one is expected
+    /// at `expected_final`, if the platform knows.
+    Preliminary {
+        result: Box<OrderResult>,
+        expected_final: Option<Timestamp>,
+    },
+    /// The final result.
     Published(Box<OrderResult>),
     /// The platform does not know the order (it was never submitted, or was cancelled).
-    Unknown {
-        reason: String,
-    },
+    Unknown { reason: String },
 }
 
 /// The platform's answer to a withdrawal.

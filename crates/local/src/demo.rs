@@ -207,11 +207,12 @@ pub async fn run(
     args.speed = options.speed;
     args.start = Some(start);
     args.never_publish = vec![Zone::Fi];
+    args.decouple = vec![Zone::DeLu];
     let real_start = std::time::Instant::now();
     let running = crate::up::start(&args, observer).await?;
     let base = format!("http://{}", running.addr);
     say(&format!(
-        "Energy demo on `energy up`: {base}, data in {}\nSDAC delivery day {day}; market clock from {} Brussels time at {}× (FI results never come)\n",
+        "Energy demo on `energy up`: {base}, data in {}\nSDAC delivery day {day}; market clock from {} Brussels time at {}× (FI results never come; DE-LU is decoupled: its preliminary result is withdrawn)\n",
         data_dir.display(),
         clock(start),
         options.speed

@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// A zone whose results never come (repeatable), e.g. --never FI.
     #[arg(long, value_parser = parse_zone)]
     pub never: Vec<Zone>,
+    /// A decoupled zone (repeatable): its preliminary results are withdrawn at the final time
+    /// and its final ones, cleared locally, come 100 minutes later.
+    #[arg(long, value_parser = parse_zone)]
+    pub decouple: Vec<Zone>,
 }
 
 fn parse_zone(s: &str) -> Result<Zone, String> {
@@ -59,6 +63,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for zone in &args.never {
         config.per_zone.insert(*zone, Publication::Never);
     }
+    config.decoupled.extend(args.decouple.iter().copied());
     let platform = Arc::new(SimPlatform::new(config, clock.clone()));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let addr = listener.local_addr()?;

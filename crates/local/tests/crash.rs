@@ -236,6 +236,15 @@ async fn crash_at(point: &'static str) {
         "OrderCancelled after a crash at {point}"
     );
     assert_eq!(count("OrderResultStored", "c-can"), 0);
+    // SDAC: each order's preliminary result was told once, even across a crash between
+    // keeping it and telling it.
+    for id in ["c-acc", "c-rej"] {
+        assert_eq!(
+            count("OrderPreliminaryResult", id),
+            1,
+            "{id}'s OrderPreliminaryResult after a crash at {point}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -261,6 +270,7 @@ crash_tests! {
     a_crash_after_the_insert_before_order_submitted: crash::SUBMIT_AFTER_INSERT;
     a_crash_after_the_platform_took_the_order: crash::EVALUATE_AFTER_SUBMIT;
     a_crash_after_the_check_was_scheduled: crash::EVALUATE_AFTER_SCHEDULE;
+    a_crash_after_a_preliminary_result_was_kept: crash::EVALUATE_AFTER_PRELIMINARY;
     a_crash_after_ready_before_order_ready: crash::EVALUATE_AFTER_READY;
     a_crash_after_the_platform_withdrew_the_order: crash::EVALUATE_AFTER_WITHDRAW;
     a_crash_after_order_cancelled_was_published: crash::EVALUATE_AFTER_CANCELLED;

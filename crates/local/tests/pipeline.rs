@@ -286,8 +286,12 @@ async fn a_lost_order_ready_is_re_sent_by_the_sweeper_and_stored_once() {
     let s = system();
     post(&s, &json!([accepted("l-1")])).await;
     s.run_until_quiet(|_| {}).await;
+    // Check 1 finds preliminary results (SDAC); check 2 the final ones, and the bus loses
+    // OrderReady.
     fire_next_schedule(&s);
-    // Check 1 finds results; the bus loses OrderReady.
+    s.run_until_quiet(|_| {}).await;
+    assert_eq!(record(&s, "l-1").await.attempt, 2);
+    fire_next_schedule(&s);
     s.bus.fail_next(1);
     while let Some(e) = s.bus.pop() {
         s.deliver(&e).await;

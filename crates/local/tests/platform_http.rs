@@ -141,6 +141,17 @@ async fn http_platform_against_energy_platform_serve_returns_what_the_in_process
             ResultsStatus::NotYet { .. }
         ));
     }
+    // Preliminary results first (12:45 Brussels time), then the final ones (13:00).
+    served.set_clock("2026-01-14T11:50:00Z").await;
+    clock.set("2026-01-14T11:50:00Z".parse().unwrap());
+    for o in orders() {
+        let remote = http.results(&o).await.unwrap();
+        assert_eq!(remote, local.results(&o).await.unwrap());
+        assert!(
+            matches!(remote, ResultsStatus::Preliminary { .. }),
+            "{remote:?}"
+        );
+    }
     served.set_clock("2026-01-14T12:00:00Z").await;
     clock.set("2026-01-14T12:00:00Z".parse().unwrap());
     let mut outcomes = Vec::new();
@@ -169,6 +180,48 @@ async fn http_platform_against_energy_platform_serve_returns_what_the_in_process
         http.results(&unknown).await.unwrap(),
         ResultsStatus::Unknown { .. }
     ));
+}
+
+#[tokio::test]
+async fn a_decoupled_zone_answers_over_http_as_in_process_withdrawn_then_a_later_final_result() {
+    let served = Served::start(&["--decouple", "DE-LU"]);
+    let http = client(&served.url, Duration::from_secs(5), 3);
+    let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
+    let local = SimPlatform::new(SimConfig::default(), clock.clone());
+    local.decouple(energy_core::market::Zone::DeLu);
+    let o = orders()[0].clone();
+    assert_eq!(o.zone, energy_core::market::Zone::DeLu);
+    assert_eq!(
+        http.submit(&o).await.unwrap(),
+        local.submit(&o).await.unwrap()
+    );
+    let mut answers = Vec::new();
+    for now in [
+        "2026-01-14T11:50:00Z",
+        "2026-01-14T12:00:00Z",
+        "2026-01-14T13:40:00Z",
+    ] {
+        served.set_clock(now).await;
+        clock.set(now.parse().unwrap());
+        let remote = http.results(&o).await.unwrap();
+        assert_eq!(remote, local.results(&o).await.unwrap(), "at {now}");
+        answers.push(remote);
+    }
+    assert!(
+        matches!(answers[0], ResultsStatus::Preliminary { .. }),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers[1],
+        ResultsStatus::NotYet {
+            expected_publication: Some("2026-01-14T13:40:00Z".parse().unwrap())
+        },
+        "withdrawn"
+    );
+    assert!(
+        matches!(answers[2], ResultsStatus::Published(_)),
+        "{answers:?}"
+    );
 }
 
 #[tokio::test]

@@ -941,3 +941,95 @@ fn a_crash_point_that_names_nothing_stops_start_up_naming_the_points() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SDAC publishes preliminary results (12:45) before final ones (13:00); a decoupled zone's
+/// preliminary result is withdrawn and its final one, cleared alone, comes later (14:40). The
+/// order keeps both, the desk hears of each change, and only the final result is acted on.
+#[tokio::test]
+async fn preliminary_then_final_results_and_a_decoupled_zone_whose_different_final_result_is_stored()
+ {
+    let dir = data_dir("decoupled");
+    // Sunday 29 Nov 09:00 Brussels time; Monday's gate 11:00Z, preliminary 11:45Z, final
+    // 12:00Z, DE-LU's decoupled final 13:40Z. 2000×: ~10 s.
+    let up = start(
+        &dir,
+        &[
+            "--start",
+            "2026-11-29T08:00:00Z",
+            "--speed",
+            "2000",
+            "--decouple",
+            "DE-LU",
+        ],
+    );
+    let http = reqwest::Client::new();
+    let order = |id: &str, zone: &str| {
+        json!({
+            "record_id": id, "market": "SDAC", "delivery_date": "2026-11-30",
+            "zone": zone, "portfolio": "DESK-T", "side": "BUY",
+            "periods": [
+                {"mtu_start": "2026-11-30T06:00:00Z", "steps": [{"price": "3000.00", "quantity": "10.0"}]},
+                {"mtu_start": "2026-11-30T11:00:00Z", "steps": [{"price": "3000.00", "quantity": "10.0"}]}
+            ]
+        })
+    };
+    let batch = json!([order("pf-coupled", "NL"), order("pf-decoupled", "DE-LU")]);
+    let (status, body) = post(&http, &up, &batch.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    let ids = ids(&batch);
+    let finals = wait_final(&http, &up, &ids, Duration::from_secs(120)).await;
+    assert_outputs_match(&dir, &finals);
+    let events = archive(&dir);
+    let of = |t: &str, id: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["detail-type"] == t && e["detail"]["record_id"] == id)
+            .cloned()
+            .collect()
+    };
+
+    // Coupled: the preliminary result, confirmed by the final one.
+    let coupled = &finals[0];
+    assert_eq!(coupled["state"], "STORED", "{coupled}");
+    let preliminary = &coupled["preliminary"];
+    assert_eq!(preliminary["withdrawn_at"], Value::Null, "{coupled}");
+    assert_eq!(
+        preliminary["result"]["published_at"],
+        "2026-11-29T11:45:00Z"
+    );
+    assert_eq!(coupled["result"]["published_at"], "2026-11-29T12:00:00Z");
+    assert_eq!(preliminary["result"]["mtus"], coupled["result"]["mtus"]);
+    let told = of("OrderPreliminaryResult", "pf-coupled");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["detail"]["status"], "PUBLISHED");
+
+    // Decoupled: the preliminary result withdrawn, a different final one stored.
+    let decoupled = &finals[1];
+    assert_eq!(decoupled["state"], "STORED", "{decoupled}");
+    let preliminary = &decoupled["preliminary"];
+    assert!(preliminary["withdrawn_at"].is_string(), "{decoupled}");
+    assert_eq!(decoupled["result"]["published_at"], "2026-11-29T13:40:00Z");
+    assert_ne!(
+        preliminary["result"]["totals"], decoupled["result"]["totals"],
+        "cleared alone, the zone's final result differs"
+    );
+    let statuses: Vec<Value> = of("OrderPreliminaryResult", "pf-decoupled")
+        .iter()
+        .map(|e| e["detail"]["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!("PUBLISHED"), json!("WITHDRAWN")]);
+    // The stored object is the final result.
+    let key = decoupled["result_key"].as_str().unwrap();
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(key)).unwrap()).unwrap();
+    assert_eq!(stored["totals"], decoupled["result"]["totals"], "{stored}");
+
+    // Acted on once: one OrderReady and one stored result per order, nothing failed.
+    for id in &ids {
+        assert_eq!(of("OrderReady", id).len(), 1, "{id}");
+        assert_eq!(of("OrderResultStored", id).len(), 1, "{id}");
+        assert!(of("OrderFailed", id).is_empty(), "{id}");
+    }
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}

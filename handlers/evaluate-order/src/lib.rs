@@ -6,7 +6,8 @@
 //! | state | action |
 //! |---|---|
 //! | RECEIVED | submit to the platform; schedule check 1 at the expected publication time; → PENDING(1) |
-//! | PENDING(n), results out | → READY, emit `OrderReady` |
+//! | PENDING(n), final results out | → READY, emit `OrderReady` |
+//! | PENDING(n), a preliminary result new or withdrawn, n < MaxAttempts | keep it, schedule check n+1, → PENDING(n+1), emit `OrderPreliminaryResult` |
 //! | PENDING(n), not yet, n < MaxAttempts | schedule check n+1 (`<record_id>-<n+1>`), → PENDING(n+1) |
 //! | PENDING(n), not yet, n = MaxAttempts | → FAILED, emit `OrderFailed{ResultsTimeout}` |
 //! | READY / FAILED, overdue | re-emit the event nobody acted on (the sweeper's safety net) |
@@ -30,15 +31,16 @@ use async_trait::async_trait;
 use energy_core::calendar::{MarketRules, market_time};
 use energy_core::crash;
 use energy_core::events::{
-    DomainEvent, OrderCancelled, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef, Trigger,
+    DomainEvent, OrderCancelled, OrderEvaluationDue, OrderFailed, OrderPreliminaryResult,
+    OrderReady, OrderRef, Trigger,
 };
 use energy_core::handler::{self, Event, EventHandler, HandlerError};
-use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
+use energy_core::lifecycle::{OrderRecord, OrderState, PreliminaryChange, Transition};
 use energy_core::ports::{
     AuctionPlatform, Clock, EventPublisher, OrderStore, Replaced, ResultsStatus, RetryScheduler,
-    Submission, Withdrawal,
+    Submission, TransitionError, Withdrawal,
 };
-use energy_core::result::{Failure, FailureReason};
+use energy_core::result::{Failure, FailureReason, OrderResult};
 use energy_core::retry::{RetryPolicy, schedule_name};
 use jiff::Timestamp;
 
@@ -83,6 +85,13 @@ pub enum Outcome {
         at: Timestamp,
     },
     Ready,
+    /// A preliminary result came or was withdrawn (told as `OrderPreliminaryResult`); the
+    /// final one is checked for at `at`.
+    Preliminary {
+        withdrawn: bool,
+        attempt: u32,
+        at: Timestamp,
+    },
     Failed(FailureReason),
     Resent(&'static str),
     /// Withdrawn at the platform (or it did not hold the order): CANCELLED.
@@ -111,6 +120,16 @@ impl std::fmt::Display for Outcome {
                 )
             }
             Outcome::Ready => f.write_str("results out; order ready"),
+            Outcome::Preliminary {
+                withdrawn,
+                attempt,
+                at,
+            } => write!(
+                f,
+                "preliminary results {}; check {attempt} at {}",
+                if *withdrawn { "withdrawn" } else { "out" },
+                market_time(*at)
+            ),
             Outcome::Failed(reason) => write!(f, "failed: {}", reason.in_words()),
             Outcome::Resent(event) => write!(f, "re-sent {event}"),
             Outcome::Cancelled => f.write_str("withdrawn at the platform; cancelled"),
@@ -197,53 +216,123 @@ impl EvaluateOrder {
     }
 
     async fn check(&self, record: OrderRecord, now: Timestamp) -> Result<Outcome, Error> {
+        let Some(record) = self.announce_preliminary(record, now).await? else {
+            return Ok(Outcome::LostRace);
+        };
         let config = &self.config;
-        match self.platform.results(&record.order).await? {
-            ResultsStatus::Published(result) => {
-                let due_at = config.retry.redelivery_at(now);
-                let event = OrderReady {
-                    order: OrderRef::from(&record.order),
-                    outcome: result.outcome,
-                    result: (*result).clone(),
-                };
-                let ready = Transition::Ready {
-                    result: *result,
-                    due_at,
-                };
-                let moved = self.move_to(&record, ready, now).await?;
-                if moved.or_lost(true, false) {
-                    crash::point(crash::EVALUATE_AFTER_READY);
-                    self.bus.publish(&[DomainEvent::Ready(event)]).await?;
-                }
-                Ok(moved.or_lost(Outcome::Ready, Outcome::LostRace))
-            }
-            ResultsStatus::NotYet { .. } if record.attempt >= config.retry.max_attempts => {
-                let message = format!(
-                    "no auction results after {} checks; giving up",
-                    record.attempt
-                );
-                self.fail(&record, FailureReason::ResultsTimeout, message, now)
-                    .await
+        let (change, expected) = match self.platform.results(&record.order).await? {
+            ResultsStatus::Published(result) => return self.ready(&record, *result, now).await,
+            ResultsStatus::Unknown { reason } => {
+                return self
+                    .fail(&record, FailureReason::InvalidAtPlatform, reason, now)
+                    .await;
             }
             ResultsStatus::NotYet {
                 expected_publication,
             } => {
-                let next = record.attempt + 1;
+                let withdrawn = record.standing_preliminary().is_some();
                 let expected = config.publication(&record, expected_publication);
-                let at = config
-                    .retry
-                    .check_at(now, expected, &record.order.record_id, next);
-                self.schedule(&record, next, at).await?;
-                let moved = self
-                    .move_to(&record, Transition::Retry { due_at: at }, now)
-                    .await?;
-                Ok(moved.or_lost(Outcome::Retrying { attempt: next, at }, Outcome::LostRace))
+                (withdrawn.then_some(PreliminaryChange::Withdrawn), expected)
             }
-            ResultsStatus::Unknown { reason } => {
-                self.fail(&record, FailureReason::InvalidAtPlatform, reason, now)
-                    .await
+            ResultsStatus::Preliminary {
+                result,
+                expected_final,
+            } => {
+                let new = record.standing_preliminary() != Some(&*result);
+                let expected = expected_final
+                    .or_else(|| config.rules.expected_final(record.order.auction()).ok());
+                (
+                    new.then_some(PreliminaryChange::Published(*result)),
+                    expected,
+                )
             }
+        };
+        if record.checks() >= config.retry.max_attempts {
+            let had_preliminary = record.standing_preliminary().is_some()
+                || matches!(change, Some(PreliminaryChange::Published(_)));
+            let what = if had_preliminary {
+                "preliminary auction results but no final ones"
+            } else {
+                "no auction results"
+            };
+            let message = format!("{what} after {} checks; giving up", record.checks());
+            return self
+                .fail(&record, FailureReason::ResultsTimeout, message, now)
+                .await;
         }
+        let next = record.attempt + 1;
+        let at = config
+            .retry
+            .check_at(now, expected, &record.order.record_id, next);
+        self.schedule(&record, next, at).await?;
+        let Some(change) = change else {
+            let moved = self
+                .move_to(&record, Transition::Retry { due_at: at }, now)
+                .await?;
+            return Ok(moved.or_lost(Outcome::Retrying { attempt: next, at }, Outcome::LostRace));
+        };
+        let withdrawn = change == PreliminaryChange::Withdrawn;
+        let t = Transition::Preliminary { change, due_at: at };
+        let kept = record.apply(t, now).map_err(TransitionError::from)?;
+        if self.orders.replace(&kept, record.expected()).await? == Replaced::Conflict {
+            return Ok(Outcome::LostRace);
+        }
+        crash::point(crash::EVALUATE_AFTER_PRELIMINARY);
+        if self.announce_preliminary(kept, now).await?.is_none() {
+            return Ok(Outcome::LostRace);
+        }
+        Ok(Outcome::Preliminary {
+            withdrawn,
+            attempt: next,
+            at,
+        })
+    }
+
+    /// PENDING → READY with the final result, then `OrderReady`.
+    async fn ready(
+        &self,
+        record: &OrderRecord,
+        result: OrderResult,
+        now: Timestamp,
+    ) -> Result<Outcome, Error> {
+        let due_at = self.config.retry.redelivery_at(now);
+        let event = OrderReady {
+            order: OrderRef::from(&record.order),
+            outcome: result.outcome,
+            result: result.clone(),
+        };
+        let moved = self
+            .move_to(record, Transition::Ready { result, due_at }, now)
+            .await?;
+        if moved.or_lost(true, false) {
+            crash::point(crash::EVALUATE_AFTER_READY);
+            self.bus.publish(&[DomainEvent::Ready(event)]).await?;
+        }
+        Ok(moved.or_lost(Outcome::Ready, Outcome::LostRace))
+    }
+
+    /// Tells the desk of the latest change of `record`'s preliminary result if it has not been
+    /// told (`OrderPreliminaryResult`), and marks it told. The record as it is then; `None`
+    /// when another delivery wrote the order first.
+    async fn announce_preliminary(
+        &self,
+        record: OrderRecord,
+        now: Timestamp,
+    ) -> Result<Option<OrderRecord>, Error> {
+        let Some(preliminary) = record.unannounced_preliminary() else {
+            return Ok(Some(record));
+        };
+        let event = OrderPreliminaryResult::from_record(&record, preliminary);
+        self.bus
+            .publish(&[DomainEvent::PreliminaryResult(event)])
+            .await?;
+        let told = record
+            .apply(Transition::PreliminaryAnnounced, now)
+            .map_err(TransitionError::from)?;
+        Ok(match self.orders.replace(&told, record.expected()).await? {
+            Replaced::Applied => Some(told),
+            Replaced::Conflict => None,
+        })
     }
 
     /// After a hand-over of `submitted` lost its write: if the desk cancelled meanwhile, the

@@ -552,3 +552,269 @@ async fn a_hand_over_that_lost_to_another_hand_over_of_the_same_body_submits_not
     assert_eq!(f.platform.submitted.lock().unwrap().len(), 1);
     assert!(f.platform.withdrawn.lock().unwrap().is_empty());
 }
+
+/// A result for `r` at `price` cents, everything offered taken, published at `published`.
+fn result_at(r: &energy_core::lifecycle::OrderRecord, price: i64, published: &str) -> OrderResult {
+    let fills: Vec<_> = r
+        .order
+        .periods
+        .iter()
+        .map(|p| {
+            (
+                Some(energy_core::money::PriceCents(price)),
+                p.offered().unwrap(),
+            )
+        })
+        .collect();
+    OrderResult::from_fills(&r.order, &fills, at(published)).unwrap()
+}
+
+fn script(f: &Fixture, answers: Vec<ResultsStatus>) {
+    f.platform.results.lock().unwrap().extend(answers);
+}
+
+fn preliminary_answer(result: &OrderResult) -> ResultsStatus {
+    ResultsStatus::Preliminary {
+        result: Box::new(result.clone()),
+        expected_final: Some(at(FINAL)),
+    }
+}
+
+const FINAL: &str = "2026-01-14T12:00:00Z";
+
+/// Runs the check the order is waiting for, at `now`.
+async fn run_check(f: &Fixture, id: &str, now: &str) -> Outcome {
+    f.clock.set(at(now));
+    let attempt = state(f, id).await.1;
+    f.handler
+        .handle(event(&due(id, attempt), at(now)))
+        .await
+        .unwrap()
+}
+
+async fn record(f: &Fixture, id: &str) -> energy_core::lifecycle::OrderRecord {
+    f.orders
+        .get(&RecordId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_preliminary_result_is_kept_and_announced_once_and_the_final_one_acted_on_once() {
+    let f = fixture();
+    let r = fixtures::pending("pre-1", 1, at(PUBLICATION));
+    f.orders.insert(&r).await.unwrap();
+    let first = result_at(&r, 9_000, PUBLICATION);
+    let last = result_at(&r, 9_000, FINAL);
+    script(
+        &f,
+        vec![
+            preliminary_answer(&first),
+            preliminary_answer(&first),
+            ResultsStatus::Published(Box::new(last.clone())),
+        ],
+    );
+    let outcome = run_check(&f, "pre-1", PUBLICATION).await;
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Preliminary {
+                withdrawn: false,
+                attempt: 2,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let kept = record(&f, "pre-1").await;
+    assert_eq!(kept.standing_preliminary(), Some(&first));
+    assert!(kept.unannounced_preliminary().is_none(), "announced");
+    assert_eq!(
+        f.scheduler.pending().last().unwrap().at.as_second() / 60,
+        at(FINAL).as_second() / 60,
+        "the next check waits for the final result"
+    );
+    let announced = f.bus.of_type("OrderPreliminaryResult");
+    assert_eq!(announced.len(), 1);
+    assert_eq!(announced[0]["detail"]["status"], "PUBLISHED");
+    assert_eq!(
+        announced[0]["detail"]["result"],
+        serde_json::to_value(&first).unwrap()
+    );
+    // The same preliminary result again: an ordinary retry, nothing told twice.
+    let again = run_check(&f, "pre-1", "2026-01-14T11:50:00Z").await;
+    assert!(
+        matches!(again, Outcome::Retrying { attempt: 3, .. }),
+        "{again:?}"
+    );
+    assert_eq!(f.bus.of_type("OrderPreliminaryResult").len(), 1);
+    assert_eq!(run_check(&f, "pre-1", FINAL).await, Outcome::Ready);
+    let done = record(&f, "pre-1").await;
+    assert_eq!(done.result.as_ref(), Some(&last), "the final result");
+    assert_eq!(done.standing_preliminary(), Some(&first), "both kept");
+    assert_eq!(f.bus.of_type("OrderReady").len(), 1);
+    assert_eq!(
+        f.bus.of_type("OrderReady")[0]["detail"]["result"]["published_at"],
+        FINAL
+    );
+}
+
+#[tokio::test]
+async fn a_withdrawn_preliminary_result_is_told_and_a_different_final_one_is_the_result() {
+    let f = fixture();
+    let r = fixtures::pending("pre-2", 1, at(PUBLICATION));
+    f.orders.insert(&r).await.unwrap();
+    let first = result_at(&r, 9_000, PUBLICATION);
+    let decoupled = result_at(&r, 15_000, "2026-01-14T13:40:00Z");
+    script(
+        &f,
+        vec![
+            preliminary_answer(&first),
+            ResultsStatus::NotYet {
+                expected_publication: Some(at("2026-01-14T13:40:00Z")),
+            },
+            ResultsStatus::NotYet {
+                expected_publication: Some(at("2026-01-14T13:40:00Z")),
+            },
+            ResultsStatus::Published(Box::new(decoupled.clone())),
+        ],
+    );
+    run_check(&f, "pre-2", PUBLICATION).await;
+    let withdrawn = run_check(&f, "pre-2", FINAL).await;
+    assert!(
+        matches!(
+            withdrawn,
+            Outcome::Preliminary {
+                withdrawn: true,
+                ..
+            }
+        ),
+        "{withdrawn:?}"
+    );
+    let told = f.bus.of_type("OrderPreliminaryResult");
+    assert_eq!(told.len(), 2);
+    assert_eq!(told[1]["detail"]["status"], "WITHDRAWN");
+    assert_eq!(told[1]["detail"]["withdrawn_at"], FINAL);
+    assert_eq!(
+        f.scheduler.pending().last().unwrap().at.as_second() / 60,
+        at("2026-01-14T13:40:00Z").as_second() / 60,
+        "waits for the decoupled zone's final result"
+    );
+    // Still nothing: no third announcement.
+    let nothing = run_check(&f, "pre-2", "2026-01-14T12:30:00Z").await;
+    assert!(matches!(nothing, Outcome::Retrying { .. }), "{nothing:?}");
+    assert_eq!(f.bus.of_type("OrderPreliminaryResult").len(), 2);
+    assert_eq!(
+        run_check(&f, "pre-2", "2026-01-14T13:40:00Z").await,
+        Outcome::Ready
+    );
+    let done = record(&f, "pre-2").await;
+    assert_eq!(done.result.as_ref(), Some(&decoupled));
+    assert_ne!(done.result.as_ref(), Some(&first));
+    let kept = done.preliminary.unwrap();
+    assert_eq!((kept.result, kept.withdrawn_at), (first, Some(at(FINAL))));
+    let ready = f.bus.of_type("OrderReady");
+    assert_eq!(ready.len(), 1);
+    assert_eq!(
+        ready[0]["detail"]["result"],
+        serde_json::to_value(&decoupled).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_final_result_that_never_follows_the_preliminary_one_fails_as_a_timeout() {
+    let f = fixture();
+    let max = Config::default().retry.max_attempts;
+    let r = fixtures::pending("pre-3", max, at(PUBLICATION));
+    f.orders.insert(&r).await.unwrap();
+    let first = result_at(&r, 9_000, PUBLICATION);
+    script(&f, vec![preliminary_answer(&first)]);
+    let outcome = run_check(&f, "pre-3", PUBLICATION).await;
+    assert_eq!(outcome, Outcome::Failed(FailureReason::ResultsTimeout));
+    let failed = f.bus.of_type("OrderFailed");
+    assert_eq!(failed.len(), 1);
+    let message = failed[0]["detail"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("preliminary auction results but no final ones"),
+        "{message}"
+    );
+    assert_eq!(f.bus.of_type("OrderReady").len(), 0);
+}
+
+#[tokio::test]
+async fn a_crash_between_keeping_a_preliminary_result_and_telling_it_is_made_good_by_the_next_check()
+ {
+    let f = fixture();
+    let r = fixtures::pending("pre-4", 1, at(PUBLICATION));
+    f.orders.insert(&r).await.unwrap();
+    let first = result_at(&r, 9_000, PUBLICATION);
+    script(
+        &f,
+        vec![preliminary_answer(&first), preliminary_answer(&first)],
+    );
+    energy_core::crash::arm(energy_core::crash::EVALUATE_AFTER_PRELIMINARY);
+    f.clock.set(at(PUBLICATION));
+    let handler = EvaluateOrder {
+        clock: f.clock.clone(),
+        orders: f.orders.clone(),
+        bus: f.bus.clone(),
+        scheduler: f.scheduler.clone(),
+        platform: f.platform.clone(),
+        config: Config::default(),
+    };
+    let delivery = event(&due("pre-4", 1), at(PUBLICATION));
+    let crashed = tokio::spawn(async move { handler.handle(delivery).await }).await;
+    assert!(
+        crashed.is_err_and(|e| e.is_panic()),
+        "the armed point stops the handler"
+    );
+    let kept = record(&f, "pre-4").await;
+    assert!(kept.unannounced_preliminary().is_some());
+    assert_eq!(f.bus.of_type("OrderPreliminaryResult").len(), 0);
+    // The next check tells it first, then checks.
+    let outcome = run_check(&f, "pre-4", "2026-01-14T12:00:00Z").await;
+    assert!(matches!(outcome, Outcome::Retrying { .. }), "{outcome:?}");
+    assert_eq!(f.bus.of_type("OrderPreliminaryResult").len(), 1);
+    assert!(
+        record(&f, "pre-4")
+            .await
+            .unannounced_preliminary()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_amended_order_has_every_check_for_its_new_body() {
+    let f = fixture();
+    let max = Config::default().retry.max_attempts;
+    // An order that used most of its checks, then amended: RECEIVED again at attempt max - 1.
+    let mut r = fixtures::pending("am-1", max - 1, at(PUBLICATION));
+    let mut body = r.order.clone();
+    body.periods[0].steps[0].price = energy_core::money::PriceCents(1_234);
+    r = r
+        .apply(
+            Transition::Amended {
+                order: body,
+                due_at: at(NOW),
+            },
+            at(NOW),
+        )
+        .unwrap();
+    f.orders.insert(&r).await.unwrap();
+    f.handler
+        .handle(event(&submitted(&r), at(NOW)))
+        .await
+        .unwrap();
+    // Results late: every check but the last retries.
+    for _ in 1..max {
+        let outcome = run_check(&f, "am-1", PUBLICATION).await;
+        assert!(matches!(outcome, Outcome::Retrying { .. }), "{outcome:?}");
+    }
+    assert_eq!(
+        run_check(&f, "am-1", PUBLICATION).await,
+        Outcome::Failed(FailureReason::ResultsTimeout)
+    );
+    let failed = f.bus.of_type("OrderFailed");
+    assert_eq!(failed[0]["detail"]["attempts"], max);
+}

@@ -506,7 +506,7 @@ pub fn view(record: &OrderRecord) -> serde_json::Value {
         "record_id": record.order.record_id,
         "state": record.state,
         "final": record.state.is_final(),
-        "attempt": record.attempt,
+        "attempt": record.checks(),
         "submitted_at": record.submitted_at,
         "updated_at": record.updated_at,
         "expires_at": (record.ttl != energy_core::lifecycle::NO_EXPIRY)
@@ -517,5 +517,9 @@ pub fn view(record: &OrderRecord) -> serde_json::Value {
         "result": record.result,
         "result_key": record.result_key,
         "failure": record.failure,
+        "preliminary": record.preliminary.as_ref().map(|p| json!({
+            "result": p.result,
+            "withdrawn_at": p.withdrawn_at,
+        })),
     })
 }

@@ -207,10 +207,13 @@ impl AuctionPlatform for HttpPlatform {
                     (ResultsState::Published, Some(result)) => {
                         Ok(ResultsStatus::Published(Box::new(result)))
                     }
-                    (ResultsState::Published, None) => Err(PortError::permanent(
-                        WHAT,
-                        format!("{path}: PUBLISHED without a result"),
-                    )),
+                    (ResultsState::Preliminary, Some(result)) => Ok(ResultsStatus::Preliminary {
+                        result: Box::new(result),
+                        expected_final: answer.expected_publication,
+                    }),
+                    (state @ (ResultsState::Published | ResultsState::Preliminary), None) => Err(
+                        PortError::permanent(WHAT, format!("{path}: {state:?} without a result")),
+                    ),
                     (ResultsState::NotPublished, _) => Ok(ResultsStatus::NotYet {
                         expected_publication: answer.expected_publication,
                     }),

@@ -288,6 +288,15 @@ async fn order_results(
             expected_publication,
             ..base
         }),
+        Ok(ResultsStatus::Preliminary {
+            result,
+            expected_final,
+        }) => ok(&OrderResults {
+            status: ResultsState::Preliminary,
+            expected_publication: expected_final,
+            result: Some(*result),
+            ..base
+        }),
         Ok(ResultsStatus::Published(result)) => ok(&OrderResults {
             status: ResultsState::Published,
             result: Some(*result),
@@ -330,7 +339,7 @@ async fn auction_results(State(server): Shared, Path(auction): Path<String>) -> 
     let published = server
         .platform
         .rules()
-        .expected_publication(auction)
+        .expected_final(auction)
         .is_ok_and(|p| now >= p)
         && !results.is_empty();
     let status = if published {

@@ -99,6 +99,9 @@ pub struct OrderAccepted {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ResultsState {
     NotPublished,
+    /// A preliminary result: it may still be withdrawn or replaced.
+    Preliminary,
+    /// The final result.
     Published,
 }
 

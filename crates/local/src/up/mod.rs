@@ -98,6 +98,10 @@ pub struct UpArgs {
     /// Results for this zone never come (see the evaluator give up). Repeatable.
     #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
     pub never_publish: Vec<Zone>,
+    /// This zone is decoupled: its preliminary SDAC results are withdrawn at the final time
+    /// and its final ones, cleared locally, come 100 minutes later. Repeatable.
+    #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
+    pub decouple: Vec<Zone>,
     /// Results appear this many market minutes after the calendar's publication time.
     #[arg(long, default_value_t = 0)]
     pub publication_delay_minutes: i64,
@@ -120,6 +124,7 @@ impl UpArgs {
             template: None,
             consumers: None,
             never_publish: Vec::new(),
+            decouple: Vec::new(),
             publication_delay_minutes: 0,
             concurrency: 8,
             quiet: true,
@@ -310,7 +315,8 @@ fn platform(
                 args.publication_delay_minutes,
             )),
             per_zone,
-            stateless: false,
+            decoupled: args.decouple.iter().copied().collect(),
+            ..SimConfig::default()
         },
         Arc::new(clock),
     ));
