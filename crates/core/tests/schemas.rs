@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use energy_core::events::{
-    DomainEvent, EnvelopeContext, OrderEvaluationDue, OrderFailed, OrderReady, OrderRef,
-    OrderResultStored, OrderSubmitted, Trigger, envelope,
+    DetailType, DomainEvent, EnvelopeContext, OrderAmended, OrderCancelled, OrderEvaluationDue,
+    OrderFailed, OrderPreliminaryResult, OrderReady, OrderRef, OrderResultStored, OrderSubmitted,
+    PreliminaryStatus, Trigger, envelope,
 };
 use energy_core::market::{Market, Side, Zone};
 use energy_core::money::{Lots, PriceCents};
@@ -201,14 +202,53 @@ fn event() -> impl Strategy<Value = DomainEvent> {
                 submitted_at,
             })
         }),
-        (record_id(), 0u32..100, ts(), prop::bool::ANY).prop_map(
-            |(record_id, attempt, due_at, s)| DomainEvent::EvaluationDue(OrderEvaluationDue {
-                record_id,
-                attempt,
-                due_at,
-                trigger: if s { Trigger::Schedule } else { Trigger::Sweep }
+        (
+            record_id(),
+            0u32..100,
+            ts(),
+            prop::sample::select(vec![Trigger::Schedule, Trigger::Sweep, Trigger::Cancel])
+        )
+            .prop_map(|(record_id, attempt, due_at, trigger)| {
+                DomainEvent::EvaluationDue(OrderEvaluationDue {
+                    record_id,
+                    attempt,
+                    due_at,
+                    trigger,
+                })
+            }),
+        (order_ref(), ts()).prop_map(|(order, cancelled_at)| {
+            DomainEvent::Cancelled(OrderCancelled {
+                order,
+                cancelled_at,
             })
-        ),
+        }),
+        (order_ref(), 1u32..2000, ts()).prop_map(|(order, mtu_count, amended_at)| {
+            DomainEvent::Amended(OrderAmended {
+                order,
+                mtu_count,
+                amended_at,
+            })
+        }),
+        (result(), prop::option::of(ts())).prop_map(|(result, withdrawn_at)| {
+            DomainEvent::PreliminaryResult(OrderPreliminaryResult {
+                order: OrderRef {
+                    record_id: result.record_id.clone(),
+                    market: result.market,
+                    delivery_date: result.delivery_date,
+                    zone: result.zone,
+                    portfolio: result.portfolio.clone(),
+                    side: result.side,
+                },
+                status: if withdrawn_at.is_some() {
+                    PreliminaryStatus::Withdrawn
+                } else {
+                    PreliminaryStatus::Published
+                },
+                outcome: result.outcome,
+                result,
+                withdrawn_at,
+            })
+        }),
         result().prop_map(|result| DomainEvent::Ready(OrderReady {
             order: OrderRef {
                 record_id: result.record_id.clone(),
@@ -265,6 +305,27 @@ fn event() -> impl Strategy<Value = DomainEvent> {
                 })
             }),
     ]
+}
+
+/// The generator makes events of every detail-type, so the property below covers them all.
+#[test]
+fn the_generator_makes_every_detail_type() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = event();
+    let mut made = BTreeSet::new();
+    for _ in 0..2000 {
+        made.insert(
+            strategy
+                .new_tree(&mut runner)
+                .unwrap()
+                .current()
+                .detail_type(),
+        );
+    }
+    let all: BTreeSet<&str> = DetailType::ALL.iter().map(|t| t.name()).collect();
+    assert_eq!(made, all);
 }
 
 proptest! {
