@@ -49,6 +49,9 @@ pub struct SimConfig {
     /// How long after the usual final time a decoupled zone's final result comes (100 min:
     /// SDAC's 13:00 → 14:40, after the 14:20 full-decoupling deadline).
     pub decoupled_delay: SignedDuration,
+    /// Zones whose orders the platform will not withdraw once taken (as an exchange may refuse a
+    /// withdrawal for its own reasons): what a desk sees when its cancel comes too late.
+    pub keeps: HashSet<Zone>,
     /// Answer for orders it does not hold by clearing them alone against the synthetic market:
     /// how the simulator runs inside a Lambda function, where no state outlives a container.
     pub stateless: bool,
@@ -62,6 +65,7 @@ impl Default for SimConfig {
             per_zone: HashMap::new(),
             decoupled: HashSet::new(),
             decoupled_delay: SignedDuration::from_mins(100),
+            keeps: HashSet::new(),
             stateless: false,
         }
     }
@@ -512,6 +516,11 @@ impl AuctionPlatform for SimPlatform {
                 reason: format!(
                     "the {auction} gate closed at {gate}: the order stays in the auction"
                 ),
+            });
+        }
+        if self.config.keeps.contains(&order.zone) {
+            return Ok(Withdrawal::Refused {
+                reason: format!("the platform takes no withdrawals in {}", order.zone),
             });
         }
         state.orders.remove(&order.record_id);

@@ -1,4 +1,4 @@
-//! The eight events on the bus, one type per detail-type.
+//! The nine events on the bus, one type per detail-type.
 //!
 //! These types are the single definition producers and consumers share. Each has a JSON Schema
 //! (draft-04, the whole event as EventBridge delivers it) and an example in `events-schema/`;
@@ -143,6 +143,19 @@ pub struct OrderAmended {
     pub amended_at: Timestamp,
 }
 
+/// The platform refused to withdraw an order the desk cancelled (its gate had closed, or it
+/// takes no withdrawals for the order): the order stays in the auction, PENDING again, and its
+/// result comes as any other's. Emitted by evaluate-order (at least once); notify-slack tells the
+/// desk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelRefused {
+    #[serde(flatten)]
+    pub order: OrderRef,
+    /// The platform's reason.
+    pub reason: String,
+    pub refused_at: Timestamp,
+}
+
 /// What became of an order's preliminary result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -196,6 +209,7 @@ pub enum DomainEvent {
     Cancelled(OrderCancelled),
     Amended(OrderAmended),
     PreliminaryResult(OrderPreliminaryResult),
+    CancelRefused(OrderCancelRefused),
 }
 
 /// An event whose detail does not match its detail-type.
@@ -221,10 +235,11 @@ pub enum DetailType {
     Cancelled,
     Amended,
     PreliminaryResult,
+    CancelRefused,
 }
 
 impl DetailType {
-    pub const ALL: [DetailType; 8] = [
+    pub const ALL: [DetailType; 9] = [
         DetailType::Submitted,
         DetailType::EvaluationDue,
         DetailType::Ready,
@@ -233,6 +248,7 @@ impl DetailType {
         DetailType::Cancelled,
         DetailType::Amended,
         DetailType::PreliminaryResult,
+        DetailType::CancelRefused,
     ];
 
     /// The detail-type, as on the bus and in `events-schema/<name>.json`.
@@ -246,6 +262,7 @@ impl DetailType {
             DetailType::Cancelled => "OrderCancelled",
             DetailType::Amended => "OrderAmended",
             DetailType::PreliminaryResult => "OrderPreliminaryResult",
+            DetailType::CancelRefused => "OrderCancelRefused",
         }
     }
 
@@ -256,7 +273,7 @@ impl DetailType {
 
 impl DomainEvent {
     /// Every detail-type, as on the bus and in `events-schema/<name>.json`.
-    pub const DETAIL_TYPES: [&'static str; 8] = [
+    pub const DETAIL_TYPES: [&'static str; 9] = [
         DetailType::Submitted.name(),
         DetailType::EvaluationDue.name(),
         DetailType::Ready.name(),
@@ -265,6 +282,7 @@ impl DomainEvent {
         DetailType::Cancelled.name(),
         DetailType::Amended.name(),
         DetailType::PreliminaryResult.name(),
+        DetailType::CancelRefused.name(),
     ];
 
     pub fn kind(&self) -> DetailType {
@@ -277,6 +295,7 @@ impl DomainEvent {
             DomainEvent::Cancelled(_) => DetailType::Cancelled,
             DomainEvent::Amended(_) => DetailType::Amended,
             DomainEvent::PreliminaryResult(_) => DetailType::PreliminaryResult,
+            DomainEvent::CancelRefused(_) => DetailType::CancelRefused,
         }
     }
 
@@ -294,6 +313,7 @@ impl DomainEvent {
             DomainEvent::Cancelled(e) => &e.order.record_id,
             DomainEvent::Amended(e) => &e.order.record_id,
             DomainEvent::PreliminaryResult(e) => &e.order.record_id,
+            DomainEvent::CancelRefused(e) => &e.order.record_id,
         }
     }
 
@@ -308,6 +328,7 @@ impl DomainEvent {
             DomainEvent::Cancelled(e) => serde_json::to_value(e),
             DomainEvent::Amended(e) => serde_json::to_value(e),
             DomainEvent::PreliminaryResult(e) => serde_json::to_value(e),
+            DomainEvent::CancelRefused(e) => serde_json::to_value(e),
         };
         // Serialising these plain data types cannot fail: no maps with non-string keys, no
         // fallible Serialize impls.
@@ -342,6 +363,9 @@ impl DomainEvent {
             }
             DetailType::PreliminaryResult => {
                 DomainEvent::PreliminaryResult(serde_json::from_value(detail).map_err(bad)?)
+            }
+            DetailType::CancelRefused => {
+                DomainEvent::CancelRefused(serde_json::from_value(detail).map_err(bad)?)
             }
         })
     }

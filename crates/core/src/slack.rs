@@ -1,11 +1,12 @@
-//! The Slack message for a failed order (Block Kit), built from the `OrderFailed` event alone.
+//! The Slack messages (Block Kit) for a failed order, built from the `OrderFailed` event alone,
+//! and for a withdrawal the platform refused, from `OrderCancelRefused`.
 //!
 //! The seed sent `{"text": " Lambda B Failure: Order rejected:"}`; this keeps a plain `text`
 //! fallback (what notifications and screen readers show) and adds the facts a trader acts on.
 
 use serde_json::{Value, json};
 
-use crate::events::OrderFailed;
+use crate::events::{OrderCancelRefused, OrderFailed, OrderRef};
 use crate::ports::Notification;
 use crate::result::FailureReason;
 
@@ -21,6 +22,48 @@ fn headline(reason: FailureReason) -> &'static str {
 /// The deduplication key: one message per order and reason.
 pub fn notification_key(event: &OrderFailed) -> String {
     format!("{}/{}", event.order.record_id, event.reason)
+}
+
+const KEPT: &str = ":warning: Withdrawal refused";
+
+fn describe(o: &OrderRef) -> String {
+    format!(
+        "{} ({} {} {} {}, portfolio {})",
+        o.record_id, o.market, o.delivery_date, o.zone, o.side, o.portfolio
+    )
+}
+
+/// The message for a withdrawal the platform refused: the order stays in the auction.
+pub fn render_cancel_refused(event: &OrderCancelRefused) -> Notification {
+    let o = &event.order;
+    let message = format!(
+        "the platform kept the order: {}. It stays in the auction and its result will come.",
+        event.reason
+    );
+    let text = format!("{KEPT}: {}: {message}", describe(o));
+    let fields: Vec<Value> = [
+        ("Order", o.record_id.to_string()),
+        ("Auction", format!("{} {}", o.market, o.delivery_date)),
+        ("Zone / side", format!("{} {}", o.zone, o.side)),
+        ("Portfolio", o.portfolio.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")}))
+    .collect();
+    let payload = json!({
+        "text": text,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": KEPT}},
+            {"type": "section", "fields": fields},
+            {"type": "section", "text": {"type": "mrkdwn", "text": message}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("energy · refused at {}", event.refused_at)}]}
+        ]
+    });
+    Notification {
+        key: format!("{}/CancelRefused", o.record_id),
+        text,
+        payload,
+    }
 }
 
 /// Renders the message.

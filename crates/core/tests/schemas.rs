@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use energy_core::events::{
-    DetailType, DomainEvent, EnvelopeContext, OrderAmended, OrderCancelled, OrderEvaluationDue,
-    OrderFailed, OrderPreliminaryResult, OrderReady, OrderRef, OrderResultStored, OrderSubmitted,
-    PreliminaryStatus, Trigger, envelope,
+    DetailType, DomainEvent, EnvelopeContext, OrderAmended, OrderCancelRefused, OrderCancelled,
+    OrderEvaluationDue, OrderFailed, OrderPreliminaryResult, OrderReady, OrderRef,
+    OrderResultStored, OrderSubmitted, PreliminaryStatus, Trigger, envelope,
 };
 use energy_core::market::{Market, Side, Zone};
 use energy_core::money::{Lots, PriceCents};
@@ -220,6 +220,13 @@ fn event() -> impl Strategy<Value = DomainEvent> {
             DomainEvent::Cancelled(OrderCancelled {
                 order,
                 cancelled_at,
+            })
+        }),
+        (order_ref(), ".{0,200}", ts()).prop_map(|(order, reason, refused_at)| {
+            DomainEvent::CancelRefused(OrderCancelRefused {
+                order,
+                reason,
+                refused_at,
             })
         }),
         (order_ref(), 1u32..2000, ts()).prop_map(|(order, mtu_count, amended_at)| {

@@ -208,11 +208,12 @@ pub async fn run(
     args.start = Some(start);
     args.never_publish = vec![Zone::Fi];
     args.decouple = vec![Zone::DeLu];
+    args.refuse_withdrawals = vec![Zone::Pl];
     let real_start = std::time::Instant::now();
     let running = crate::up::start(&args, observer).await?;
     let base = format!("http://{}", running.addr);
     say(&format!(
-        "Energy demo on `energy up`: {base}, data in {}\nSDAC delivery day {day}; market clock from {} Brussels time at {}× (FI results never come; DE-LU is decoupled: its preliminary result is withdrawn)\n",
+        "Energy demo on `energy up`: {base}, data in {}\nSDAC delivery day {day}; market clock from {} Brussels time at {}× (FI results never come; DE-LU is decoupled: its preliminary result is withdrawn; the platform refuses withdrawals in PL)\n",
         data_dir.display(),
         clock(start),
         options.speed
@@ -352,8 +353,9 @@ async fn post_demo_orders(
     Ok((ids, bad_status, bad_body))
 }
 
-/// Two more orders the desk changes its mind about before the gate: one withdrawn
-/// (`DELETE`), one re-priced from out of the money to in it (`PUT`). Their ids.
+/// Three more orders the desk changes its mind about before the gate: one withdrawn
+/// (`DELETE`), one re-priced from out of the money to in it (`PUT`), one whose withdrawal the
+/// platform refuses (`DELETE` in PL). Their ids.
 async fn change_demo_orders(
     http: &reqwest::Client,
     base: &str,
@@ -396,6 +398,14 @@ async fn change_demo_orders(
         &morning,
         vec![step("3000.00", "3.0")],
     );
+    let kept = order(
+        "demo-kept",
+        "PL",
+        "BUY",
+        day,
+        &morning,
+        vec![step("3000.00", "2.0")],
+    );
     let send = |method: reqwest::Method, path: &str, body: Option<String>| {
         let mut request = http
             .request(method, format!("{base}{path}"))
@@ -413,11 +423,11 @@ async fn change_demo_orders(
     let (status, _) = send(
         reqwest::Method::POST,
         "/orders",
-        Some(json!([cancelled, cheap]).to_string()),
+        Some(json!([cancelled, cheap, kept]).to_string()),
     )
     .await?;
     say(&format!(
-        "POST /orders  (demo-cancelled, and demo-amended bid at -400.00)\n  → {status}"
+        "POST /orders  (demo-cancelled, demo-amended bid at -400.00, demo-kept)\n  → {status}"
     ));
     let (status, body) = send(reqwest::Method::DELETE, "/orders/demo-cancelled", None).await?;
     say(&format!(
@@ -434,7 +444,16 @@ async fn change_demo_orders(
         "PUT /orders/demo-amended  (re-priced at 3000.00)\n  → {status} {}",
         body["state"].as_str().unwrap_or("")
     ));
-    Ok(vec!["demo-cancelled".into(), "demo-amended".into()])
+    let (status, body) = send(reqwest::Method::DELETE, "/orders/demo-kept", None).await?;
+    say(&format!(
+        "DELETE /orders/demo-kept  (the platform will refuse: the order stays in the auction)\n  → {status} {}",
+        body["state"].as_str().unwrap_or("")
+    ));
+    Ok(vec![
+        "demo-cancelled".into(),
+        "demo-amended".into(),
+        "demo-kept".into(),
+    ])
 }
 
 /// The demo's data dir (a new temporary one unless given) and whether it is temporary.

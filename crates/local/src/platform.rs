@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// and its final ones, cleared locally, come 100 minutes later.
     #[arg(long, value_parser = parse_zone)]
     pub decouple: Vec<Zone>,
+    /// A zone whose orders the platform refuses to withdraw (repeatable).
+    #[arg(long, value_parser = parse_zone)]
+    pub refuse_withdrawals: Vec<Zone>,
 }
 
 fn parse_zone(s: &str) -> Result<Zone, String> {
@@ -64,6 +67,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.per_zone.insert(*zone, Publication::Never);
     }
     config.decoupled.extend(args.decouple.iter().copied());
+    config.keeps.extend(args.refuse_withdrawals.iter().copied());
     let platform = Arc::new(SimPlatform::new(config, clock.clone()));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let addr = listener.local_addr()?;

@@ -23,6 +23,7 @@ fn energy_demo_exits_0_and_its_summary_shows_one_order_of_each_outcome() {
         ("demo-timeout", "RESULTS_TIMEOUT"),
         ("demo-cancelled", "CANCELLED"),
         ("demo-amended", "ACCEPTED"),
+        ("demo-kept", "ACCEPTED"),
     ] {
         let line = summary
             .lines()
@@ -31,7 +32,11 @@ fn energy_demo_exits_0_and_its_summary_shows_one_order_of_each_outcome() {
         assert_eq!(line.split_whitespace().nth(1), Some(outcome), "{line}");
     }
     assert!(
-        summary.contains("3 result objects, 2 Slack messages"),
+        summary.contains("4 result objects, 3 Slack messages"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("slack: :warning: Withdrawal refused: demo-kept"),
         "{summary}"
     );
 }

@@ -69,7 +69,7 @@ fn rules() -> Vec<RuleSpec> {
         RuleSpec {
             name: "NotifySlackRule",
             target: "NotifySlackFunction",
-            pattern: json!({"source": ["energy.orders"], "detail-type": ["OrderFailed"]}),
+            pattern: json!({"source": ["energy.orders"], "detail-type": ["OrderFailed", "OrderCancelRefused"]}),
             max_retry_attempts: 8,
             max_event_age_seconds: 3600,
             dead_letter_queue: "NotifySlackDlq",
@@ -969,8 +969,9 @@ fn the_registry_schemas_in_the_template_equal_the_files_in_events_schema() {
 }
 
 /// Every detail-type our handlers put on the bus, written out.
-const EMITTED: [&str; 8] = [
+const EMITTED: [&str; 9] = [
     "OrderAmended",
+    "OrderCancelRefused",
     "OrderCancelled",
     "OrderEvaluationDue",
     "OrderFailed",
@@ -991,6 +992,7 @@ fn written_name(kind: DetailType) -> &'static str {
         DetailType::Cancelled => "OrderCancelled",
         DetailType::Amended => "OrderAmended",
         DetailType::PreliminaryResult => "OrderPreliminaryResult",
+        DetailType::CancelRefused => "OrderCancelRefused",
     }
 }
 
@@ -1140,7 +1142,11 @@ const RULE_SELECTS: [(&str, &[&str]); 5] = [
     ),
     (
         "NotifySlackRule",
-        &["OrderFailed.json", "OrderFailed.rejected.json"],
+        &[
+            "OrderCancelRefused.json",
+            "OrderFailed.json",
+            "OrderFailed.rejected.json",
+        ],
     ),
     ("ProcessingErrorRule", &["lambda on-failure record"]),
     ("PipelineFailedRule", &["codepipeline FAILED"]),

@@ -11,7 +11,7 @@
 //! | PENDING(n), not yet, n < MaxAttempts | schedule check n+1 (`<record_id>-<n+1>`), → PENDING(n+1) |
 //! | PENDING(n), not yet, n = MaxAttempts | → FAILED, emit `OrderFailed{ResultsTimeout}` |
 //! | READY / FAILED, overdue | re-emit the event nobody acted on (the sweeper's safety net) |
-//! | CANCELLING | withdraw at the platform; → CANCELLED, emit `OrderCancelled` (or, if its gate has closed, → PENDING) |
+//! | CANCELLING | withdraw at the platform; → CANCELLED, emit `OrderCancelled` (or, if the platform keeps it, emit `OrderCancelRefused`, → PENDING) |
 //! | anything else | a duplicate: nothing |
 //!
 //! `OrderAmended` is handled as `OrderSubmitted`: the order is RECEIVED again with its new body,
@@ -31,8 +31,8 @@ use async_trait::async_trait;
 use energy_core::calendar::{MarketRules, market_time};
 use energy_core::crash;
 use energy_core::events::{
-    DomainEvent, OrderCancelled, OrderEvaluationDue, OrderFailed, OrderPreliminaryResult,
-    OrderReady, OrderRef, Trigger,
+    DomainEvent, OrderCancelRefused, OrderCancelled, OrderEvaluationDue, OrderFailed,
+    OrderPreliminaryResult, OrderReady, OrderRef, Trigger,
 };
 use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderRecord, OrderState, PreliminaryChange, Transition};
@@ -394,6 +394,16 @@ impl EvaluateOrder {
             }
             Withdrawal::Refused { reason } => {
                 tracing::warn!(record_id = %record.order.record_id, %reason, "the platform kept a cancelled order");
+                // Told first, as `OrderCancelled`: the claim keeps racing deliveries out, and a
+                // crash before the write below repeats the event rather than losing it.
+                let refused = OrderCancelRefused {
+                    order: OrderRef::from(&record.order),
+                    reason: reason.clone(),
+                    refused_at: now,
+                };
+                self.bus
+                    .publish(&[DomainEvent::CancelRefused(refused)])
+                    .await?;
                 let refused = Transition::CancelRefused { due_at: now };
                 let moved = self.move_to(record, refused, now).await?;
                 Ok(moved.or_lost(Outcome::CancelRefused(reason), Outcome::LostRace))

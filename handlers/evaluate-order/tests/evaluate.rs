@@ -418,6 +418,22 @@ async fn a_withdrawal_the_platform_refuses_leaves_the_order_pending_for_its_resu
     assert!(matches!(outcome, Outcome::CancelRefused(_)), "{outcome:?}");
     assert_eq!(state(&f, "x-2").await, (OrderState::Pending, 1));
     assert!(f.bus.of_type("OrderCancelled").is_empty());
+    // The desk hears of it: one OrderCancelRefused with the platform's reason.
+    let told = f.bus.of_type("OrderCancelRefused");
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["detail"]["reason"], "gate closed");
+    assert_eq!(told[0]["detail"]["record_id"], "x-2");
+    // Delivered again: the order is PENDING, nothing is told twice.
+    let again = f
+        .handler
+        .handle(event(&cancel_event("x-2"), at(NOW)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, Outcome::Retrying { .. } | Outcome::Ignored(_)),
+        "{again:?}"
+    );
+    assert_eq!(f.bus.of_type("OrderCancelRefused").len(), 1);
 }
 
 /// The desk cancels while the hand-over is in flight (after its read, before its write): the

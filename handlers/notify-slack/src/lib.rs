@@ -1,7 +1,11 @@
-//! notify-slack: tells the desk about every failed order, once per order and reason.
+//! notify-slack: tells the desk about every failed order, once per order and reason, and about
+//! every withdrawal the platform refused.
 //!
-//! Takes two kinds of event:
+//! Takes four kinds of event:
 //! - `OrderFailed` (from evaluate-order and store-result);
+//! - `OrderCancelRefused` (from evaluate-order): the order the desk cancelled stays in the
+//!   auction. Posted as it comes, with no write: at least once (evaluate-order publishes it once
+//!   per refusal but for a crash; two deliveries of one event post twice);
 //! - Lambda's on-failure destination record (`Lambda Function Invocation Result - Failure`) of a
 //!   handler that failed after its retries: the order it was working on moves to
 //!   FAILED{ProcessingError} and the desk hears about it like any other failure;
@@ -79,6 +83,13 @@ impl EventHandler for NotifySlack {
         }
         let failed = match DomainEvent::parse(&event.detail_type, event.detail)? {
             DomainEvent::Failed(e) => e,
+            DomainEvent::CancelRefused(e) => {
+                self.notifier
+                    .notify(&slack::render_cancel_refused(&e))
+                    .await?;
+                tracing::info!(record_id = %e.order.record_id, "desk told of a refused withdrawal");
+                return Ok(Outcome::Notified);
+            }
             other => return Err(Error::wrong_event(Self::NAME, other.detail_type())),
         };
         let record = self.orders.get(&failed.order.record_id).await?;

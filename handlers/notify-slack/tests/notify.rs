@@ -49,6 +49,32 @@ async fn a_failed_order_reaches_the_desk_once() {
 }
 
 #[tokio::test]
+async fn a_withdrawal_the_platform_refused_reaches_the_desk_with_its_reason() {
+    let (_orders, notifier, handler) = fixture();
+    let r = fixtures::pending("k-1", 1, at(NOW));
+    let refused = DomainEvent::CancelRefused(energy_core::events::OrderCancelRefused {
+        order: energy_core::events::OrderRef::from(&r.order),
+        reason: "the gate closed at 11:00".into(),
+        refused_at: at(NOW),
+    });
+    assert_eq!(
+        handler.handle(event(&refused, at(NOW))).await.unwrap(),
+        Outcome::Notified
+    );
+    let sent = notifier.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].key, "k-1/CancelRefused");
+    assert!(
+        sent[0].text.contains("Withdrawal refused")
+            && sent[0].text.contains("k-1")
+            && sent[0].text.contains("the gate closed at 11:00")
+            && sent[0].text.contains("stays in the auction"),
+        "{}",
+        sent[0].text
+    );
+}
+
+#[tokio::test]
 async fn a_handler_that_failed_for_good_fails_the_order_with_processing_error() {
     let (orders, notifier, handler) = fixture();
     let r = fixtures::ready("n-2", true, at(NOW));

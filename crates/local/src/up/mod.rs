@@ -102,6 +102,10 @@ pub struct UpArgs {
     /// and its final ones, cleared locally, come 100 minutes later. Repeatable.
     #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
     pub decouple: Vec<Zone>,
+    /// The simulated platform refuses to withdraw orders in this zone (see a cancel refused).
+    /// Repeatable.
+    #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
+    pub refuse_withdrawals: Vec<Zone>,
     /// Results appear this many market minutes after the calendar's publication time.
     #[arg(long, default_value_t = 0)]
     pub publication_delay_minutes: i64,
@@ -125,6 +129,7 @@ impl UpArgs {
             consumers: None,
             never_publish: Vec::new(),
             decouple: Vec::new(),
+            refuse_withdrawals: Vec::new(),
             publication_delay_minutes: 0,
             concurrency: 8,
             quiet: true,
@@ -316,6 +321,7 @@ fn platform(
             )),
             per_zone,
             decoupled: args.decouple.iter().copied().collect(),
+            keeps: args.refuse_withdrawals.iter().copied().collect(),
             ..SimConfig::default()
         },
         Arc::new(clock),
