@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::types::{
-    ActionAfterCompletion, EventBridgeParameters, FlexibleTimeWindow, FlexibleTimeWindowMode,
-    Target,
+    ActionAfterCompletion, DeadLetterConfig, EventBridgeParameters, FlexibleTimeWindow,
+    FlexibleTimeWindowMode, RetryPolicy, Target,
 };
 use energy_core::events::DetailType;
 use energy_core::events::{OrderEvaluationDue, SOURCE};
@@ -23,9 +23,19 @@ pub struct SchedulerTarget {
     pub group: String,
     /// ARN of the event bus the schedules put events on.
     pub bus_arn: String,
-    /// The role EventBridge Scheduler assumes (PutEvents on the bus, nothing else).
+    /// The role EventBridge Scheduler assumes (PutEvents on the bus, SendMessage to the
+    /// dead-letter queue, nothing else).
     pub role_arn: String,
+    /// Where a schedule's event goes when the bus did not take it after the retries
+    /// ([`SCHEDULE_RETRIES`] within [`SCHEDULE_MAX_AGE_SECONDS`]); `None`: nowhere.
+    pub dead_letter_arn: Option<String>,
 }
+
+/// Scheduler's retries of a failed PutEvents (its default is 185 within a day: a check that
+/// late helps nobody; the sweeper covers what is lost).
+pub const SCHEDULE_RETRIES: i32 = 8;
+/// How long Scheduler keeps trying (its minimum is 60 s).
+pub const SCHEDULE_MAX_AGE_SECONDS: i32 = 3600;
 
 #[derive(Debug, Clone)]
 pub struct EventBridgeScheduler {
@@ -58,9 +68,20 @@ impl RetryScheduler for EventBridgeScheduler {
     ) -> Result<Scheduled, PortError> {
         let detail =
             serde_json::to_string(event).map_err(|e| PortError::permanent(WHAT, e.to_string()))?;
+        let retry = RetryPolicy::builder()
+            .maximum_retry_attempts(SCHEDULE_RETRIES)
+            .maximum_event_age_in_seconds(SCHEDULE_MAX_AGE_SECONDS)
+            .build();
+        let dead_letter = self
+            .target
+            .dead_letter_arn
+            .as_ref()
+            .map(|arn| DeadLetterConfig::builder().arn(arn).build());
         let target = Target::builder()
             .arn(&self.target.bus_arn)
             .role_arn(&self.target.role_arn)
+            .retry_policy(retry)
+            .set_dead_letter_config(dead_letter)
             .input(detail)
             .event_bridge_parameters(
                 EventBridgeParameters::builder()

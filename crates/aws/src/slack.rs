@@ -60,6 +60,27 @@ impl CachedSecret {
     }
 }
 
+/// The webhook URL must be https (the message names orders and portfolios, and the URL is the
+/// credential); plain http only to this machine, for tests. The secret holds a random placeholder
+/// until the operator sets it.
+fn check_url(url: &str) -> Result<(), PortError> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| {
+            url.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
+    if url.starts_with("https://") || loopback {
+        return Ok(());
+    }
+    let message = if url.starts_with("http://") {
+        "the webhook URL is plain http: Slack's incoming webhooks are https://hooks.slack.com/...; set the secret to that"
+    } else {
+        "the webhook secret holds no URL yet: set it with aws secretsmanager put-secret-value (see the README)"
+    };
+    Err(PortError::permanent(WHAT, message))
+}
+
 /// Posts Block Kit messages to the webhook.
 #[derive(Debug)]
 pub struct SlackWebhook {
@@ -83,13 +104,7 @@ impl SlackWebhook {
 impl Notifier for SlackWebhook {
     async fn notify(&self, notification: &Notification) -> Result<(), PortError> {
         let url = self.url.get().await?;
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            // The template creates the secret with a random placeholder until the operator sets it.
-            return Err(PortError::permanent(
-                WHAT,
-                "the webhook secret holds no URL yet: set it with aws secretsmanager put-secret-value (see the README)",
-            ));
-        }
+        check_url(url)?;
         let response = self
             .http
             .post(url)
@@ -121,5 +136,38 @@ impl Notifier for SlackWebhook {
             message,
             retryable: status.as_u16() == 429 || status.is_server_error(),
         })
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::check_url;
+
+    #[test]
+    fn only_https_or_this_machine_is_posted_to() {
+        for ok in [
+            "https://hooks.slack.com/services/T/B/X",
+            "http://127.0.0.1:8080/services/T/B/X",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://hooks.slack.com/services/T/B/X",
+            "http://127.0.0.1.evil.example/x",
+            "http://localhost.evil.example/x",
+            "Zk3q9Xn2",
+            "",
+        ] {
+            let e = check_url(bad).expect_err(bad);
+            assert!(!e.retryable, "{bad}");
+        }
+        assert!(
+            check_url("http://hooks.slack.com/x")
+                .unwrap_err()
+                .message
+                .contains("plain http")
+        );
     }
 }

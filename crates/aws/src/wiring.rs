@@ -69,12 +69,14 @@ impl Wiring {
         )))
     }
 
-    /// One-time schedules (`SCHEDULE_GROUP`, `EVENT_BUS_ARN`, `SCHEDULER_ROLE_ARN`).
+    /// One-time schedules (`SCHEDULE_GROUP`, `EVENT_BUS_ARN`, `SCHEDULER_ROLE_ARN`, and
+    /// `SCHEDULE_DLQ_ARN` for their dead letters, optional).
     pub fn scheduler(&self) -> Result<Arc<dyn RetryScheduler>, ConfigError> {
         let target = SchedulerTarget {
             group: self.env.required("SCHEDULE_GROUP")?,
             bus_arn: self.env.required("EVENT_BUS_ARN")?,
             role_arn: self.env.required("SCHEDULER_ROLE_ARN")?,
+            dead_letter_arn: self.env.optional("SCHEDULE_DLQ_ARN"),
         };
         Ok(Arc::new(EventBridgeScheduler::new(
             aws_sdk_scheduler::Client::new(&self.sdk),

@@ -317,6 +317,7 @@ async fn a_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate_name_
         group: GROUP.into(),
         bus_arn: bus_arn.clone(),
         role_arn: ROLE_ARN.into(),
+        dead_letter_arn: Some(DLQ_ARN.into()),
     };
     let scheduler = EventBridgeScheduler::new(aws_sdk_scheduler::Client::new(&sdk), target);
     let when = at("2026-01-14T11:46:07Z");
@@ -353,6 +354,16 @@ async fn a_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate_name_
     );
     let t = got.target().unwrap();
     assert_eq!((t.arn(), t.role_arn()), (bus_arn.as_str(), ROLE_ARN));
+    // A schedule whose event the bus did not take is retried, then dead-lettered.
+    assert_eq!(t.dead_letter_config().and_then(|d| d.arn()), Some(DLQ_ARN));
+    let retry = t.retry_policy().expect("a retry policy");
+    assert_eq!(
+        (
+            retry.maximum_retry_attempts(),
+            retry.maximum_event_age_in_seconds()
+        ),
+        (Some(8), Some(3600))
+    );
     let input: serde_json::Value = serde_json::from_str(t.input().unwrap()).unwrap();
     assert_eq!(input["record_id"], "s-1");
     assert_eq!(

@@ -93,6 +93,7 @@ async fn flow(moto: &Moto) -> Flow {
                     group: GROUP.into(),
                     bus_arn,
                     role_arn: ROLE_ARN.into(),
+                    dead_letter_arn: None,
                 },
             )),
             platform: platform.clone(),

@@ -87,6 +87,7 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
                 group: GROUP.into(),
                 bus_arn,
                 role_arn: ROLE_ARN.into(),
+                dead_letter_arn: None,
             },
         )),
         platform: Arc::new(SimPlatform::new(SimConfig::default(), clock.clone())),

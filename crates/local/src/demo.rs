@@ -444,6 +444,18 @@ async fn change_demo_orders(
         "PUT /orders/demo-amended  (re-priced at 3000.00)\n  → {status} {}",
         body["state"].as_str().unwrap_or("")
     ));
+    // Withdrawn once the platform holds it (a withdrawal before the hand-over needs no platform).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while send(reqwest::Method::GET, "/orders/demo-kept", None)
+        .await?
+        .1["state"]
+        != "PENDING"
+    {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("demo-kept was not handed over within 30 s");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let (status, body) = send(reqwest::Method::DELETE, "/orders/demo-kept", None).await?;
     say(&format!(
         "DELETE /orders/demo-kept  (the platform will refuse: the order stays in the auction)\n  → {status} {}",

@@ -263,7 +263,7 @@ pub fn on_failure_record(
             "version": "1.0",
             "requestContext": {
                 "requestId": envelope["id"],
-                "functionArn": format!("arn:aws:lambda:local:000000000000:function:{}:$LATEST", function.name()),
+                "functionArn": format!("arn:aws:lambda:local:000000000000:function:energy-local-{}:$LATEST", function.name()),
                 "condition": "RetriesExhausted",
                 "approximateInvokeCount": attempts
             },

@@ -79,7 +79,8 @@ fn rules() -> Vec<RuleSpec> {
             target: "NotifySlackFunction",
             pattern: json!({
                 "source": ["lambda"],
-                "detail-type": ["Lambda Function Invocation Result - Failure"]
+                "detail-type": ["Lambda Function Invocation Result - Failure"],
+                "detail": {"requestContext": {"functionArn": [{"wildcard": "arn:*:lambda:*:*:function:energy-*"}]}}
             }),
             max_retry_attempts: 8,
             max_event_age_seconds: 3600,
@@ -106,9 +107,11 @@ const SWEEP_EVENT: &str = "SweepSchedule";
 const SWEEP_FUNCTION: &str = "SweepPendingFunction";
 const SWEEP_PARAMETER: &str = "SweepSchedule";
 const SWEEP_DEFAULT: &str = "rate(2 minutes)";
-const SWEEP_RETRIES: u64 = 2;
-const SWEEP_MAX_AGE_SECONDS: u64 = 300;
+const SWEEP_RETRIES: u64 = 0;
+const SWEEP_MAX_AGE_SECONDS: u64 = 60;
 const SWEEP_DLQ: &str = "SweepDlq";
+/// Named, so the dead-letter queue's policy can name the rule (`aws:SourceArn`).
+const SWEEP_RULE_NAME: &str = "energy-${EnvironmentName}-sweep";
 
 /// A Lambda destination: its type and the resource (logical id) whose ARN it is.
 struct Destination {
@@ -155,14 +158,17 @@ const INVOKE: [InvokeSpec; 5] = [
     },
     InvokeSpec {
         function: "NotifySlackFunction",
-        maximum_retry_attempts: None,
+        maximum_retry_attempts: Some(2),
         maximum_event_age_seconds: None,
-        on_failure: None,
+        on_failure: Some(Destination {
+            kind: "SQS",
+            arn_of: "NotifySlackFailures",
+        }),
         on_success: None,
     },
     InvokeSpec {
         function: "SweepPendingFunction",
-        maximum_retry_attempts: None,
+        maximum_retry_attempts: Some(0),
         maximum_event_age_seconds: None,
         on_failure: None,
         on_success: None,
@@ -171,7 +177,71 @@ const INVOKE: [InvokeSpec; 5] = [
 
 /// Every wildcard (`*` anywhere in an Action, Principal or Resource of a policy statement) the
 /// template may hold: (resource, effect, the statement's actions, field, value, why).
-const ALLOWED_WILDCARDS: [(&str, &str, &str, &str, &str, &str); 5] = [
+const ALLOWED_WILDCARDS: [(&str, &str, &str, &str, &str, &str); 13] = [
+    (
+        "AlarmKey",
+        "Allow",
+        "kms:*",
+        "Action",
+        "kms:*",
+        "a key policy's root statement: the account's IAM policies decide who uses the key",
+    ),
+    (
+        "AlarmKey",
+        "Allow",
+        "kms:*",
+        "Resource",
+        "*",
+        "in a key policy, \"*\" is the key itself",
+    ),
+    (
+        "AlarmKey",
+        "Allow",
+        "kms:Decrypt,kms:GenerateDataKey*",
+        "Action",
+        "kms:GenerateDataKey*",
+        "what CloudWatch needs to publish to an encrypted topic (GenerateDataKey and its variants)",
+    ),
+    (
+        "AlarmKey",
+        "Allow",
+        "kms:Decrypt,kms:GenerateDataKey*",
+        "Resource",
+        "*",
+        "in a key policy, \"*\" is the key itself",
+    ),
+    (
+        "OrdersReaderPolicy",
+        "Allow",
+        "execute-api:Invoke",
+        "Resource",
+        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/GET/orders/*",
+        "any stage, any record id: the read route only",
+    ),
+    (
+        "OrdersWriterPolicy",
+        "Allow",
+        "execute-api:Invoke",
+        "Resource",
+        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/POST/orders",
+        "any stage: the POST route only",
+    ),
+    (
+        "OrdersWriterPolicy",
+        "Allow",
+        "execute-api:Invoke",
+        "Resource",
+        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/PUT/orders/*",
+        "any stage, any record id: the amend route only",
+    ),
+    (
+        "OrdersWriterPolicy",
+        "Allow",
+        "execute-api:Invoke",
+        "Resource",
+        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/DELETE/orders/*",
+        "any stage, any record id: the withdraw route only",
+    ),
     (
         "ResultsBucketPolicy",
         "Deny",
@@ -634,6 +704,7 @@ fn expected_event_sources() -> BTreeMap<String, Value> {
             "On": SWEEP_FUNCTION,
             "Type": "Schedule",
             "Properties": {
+                "Name": {"Fn::Sub": SWEEP_RULE_NAME},
                 "Schedule": reference(SWEEP_PARAMETER),
                 "RetryPolicy": {
                     "MaximumRetryAttempts": SWEEP_RETRIES,
@@ -1256,8 +1327,10 @@ fn every_wildcard_in_a_policy_is_on_the_allow_list_with_its_reason() {
         .iter()
         .map(|(owner, effect, actions, field, value, reason)| {
             assert!(!reason.is_empty());
-            // Nothing on the list may allow every action or every resource.
-            if *effect == "Allow" {
+            // Nothing on the list may allow every action or every resource, but in a key
+            // policy, where "*" is the key itself and the root statement hands the key to IAM.
+            let key_policy = resources(&t)[*owner]["Type"] == "AWS::KMS::Key";
+            if *effect == "Allow" && !key_policy {
                 assert!(
                     *value != "*" && !value.ends_with(":*"),
                     "{owner}: an Allow of {field} {value}"
@@ -1576,4 +1649,610 @@ fn each_function_is_granted_exactly_the_actions_its_sdk_calls_need() {
         fixed.is_empty(),
         "KNOWN_MISMATCHES lists what is no longer wrong; remove it: {fixed:#?}"
     );
+}
+
+// ---------------------------------------------------------------- a first real deploy
+
+fn pipeline() -> Value {
+    parse_cfn(&read("pipeline.yaml"))
+}
+
+/// Evaluates a `Rules` expression for one set of parameter values (the functions CloudFormation
+/// allows in rules that the template uses; any other fails the test).
+fn rule_value(v: &Value, params: &BTreeMap<String, Value>) -> Value {
+    let o = v.as_object();
+    if let Some(name) = o.and_then(|o| o.get("Ref")).and_then(Value::as_str) {
+        return params
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("a rule refers to {name}, which has no value"));
+    }
+    let args = |f: &str| {
+        o.and_then(|o| o.get(f))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|x| rule_value(x, params)).collect::<Vec<_>>())
+    };
+    if let Some(a) = args("Fn::Equals") {
+        return json!(a[0] == a[1]);
+    }
+    if let Some(a) = args("Fn::Not") {
+        return json!(a[0] != json!(true));
+    }
+    if let Some(a) = args("Fn::EachMemberEquals") {
+        let list: Vec<String> = match &a[0] {
+            Value::String(s) => s.split(',').map(String::from).collect(),
+            other => strings(other),
+        };
+        return json!(list.iter().all(|m| json!(m) == a[1]));
+    }
+    if let Some(f) = o.and_then(|o| o.keys().find(|k| k.starts_with("Fn::"))) {
+        panic!("rule function {f}: teach rule_value");
+    }
+    v.clone()
+}
+
+/// The rules a stack with these parameters fails (CloudFormation refuses it before any change).
+fn refused_by(t: &Value, overrides: &[(&str, &str)], base: &Value) -> BTreeSet<String> {
+    let mut params: BTreeMap<String, Value> = BTreeMap::new();
+    for (name, p) in t["Parameters"].as_object().unwrap() {
+        let value = base
+            .get(name)
+            .or_else(|| p.get("Default"))
+            .unwrap_or_else(|| panic!("no value for {name}"));
+        params.insert(name.clone(), value.clone());
+    }
+    for (k, v) in overrides {
+        params.insert(k.to_string(), json!(v));
+    }
+    let mut refused = BTreeSet::new();
+    for (name, rule) in t["Rules"].as_object().expect("Rules") {
+        let applies = rule
+            .get("RuleCondition")
+            .is_none_or(|c| rule_value(c, &params) == json!(true));
+        if !applies {
+            continue;
+        }
+        for a in rule["Assertions"].as_array().unwrap() {
+            assert!(
+                a["AssertDescription"]
+                    .as_str()
+                    .is_some_and(|d| d.len() > 20)
+            );
+            if rule_value(&a["Assert"], &params) != json!(true) {
+                refused.insert(name.clone());
+            }
+        }
+    }
+    refused
+}
+
+fn env_file(env: &str) -> Value {
+    serde_json::from_str(&read(&format!("deploy/{env}.json"))).unwrap()
+}
+
+#[test]
+fn a_stack_that_cannot_work_is_refused_by_the_template_rules_before_anything_is_created() {
+    let t = template();
+    let defaults = json!({});
+    assert!(
+        refused_by(&t, &[], &defaults).is_empty(),
+        "the defaults deploy"
+    );
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[("AuthMode", "JWT"), ("JwtAudience", "desk")],
+            "JwtNeedsAnIssuer",
+        ),
+        (
+            &[("AuthMode", "JWT"), ("JwtIssuer", "https://idp.example/")],
+            "JwtNeedsAnAudience",
+        ),
+        (&[("Platform", "http")], "HttpPlatformNeedsAUrl"),
+        (
+            &[("EnvironmentName", "prod"), ("AuthMode", "NONE")],
+            "ProdIsAuthenticated",
+        ),
+        (&[("EnvironmentName", "dev"), ("AuthMode", "NONE")], ""),
+    ];
+    for (overrides, rule) in cases {
+        let refused = refused_by(&t, overrides, &defaults);
+        let want: BTreeSet<String> = [rule]
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(refused, want, "{overrides:?}");
+    }
+    let ok = [
+        ("AuthMode", "JWT"),
+        ("JwtIssuer", "https://idp.example/"),
+        ("JwtAudience", "desk,desk-2"),
+        ("Platform", "http"),
+        ("PlatformUrl", "https://platform.example/"),
+        ("EnvironmentName", "prod"),
+    ];
+    assert!(refused_by(&t, &ok, &defaults).is_empty());
+}
+
+#[test]
+fn each_environment_sets_every_parameter_from_the_repository_and_the_pipeline_passes_the_file() {
+    let t = template();
+    let names: BTreeSet<String> = t["Parameters"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    for env in ["dev", "prod"] {
+        let file = env_file(env);
+        let params = file["Parameters"].as_object().expect("Parameters");
+        let given: BTreeSet<String> = params.keys().cloned().collect();
+        assert_eq!(
+            given, names,
+            "deploy/{env}.json names every parameter, no other"
+        );
+        assert_eq!(params["EnvironmentName"], env);
+        for (k, v) in params {
+            assert!(
+                v.is_string(),
+                "deploy/{env}.json: {k} must be a string (CloudFormation's form)"
+            );
+        }
+    }
+    // dev deploys as it is; prod only once the operator has filled in what is theirs.
+    assert!(refused_by(&t, &[], &env_file("dev")["Parameters"]).is_empty());
+    let prod = env_file("prod")["Parameters"].clone();
+    assert_eq!(
+        refused_by(&t, &[], &prod),
+        BTreeSet::from([
+            "HttpPlatformNeedsAUrl".to_string(),
+            "JwtNeedsAnAudience".to_string(),
+            "JwtNeedsAnIssuer".to_string()
+        ]),
+        "deploy/prod.json ships without the issuer, audience and platform URL the README asks for"
+    );
+    let filled = [
+        ("JwtIssuer", "https://idp.example/"),
+        ("JwtAudience", "desk"),
+        ("PlatformUrl", "https://platform.example/"),
+    ];
+    assert!(refused_by(&t, &filled, &prod).is_empty());
+
+    // The pipeline's deploy actions take every parameter from those files, which the build
+    // packages with the template.
+    let p = pipeline();
+    let mut deployed = BTreeSet::new();
+    for stage in p["Resources"]["Pipeline"]["Properties"]["Stages"]
+        .as_array()
+        .unwrap()
+    {
+        for action in stage["Actions"].as_array().unwrap() {
+            if action["ActionTypeId"]["Provider"] != "CloudFormation" {
+                continue;
+            }
+            let c = &action["Configuration"];
+            assert!(
+                c.get("ParameterOverrides").is_none(),
+                "{c}: overrides reset nothing else but hide the file"
+            );
+            let stack = c["StackName"].as_str().unwrap();
+            let env = stack.trim_start_matches("energy-");
+            assert_eq!(
+                c["TemplateConfiguration"],
+                format!("Packaged::deploy/{env}.json")
+            );
+            deployed.insert(env.to_string());
+        }
+    }
+    assert_eq!(
+        deployed,
+        BTreeSet::from(["dev".to_string(), "prod".to_string()])
+    );
+    let buildspec = read("buildspec.yaml");
+    for env in ["dev", "prod"] {
+        assert!(
+            buildspec.contains(&format!("- deploy/{env}.json")),
+            "buildspec packages deploy/{env}.json"
+        );
+    }
+}
+
+#[test]
+fn alarms_reach_the_topic_under_a_key_cloudwatch_may_use() {
+    let t = template();
+    let r = resources(&t);
+    let key_ref = &r["AlarmTopic"]["Properties"]["KmsMasterKeyId"];
+    let key = key_ref["Ref"].as_str().unwrap_or_else(|| {
+        panic!("AlarmTopic's key {key_ref}: an AWS-managed key (alias/aws/sns) cannot let CloudWatch publish")
+    });
+    assert_eq!(r[key]["Type"], "AWS::KMS::Key");
+    assert_eq!(r[key]["Properties"]["EnableKeyRotation"], true);
+    let grants_cloudwatch = r[key]["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| {
+            s["Effect"] == "Allow"
+                && s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+                && strings(&s["Action"]).contains(&"kms:Decrypt".to_string())
+                && strings(&s["Action"]).contains(&"kms:GenerateDataKey*".to_string())
+        });
+    assert!(
+        grants_cloudwatch,
+        "the key policy lets CloudWatch encrypt for the topic"
+    );
+    // Every alarm goes to that topic.
+    for (name, res) in r {
+        if res["Type"] == "AWS::CloudWatch::Alarm" {
+            assert_eq!(
+                res["Properties"]["AlarmActions"],
+                json!([reference("AlarmTopic")]),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// The period of a `rate(...)` expression, in seconds.
+fn rate_seconds(expr: &str) -> i64 {
+    energy_local::topology::parse_rate(expr)
+        .expect("a rate")
+        .as_secs()
+}
+
+#[test]
+fn fan_out_is_bounded_and_sweeps_never_overlap() {
+    let t = template();
+    let r = resources(&t);
+    let props = |f: &str| r[f]["Properties"].clone();
+    for (function, parameter) in [
+        ("EvaluateOrderFunction", "EvaluateOrderConcurrency"),
+        ("NotifySlackFunction", "NotifySlackConcurrency"),
+    ] {
+        let reserved = &props(function)["ReservedConcurrentExecutions"];
+        let branches = reserved["Fn::If"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{function}: no reserved concurrency"));
+        assert_eq!(branches[1], reference(parameter), "{function}");
+        // 0 would throttle every call: it means "reserve none".
+        assert_eq!(branches[2], reference("AWS::NoValue"), "{function}");
+        assert!(t["Parameters"][parameter]["Default"].as_i64().unwrap() >= 1);
+    }
+    let sweep = props("SweepPendingFunction");
+    let period = rate_seconds(
+        t["Parameters"]["SweepSchedule"]["Default"]
+            .as_str()
+            .unwrap(),
+    );
+    let timeout = sweep["Timeout"]
+        .as_i64()
+        .expect("the sweeper's own timeout");
+    assert!(
+        timeout < period,
+        "a sweep ({timeout} s) outlives its period ({period} s)"
+    );
+    assert_eq!(sweep["EventInvokeConfig"]["MaximumRetryAttempts"], 0);
+    assert_eq!(
+        sweep["Events"]["SweepSchedule"]["Properties"]["RetryPolicy"]["MaximumRetryAttempts"],
+        0
+    );
+}
+
+/// What each function puts on the bus: the detail-types its code publishes.
+const EMITS: [(&str, &[&str]); 5] = [
+    (
+        "submit-order",
+        &["OrderSubmitted", "OrderAmended", "OrderEvaluationDue"],
+    ),
+    (
+        "evaluate-order",
+        &[
+            "OrderReady",
+            "OrderFailed",
+            "OrderCancelled",
+            "OrderCancelRefused",
+            "OrderPreliminaryResult",
+        ],
+    ),
+    ("store-result", &["OrderResultStored", "OrderFailed"]),
+    ("notify-slack", &[]),
+    ("sweep-pending", &["OrderEvaluationDue"]),
+];
+
+/// The `DomainEvent` variants a handler's code builds (`DomainEvent::X(` not followed by `=>`),
+/// and `OrderFailed` where it fails an order through `handler::fail`.
+fn published_in_code(binary: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let dir = root().join("handlers").join(binary).join("src");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        for (i, m) in compact.match_indices("DomainEvent::") {
+            let rest = &compact[i + m.len()..];
+            let variant: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            let after = &rest[variant.len()..];
+            if !after.starts_with('(') {
+                continue;
+            }
+            // The argument's closing parenthesis, then: `=>` or `|` makes it a pattern.
+            let mut depth = 0;
+            let mut end = 0;
+            for (k, c) in after.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = k + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let tail = &after[end..];
+            if tail.starts_with("=>") || tail.starts_with('|') || variant == "parse" {
+                continue;
+            }
+            let kind = DetailType::ALL
+                .into_iter()
+                .find(|k| format!("{k:?}") == variant)
+                .unwrap_or_else(|| panic!("{binary}: DomainEvent::{variant}"));
+            out.insert(kind.name().to_string());
+        }
+        if compact.contains("handler::fail(") {
+            out.insert("OrderFailed".to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn each_function_may_put_only_its_own_events_on_the_bus() {
+    let t = template();
+    for (logical_id, binary) in FUNCTIONS {
+        let (_, emits) = EMITS.iter().find(|(b, _)| *b == binary).unwrap();
+        let emits: BTreeSet<String> = emits.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            published_in_code(binary),
+            emits,
+            "{binary}: EMITS against its code"
+        );
+        let props = &resources(&t)[logical_id]["Properties"];
+        let to_bus =
+            props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "EventBridge";
+        let mut puts = Vec::new();
+        for (owner, s) in statements(&json!({"Resources": {logical_id: props["Policies"].clone()}}))
+        {
+            if strings(&s["Action"])
+                .iter()
+                .any(|a| a.starts_with("events:Put"))
+            {
+                puts.push((owner, s));
+            }
+        }
+        if emits.is_empty() && !to_bus {
+            assert!(
+                puts.is_empty(),
+                "{binary} publishes nothing, yet may PutEvents"
+            );
+            continue;
+        }
+        assert_eq!(puts.len(), 1, "{binary}: one PutEvents statement");
+        let s = &puts[0].1;
+        assert_eq!(s["Resource"], arn_of("EventBus"), "{binary}");
+        let c = &s["Condition"]["StringEquals"];
+        let mut sources = BTreeSet::from(["energy.orders".to_string()]);
+        let mut types = emits.clone();
+        if to_bus {
+            // Lambda puts the function's on-failure records with the function's role.
+            sources.insert("lambda".into());
+            types.insert("Lambda Function Invocation Result - Failure".into());
+        }
+        let listed = |k: &str| -> BTreeSet<String> { strings(&c[k]).into_iter().collect() };
+        assert_eq!(listed("events:source"), sources, "{binary}: events:source");
+        assert_eq!(
+            listed("events:detail-type"),
+            types,
+            "{binary}: events:detail-type"
+        );
+        assert_eq!(
+            s["Condition"].as_object().unwrap().len(),
+            1,
+            "{binary}: StringEquals only (an IfExists or ForAnyValue would let other events through)"
+        );
+    }
+    // notify-slack turns on-failure records into failure notices: only our functions' records.
+    let pattern = &template_patterns(&t)["ProcessingErrorRule"];
+    assert_eq!(
+        pattern["detail"]["requestContext"]["functionArn"],
+        json!([{"wildcard": "arn:*:lambda:*:*:function:energy-*"}])
+    );
+    for (logical_id, binary) in FUNCTIONS {
+        assert_eq!(
+            resources(&t)[logical_id]["Properties"]["FunctionName"],
+            json!({"Fn::Sub": format!("energy-${{EnvironmentName}}-{binary}")}),
+            "{logical_id}"
+        );
+    }
+}
+
+#[test]
+fn every_async_hop_retries_then_dead_letters_and_every_dead_letter_queue_has_an_alarm() {
+    let t = template();
+    let r = resources(&t);
+    // Every rule and schedule event: a retry policy and a dead-letter queue.
+    for (name, source) in template_event_sources(&t) {
+        let p = &source["Properties"];
+        assert!(
+            p["RetryPolicy"]["MaximumRetryAttempts"].is_number(),
+            "{name}"
+        );
+        assert!(
+            p["RetryPolicy"]["MaximumEventAgeInSeconds"].is_number(),
+            "{name}"
+        );
+        assert!(
+            p["DeadLetterConfig"]["Arn"]["Fn::GetAtt"].is_array(),
+            "{name}"
+        );
+    }
+    // Every function invoked asynchronously: retries set, failures kept, or a reason why not.
+    for (logical_id, _) in FUNCTIONS {
+        let p = &r[logical_id]["Properties"];
+        let async_invoked = p["Events"].as_object().is_some_and(|e| !e.is_empty());
+        if !async_invoked {
+            continue;
+        }
+        let config = &p["EventInvokeConfig"];
+        assert!(config["MaximumRetryAttempts"].is_number(), "{logical_id}");
+        let kept = config["DestinationConfig"]["OnFailure"]["Destination"].is_object();
+        // The sweeper's failed tick is repaired by the next tick: nothing to keep.
+        assert!(
+            kept || logical_id == "SweepPendingFunction",
+            "{logical_id}: a failure after the retries is lost"
+        );
+    }
+    // One-time schedules: the code sets a retry policy and SCHEDULE_DLQ_ARN's queue, which the
+    // scheduler role may send to.
+    let evaluate = &r["EvaluateOrderFunction"]["Properties"];
+    assert_eq!(
+        evaluate["Environment"]["Variables"]["SCHEDULE_DLQ_ARN"],
+        arn_of("ScheduleDlq")
+    );
+    let scheduler_sends =
+        statements(&json!({"Resources": {"SchedulerRole": r["SchedulerRole"].clone()}}))
+            .iter()
+            .any(|(_, s)| {
+                strings(&s["Action"]) == ["sqs:SendMessage"]
+                    && s["Resource"] == arn_of("ScheduleDlq")
+            });
+    assert!(
+        scheduler_sends,
+        "the scheduler role may dead-letter into ScheduleDlq"
+    );
+    let code = read("crates/aws/src/scheduler.rs");
+    assert!(code.contains(".retry_policy(") && code.contains(".set_dead_letter_config("));
+    // Every queue: kept on stack deletion, and an alarm on its depth.
+    for (name, res) in r {
+        if res["Type"] != "AWS::SQS::Queue" {
+            continue;
+        }
+        assert_eq!(
+            (
+                res["DeletionPolicy"].as_str(),
+                res["UpdateReplacePolicy"].as_str()
+            ),
+            (Some("Retain"), Some("Retain")),
+            "{name}"
+        );
+        let alarmed = r.values().any(|a| {
+            a["Type"] == "AWS::CloudWatch::Alarm"
+                && a["Properties"]["Namespace"] == "AWS/SQS"
+                && a["Properties"]["Dimensions"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .any(|d| d["Value"] == json!({"Fn::GetAtt": [name, "QueueName"]}))
+                })
+        });
+        assert!(alarmed, "{name} has no alarm");
+    }
+    // And the drops no queue sees: async events dropped, destinations that failed, API 5xx, a
+    // throttled due index.
+    let metrics: BTreeSet<String> = r
+        .values()
+        .filter(|a| a["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|a| {
+            a["Properties"]["MetricName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    for m in [
+        "AsyncEventsDropped",
+        "DestinationDeliveryFailures",
+        "5xx",
+        "ReadThrottleEvents",
+        "WriteThrottleEvents",
+    ] {
+        assert!(metrics.contains(m), "no alarm on {m}");
+    }
+}
+
+#[test]
+fn each_route_needs_its_own_scope_and_callers_get_read_or_write_policies() {
+    let t = template();
+    let r = resources(&t);
+    for (route, scope) in [
+        ("PostOrdersRoute", "JwtWriteScope"),
+        ("GetOrderRoute", "JwtReadScope"),
+        ("AmendOrderRoute", "JwtWriteScope"),
+        ("CancelOrderRoute", "JwtWriteScope"),
+    ] {
+        assert_eq!(
+            r[route]["Properties"]["AuthorizationScopes"],
+            json!({"Fn::If": ["UseJwt", [reference(scope)], reference("AWS::NoValue")]}),
+            "{route}"
+        );
+    }
+    for (policy, methods) in [
+        ("OrdersReaderPolicy", vec!["GET"]),
+        ("OrdersWriterPolicy", vec!["POST", "PUT", "DELETE"]),
+    ] {
+        assert_eq!(r[policy]["Condition"], "UseIam");
+        let resources: Vec<String> =
+            field_strings(&r[policy]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]);
+        let found: Vec<String> = resources
+            .iter()
+            .map(|a| {
+                a.split("/*/")
+                    .nth(1)
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(found, methods, "{policy}");
+    }
+}
+
+#[test]
+fn what_outlives_a_stack_is_kept_and_prod_data_cannot_be_deleted_by_accident() {
+    let t = template();
+    let r = resources(&t);
+    for name in ["OrdersTable", "ResultsBucket", "SlackWebhookSecret"] {
+        assert_eq!(r[name]["DeletionPolicy"], "Retain", "{name}");
+        assert_eq!(r[name]["UpdateReplacePolicy"], "Retain", "{name}");
+    }
+    assert_eq!(
+        r["OrdersTable"]["Properties"]["DeletionProtectionEnabled"],
+        json!({"Fn::If": ["IsProd", true, false]})
+    );
+    // Services assume roles and write to queues for this stack's resources only.
+    let trust = &r["SchedulerRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+        ["StringEquals"];
+    assert_eq!(trust["aws:SourceArn"], arn_of("ScheduleGroup"));
+    let dlq =
+        &r["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Condition"];
+    assert!(dlq["ArnLike"]["aws:SourceArn"].is_array(), "{dlq}");
+    // Rollbacks need every artifact a deployed template names: only replaced versions expire.
+    let p = pipeline();
+    for rule in p["Resources"]["ArtifactBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            rule.get("ExpirationInDays").is_none() && rule.get("ExpirationDate").is_none(),
+            "{rule}"
+        );
+    }
+    // The buildspec's cache has somewhere to go; the workflow's token reads the code only.
+    assert_eq!(p["Resources"]["Build"]["Properties"]["Cache"]["Type"], "S3");
+    let workflow: Value = parse_cfn(&read(".github/workflows/ci.yml"));
+    assert_eq!(workflow["permissions"], json!({"contents": "read"}));
 }

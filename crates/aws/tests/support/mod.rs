@@ -20,6 +20,7 @@ pub const BUS: &str = "energy-test";
 pub const GROUP: &str = "energy-test";
 pub const BUCKET: &str = "energy-results";
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/energy-scheduler";
+pub const DLQ_ARN: &str = "arn:aws:sqs:eu-west-1:123456789012:energy-schedule-dlq";
 
 /// Where moto_server is: `ENERGY_MOTO_SERVER`, else the project's `.venv` (made by scripts/test).
 fn moto_server() -> PathBuf {
