@@ -8,7 +8,7 @@
 //! ./scripts/bench-cold-start      # builds the bootstraps and the Python venv, then runs this
 //! ```
 //!
-//! It needs `target/lambda/x86_64/<name>/bootstrap` (cargo lambda build --release), moto_server
+//! It needs `target/lambda/<this machine's arch>/<name>/bootstrap` (scripts/build-bootstraps), moto_server
 //! and a Python with awslambdaric and boto3 (`ENERGY_BENCH_PYTHON`, default `.venv/bin/python`).
 
 #[path = "../tests/support/mod.rs"]
@@ -123,7 +123,13 @@ fn size_of(path: &Path) -> u64 {
 async fn main() {
     let bootstraps = std::env::var_os("ENERGY_BOOTSTRAPS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/lambda/x86_64"));
+        .unwrap_or_else(|| {
+            let arch = match std::env::consts::ARCH {
+                "aarch64" => "arm64",
+                other => other,
+            };
+            root().join("target/lambda").join(arch)
+        });
     let python = std::env::var_os("ENERGY_BENCH_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv/bin/python"));

@@ -2,7 +2,7 @@
 //! against a loopback Runtime API with its AWS endpoints pointed at moto, gets a real event, and
 //! answers the documented response or error document.
 //!
-//! The bootstraps are looked for in `ENERGY_BOOTSTRAPS` or `target/lambda/x86_64/<name>/bootstrap`,
+//! The bootstraps are looked for in `ENERGY_BOOTSTRAPS` or `target/lambda/<this machine's arch>/<name>/bootstrap`,
 //! where `scripts/test` builds them.
 
 mod support;
@@ -22,16 +22,27 @@ use support::runtime::{Answer, invoke};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// cargo-lambda's name for this machine's architecture: the bootstraps tested here are the ones
+/// built for it (on the arm64 build host, the ones that ship).
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
 fn bootstrap(name: &str) -> PathBuf {
     let dir = std::env::var_os("ENERGY_BOOTSTRAPS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/lambda/x86_64")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/lambda")
+                .join(host_arch())
         });
     let path = dir.join(name).join("bootstrap");
     assert!(
         path.exists(),
-        "{} is missing: build the bootstraps with `cargo lambda build --release --x86-64 --lambda-dir target/lambda/x86_64` \
+        "{} is missing: build this machine's bootstraps with scripts/build-bootstraps \
          (./scripts/test does, after installing cargo-lambda into .venv)",
         path.display()
     );

@@ -3171,3 +3171,63 @@ fn every_role_the_template_creates_carries_the_boundary_and_the_boundary_holds_w
         }
     }
 }
+
+#[test]
+fn the_build_ships_the_bootstraps_its_tests_ran_and_builds_them_for_its_own_architecture() {
+    let p = pipeline();
+    let build = &p["Resources"]["Build"]["Properties"]["Environment"];
+    assert_eq!(
+        build["Type"], "ARM_CONTAINER",
+        "the build host is arm64, as the functions"
+    );
+    assert_eq!(
+        template()["Globals"]["Function"]["Architectures"],
+        json!(["arm64"])
+    );
+    let buildspec = read("buildspec.yaml");
+    let commands: Vec<&str> = buildspec
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("- "))
+        .collect();
+    let test = commands
+        .iter()
+        .position(|c| *c == "./scripts/test")
+        .expect("the test command");
+    let package = commands
+        .iter()
+        .position(|c| c.starts_with("scripts/package-tested "))
+        .expect("scripts/package-tested");
+    assert!(test < package, "packaged after the tests");
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.contains("sam build") || c.contains("build-bootstraps")),
+        "no second build between the tests and the package: {commands:?}"
+    );
+    // The test command builds this machine's bootstraps, runs the runtime contract tests on
+    // them, and records what it tested; package-tested refuses anything else.
+    let test_command = read("scripts/test");
+    let built = test_command
+        .find("scripts/build-bootstraps\n")
+        .expect("builds the bootstraps");
+    let recorded = test_command
+        .find("sha256sum */bootstrap) > \"$tested\"")
+        .expect("records them");
+    let tests = test_command
+        .find("cargo nextest run --workspace")
+        .expect("runs the tests");
+    assert!(
+        built < tests && tests < recorded,
+        "built, tested, then recorded"
+    );
+    let build_script = read("scripts/build-bootstraps");
+    assert!(
+        build_script.contains("uname -m"),
+        "the host's architecture by default"
+    );
+    assert!(read("crates/aws/tests/runtime.rs").contains(".join(host_arch())"));
+    let package_script = read("scripts/package-tested");
+    assert!(package_script.contains("sha256sum --quiet -c tested.sha256"));
+    assert!(package_script.contains("CodeUri: ../../target/lambda/{arch}/{function}/"));
+}
