@@ -169,7 +169,7 @@ const INVOKE: [InvokeSpec; 5] = [
     InvokeSpec {
         function: "SweepPendingFunction",
         maximum_retry_attempts: Some(0),
-        maximum_event_age_seconds: None,
+        maximum_event_age_seconds: Some(60),
         on_failure: None,
         on_success: None,
     },
@@ -2170,7 +2170,7 @@ fn every_async_hop_retries_then_dead_letters_and_every_dead_letter_queue_has_an_
                 res["DeletionPolicy"].as_str(),
                 res["UpdateReplacePolicy"].as_str()
             ),
-            (Some("Retain"), Some("Retain")),
+            (Some("RetainExceptOnCreate"), Some("Retain")),
             "{name}"
         );
         let alarmed = r.values().any(|a| {
@@ -2250,7 +2250,9 @@ fn what_outlives_a_stack_is_kept_and_prod_data_cannot_be_deleted_by_accident() {
     let t = template();
     let r = resources(&t);
     for name in ["OrdersTable", "ResultsBucket", "SlackWebhookSecret"] {
-        assert_eq!(r[name]["DeletionPolicy"], "Retain", "{name}");
+        // Kept when the stack goes, but not when its first create rolls back: a retained
+        // fixed-name secret would make every later create fail.
+        assert_eq!(r[name]["DeletionPolicy"], "RetainExceptOnCreate", "{name}");
         assert_eq!(r[name]["UpdateReplacePolicy"], "Retain", "{name}");
     }
     assert_eq!(
@@ -2316,7 +2318,7 @@ fn sample_arn(logical_id: &str, attribute: &str) -> String {
         ("EventBusName", _) => "energy".into(),
         ("PermissionsBoundary", _) => "energy-app-boundary".into(),
         ("PlatformApiKeySecretArn", _) => {
-            format!("{P}:secretsmanager:{RA}:secret:platform-api-key-AbCdEf")
+            format!("{P}:secretsmanager:{RA}:secret:energy-dev/platform-api-key-AbCdEf")
         }
         ("EventBus", _) => format!("{P}:events:{RA}:event-bus/energy-dev"),
         ("OrdersTable", "Arn") => format!("{P}:dynamodb:{RA}:table/energy-dev-OrdersTable-1A2B3C"),
@@ -2331,7 +2333,8 @@ fn sample_arn(logical_id: &str, attribute: &str) -> String {
         }
         ("HttpApi", _) => "a1b2c3d4e5".into(),
         ("ArtifactBucket", "Arn") => format!("{P}:s3:::energy-pipeline-artifactbucket-1a2b3c"),
-        ("AppBoundary", _) => format!("{P}:iam::123456789012:policy/energy-app-boundary"),
+        ("DevBoundary", _) => format!("{P}:iam::123456789012:policy/energy-dev-boundary"),
+        ("ProdBoundary", _) => format!("{P}:iam::123456789012:policy/energy-prod-boundary"),
         (q, "Arn") if q.ends_with("Dlq") || q.ends_with("Failures") => {
             format!("{P}:sqs:{RA}:energy-dev-{q}-1A2B3C")
         }
@@ -2429,6 +2432,7 @@ fn conditions_hold(condition: &Value, r: &Request<'_>) -> bool {
                 ("StringLike" | "ArnLike", Some(g)) => wanted.iter().any(|w| glob(w, g, false)),
                 ("StringNotEquals", Some(g)) => wanted.iter().all(|w| w != g),
                 ("StringNotEquals", None) => true,
+                ("Null", got) => wanted.iter().all(|w| (w == "true") == got.is_none()),
                 (_, None) => false,
                 (other, _) => panic!("condition operator {other}: teach conditions_hold"),
             }
@@ -2824,7 +2828,11 @@ fn deploy_request(
 ) -> (String, Vec<(&'static str, String)>) {
     const RA: &str = "eu-west-1:123456789012";
     let none = Vec::new();
-    let boundary = vec![("iam:PermissionsBoundary", sample_arn("AppBoundary", ""))];
+    let env = e.trim_start_matches("energy-");
+    let boundary = vec![(
+        "iam:PermissionsBoundary",
+        format!("arn:aws:iam::123456789012:policy/energy-{env}-boundary"),
+    )];
     let star = [
         "logs:CreateLogDelivery",
         "logs:GetLogDelivery",
@@ -2840,7 +2848,6 @@ fn deploy_request(
         "ec2:DescribeSubnets",
         "ec2:DescribeVpcs",
         "secretsmanager:GetRandomPassword",
-        "kms:CreateKey",
     ];
     if star.iter().any(|a| a.eq_ignore_ascii_case(action)) {
         return ("*".into(), none);
@@ -2900,13 +2907,36 @@ fn deploy_request(
         }
         "AWS::IAM::Role" => role,
         "AWS::KMS::Key" => {
-            return (
-                format!("arn:aws:kms:{RA}:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
-                vec![(
-                    "aws:ResourceTag/aws:cloudformation:stack-name",
-                    e.to_string(),
-                )],
-            );
+            // The tags the template gives the key, as the request carries them (CreateKey) and
+            // the key then has them: nothing assumed, CloudFormation adds none to KMS keys.
+            let mut context = Vec::new();
+            for tag in template()["Resources"]["AlarmKey"]["Properties"]["Tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let key = tag["Key"].as_str().unwrap();
+                let value = match &tag["Value"] {
+                    v if *v == json!({"Ref": "AWS::StackName"}) => e.to_string(),
+                    Value::String(v) => v.clone(),
+                    other => panic!("a key tag this test cannot read: {other}"),
+                };
+                let (prefix, key) = if action == "kms:CreateKey" {
+                    ("aws:RequestTag/", key)
+                } else {
+                    ("aws:ResourceTag/", key)
+                };
+                context.push((leak(format!("{prefix}{key}")), value.clone()));
+                if action == "kms:TagResource" {
+                    context.push((leak(format!("aws:RequestTag/{key}")), value));
+                }
+            }
+            let resource = if action == "kms:CreateKey" {
+                "*".to_string()
+            } else {
+                format!("arn:aws:kms:{RA}:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+            };
+            return (resource, context);
         }
         t if t.starts_with("AWS::Lambda::") => {
             format!("arn:aws:lambda:{RA}:function:{e}-evaluate-order")
@@ -2949,6 +2979,11 @@ fn deploy_role(env: &str) -> Vec<Value> {
     let p = pipeline();
     let name = format!("{}{}DeployRole", env[..1].to_uppercase(), &env[1..]);
     role_statements(&p["Resources"][&name])
+}
+
+/// A string that lives as long as the test (condition keys are built from the template's tags).
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
 }
 
 /// A call a deploy role must not be able to make: action, resource, condition keys.
@@ -3006,7 +3041,14 @@ fn the_deploy_roles_can_deploy_the_template_and_nothing_more() {
         } else {
             "energy-dev"
         };
-        let boundary = sample_arn("AppBoundary", "");
+        let boundary = sample_arn(
+            if env == "dev" {
+                "DevBoundary"
+            } else {
+                "ProdBoundary"
+            },
+            "",
+        );
         let role = format!("arn:aws:iam::123456789012:role/{e}-X-1");
         let refused: Vec<Refused> = vec![
             (
@@ -3061,7 +3103,7 @@ fn the_deploy_roles_can_deploy_the_template_and_nothing_more() {
             (
                 "kms:ScheduleKeyDeletion",
                 "arn:aws:kms:eu-west-1:123456789012:key/other".into(),
-                vec![("aws:ResourceTag/aws:cloudformation:stack-name", "payroll")],
+                vec![("aws:ResourceTag/energy:stack", "payroll")],
             ),
             (
                 "sqs:SendMessage",
@@ -3104,15 +3146,61 @@ fn the_deploy_roles_can_deploy_the_template_and_nothing_more() {
 fn every_role_the_template_creates_carries_the_boundary_and_the_boundary_holds_what_they_do() {
     let t = transformed();
     let p = pipeline();
-    let boundary = role_statements(
-        &json!({"Properties": {"Policies": [p["Resources"]["AppBoundary"]["Properties"].clone()]}}),
-    );
-    assert!(!boundary.is_empty());
-    let want = json!({"Fn::If": ["HasBoundary", {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${PermissionsBoundary}"}, {"Ref": "AWS::NoValue"}]});
+    let boundary_of = |env: &str| {
+        let name = format!("{}{}Boundary", env[..1].to_uppercase(), &env[1..]);
+        let props = &p["Resources"][&name]["Properties"];
+        // Each environment's file names its own boundary.
+        assert_eq!(
+            props["ManagedPolicyName"],
+            env_file(env)["Parameters"]["PermissionsBoundary"],
+            "{env}"
+        );
+        props.clone()
+    };
+    // One boundary per environment, alike but for the environment's name: a dev merge cannot
+    // make a role that reaches prod.
+    let (dev, prod) = (boundary_of("dev"), boundary_of("prod"));
     assert_eq!(
-        p["Resources"]["AppBoundary"]["Properties"]["ManagedPolicyName"],
-        template()["Parameters"]["PermissionsBoundary"]["Default"]
+        serde_json::to_string(&dev["PolicyDocument"])
+            .unwrap()
+            .replace("energy-dev", "energy-prod"),
+        serde_json::to_string(&prod["PolicyDocument"]).unwrap()
     );
+    let boundary = role_statements(&json!({"Properties": {"Policies": [dev]}}));
+    assert!(!boundary.is_empty());
+    for (action, resource) in [
+        (
+            "dynamodb:PutItem",
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/energy-prod-OrdersTable-1",
+        ),
+        (
+            "secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:energy-prod/slack-webhook-AbCdEf",
+        ),
+        (
+            "secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:payroll-db-AbCdEf",
+        ),
+        (
+            "events:PutEvents",
+            "arn:aws:events:eu-west-1:123456789012:event-bus/energy-prod",
+        ),
+        (
+            "s3:PutObject",
+            "arn:aws:s3:::energy-prod-resultsbucket-1/results/x.json",
+        ),
+    ] {
+        let request = Request {
+            action,
+            resource,
+            context: &[],
+        };
+        assert!(
+            !allows(&boundary, &request),
+            "the dev boundary lets {action} reach {resource}"
+        );
+    }
+    let want = json!({"Fn::If": ["HasBoundary", {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${PermissionsBoundary}"}, {"Ref": "AWS::NoValue"}]});
     for (name, r) in t["Resources"].as_object().unwrap() {
         if r["Type"] != "AWS::IAM::Role" {
             continue;
