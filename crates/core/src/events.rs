@@ -143,14 +143,25 @@ pub struct OrderAmended {
     pub amended_at: Timestamp,
 }
 
-/// The platform refused to withdraw an order the desk cancelled (its gate had closed, or it
-/// takes no withdrawals for the order): the order stays in the auction, PENDING again, and its
-/// result comes as any other's. Emitted by evaluate-order (at least once); notify-slack tells the
-/// desk.
+/// Which change of the desk's the platform refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Change {
+    /// `DELETE /orders/{record_id}`: the order stays in the auction.
+    Cancel,
+    /// `PUT /orders/{record_id}`: the body the platform held before stays in the auction.
+    Amend,
+}
+
+/// The platform refused a change the desk made before the gate (its gate had closed by the time
+/// the change reached it, or it refused it for its own reason): the order stays in the auction as
+/// the platform holds it, PENDING, and its result comes as any other's. Emitted by evaluate-order
+/// (at least once); notify-slack tells the desk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderCancelRefused {
+pub struct OrderChangeRefused {
     #[serde(flatten)]
     pub order: OrderRef,
+    pub change: Change,
     /// The platform's reason.
     pub reason: String,
     pub refused_at: Timestamp,
@@ -209,7 +220,7 @@ pub enum DomainEvent {
     Cancelled(OrderCancelled),
     Amended(OrderAmended),
     PreliminaryResult(OrderPreliminaryResult),
-    CancelRefused(OrderCancelRefused),
+    ChangeRefused(OrderChangeRefused),
 }
 
 /// An event whose detail does not match its detail-type.
@@ -235,7 +246,7 @@ pub enum DetailType {
     Cancelled,
     Amended,
     PreliminaryResult,
-    CancelRefused,
+    ChangeRefused,
 }
 
 impl DetailType {
@@ -248,7 +259,7 @@ impl DetailType {
         DetailType::Cancelled,
         DetailType::Amended,
         DetailType::PreliminaryResult,
-        DetailType::CancelRefused,
+        DetailType::ChangeRefused,
     ];
 
     /// The detail-type, as on the bus and in `events-schema/<name>.json`.
@@ -262,7 +273,7 @@ impl DetailType {
             DetailType::Cancelled => "OrderCancelled",
             DetailType::Amended => "OrderAmended",
             DetailType::PreliminaryResult => "OrderPreliminaryResult",
-            DetailType::CancelRefused => "OrderCancelRefused",
+            DetailType::ChangeRefused => "OrderChangeRefused",
         }
     }
 
@@ -282,7 +293,7 @@ impl DomainEvent {
         DetailType::Cancelled.name(),
         DetailType::Amended.name(),
         DetailType::PreliminaryResult.name(),
-        DetailType::CancelRefused.name(),
+        DetailType::ChangeRefused.name(),
     ];
 
     pub fn kind(&self) -> DetailType {
@@ -295,7 +306,7 @@ impl DomainEvent {
             DomainEvent::Cancelled(_) => DetailType::Cancelled,
             DomainEvent::Amended(_) => DetailType::Amended,
             DomainEvent::PreliminaryResult(_) => DetailType::PreliminaryResult,
-            DomainEvent::CancelRefused(_) => DetailType::CancelRefused,
+            DomainEvent::ChangeRefused(_) => DetailType::ChangeRefused,
         }
     }
 
@@ -313,7 +324,7 @@ impl DomainEvent {
             DomainEvent::Cancelled(e) => &e.order.record_id,
             DomainEvent::Amended(e) => &e.order.record_id,
             DomainEvent::PreliminaryResult(e) => &e.order.record_id,
-            DomainEvent::CancelRefused(e) => &e.order.record_id,
+            DomainEvent::ChangeRefused(e) => &e.order.record_id,
         }
     }
 
@@ -328,7 +339,7 @@ impl DomainEvent {
             DomainEvent::Cancelled(e) => serde_json::to_value(e),
             DomainEvent::Amended(e) => serde_json::to_value(e),
             DomainEvent::PreliminaryResult(e) => serde_json::to_value(e),
-            DomainEvent::CancelRefused(e) => serde_json::to_value(e),
+            DomainEvent::ChangeRefused(e) => serde_json::to_value(e),
         };
         // Serialising these plain data types cannot fail: no maps with non-string keys, no
         // fallible Serialize impls.
@@ -364,8 +375,8 @@ impl DomainEvent {
             DetailType::PreliminaryResult => {
                 DomainEvent::PreliminaryResult(serde_json::from_value(detail).map_err(bad)?)
             }
-            DetailType::CancelRefused => {
-                DomainEvent::CancelRefused(serde_json::from_value(detail).map_err(bad)?)
+            DetailType::ChangeRefused => {
+                DomainEvent::ChangeRefused(serde_json::from_value(detail).map_err(bad)?)
             }
         })
     }

@@ -125,6 +125,10 @@ pub struct OrderRecord {
     /// The latest preliminary result the platform published (kept once the final one is in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preliminary: Option<Preliminary>,
+    /// The body the platform holds while an amendment waits for its hand-over: what stays in
+    /// the auction if the platform refuses the new one ([`Transition::AmendRefused`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_body: Option<Order>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -208,6 +212,9 @@ pub enum Transition {
     },
     /// PENDING, its preliminary result's latest change announced.
     PreliminaryAnnounced,
+    /// RECEIVED with a held body → PENDING on that body: the platform refused the amended one,
+    /// and the body it held stays in the auction; next check at `due_at`.
+    AmendRefused { due_at: Timestamp },
 }
 
 impl Transition {
@@ -228,6 +235,7 @@ impl Transition {
             Transition::Requeue { .. } => "Requeue",
             Transition::Preliminary { .. } => "Preliminary",
             Transition::PreliminaryAnnounced => "PreliminaryAnnounced",
+            Transition::AmendRefused { .. } => "AmendRefused",
         }
     }
 }
@@ -282,6 +290,7 @@ impl OrderRecord {
             claimed_until: None,
             checks_before: 0,
             preliminary: None,
+            held_body: None,
         }
     }
 
@@ -310,6 +319,7 @@ impl OrderRecord {
                 next.checks_before = self.attempt;
                 next.attempt += 1;
                 next.due_at = Some(*due_at);
+                next.held_body = None;
             }
             (Transition::Retry { due_at }, Pending) => {
                 next.attempt += 1;
@@ -361,6 +371,17 @@ impl OrderRecord {
             {
                 next.state = Received;
                 next.order = order.clone();
+                next.due_at = Some(*due_at);
+                // A PENDING order's body is at the platform until the new one replaces it; a
+                // RECEIVED one keeps whatever body the platform held before.
+                if self.state == Pending {
+                    next.held_body = Some(self.order.clone());
+                }
+            }
+            (Transition::AmendRefused { due_at }, Received) if self.held_body.is_some() => {
+                next.state = Pending;
+                next.order = self.held_body.clone().unwrap_or_else(|| self.order.clone());
+                next.held_body = None;
                 next.due_at = Some(*due_at);
             }
             (Transition::Preliminary { change, due_at }, Pending) => {
@@ -645,6 +666,8 @@ mod tests {
                 None,
             ),
             (Transition::PreliminaryAnnounced, vec![], None),
+            // Only with a held body (an amended PENDING order): see the test below.
+            (Transition::AmendRefused { due_at: later }, vec![], None),
         ];
         let all = [
             Received, Pending, Ready, Stored, Failed, Notified, Cancelling, Cancelled,
@@ -701,6 +724,7 @@ mod tests {
                         assert!(next.unannounced_preliminary().is_some());
                     }
                     Transition::PreliminaryAnnounced => {}
+                    Transition::AmendRefused { .. } => {}
                 }
             }
         }
@@ -787,6 +811,50 @@ mod tests {
             .unwrap();
         assert_eq!(handed.attempt, before + 1, "schedule names never repeat");
         assert_eq!(handed.checks(), 1, "the new body's first check");
+    }
+
+    #[test]
+    fn a_refused_amendment_goes_back_to_the_body_the_platform_holds() {
+        let later: Timestamp = "2026-01-14T10:00:00Z".parse().unwrap();
+        let p = in_state(OrderState::Pending);
+        let amend = |r: &OrderRecord, price: i64| {
+            let mut body = amended();
+            body.periods[0].steps[0].price = crate::money::PriceCents(price);
+            r.apply(
+                Transition::Amended {
+                    order: body,
+                    due_at: later,
+                },
+                later,
+            )
+            .unwrap()
+        };
+        // Amended twice before a hand-over: the platform still holds the first body.
+        let twice = amend(&amend(&p, 2_000), 3_000);
+        assert_eq!(twice.held_body.as_ref(), Some(&p.order));
+        let back = twice
+            .apply(Transition::AmendRefused { due_at: later }, later)
+            .unwrap();
+        assert_eq!(
+            (back.state, &back.order, &back.held_body),
+            (OrderState::Pending, &p.order, &None)
+        );
+        // Handed over: the new body is the platform's, nothing is held back.
+        let handed = twice
+            .apply(Transition::HandedOver { due_at: later }, later)
+            .unwrap();
+        assert_eq!(handed.held_body, None);
+        assert!(
+            handed
+                .apply(Transition::AmendRefused { due_at: later }, later)
+                .is_err()
+        );
+        // A fresh order holds nothing at the platform.
+        assert!(
+            record()
+                .apply(Transition::AmendRefused { due_at: later }, later)
+                .is_err()
+        );
     }
 
     /// The fixture order with another price.

@@ -1,12 +1,12 @@
 //! The Slack messages (Block Kit) for a failed order, built from the `OrderFailed` event alone,
-//! and for a withdrawal the platform refused, from `OrderCancelRefused`.
+//! and for a withdrawal the platform refused, from `OrderChangeRefused`.
 //!
 //! The seed sent `{"text": " Lambda B Failure: Order rejected:"}`; this keeps a plain `text`
 //! fallback (what notifications and screen readers show) and adds the facts a trader acts on.
 
 use serde_json::{Value, json};
 
-use crate::events::{OrderCancelRefused, OrderFailed, OrderRef};
+use crate::events::{Change, OrderChangeRefused, OrderFailed, OrderRef};
 use crate::ports::Notification;
 use crate::result::FailureReason;
 
@@ -24,7 +24,12 @@ pub fn notification_key(event: &OrderFailed) -> String {
     format!("{}/{}", event.order.record_id, event.reason)
 }
 
-const KEPT: &str = ":warning: Withdrawal refused";
+fn kept_headline(change: Change) -> &'static str {
+    match change {
+        Change::Cancel => ":warning: Withdrawal refused",
+        Change::Amend => ":warning: Amendment refused",
+    }
+}
 
 fn describe(o: &OrderRef) -> String {
     format!(
@@ -33,14 +38,21 @@ fn describe(o: &OrderRef) -> String {
     )
 }
 
-/// The message for a withdrawal the platform refused: the order stays in the auction.
-pub fn render_cancel_refused(event: &OrderCancelRefused) -> Notification {
+/// The message for a change the platform refused: the order stays in the auction as it holds it.
+pub fn render_change_refused(event: &OrderChangeRefused) -> Notification {
     let o = &event.order;
-    let message = format!(
-        "the platform kept the order: {}. It stays in the auction and its result will come.",
-        event.reason
-    );
-    let text = format!("{KEPT}: {}: {message}", describe(o));
+    let message = match event.change {
+        Change::Cancel => format!(
+            "the platform kept the order: {}. It stays in the auction and its result will come.",
+            event.reason
+        ),
+        Change::Amend => format!(
+            "the platform refused the new body: {}. The previous body stays in the auction and its result will come.",
+            event.reason
+        ),
+    };
+    let headline = kept_headline(event.change);
+    let text = format!("{headline}: {}: {message}", describe(o));
     let fields: Vec<Value> = [
         ("Order", o.record_id.to_string()),
         ("Auction", format!("{} {}", o.market, o.delivery_date)),
@@ -53,14 +65,18 @@ pub fn render_cancel_refused(event: &OrderCancelRefused) -> Notification {
     let payload = json!({
         "text": text,
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": KEPT}},
+            {"type": "header", "text": {"type": "plain_text", "text": headline}},
             {"type": "section", "fields": fields},
             {"type": "section", "text": {"type": "mrkdwn", "text": message}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("energy · refused at {}", event.refused_at)}]}
         ]
     });
     Notification {
-        key: format!("{}/CancelRefused", o.record_id),
+        // One message per refusal: a second refused change is news too.
+        key: format!(
+            "{}/{:?}Refused/{}",
+            o.record_id, event.change, event.refused_at
+        ),
         text,
         payload,
     }

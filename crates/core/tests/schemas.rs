@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use energy_core::events::{
-    DetailType, DomainEvent, EnvelopeContext, OrderAmended, OrderCancelRefused, OrderCancelled,
-    OrderEvaluationDue, OrderFailed, OrderPreliminaryResult, OrderReady, OrderRef,
-    OrderResultStored, OrderSubmitted, PreliminaryStatus, Trigger, envelope,
+    Change, DetailType, DomainEvent, EnvelopeContext, OrderAmended, OrderCancelled,
+    OrderChangeRefused, OrderEvaluationDue, OrderFailed, OrderPreliminaryResult, OrderReady,
+    OrderRef, OrderResultStored, OrderSubmitted, PreliminaryStatus, Trigger, envelope,
 };
 use energy_core::market::{Market, Side, Zone};
 use energy_core::money::{Lots, PriceCents};
@@ -222,13 +222,16 @@ fn event() -> impl Strategy<Value = DomainEvent> {
                 cancelled_at,
             })
         }),
-        (order_ref(), ".{0,200}", ts()).prop_map(|(order, reason, refused_at)| {
-            DomainEvent::CancelRefused(OrderCancelRefused {
-                order,
-                reason,
-                refused_at,
-            })
-        }),
+        (order_ref(), prop::bool::ANY, ".{0,200}", ts()).prop_map(
+            |(order, amend, reason, refused_at)| {
+                DomainEvent::ChangeRefused(OrderChangeRefused {
+                    order,
+                    change: if amend { Change::Amend } else { Change::Cancel },
+                    reason,
+                    refused_at,
+                })
+            }
+        ),
         (order_ref(), 1u32..2000, ts()).prop_map(|(order, mtu_count, amended_at)| {
             DomainEvent::Amended(OrderAmended {
                 order,

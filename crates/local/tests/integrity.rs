@@ -345,3 +345,88 @@ async fn an_order_whose_results_come_two_days_later_still_reaches_its_final_stat
     );
     assert_eq!(r.ttl, r.updated_at.as_second() + 86_400);
 }
+
+/// Found by a hostile run: a refused withdrawal took the order out of the platform's stored
+/// book and put it back last, so after a restart it lost its time priority and the auction
+/// cleared differently (sellers short of buyers in every MTU). Against a real `energy up`.
+#[tokio::test]
+async fn a_refused_withdrawal_leaves_the_order_in_its_place_in_the_stored_book() {
+    let dir = up::data_dir("book-order");
+    let up = up::start(
+        &dir,
+        &[
+            "--start",
+            "2026-11-27T08:00:00Z",
+            "--speed",
+            "60",
+            "--refuse-withdrawals",
+            "EE",
+        ],
+    );
+    let http = reqwest::Client::new();
+    let order = |id: &str| {
+        json!({
+            "record_id": id, "market": "SDAC", "delivery_date": "2026-11-28", "zone": "EE",
+            "portfolio": "P", "side": "SELL",
+            "periods": [{"mtu_start": "2026-11-28T06:00:00Z", "steps": [{"price": "-500.00", "quantity": "100.0"}]}]
+        })
+    };
+    let state = |id: &str| {
+        let http = http.clone();
+        let url = up.url(&format!("/orders/{id}"));
+        async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v["state"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    for id in ["ee-a", "ee-b"] {
+        let r = http
+            .post(up.url("/orders"))
+            .json(&json!([order(id)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        // One after the other: ee-a's receipt comes first.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while state(id).await != "PENDING" {
+            assert!(std::time::Instant::now() < deadline, "{id} not handed over");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let r = http.delete(up.url("/orders/ee-a")).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let refused = || {
+        up::archive(&dir)
+            .iter()
+            .any(|e| e["detail-type"] == "OrderChangeRefused")
+    };
+    while !refused() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no OrderChangeRefused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    up.stop();
+    let db = energy_local::db::Db::open(&dir).unwrap();
+    let book: Vec<String> = db
+        .platform_orders()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Value>(b).unwrap()["record_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        book,
+        ["ee-a", "ee-b"],
+        "earliest receipt first, as before the withdrawal"
+    );
+    drop(db);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -69,7 +69,7 @@ fn rules() -> Vec<RuleSpec> {
         RuleSpec {
             name: "NotifySlackRule",
             target: "NotifySlackFunction",
-            pattern: json!({"source": ["energy.orders"], "detail-type": ["OrderFailed", "OrderCancelRefused"]}),
+            pattern: json!({"source": ["energy.orders"], "detail-type": ["OrderFailed", "OrderChangeRefused"]}),
             max_retry_attempts: 8,
             max_event_age_seconds: 3600,
             dead_letter_queue: "NotifySlackDlq",
@@ -1058,7 +1058,7 @@ fn the_registry_schemas_in_the_template_equal_the_files_in_events_schema() {
 /// Every detail-type our handlers put on the bus, written out.
 const EMITTED: [&str; 9] = [
     "OrderAmended",
-    "OrderCancelRefused",
+    "OrderChangeRefused",
     "OrderCancelled",
     "OrderEvaluationDue",
     "OrderFailed",
@@ -1079,7 +1079,7 @@ fn written_name(kind: DetailType) -> &'static str {
         DetailType::Cancelled => "OrderCancelled",
         DetailType::Amended => "OrderAmended",
         DetailType::PreliminaryResult => "OrderPreliminaryResult",
-        DetailType::CancelRefused => "OrderCancelRefused",
+        DetailType::ChangeRefused => "OrderChangeRefused",
     }
 }
 
@@ -1230,7 +1230,7 @@ const RULE_SELECTS: [(&str, &[&str]); 5] = [
     (
         "NotifySlackRule",
         &[
-            "OrderCancelRefused.json",
+            "OrderChangeRefused.json",
             "OrderFailed.json",
             "OrderFailed.rejected.json",
         ],
@@ -1973,7 +1973,7 @@ const EMITS: [(&str, &[&str]); 5] = [
             "OrderReady",
             "OrderFailed",
             "OrderCancelled",
-            "OrderCancelRefused",
+            "OrderChangeRefused",
             "OrderPreliminaryResult",
         ],
     ),

@@ -11,7 +11,7 @@
 //! | PENDING(n), not yet, n < MaxAttempts | schedule check n+1 (`<record_id>-<n+1>`), → PENDING(n+1) |
 //! | PENDING(n), not yet, n = MaxAttempts | → FAILED, emit `OrderFailed{ResultsTimeout}` |
 //! | READY / FAILED, overdue | re-emit the event nobody acted on (the sweeper's safety net) |
-//! | CANCELLING | withdraw at the platform; → CANCELLED, emit `OrderCancelled` (or, if the platform keeps it, emit `OrderCancelRefused`, → PENDING) |
+//! | CANCELLING | withdraw at the platform; → CANCELLED, emit `OrderCancelled` (or, if the platform keeps it, emit `OrderChangeRefused`, → PENDING) |
 //! | anything else | a duplicate: nothing |
 //!
 //! `OrderAmended` is handled as `OrderSubmitted`: the order is RECEIVED again with its new body,
@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use energy_core::calendar::{MarketRules, market_time};
 use energy_core::crash;
 use energy_core::events::{
-    DomainEvent, OrderCancelRefused, OrderCancelled, OrderEvaluationDue, OrderFailed,
+    Change, DomainEvent, OrderCancelled, OrderChangeRefused, OrderEvaluationDue, OrderFailed,
     OrderPreliminaryResult, OrderReady, OrderRef, Trigger,
 };
 use energy_core::handler::{self, Event, EventHandler, HandlerError};
@@ -97,7 +97,8 @@ pub enum Outcome {
     /// Withdrawn at the platform (or it did not hold the order): CANCELLED.
     Cancelled,
     /// The platform kept the order (its gate closed): PENDING again.
-    CancelRefused(String),
+    /// The platform kept the order as it holds it (a refused withdrawal or amendment): PENDING.
+    ChangeRefused(String),
     /// Stale or duplicate event; the order has moved on.
     Ignored(String),
     /// Another delivery moved the order first.
@@ -133,7 +134,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Failed(reason) => write!(f, "failed: {}", reason.in_words()),
             Outcome::Resent(event) => write!(f, "re-sent {event}"),
             Outcome::Cancelled => f.write_str("withdrawn at the platform; cancelled"),
-            Outcome::CancelRefused(why) => write!(f, "the platform kept it: {why}"),
+            Outcome::ChangeRefused(why) => write!(f, "the platform kept it as it holds it: {why}"),
             Outcome::Ignored(why) => write!(f, "ignored: {why}"),
             Outcome::LostRace => f.write_str("another delivery moved the order first"),
         }
@@ -208,11 +209,52 @@ impl EvaluateOrder {
                     Outcome::LostRace,
                 ))
             }
+            Submission::Refused { reason } if record.held_body.is_some() => {
+                self.amend_refused(record, reason, now).await
+            }
             Submission::Refused { reason } => {
                 self.fail(&record, FailureReason::InvalidAtPlatform, reason, now)
                     .await
             }
         }
+    }
+
+    /// The platform refused an amended body while it holds the previous one (a rejected
+    /// modification leaves the original order): the previous body stays in the auction, the
+    /// order goes back to it, PENDING, and the desk is told. Told first, as a refused cancel.
+    async fn amend_refused(
+        &self,
+        record: OrderRecord,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Outcome, Error> {
+        tracing::warn!(record_id = %record.order.record_id, %reason, "the platform refused an amendment; the previous body stands");
+        let refused = OrderChangeRefused {
+            order: OrderRef::from(&record.order),
+            change: Change::Amend,
+            reason: reason.clone(),
+            refused_at: now,
+        };
+        self.bus
+            .publish(&[DomainEvent::ChangeRefused(refused)])
+            .await?;
+        let due_at = self.next_check_at(&record, now);
+        let moved = self
+            .move_to(&record, Transition::AmendRefused { due_at }, now)
+            .await?;
+        Ok(moved.or_lost(Outcome::ChangeRefused(reason), Outcome::LostRace))
+    }
+
+    /// When an order back on a body the platform holds should next be checked: at the
+    /// calendar's publication time (or by the backoff once it has passed).
+    fn next_check_at(&self, record: &OrderRecord, now: Timestamp) -> Timestamp {
+        let expected = self.config.publication(record, None);
+        self.config.retry.check_at(
+            now,
+            expected,
+            &record.order.record_id,
+            record.attempt.max(1),
+        )
     }
 
     async fn check(&self, record: OrderRecord, now: Timestamp) -> Result<Outcome, Error> {
@@ -396,17 +438,20 @@ impl EvaluateOrder {
                 tracing::warn!(record_id = %record.order.record_id, %reason, "the platform kept a cancelled order");
                 // Told first, as `OrderCancelled`: the claim keeps racing deliveries out, and a
                 // crash before the write below repeats the event rather than losing it.
-                let refused = OrderCancelRefused {
+                let refused = OrderChangeRefused {
                     order: OrderRef::from(&record.order),
+                    change: Change::Cancel,
                     reason: reason.clone(),
                     refused_at: now,
                 };
                 self.bus
-                    .publish(&[DomainEvent::CancelRefused(refused)])
+                    .publish(&[DomainEvent::ChangeRefused(refused)])
                     .await?;
-                let refused = Transition::CancelRefused { due_at: now };
+                // Due when its check is, not now: an early check only spends an attempt.
+                let due_at = self.next_check_at(record, now);
+                let refused = Transition::CancelRefused { due_at };
                 let moved = self.move_to(record, refused, now).await?;
-                Ok(moved.or_lost(Outcome::CancelRefused(reason), Outcome::LostRace))
+                Ok(moved.or_lost(Outcome::ChangeRefused(reason), Outcome::LostRace))
             }
         }
     }

@@ -415,12 +415,19 @@ async fn a_withdrawal_the_platform_refuses_leaves_the_order_pending_for_its_resu
         .handle(event(&cancel_event("x-2"), at(NOW)))
         .await
         .unwrap();
-    assert!(matches!(outcome, Outcome::CancelRefused(_)), "{outcome:?}");
+    assert!(matches!(outcome, Outcome::ChangeRefused(_)), "{outcome:?}");
     assert_eq!(state(&f, "x-2").await, (OrderState::Pending, 1));
+    // Due when its check is, not at once: an early check would only spend an attempt.
+    let due = record(&f, "x-2").await.due_at.unwrap();
+    assert!(
+        due >= at(PUBLICATION),
+        "due {due}, before the publication time"
+    );
     assert!(f.bus.of_type("OrderCancelled").is_empty());
-    // The desk hears of it: one OrderCancelRefused with the platform's reason.
-    let told = f.bus.of_type("OrderCancelRefused");
+    // The desk hears of it: one OrderChangeRefused with the platform's reason.
+    let told = f.bus.of_type("OrderChangeRefused");
     assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["detail"]["change"], "CANCEL");
     assert_eq!(told[0]["detail"]["reason"], "gate closed");
     assert_eq!(told[0]["detail"]["record_id"], "x-2");
     // Delivered again: the order is PENDING, nothing is told twice.
@@ -433,7 +440,7 @@ async fn a_withdrawal_the_platform_refuses_leaves_the_order_pending_for_its_resu
         matches!(again, Outcome::Retrying { .. } | Outcome::Ignored(_)),
         "{again:?}"
     );
-    assert_eq!(f.bus.of_type("OrderCancelRefused").len(), 1);
+    assert_eq!(f.bus.of_type("OrderChangeRefused").len(), 1);
 }
 
 /// The desk cancels while the hand-over is in flight (after its read, before its write): the
@@ -833,4 +840,69 @@ async fn an_amended_order_has_every_check_for_its_new_body() {
     );
     let failed = f.bus.of_type("OrderFailed");
     assert_eq!(failed[0]["detail"]["attempts"], max);
+}
+
+/// Found by a hostile run: an amendment whose hand-over reached the platform after the gate
+/// failed the order (InvalidAtPlatform) while the previous body stayed in the auction and
+/// cleared. The previous body stands: the order goes back to it, PENDING, and the desk is told.
+#[tokio::test]
+async fn an_amendment_the_platform_refuses_leaves_the_previous_body_in_the_auction_and_tells_the_desk()
+ {
+    let f = fixture();
+    let before = fixtures::pending("am-2", 1, at(PUBLICATION));
+    let old_body = before.order.clone();
+    let mut new_body = old_body.clone();
+    new_body.periods[0].steps[0].price = energy_core::money::PriceCents(1_234);
+    let amended = before
+        .apply(
+            Transition::Amended {
+                order: new_body,
+                due_at: at(NOW),
+            },
+            at(NOW),
+        )
+        .unwrap();
+    f.orders.insert(&amended).await.unwrap();
+    f.platform
+        .submissions
+        .lock()
+        .unwrap()
+        .push_back(Submission::Refused {
+            reason: "the SDAC gate closed".into(),
+        });
+    let outcome = f
+        .handler
+        .handle(event(&submitted(&amended), at(NOW)))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::ChangeRefused(_)), "{outcome:?}");
+    let r = record(&f, "am-2").await;
+    assert_eq!(r.state, OrderState::Pending);
+    assert_eq!(r.order, old_body, "the body the platform holds");
+    assert_eq!(r.held_body, None);
+    assert_eq!(
+        r.attempt, 1,
+        "waits for the check the old body's hand-over scheduled"
+    );
+    assert!(f.bus.of_type("OrderFailed").is_empty(), "not a failure");
+    let told = f.bus.of_type("OrderChangeRefused");
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["detail"]["change"], "AMEND");
+    assert_eq!(told[0]["detail"]["reason"], "the SDAC gate closed");
+    // A fresh order refused at its first hand-over still fails: nothing of it is in the auction.
+    let fresh = fixtures::received("am-3", at(NOW));
+    f.orders.insert(&fresh).await.unwrap();
+    f.platform
+        .submissions
+        .lock()
+        .unwrap()
+        .push_back(Submission::Refused {
+            reason: "price out of range".into(),
+        });
+    let outcome = f
+        .handler
+        .handle(event(&submitted(&fresh), at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Failed(FailureReason::InvalidAtPlatform));
 }

@@ -3,7 +3,7 @@
 //!
 //! Takes four kinds of event:
 //! - `OrderFailed` (from evaluate-order and store-result);
-//! - `OrderCancelRefused` (from evaluate-order): the order the desk cancelled stays in the
+//! - `OrderChangeRefused` (from evaluate-order): the order the desk cancelled stays in the
 //!   auction. Posted as it comes, with no write: at least once (evaluate-order publishes it once
 //!   per refusal but for a crash; two deliveries of one event post twice);
 //! - Lambda's on-failure destination record (`Lambda Function Invocation Result - Failure`) of a
@@ -83,9 +83,9 @@ impl EventHandler for NotifySlack {
         }
         let failed = match DomainEvent::parse(&event.detail_type, event.detail)? {
             DomainEvent::Failed(e) => e,
-            DomainEvent::CancelRefused(e) => {
+            DomainEvent::ChangeRefused(e) => {
                 self.notifier
-                    .notify(&slack::render_cancel_refused(&e))
+                    .notify(&slack::render_change_refused(&e))
                     .await?;
                 tracing::info!(record_id = %e.order.record_id, "desk told of a refused withdrawal");
                 return Ok(Outcome::Notified);

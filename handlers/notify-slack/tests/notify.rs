@@ -52,8 +52,9 @@ async fn a_failed_order_reaches_the_desk_once() {
 async fn a_withdrawal_the_platform_refused_reaches_the_desk_with_its_reason() {
     let (_orders, notifier, handler) = fixture();
     let r = fixtures::pending("k-1", 1, at(NOW));
-    let refused = DomainEvent::CancelRefused(energy_core::events::OrderCancelRefused {
+    let refused = DomainEvent::ChangeRefused(energy_core::events::OrderChangeRefused {
         order: energy_core::events::OrderRef::from(&r.order),
+        change: energy_core::events::Change::Cancel,
         reason: "the gate closed at 11:00".into(),
         refused_at: at(NOW),
     });
@@ -63,7 +64,7 @@ async fn a_withdrawal_the_platform_refused_reaches_the_desk_with_its_reason() {
     );
     let sent = notifier.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].key, "k-1/CancelRefused");
+    assert_eq!(sent[0].key, format!("k-1/CancelRefused/{NOW}"));
     assert!(
         sent[0].text.contains("Withdrawal refused")
             && sent[0].text.contains("k-1")

@@ -1,6 +1,6 @@
 //! The orders the simulated platform accepted, so a restart gives them back to it.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Context, Db, DbResult};
 
@@ -29,15 +29,30 @@ impl Db {
             .ctx("deleting a platform order")
     }
 
-    /// Forgets the platform's order under `record_id`, whatever its body (a withdrawal).
-    pub fn platform_withdraw(&self, record_id: &str) -> DbResult<()> {
+    /// Forgets the platform's order under `record_id`, whatever its body (a withdrawal); its
+    /// receipt, if it held one, so a refused withdrawal can put it back in its place.
+    pub fn platform_withdraw(&self, record_id: &str) -> DbResult<Option<i64>> {
+        self.conn()
+            .query_row(
+                "DELETE FROM platform_orders WHERE record_id = ?1 RETURNING receipt",
+                params![record_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("deleting a platform order")
+    }
+
+    /// Puts back an order a withdrawal took out, with its receipt: its time priority is the one
+    /// it had (the simulator kept it in memory; after a restart the book must agree).
+    pub fn platform_put_back(&self, record_id: &str, receipt: i64, body: &str) -> DbResult<()> {
         self.conn()
             .execute(
-                "DELETE FROM platform_orders WHERE record_id = ?1",
-                params![record_id],
+                "INSERT INTO platform_orders (record_id, receipt, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (record_id) DO UPDATE SET body = excluded.body, receipt = excluded.receipt",
+                params![record_id, receipt, body],
             )
             .map(|_| ())
-            .ctx("deleting a platform order")
+            .ctx("putting back a platform order")
     }
 
     /// The platform's orders, earliest receipt first.

@@ -65,7 +65,8 @@ impl AuctionPlatform for PersistentPlatform {
     async fn withdraw(&self, order: &Order) -> Result<Withdrawal, PortError> {
         let db = &self.shared.db;
         let id = order.record_id.to_string();
-        db.run(move |db| db.platform_withdraw(&id))
+        let receipt = db
+            .run(move |db| db.platform_withdraw(&id))
             .await
             .map_err(port("auction platform"))?;
         let answer = self.sim.withdraw(order).await;
@@ -75,9 +76,13 @@ impl AuctionPlatform for PersistentPlatform {
             let body = serde_json::to_string(&held)
                 .map_err(|e| PortError::permanent("auction platform", e.to_string()))?;
             let id = order.record_id.to_string();
-            db.run(move |db| db.platform_accept(&id, &body))
-                .await
-                .map_err(port("auction platform"))?;
+            db.run(move |db| match receipt {
+                // In its place: the auction clears as it would have without the attempt.
+                Some(receipt) => db.platform_put_back(&id, receipt, &body),
+                None => db.platform_accept(&id, &body),
+            })
+            .await
+            .map_err(port("auction platform"))?;
         }
         answer
     }
