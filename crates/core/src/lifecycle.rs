@@ -329,6 +329,15 @@ impl OrderRecord {
                 next.state = Ready;
                 next.result = Some(result.clone());
                 next.due_at = Some(*due_at);
+                // A preliminary result the final one does not confirm did not stand, whether or
+                // not a check saw it withdrawn (announced with `OrderReady`).
+                if let Some(p) = next.preliminary.as_mut()
+                    && p.withdrawn_at.is_none()
+                    && !p.result.same_outcome(result)
+                {
+                    p.withdrawn_at = Some(now);
+                    p.announced = true;
+                }
             }
             (Transition::Stored { key }, Ready) => {
                 next.state = Stored;

@@ -67,6 +67,22 @@ pub struct OrderResult {
 }
 
 impl OrderResult {
+    /// Whether `other` says the same of the order: outcome, every MTU and the totals (the
+    /// publication time aside), as a final result confirming a preliminary one does.
+    pub fn same_outcome(&self, other: &OrderResult) -> bool {
+        (
+            self.outcome,
+            &self.rejection_reason,
+            &self.mtus,
+            &self.totals,
+        ) == (
+            other.outcome,
+            &other.rejection_reason,
+            &other.mtus,
+            &other.totals,
+        )
+    }
+
     /// Builds a result from per-MTU `(clearing price, accepted quantity)` answers, in the order of
     /// `order.periods`; derives the outcome and totals. Every sum is checked: validation bounds
     /// each order so that none overflows, and a platform answer that would is an error.

@@ -32,8 +32,8 @@ pub struct ServeArgs {
     /// A zone whose results never come (repeatable), e.g. --never FI.
     #[arg(long, value_parser = parse_zone)]
     pub never: Vec<Zone>,
-    /// A decoupled zone (repeatable): its preliminary results are withdrawn at the final time
-    /// and its final ones, cleared locally, come 100 minutes later.
+    /// A decoupled zone (repeatable): its final results, cleared locally, come 100 minutes after
+    /// the usual final time in every market; its preliminary ones (SDAC) are withdrawn then.
     #[arg(long, value_parser = parse_zone)]
     pub decouple: Vec<Zone>,
     /// A zone whose orders the platform refuses to withdraw (repeatable).

@@ -343,12 +343,25 @@ impl EvaluateOrder {
             outcome: result.outcome,
             result: result.clone(),
         };
-        let moved = self
-            .move_to(record, Transition::Ready { result, due_at }, now)
-            .await?;
+        let ready = record
+            .apply(Transition::Ready { result, due_at }, now)
+            .map_err(TransitionError::from)?;
+        let moved = self.orders.replace(&ready, record.expected()).await?;
         if moved.or_lost(true, false) {
             crash::point(crash::EVALUATE_AFTER_READY);
-            self.bus.publish(&[DomainEvent::Ready(event)]).await?;
+            let mut events = Vec::with_capacity(2);
+            // The final result did not confirm the preliminary one (which no check saw go):
+            // the desk hears it was withdrawn, then the final result.
+            if let Some(p) = &ready.preliminary
+                && record.standing_preliminary().is_some()
+                && p.withdrawn_at.is_some()
+            {
+                events.push(DomainEvent::PreliminaryResult(
+                    OrderPreliminaryResult::from_record(&ready, p),
+                ));
+            }
+            events.push(DomainEvent::Ready(event));
+            self.bus.publish(&events).await?;
         }
         Ok(moved.or_lost(Outcome::Ready, Outcome::LostRace))
     }

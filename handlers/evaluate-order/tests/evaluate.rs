@@ -906,3 +906,54 @@ async fn an_amendment_the_platform_refuses_leaves_the_previous_body_in_the_aucti
         .unwrap();
     assert_eq!(outcome, Outcome::Failed(FailureReason::InvalidAtPlatform));
 }
+
+/// Found by a hostile run: when no check fell between the withdrawal of a preliminary result
+/// and a different final one, the order kept the preliminary as if it stood and the desk never
+/// heard it was withdrawn. A final result that does not confirm it withdraws it.
+#[tokio::test]
+async fn a_final_result_that_does_not_confirm_the_preliminary_one_withdraws_it() {
+    let f = fixture();
+    let r = fixtures::pending("pre-5", 1, at(PUBLICATION));
+    f.orders.insert(&r).await.unwrap();
+    let first = result_at(&r, 9_000, PUBLICATION);
+    let other = result_at(&r, 15_000, "2026-01-14T13:40:00Z");
+    script(
+        &f,
+        vec![
+            preliminary_answer(&first),
+            ResultsStatus::Published(Box::new(other.clone())),
+        ],
+    );
+    run_check(&f, "pre-5", PUBLICATION).await;
+    assert_eq!(
+        run_check(&f, "pre-5", "2026-01-14T13:40:00Z").await,
+        Outcome::Ready
+    );
+    let done = record(&f, "pre-5").await;
+    let kept = done.preliminary.unwrap();
+    assert_eq!(kept.withdrawn_at, Some(at("2026-01-14T13:40:00Z")));
+    let told = f.bus.of_type("OrderPreliminaryResult");
+    assert_eq!(told.len(), 2);
+    assert_eq!(told[1]["detail"]["status"], "WITHDRAWN");
+    assert_eq!(f.bus.of_type("OrderReady").len(), 1);
+    // A final result that confirms it (only its publication time differs) leaves it standing.
+    let g = fixture();
+    let r = fixtures::pending("pre-6", 1, at(PUBLICATION));
+    g.orders.insert(&r).await.unwrap();
+    let first = result_at(&r, 9_000, PUBLICATION);
+    let confirmed = result_at(&r, 9_000, FINAL);
+    script(
+        &g,
+        vec![
+            preliminary_answer(&first),
+            ResultsStatus::Published(Box::new(confirmed)),
+        ],
+    );
+    run_check(&g, "pre-6", PUBLICATION).await;
+    assert_eq!(run_check(&g, "pre-6", FINAL).await, Outcome::Ready);
+    assert_eq!(
+        record(&g, "pre-6").await.preliminary.unwrap().withdrawn_at,
+        None
+    );
+    assert_eq!(g.bus.of_type("OrderPreliminaryResult").len(), 1);
+}

@@ -130,7 +130,7 @@ async fn list_auctions(State(server): Shared, Query(q): Query<ListQuery>) -> Res
         };
         let (Ok(gate), Ok(expected), Ok((start, end))) = (
             rules.gate_closure(auction),
-            rules.expected_publication(auction),
+            rules.expected_final(auction),
             rules.delivery_window(auction),
         ) else {
             return error(
@@ -207,7 +207,12 @@ async fn delete_order(
             "UnknownOrder",
             format!("no order {record_id} in {auction}"),
         ),
-        Ok(Withdrawal::Refused { reason }) => error(StatusCode::CONFLICT, "GateClosed", reason),
+        Ok(Withdrawal::Refused { reason }) if server.platform.gate_passed(auction) => {
+            error(StatusCode::CONFLICT, "GateClosed", reason)
+        }
+        Ok(Withdrawal::Refused { reason }) => {
+            error(StatusCode::CONFLICT, "WithdrawalRefused", reason)
+        }
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",

@@ -98,8 +98,9 @@ pub struct UpArgs {
     /// Results for this zone never come (see the evaluator give up). Repeatable.
     #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
     pub never_publish: Vec<Zone>,
-    /// This zone is decoupled: its preliminary SDAC results are withdrawn at the final time
-    /// and its final ones, cleared locally, come 100 minutes later. Repeatable.
+    /// This zone is decoupled: its final results, cleared locally, come 100 minutes after the
+    /// usual final time in every market, and its preliminary ones (SDAC) are withdrawn at that
+    /// time. Repeatable.
     #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
     pub decouple: Vec<Zone>,
     /// The simulated platform refuses to withdraw orders in this zone (see a cancel refused).
