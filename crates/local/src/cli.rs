@@ -35,6 +35,22 @@ pub const SCHEMAS: &[(&str, &str)] = &[
         include_str!("../../../events-schema/OrderResultStored.json"),
     ),
     (
+        DetailType::Cancelled.name(),
+        include_str!("../../../events-schema/OrderCancelled.json"),
+    ),
+    (
+        DetailType::Amended.name(),
+        include_str!("../../../events-schema/OrderAmended.json"),
+    ),
+    (
+        DetailType::PreliminaryResult.name(),
+        include_str!("../../../events-schema/OrderPreliminaryResult.json"),
+    ),
+    (
+        DetailType::ChangeRefused.name(),
+        include_str!("../../../events-schema/OrderChangeRefused.json"),
+    ),
+    (
         "PostOrdersRequest",
         include_str!("../../../events-schema/api/PostOrdersRequest.json"),
     ),
@@ -265,4 +281,28 @@ pub fn dlq_list(data_dir: &Path, as_json: bool) -> anyhow::Result<Vec<String>> {
 pub fn dlq_redrive(data_dir: &Path, ids: &[i64]) -> anyhow::Result<usize> {
     let db = open(data_dir)?;
     Ok(db.redrive(ids, wall_ms())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `energy schemas list/show/validate` knows every event Energy publishes, each schema
+    /// under its own name.
+    #[test]
+    fn every_detail_type_has_its_built_in_schema() {
+        for kind in DetailType::ALL {
+            let (_, text) = SCHEMAS
+                .iter()
+                .find(|(name, _)| *name == kind.name())
+                .unwrap_or_else(|| panic!("{}: not in SCHEMAS", kind.name()));
+            let schema: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(schema["title"], kind.name());
+        }
+        assert_eq!(
+            SCHEMAS.len(),
+            DetailType::ALL.len() + 1,
+            "the events and POST /orders"
+        );
+    }
 }
