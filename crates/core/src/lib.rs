@@ -13,7 +13,7 @@
 //!   and version it came from; a delivery about to have an effect first claims the order.
 //! - [`crash`] names the places between an effect and the state write after it, where tests
 //!   stop a handler as kill -9 would.
-//! - [`events`] holds the seven events on the bus; `events-schema/` holds their JSON Schemas.
+//! - [`events`] holds the nine events on the bus; `events-schema/` holds their JSON Schemas.
 //! - [`result`] is what the auction platform publishes; [`retry`] decides when to ask again;
 //!   [`slack`] renders the desk's message.
 //! - [`ports`] are the traits the handlers talk to the world through; [`memory`] implements every
