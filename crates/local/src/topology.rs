@@ -117,6 +117,28 @@ pub struct Topology {
     pub sweep: Option<Sweep>,
     pub retry: RetryPolicy,
     pub bus_name: String,
+    /// The schema registry the template declares, with its schemas (what `energy up`'s Schemas
+    /// API answers).
+    pub registry: Registry,
+    /// The template's schedule group, whose one-time schedules `energy up`'s Scheduler API lists.
+    pub schedule_group: String,
+}
+
+/// A schema registry of the template (`AWS::EventSchemas::Registry` and its `Schema`s).
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    pub name: String,
+    pub description: String,
+    pub schemas: Vec<RegistrySchema>,
+}
+
+/// One `AWS::EventSchemas::Schema` of the template.
+#[derive(Debug, Clone)]
+pub struct RegistrySchema {
+    pub name: String,
+    pub kind: String,
+    pub description: String,
+    pub content: String,
 }
 
 /// Why the template cannot be run.
@@ -154,6 +176,8 @@ impl Topology {
                 .default("EventBusName")
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_else(|| "energy".into()),
+            registry: Registry::default(),
+            schedule_group: String::new(),
         };
         let resources = t["Resources"]
             .as_object()
@@ -164,7 +188,38 @@ impl Topology {
             }
         }
         topology.rules.sort_by(|a, b| a.name.cmp(&b.name));
+        topology.read_registry_and_group(resources, &params);
         Ok(topology)
+    }
+
+    /// The registry, its schemas and the schedule group, names resolved with the parameters'
+    /// defaults (`energy-${EnvironmentName}` → `energy-dev`).
+    fn read_registry_and_group(
+        &mut self,
+        resources: &serde_json::Map<String, Value>,
+        params: &Params<'_>,
+    ) {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        for resource in resources.values() {
+            let p = &resource["Properties"];
+            match resource["Type"].as_str() {
+                Some("AWS::EventSchemas::Registry") => {
+                    self.registry.name = params.substitute(&text(&p["RegistryName"]));
+                    self.registry.description = text(&p["Description"]);
+                }
+                Some("AWS::EventSchemas::Schema") => self.registry.schemas.push(RegistrySchema {
+                    name: text(&p["SchemaName"]),
+                    kind: text(&p["Type"]),
+                    description: text(&p["Description"]),
+                    content: text(&p["Content"]),
+                }),
+                Some("AWS::Scheduler::ScheduleGroup") => {
+                    self.schedule_group = params.substitute(&text(&p["Name"]));
+                }
+                _ => {}
+            }
+        }
+        self.registry.schemas.sort_by(|a, b| a.name.cmp(&b.name));
     }
 
     /// One function of the template: its asynchronous-invocation settings, its rules and its
@@ -353,6 +408,27 @@ struct Params<'a>(&'a Value);
 impl Params<'_> {
     fn default(&self, name: &str) -> Option<&Value> {
         self.0.get(name).and_then(|p| p.get("Default"))
+    }
+
+    /// `${Name}` in a `!Sub` text becomes the parameter's default.
+    fn substitute(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("${") {
+            out.push_str(&rest[..i]);
+            let Some(end) = rest[i..].find('}').map(|e| e + i) else {
+                break;
+            };
+            let name = &rest[i + 2..end];
+            match self.default(name) {
+                Some(Value::String(v)) => out.push_str(v),
+                Some(v) => out.push_str(&v.to_string()),
+                None => out.push_str(&rest[i..=end]),
+            }
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        out
     }
 
     /// A `!Ref Parameter` (read as the parameter's name) becomes the parameter's default.

@@ -27,6 +27,44 @@ impl Db {
             .ctx("reading schedules")
     }
 
+    /// Unfired schedules whose name starts with `prefix`, by name, after `after`, at most
+    /// `limit`: (name, due epoch ms, event detail). What Scheduler's ListSchedules answers.
+    pub fn list_schedules(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> DbResult<Vec<(String, i64, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT name, at, event FROM schedules
+                 WHERE fired = 0 AND substr(name, 1, length(?1)) = ?1 AND name > ?2
+                 ORDER BY name LIMIT ?3",
+            )
+            .ctx("reading schedules")?;
+        stmt.query_map(params![prefix, after.unwrap_or(""), limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .ctx("reading schedules")?
+        .collect::<Result<_, _>>()
+        .ctx("reading schedules")
+    }
+
+    /// One unfired schedule: (due epoch ms, event detail). Fired schedules are gone, as
+    /// `ActionAfterCompletion: DELETE` makes them in AWS.
+    pub fn get_schedule(&self, name: &str) -> DbResult<Option<(i64, String)>> {
+        use rusqlite::OptionalExtension;
+        self.conn()
+            .query_row(
+                "SELECT at, event FROM schedules WHERE fired = 0 AND name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .ctx("reading schedules")
+    }
+
     pub fn pending_schedules(&self) -> DbResult<i64> {
         self.conn()
             .query_row("SELECT COUNT(*) FROM schedules WHERE fired = 0", [], |r| {

@@ -4,6 +4,7 @@
 //! auction platform; all on one embedded database under the data dir and a compressed market
 //! clock. See the README's "energy up" section.
 
+pub mod aws_api;
 pub mod bus;
 pub mod clock;
 pub mod engine;
@@ -239,7 +240,10 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     let tasks = vec![
         tokio::spawn(server::serve(
             listener,
-            server::router(handlers.clone()),
+            server::router(handlers.clone()).merge(aws_api::router(Arc::new(aws_api::AwsApi {
+                shared: shared.clone(),
+                started: clock.now(),
+            }))),
             stop_rx.clone(),
         )),
         tokio::spawn(engine::deliveries(
