@@ -43,6 +43,23 @@ if mode == "schemas":
     out["no_registry"] = code(lambda: s.describe_registry(RegistryName="nope"))
     out["no_schema"] = code(lambda: s.describe_schema(RegistryName=reg, SchemaName="nope"))
     out["unknown"] = code(lambda: s.create_registry(RegistryName="mine"))
+elif mode == "events":
+    ev = boto3.client("events", **kw)
+    put = ev.put_events(Entries=[{"Source": "desk.test", "DetailType": "Hello", "Detail": json.dumps({"x": 1})},
+                                 {"Source": "desk.test", "DetailType": "Hello"}])
+    out["put"] = {"failed": put["FailedEntryCount"], "entries": put["Entries"]}
+    out["too_many"] = code(lambda: ev.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}"}] * 11))
+    ev_json = json.dumps({"id": "1", "source": "energy.orders", "detail-type": "OrderFailed", "account": "1",
+                          "time": "2026-01-01T00:00:00Z", "region": "r", "resources": [], "detail": {"zone": "DE-LU"}})
+    out["match"] = [ev.test_event_pattern(EventPattern=json.dumps(p), Event=ev_json)["Result"] for p in (
+        {"detail-type": ["OrderFailed"]}, {"detail": {"zone": [{"prefix": "FR"}]}},
+        {"detail": {"zone": [{"anything-but": ["FR"]}]}})]
+    out["bad_pattern"] = code(lambda: ev.test_event_pattern(EventPattern="{\"a\": 1}", Event=ev_json))
+    out["rules"] = [r["Name"] for r in ev.list_rules()["Rules"]]
+    out["rule"] = ev.describe_rule(Name="StoreResultRule")["EventPattern"]
+    out["targets"] = [t["Arn"] for t in ev.list_targets_by_rule(Rule="StoreResultRule")["Targets"]]
+    out["no_rule"] = code(lambda: ev.describe_rule(Name="nope"))
+    out["unknown"] = code(lambda: ev.put_rule(Name="mine", EventPattern="{}"))
 else:
     c = boto3.client("scheduler", **kw)
     groups = [g["Name"] for g in c.list_schedule_groups()["ScheduleGroups"]]
@@ -134,6 +151,52 @@ async fn boto3_reads_the_registry_and_the_pending_schedules_of_energy_up() {
         s["unknown"][1].as_str().unwrap().contains("read-only"),
         "{}",
         s["unknown"]
+    );
+
+    // EventBridge: PutEvents onto the bus (archived, per-entry results and limits), patterns
+    // tested as the bus matches them, the template's rules listed, the rest refused by name.
+    let e = boto3(endpoint, "events");
+    assert_eq!(e["put"]["failed"], 1, "{}", e["put"]);
+    let id = e["put"]["entries"][0]["EventId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(e["put"]["entries"][1]["ErrorCode"], "InvalidArgument");
+    assert_eq!(e["too_many"][0], "ValidationException");
+    assert_eq!(e["match"], json!([true, false, true]));
+    assert_eq!(e["bad_pattern"][0], "InvalidEventPatternException");
+    let rules: Vec<String> = serde_json::from_value(e["rules"].clone()).unwrap();
+    for r in [
+        "EvaluateOrderRule",
+        "StoreResultRule",
+        "NotifySlackRule",
+        "ProcessingErrorRule",
+    ] {
+        assert!(rules.contains(&r.to_string()), "{rules:?}");
+    }
+    let pattern: Value = serde_json::from_str(e["rule"].as_str().unwrap()).unwrap();
+    assert_eq!(pattern["detail-type"], json!(["OrderReady"]));
+    assert!(
+        e["targets"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(":function:energy-local-store-result")
+    );
+    assert_eq!(e["no_rule"][0], "ResourceNotFoundException");
+    assert_eq!(e["unknown"][0], "UnknownOperationException");
+    assert!(
+        e["unknown"][1].as_str().unwrap().contains("PutRule"),
+        "{}",
+        e["unknown"]
+    );
+    let archived = up::archive(&dir);
+    let put = archived
+        .iter()
+        .find(|a| a["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} not archived"));
+    assert_eq!(
+        (put["source"].as_str(), put["detail"]["x"].as_i64()),
+        (Some("desk.test"), Some(1))
     );
 
     // Scheduler: nothing pending, then the order's first check, gone once it fired.

@@ -68,6 +68,7 @@ pub fn router(api: Arc<AwsApi>) -> Router {
             "/schedule-groups/{*rest}",
             axum::routing::any(unknown_scheduler_operation),
         )
+        .route("/", axum::routing::post(events))
         .with_state(api)
 }
 
@@ -518,4 +519,291 @@ async fn unknown_scheduler_operation(method: http::Method, uri: http::Uri) -> Re
             uri.path()
         ),
     )
+}
+
+// ---------------------------------------------------------------- EventBridge (JSON 1.1)
+
+/// PutEvents' limits: entries per call, and bytes of all entries.
+const MAX_ENTRIES: usize = 10;
+const MAX_PUT_BYTES: usize = 256 * 1024;
+
+/// An error in the JSON 1.1 shape (`__type`), as the SDKs read it.
+fn json_error(code: &'static str, message: impl Into<String>) -> Response {
+    let message = message.into();
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({"__type": code, "message": message}).to_string(),
+    )
+        .into_response()
+}
+
+fn json_ok(body: Value) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.1")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `POST /` with `X-Amz-Target: AWSEvents.<Operation>`: the EventBridge operations `energy up`
+/// implements on its bus.
+pub async fn events(
+    State(api): Api,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(operation) = target.strip_prefix("AWSEvents.") else {
+        return json_error(
+            "UnknownOperationException",
+            format!(
+                "X-Amz-Target {target:?}: energy up answers AWSEvents.* at / (and the orders API at /orders)"
+            ),
+        );
+    };
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return json_error("SerializationException", "the body is not a JSON object"),
+    };
+    match operation {
+        "PutEvents" => api.put_events(&request).await,
+        "TestEventPattern" => test_event_pattern(&request),
+        "ListRules" => api.list_rules(&request),
+        "DescribeRule" => api.describe_rule(&request),
+        "ListTargetsByRule" => api.list_targets(&request),
+        "ListEventBuses" => json_ok(json!({"EventBuses": [api.bus()]})),
+        "DescribeEventBus" => match api.check_bus(&request["Name"]) {
+            Ok(()) => json_ok(api.bus()),
+            Err(e) => e,
+        },
+        other => json_error(
+            "UnknownOperationException",
+            format!(
+                "{other} is not implemented by energy up: its EventBridge API takes PutEvents, TestEventPattern, ListRules, DescribeRule, ListTargetsByRule, ListEventBuses and DescribeEventBus (the rules are the template's and the consumers file's)"
+            ),
+        ),
+    }
+}
+
+fn test_event_pattern(request: &Value) -> Response {
+    let parse = |field: &str| {
+        request[field]
+            .as_str()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    };
+    let Some(pattern) = parse("EventPattern") else {
+        return json_error(
+            "InvalidEventPatternException",
+            "EventPattern is not a JSON text",
+        );
+    };
+    let Some(event) = parse("Event") else {
+        return json_error("ValidationException", "Event is not a JSON text");
+    };
+    match energy_patterns::Pattern::compile(&pattern) {
+        Ok(p) => json_ok(json!({"Result": p.matches(&event)})),
+        Err(e) => json_error(
+            "InvalidEventPatternException",
+            format!("Event pattern is not valid: {e}"),
+        ),
+    }
+}
+
+impl AwsApi {
+    fn bus_names(&self) -> [String; 2] {
+        let name = &self.shared.topology.bus_name;
+        [name.clone(), self.bus_arn()]
+    }
+
+    fn bus(&self) -> Value {
+        json!({"Name": self.shared.topology.bus_name, "Arn": self.bus_arn()})
+    }
+
+    /// The bus an operation names: ours (by name or ARN), or none (the default, which locally
+    /// is ours too).
+    fn check_bus(&self, named: &Value) -> Result<(), Response> {
+        match named.as_str() {
+            None | Some("default") => Ok(()),
+            Some(n) if self.bus_names().iter().any(|b| b == n) => Ok(()),
+            Some(n) => Err(json_error(
+                "ResourceNotFoundException",
+                format!(
+                    "Event bus {n} does not exist; energy up has {}",
+                    self.shared.topology.bus_name
+                ),
+            )),
+        }
+    }
+
+    fn rule_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:events:{REGION}:{ACCOUNT}:rule/{}/{name}",
+            self.shared.topology.bus_name
+        )
+    }
+
+    fn rule(&self, name: &Value) -> Result<&crate::topology::Rule, Response> {
+        let name = name.as_str().unwrap_or_default();
+        self.shared
+            .topology
+            .rules
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| {
+                json_error(
+                    "ResourceNotFoundException",
+                    format!("Rule {name} does not exist."),
+                )
+            })
+    }
+
+    fn rule_view(&self, r: &crate::topology::Rule) -> Value {
+        json!({
+            "Name": r.name,
+            "Arn": self.rule_arn(&r.name),
+            "EventPattern": r.pattern_json.to_string(),
+            "State": "ENABLED",
+            "EventBusName": self.shared.topology.bus_name,
+            "Description": format!("from {}", r.origin),
+        })
+    }
+
+    fn list_rules(&self, request: &Value) -> Response {
+        if let Err(e) = self.check_bus(&request["EventBusName"]) {
+            return e;
+        }
+        let prefix = request["NamePrefix"].as_str().unwrap_or("");
+        let rules: Vec<Value> = self
+            .shared
+            .topology
+            .rules
+            .iter()
+            .filter(|r| r.name.starts_with(prefix))
+            .map(|r| self.rule_view(r))
+            .collect();
+        json_ok(json!({"Rules": rules}))
+    }
+
+    fn describe_rule(&self, request: &Value) -> Response {
+        if let Err(e) = self.check_bus(&request["EventBusName"]) {
+            return e;
+        }
+        match self.rule(&request["Name"]) {
+            Ok(r) => json_ok(self.rule_view(r)),
+            Err(e) => e,
+        }
+    }
+
+    fn list_targets(&self, request: &Value) -> Response {
+        let r = match self.rule(&request["Rule"]) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let arn = match &r.target {
+            crate::topology::Target::Function(f) => format!(
+                "arn:aws:lambda:{REGION}:{ACCOUNT}:function:energy-local-{}",
+                f.name()
+            ),
+            crate::topology::Target::Http { url, .. } => url.clone(),
+        };
+        json_ok(json!({"Targets": [{"Id": r.target.describe(), "Arn": arn}]}))
+    }
+
+    /// Puts each entry on the bus as EventBridge would: an envelope stamped with the market
+    /// clock (or the entry's `Time`), archived and routed by the rules; per-entry results.
+    async fn put_events(&self, request: &Value) -> Response {
+        let Some(entries) = request["Entries"].as_array() else {
+            return json_error("ValidationException", "Entries is required");
+        };
+        if entries.is_empty() || entries.len() > MAX_ENTRIES {
+            return json_error(
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and {MAX_ENTRIES}"
+                ),
+            );
+        }
+        let size: usize = entries
+            .iter()
+            .map(|e| {
+                ["Source", "DetailType", "Detail"]
+                    .iter()
+                    .map(|k| e[*k].as_str().map_or(0, str::len))
+                    .sum::<usize>()
+                    + e["Resources"].as_array().map_or(0, |r| {
+                        r.iter().map(|x| x.as_str().map_or(0, str::len)).sum()
+                    })
+            })
+            .sum();
+        if size > MAX_PUT_BYTES {
+            return json_error(
+                "ValidationException",
+                format!(
+                    "Total size of the entries in the request is over the limit ({size} bytes > {MAX_PUT_BYTES})"
+                ),
+            );
+        }
+        let mut results = Vec::with_capacity(entries.len());
+        let mut failed = 0;
+        for entry in entries {
+            match self.put_entry(entry).await {
+                Ok(id) => results.push(json!({"EventId": id})),
+                Err((code, message)) => {
+                    failed += 1;
+                    results.push(json!({"ErrorCode": code, "ErrorMessage": message}));
+                }
+            }
+        }
+        json_ok(json!({"FailedEntryCount": failed, "Entries": results}))
+    }
+
+    async fn put_entry(&self, entry: &Value) -> Result<String, (&'static str, String)> {
+        let field = |k: &str| entry[k].as_str().filter(|s| !s.is_empty());
+        let (Some(source), Some(detail_type), Some(detail)) =
+            (field("Source"), field("DetailType"), field("Detail"))
+        else {
+            return Err((
+                "InvalidArgument",
+                "Parameters Source, DetailType and Detail are required".into(),
+            ));
+        };
+        let detail: Value = match serde_json::from_str(detail) {
+            Ok(d @ Value::Object(_)) => d,
+            _ => return Err(("MalformedDetail", "Detail is malformed.".into())),
+        };
+        if self.check_bus(&entry["EventBusName"]).is_err() {
+            return Err((
+                "ResourceNotFoundException",
+                format!("Event bus {} does not exist.", entry["EventBusName"]),
+            ));
+        }
+        let time = match entry["Time"].as_str() {
+            None => energy_core::ports::Clock::now(&self.shared.clock),
+            Some(t) => t
+                .parse::<Timestamp>()
+                .map_err(|e| ("InvalidArgument", format!("Time: {e}")))?,
+        };
+        let id = self.shared.next_id();
+        let envelope = json!({
+            "version": "0",
+            "id": id,
+            "detail-type": detail_type,
+            "source": source,
+            "account": ACCOUNT,
+            "time": time.to_string(),
+            "region": REGION,
+            "resources": entry["Resources"].as_array().cloned().unwrap_or_default(),
+            "detail": detail,
+        });
+        self.shared
+            .put(envelope)
+            .await
+            .map_err(|e| ("InternalException", e.to_string()))?;
+        Ok(id)
+    }
 }
