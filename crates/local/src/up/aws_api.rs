@@ -579,7 +579,7 @@ pub async fn events(
         "ListEventBuses" => json_ok(json!({"EventBuses": [api.bus()]})),
         "DescribeEventBus" => match api.check_bus(&request["Name"]) {
             Ok(()) => json_ok(api.bus()),
-            Err(e) => e,
+            Err(e) => *e,
         },
         other => json_error(
             "UnknownOperationException",
@@ -626,17 +626,17 @@ impl AwsApi {
 
     /// The bus an operation names: ours (by name or ARN), or none (the default, which locally
     /// is ours too).
-    fn check_bus(&self, named: &Value) -> Result<(), Response> {
+    fn check_bus(&self, named: &Value) -> Result<(), Box<Response>> {
         match named.as_str() {
             None | Some("default") => Ok(()),
             Some(n) if self.bus_names().iter().any(|b| b == n) => Ok(()),
-            Some(n) => Err(json_error(
+            Some(n) => Err(Box::new(json_error(
                 "ResourceNotFoundException",
                 format!(
                     "Event bus {n} does not exist; energy up has {}",
                     self.shared.topology.bus_name
                 ),
-            )),
+            ))),
         }
     }
 
@@ -647,7 +647,7 @@ impl AwsApi {
         )
     }
 
-    fn rule(&self, name: &Value) -> Result<&crate::topology::Rule, Response> {
+    fn rule(&self, name: &Value) -> Result<&crate::topology::Rule, Box<Response>> {
         let name = name.as_str().unwrap_or_default();
         self.shared
             .topology
@@ -655,10 +655,10 @@ impl AwsApi {
             .iter()
             .find(|r| r.name == name)
             .ok_or_else(|| {
-                json_error(
+                Box::new(json_error(
                     "ResourceNotFoundException",
                     format!("Rule {name} does not exist."),
-                )
+                ))
             })
     }
 
@@ -675,7 +675,7 @@ impl AwsApi {
 
     fn list_rules(&self, request: &Value) -> Response {
         if let Err(e) = self.check_bus(&request["EventBusName"]) {
-            return e;
+            return *e;
         }
         let prefix = request["NamePrefix"].as_str().unwrap_or("");
         let rules: Vec<Value> = self
@@ -691,18 +691,18 @@ impl AwsApi {
 
     fn describe_rule(&self, request: &Value) -> Response {
         if let Err(e) = self.check_bus(&request["EventBusName"]) {
-            return e;
+            return *e;
         }
         match self.rule(&request["Name"]) {
             Ok(r) => json_ok(self.rule_view(r)),
-            Err(e) => e,
+            Err(e) => *e,
         }
     }
 
     fn list_targets(&self, request: &Value) -> Response {
         let r = match self.rule(&request["Rule"]) {
             Ok(r) => r,
-            Err(e) => return e,
+            Err(e) => return *e,
         };
         let arn = match &r.target {
             crate::topology::Target::Function(f) => format!(
