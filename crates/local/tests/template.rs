@@ -2316,7 +2316,7 @@ fn sample_arn(logical_id: &str, attribute: &str) -> String {
         ("AWS::StackName", _) => "energy-dev".into(),
         ("EnvironmentName", _) => "dev".into(),
         ("EventBusName", _) => "energy".into(),
-        ("PermissionsBoundary", _) => "energy-app-boundary".into(),
+        ("PermissionsBoundary", _) => "energy-dev-boundary".into(),
         ("PlatformApiKeySecretArn", _) => {
             format!("{P}:secretsmanager:{RA}:secret:energy-dev/platform-api-key-AbCdEf")
         }
