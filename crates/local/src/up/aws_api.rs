@@ -60,7 +60,10 @@ pub fn router(api: Arc<AwsApi>) -> Router {
             "/v1/registries/name/{registry}/schemas/name/{schema}/export",
             schemas_get(export_schema),
         )
-        .route("/v1/{*rest}", axum::routing::any(unknown_schemas_operation))
+        .route(
+            "/v1/registries/{*rest}",
+            axum::routing::any(unknown_schemas_operation),
+        )
         .route("/schedule-groups", scheduler_get(list_schedule_groups))
         .route("/schedules", scheduler_get(list_schedules))
         .route("/schedules/{name}", scheduler_get(get_schedule))
@@ -68,7 +71,7 @@ pub fn router(api: Arc<AwsApi>) -> Router {
             "/schedule-groups/{*rest}",
             axum::routing::any(unknown_scheduler_operation),
         )
-        .route("/", axum::routing::post(events))
+        .route("/", axum::routing::post(events).fallback(not_found_root))
         .with_state(api)
 }
 
@@ -547,6 +550,16 @@ fn json_ok(body: Value) -> Response {
         .into_response()
 }
 
+/// Not an AWS call at `/`: the orders API's answer for a path it does not have.
+async fn not_found_root() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [("content-type", "application/json")],
+        json!({"error": "not_found", "message": "no route for /; try POST /orders or GET /orders/{record_id}"}).to_string(),
+    )
+        .into_response()
+}
+
 /// `POST /` with `X-Amz-Target: AWSEvents.<Operation>`: the EventBridge operations `energy up`
 /// implements on its bus.
 pub async fn events(
@@ -554,10 +567,9 @@ pub async fn events(
     headers: http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) else {
+        return not_found_root().await;
+    };
     let Some(operation) = target.strip_prefix("AWSEvents.") else {
         return json_error(
             "UnknownOperationException",
