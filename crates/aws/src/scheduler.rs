@@ -10,6 +10,7 @@ use aws_sdk_scheduler::types::{
 use energy_core::events::DetailType;
 use energy_core::events::{OrderEvaluationDue, SOURCE};
 use energy_core::ports::{PortError, RetryScheduler, Scheduled};
+use energy_core::retry::at_expression;
 use jiff::Timestamp;
 
 use crate::error::{code, sdk_error};
@@ -47,11 +48,6 @@ impl EventBridgeScheduler {
     pub fn new(client: Client, target: SchedulerTarget) -> Self {
         EventBridgeScheduler { client, target }
     }
-}
-
-/// `at(2026-11-28T11:45:26)`, in UTC (Scheduler's resolution is a second).
-pub fn at_expression(at: Timestamp) -> String {
-    format!("at({})", at.strftime("%Y-%m-%dT%H:%M:%S"))
 }
 
 fn build_error(e: impl std::fmt::Display) -> PortError {

@@ -102,6 +102,11 @@ impl RetryPolicy {
 /// EventBridge Scheduler names allow `[0-9A-Za-z_.-]` and 64 characters; record ids may hold `:`
 /// and be 64 long. Such ids get a readable prefix and a hash of the full id, still deterministic,
 /// so two deliveries of one event can never create two schedules.
+/// `at(2026-11-28T11:45:26)`, in UTC (Scheduler's resolution is a second).
+pub fn at_expression(at: Timestamp) -> String {
+    format!("at({})", at.strftime("%Y-%m-%dT%H:%M:%S"))
+}
+
 pub fn schedule_name(record_id: &RecordId, attempt: u32) -> String {
     let id = record_id.as_str();
     let suffix = format!("-{attempt}");

@@ -31,6 +31,41 @@ fn kept_headline(change: Change) -> &'static str {
     }
 }
 
+/// The facts every message shows about its order, then `extra` ones.
+fn order_fields(o: &OrderRef, extra: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("Order", o.record_id.to_string()),
+        ("Auction", format!("{} {}", o.market, o.delivery_date)),
+        ("Zone / side", format!("{} {}", o.zone, o.side)),
+        ("Portfolio", o.portfolio.clone()),
+    ];
+    fields.extend(extra);
+    fields
+}
+
+/// A Block Kit message: header, the fields, the message, a context line.
+fn blocks(
+    text: &str,
+    headline: &str,
+    fields: &[(&str, String)],
+    message: &str,
+    context: String,
+) -> Value {
+    let fields: Vec<Value> = fields
+        .iter()
+        .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")}))
+        .collect();
+    json!({
+        "text": text,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": headline}},
+            {"type": "section", "fields": fields},
+            {"type": "section", "text": {"type": "mrkdwn", "text": message}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]}
+        ]
+    })
+}
+
 fn describe(o: &OrderRef) -> String {
     format!(
         "{} ({} {} {} {}, portfolio {})",
@@ -53,24 +88,13 @@ pub fn render_change_refused(event: &OrderChangeRefused) -> Notification {
     };
     let headline = kept_headline(event.change);
     let text = format!("{headline}: {}: {message}", describe(o));
-    let fields: Vec<Value> = [
-        ("Order", o.record_id.to_string()),
-        ("Auction", format!("{} {}", o.market, o.delivery_date)),
-        ("Zone / side", format!("{} {}", o.zone, o.side)),
-        ("Portfolio", o.portfolio.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")}))
-    .collect();
-    let payload = json!({
-        "text": text,
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": headline}},
-            {"type": "section", "fields": fields},
-            {"type": "section", "text": {"type": "mrkdwn", "text": message}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("energy · refused at {}", event.refused_at)}]}
-        ]
-    });
+    let payload = blocks(
+        &text,
+        headline,
+        &order_fields(o, Vec::new()),
+        &message,
+        format!("energy · refused at {}", event.refused_at),
+    );
     Notification {
         // One message per refusal: a second refused change is news too.
         key: format!(
@@ -86,36 +110,25 @@ pub fn render_change_refused(event: &OrderChangeRefused) -> Notification {
 pub fn render(event: &OrderFailed) -> Notification {
     let o = &event.order;
     let text = format!(
-        "{}: {} ({} {} {} {}, portfolio {}): {}",
+        "{}: {}: {}",
         headline(event.reason),
-        o.record_id,
-        o.market,
-        o.delivery_date,
-        o.zone,
-        o.side,
-        o.portfolio,
+        describe(o),
         event.message
     );
-    let fields: Vec<Value> = [
-        ("Order", o.record_id.to_string()),
-        ("Auction", format!("{} {}", o.market, o.delivery_date)),
-        ("Zone / side", format!("{} {}", o.zone, o.side)),
-        ("Portfolio", o.portfolio.clone()),
-        ("Reason", event.reason.to_string()),
-        ("Checks made", event.attempts.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")}))
-    .collect();
-    let payload = json!({
-        "text": text,
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": headline(event.reason)}},
-            {"type": "section", "fields": fields},
-            {"type": "section", "text": {"type": "mrkdwn", "text": event.message}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("energy · failed at {}", event.failed_at)}]}
-        ]
-    });
+    let fields = order_fields(
+        o,
+        vec![
+            ("Reason", event.reason.to_string()),
+            ("Checks made", event.attempts.to_string()),
+        ],
+    );
+    let payload = blocks(
+        &text,
+        headline(event.reason),
+        &fields,
+        &event.message,
+        format!("energy · failed at {}", event.failed_at),
+    );
     Notification {
         key: notification_key(event),
         text,

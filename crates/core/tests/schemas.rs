@@ -193,6 +193,18 @@ fn result() -> impl Strategy<Value = OrderResult> {
         })
 }
 
+/// The order a result is for.
+fn order_of(r: &OrderResult) -> OrderRef {
+    OrderRef {
+        record_id: r.record_id.clone(),
+        market: r.market,
+        delivery_date: r.delivery_date,
+        zone: r.zone,
+        portfolio: r.portfolio.clone(),
+        side: r.side,
+    }
+}
+
 fn event() -> impl Strategy<Value = DomainEvent> {
     prop_oneof![
         (order_ref(), 1u32..2000, ts()).prop_map(|(order, mtu_count, submitted_at)| {
@@ -241,14 +253,7 @@ fn event() -> impl Strategy<Value = DomainEvent> {
         }),
         (result(), prop::option::of(ts())).prop_map(|(result, withdrawn_at)| {
             DomainEvent::PreliminaryResult(OrderPreliminaryResult {
-                order: OrderRef {
-                    record_id: result.record_id.clone(),
-                    market: result.market,
-                    delivery_date: result.delivery_date,
-                    zone: result.zone,
-                    portfolio: result.portfolio.clone(),
-                    side: result.side,
-                },
+                order: order_of(&result),
                 status: if withdrawn_at.is_some() {
                     PreliminaryStatus::Withdrawn
                 } else {
@@ -260,14 +265,7 @@ fn event() -> impl Strategy<Value = DomainEvent> {
             })
         }),
         result().prop_map(|result| DomainEvent::Ready(OrderReady {
-            order: OrderRef {
-                record_id: result.record_id.clone(),
-                market: result.market,
-                delivery_date: result.delivery_date,
-                zone: result.zone,
-                portfolio: result.portfolio.clone(),
-                side: result.side,
-            },
+            order: order_of(&result),
             outcome: result.outcome,
             result,
         })),
@@ -295,14 +293,7 @@ fn event() -> impl Strategy<Value = DomainEvent> {
         result()
             .prop_filter("stored results only", |r| r.outcome.is_stored())
             .prop_map(|r| {
-                let order = OrderRef {
-                    record_id: r.record_id.clone(),
-                    market: r.market,
-                    delivery_date: r.delivery_date,
-                    zone: r.zone,
-                    portfolio: r.portfolio.clone(),
-                    side: r.side,
-                };
+                let order = order_of(&r);
                 DomainEvent::ResultStored(OrderResultStored {
                     key: format!(
                         "results/{}/{}/{}.json",

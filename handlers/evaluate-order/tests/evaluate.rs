@@ -220,18 +220,7 @@ async fn published_results_make_the_order_ready_and_emit_order_ready_once() {
     let f = fixture();
     let r = fixtures::pending("e-5", 1, at(PUBLICATION));
     f.orders.insert(&r).await.unwrap();
-    let fills: Vec<_> = r
-        .order
-        .periods
-        .iter()
-        .map(|p| {
-            (
-                Some(energy_core::money::PriceCents(9_000)),
-                p.offered().unwrap(),
-            )
-        })
-        .collect();
-    let result = OrderResult::from_fills(&r.order, &fills, at(PUBLICATION)).unwrap();
+    let result = result_at(&r, 9_000, PUBLICATION);
     f.platform
         .results
         .lock()

@@ -175,6 +175,18 @@ impl AwsApi {
         })
     }
 
+    /// The schema at the `schemaVersion` asked (ours, or none asked).
+    fn versioned_schema(
+        &self,
+        registry: &str,
+        name: &str,
+        q: &HashMap<String, String>,
+    ) -> Result<&RegistrySchema, ApiError> {
+        let s = self.schema(registry, name)?;
+        check_version(q, name)?;
+        Ok(s)
+    }
+
     fn created(&self) -> String {
         self.started.to_string()
     }
@@ -282,10 +294,7 @@ async fn describe_schema(
     Path((registry, name)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
-    let s = match api.schema(&registry, &name).and_then(|s| {
-        check_version(&q, &name)?;
-        Ok(s)
-    }) {
+    let s = match api.versioned_schema(&registry, &name, &q) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
@@ -322,10 +331,7 @@ async fn export_schema(
     Path((registry, name)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
-    let s = match api.schema(&registry, &name).and_then(|s| {
-        check_version(&q, &name)?;
-        Ok(s)
-    }) {
+    let s = match api.versioned_schema(&registry, &name, &q) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
@@ -393,7 +399,7 @@ impl AwsApi {
             "GroupName": self.group(),
             "LastModificationDate": epoch(self.started),
             "Name": name,
-            "ScheduleExpression": at_expression(at),
+            "ScheduleExpression": energy_core::retry::at_expression(at),
             "ScheduleExpressionTimezone": "UTC",
             "State": "ENABLED",
             "Target": {
@@ -404,11 +410,6 @@ impl AwsApi {
             },
         })
     }
-}
-
-/// `at(2026-11-28T11:45:26)`, in UTC, as the evaluator's schedules are written on AWS.
-fn at_expression(at: Timestamp) -> String {
-    format!("at({})", at.strftime("%Y-%m-%dT%H:%M:%S"))
 }
 
 async fn list_schedule_groups(State(api): Api, Query(q): Params) -> Response {
