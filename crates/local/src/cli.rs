@@ -111,28 +111,20 @@ pub async fn events(
 }
 
 /// `energy events replay --since T`: puts archived events back on the bus, routed by today's
-/// rules, each marked with a `replay-name` as EventBridge marks replayed events. Returns how
-/// many.
+/// rules (the template's, the consumers file's and those made through the EventBridge API),
+/// each marked with a `replay-name` as EventBridge marks replayed events. Returns the replay's
+/// name, how many events and how many deliveries.
 pub fn replay(
     data_dir: &Path,
     topology: &crate::topology::Topology,
     filter: EventFilter,
 ) -> anyhow::Result<(String, usize, usize)> {
     let db = open(data_dir)?;
+    let topology = crate::rules::BusResources::load(&db)?.apply_to(topology);
     let name = format!("replay-{}", Timestamp::now().strftime("%Y%m%dT%H%M%S"));
-    let events = db.events(&filter)?;
-    let mut deliveries = 0;
-    for e in &events {
-        if e.body.get("replay-name").is_some() {
-            continue;
-        }
-        let mut body = e.body.clone();
-        body["replay-name"] = json!(name);
-        let routes = topology.deliveries(&body);
-        deliveries += routes.len();
-        db.publish(&body, &routes, wall_ms())?;
-    }
-    Ok((name, events.len(), deliveries))
+    let (events, deliveries) =
+        db.replay(&filter, &name, &|body| topology.deliveries(body), wall_ms())?;
+    Ok((name, events, deliveries))
 }
 
 /// `energy events test-pattern`: answers like `aws events test-event-pattern`.

@@ -18,12 +18,11 @@
 
 use std::collections::BTreeMap;
 
-use jiff::SignedDuration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::topology::{DeliveryPolicy, Rule, Target, Topology, TopologyError};
-use energy_patterns::Pattern;
+use crate::rules::{self, RetrySpec};
+use crate::topology::{RuleTarget, Target, Topology, TopologyError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -49,16 +48,8 @@ struct TargetSpec {
     headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RetrySpec {
-    #[serde(rename = "MaximumRetryAttempts")]
-    max_retries: Option<u32>,
-    #[serde(rename = "MaximumEventAgeInSeconds")]
-    max_age_seconds: Option<i64>,
-}
-
-/// Adds the rules of a consumers file (`origin` names it in errors) to `topology`.
+/// Adds the rules of a consumers file (`origin` names it in errors) to `topology`: each made by
+/// [`rules::rule`] as the EventBridge API makes its rules, with one HTTP target (id `http`).
 pub fn add(topology: &mut Topology, text: &str, origin: &str) -> Result<usize, TopologyError> {
     let err = |message: String| TopologyError {
         origin: origin.to_string(),
@@ -72,32 +63,35 @@ pub fn add(topology: &mut Topology, text: &str, origin: &str) -> Result<usize, T
                 "rule {name}: the template has a rule of that name already"
             )));
         }
-        let pattern = Pattern::compile(&spec.pattern)
-            .map_err(|e| err(format!("rule {name}: unsupported pattern: {e}")))?;
         let url = spec.target.url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(err(format!(
                 "rule {name}: Target.Url {url:?} is not an http:// or https:// URL"
             )));
         }
-        let d = DeliveryPolicy::default();
-        let policy = spec.retry_policy.map_or(d, |r| DeliveryPolicy {
-            max_retries: r.max_retries.unwrap_or(d.max_retries),
-            max_age: r
-                .max_age_seconds
-                .map_or(d.max_age, SignedDuration::from_secs),
-        });
-        topology.rules.push(Rule {
-            name,
-            pattern_json: spec.pattern,
-            pattern,
+        let policy = rules::policy(spec.retry_policy.as_ref())
+            .map_err(|e| err(format!("rule {name}: {e}")))?;
+        let target = RuleTarget {
+            id: "http".to_string(),
             target: Target::Http {
                 url,
+                method: "POST".to_string(),
                 headers: spec.target.headers,
+                query: Vec::new(),
+                basic: None,
             },
             policy,
-            origin: origin.to_string(),
-        });
+        };
+        let rule = rules::rule(
+            &name,
+            &spec.pattern,
+            true,
+            format!("from {origin}"),
+            vec![target],
+            origin,
+        )
+        .map_err(|e| err(format!("rule {name}: unsupported pattern: {e}")))?;
+        topology.rules.push(rule);
     }
     topology.rules.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(n)
@@ -113,7 +107,7 @@ mod tests {
         let text = "Rules:\n  Audit:\n    Pattern: {source: [energy.orders]}\n    Target: {Url: 'http://127.0.0.1:9/e'}\n    RetryPolicy: {MaximumRetryAttempts: 3}\n";
         assert_eq!(add(&mut t, text, "c.yaml").unwrap(), 1);
         let r = t.rule("Audit").unwrap();
-        assert_eq!(r.policy.max_retries, 3);
+        assert_eq!(r.targets[0].policy.max_retries, 3);
         assert_eq!(r.origin, "c.yaml");
         let bad = "Rules:\n  Odd:\n    Pattern: {source: [{contains: x}]}\n    Target: {Url: 'http://x'}\n";
         let e = add(&mut t, bad, "c.yaml").unwrap_err().to_string();

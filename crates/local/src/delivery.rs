@@ -9,8 +9,6 @@
 //! The stacks differ only in where they keep the queue (SQLite rows or a Vec), how long they wait
 //! between attempts (wall-clock backoff or none) and how they stamp the on-failure record.
 
-use std::collections::BTreeMap;
-
 use jiff::SignedDuration;
 use serde_json::Value;
 
@@ -21,6 +19,8 @@ use crate::topology::{Target, Topology};
 #[derive(Debug, Clone)]
 pub enum Attempted {
     Delivered(Invocation),
+    /// The target is the bus: the engine puts the event on it again.
+    ToBus,
     Failed {
         /// What went wrong, for the log and the dead letter.
         error: String,
@@ -32,21 +32,24 @@ pub enum Attempted {
     },
 }
 
-/// Attempt number `attempt` (1 for the first) to deliver `event` under `rule`, `age` after it was
-/// first queued. `http` is the client for HTTP targets (a stack without one refuses them).
+/// Attempt number `attempt` (1 for the first) to deliver `event` to target `target` of `rule`,
+/// `age` after it was first queued. `http` is the client for HTTP targets (a stack without one
+/// refuses them).
+#[allow(clippy::too_many_arguments)]
 pub async fn attempt(
     topology: &Topology,
     handlers: &Handlers,
     http: Option<&reqwest::Client>,
     rule: &str,
+    target: &str,
     event: &Value,
     attempt: u32,
     age: SignedDuration,
 ) -> Attempted {
-    let Some(delivery) = topology.delivery(rule) else {
+    let Some(delivery) = topology.delivery(rule, target) else {
         return Attempted::Failed {
             error: format!(
-                "rule {rule} no longer exists (the template or the consumers file changed)"
+                "rule {rule} or its target {target} no longer exists (the template, the consumers file or the EventBridge API changed it)"
             ),
             give_up: true,
             on_failure: None,
@@ -65,7 +68,13 @@ pub async fn attempt(
                 }),
             },
         },
-        Target::Http { url, headers } => {
+        Target::Bus => Attempted::ToBus,
+        Target::Unavailable { arn, reason } => Attempted::Failed {
+            error: format!("{arn}: {reason}"),
+            give_up: out_of_time,
+            on_failure: None,
+        },
+        Target::Http { url, .. } => {
             let Some(http) = http else {
                 return Attempted::Failed {
                     error: format!("{url}: this stack makes no HTTP deliveries"),
@@ -73,7 +82,7 @@ pub async fn attempt(
                     on_failure: None,
                 };
             };
-            match post(http, url, headers, event).await {
+            match send(http, &delivery.target, event).await {
                 Ok(summary) => Attempted::Delivered(Invocation {
                     summary,
                     quiet: false,
@@ -94,14 +103,39 @@ struct HttpFailure {
     permanent: bool,
 }
 
-/// POSTs the event to an HTTP target. 2xx is success; 4xx other than 408 and 429 is final.
-async fn post(
+/// Sends the event to an HTTP target as an API destination does: the method, the connection's
+/// headers, query parameters and authorization, the event as the JSON body. 2xx is success; 4xx
+/// other than 408 and 429 is final.
+async fn send(
     http: &reqwest::Client,
-    url: &str,
-    headers: &BTreeMap<String, String>,
+    target: &Target,
     event: &Value,
 ) -> Result<String, HttpFailure> {
-    let mut request = http.post(url).json(event);
+    let Target::Http {
+        url,
+        method,
+        headers,
+        query,
+        basic,
+    } = target
+    else {
+        return Err(HttpFailure {
+            error: format!("{} is not an HTTP target", target.describe()),
+            permanent: true,
+        });
+    };
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+    let mut address = reqwest::Url::parse(url).map_err(|e| HttpFailure {
+        error: format!("{url}: {e}"),
+        permanent: true,
+    })?;
+    if !query.is_empty() {
+        address.query_pairs_mut().extend_pairs(query);
+    }
+    let mut request = http.request(method, address).json(event);
+    if let Some((user, password)) = basic {
+        request = request.basic_auth(user, Some(password));
+    }
     for (k, v) in headers {
         request = request.header(k, v);
     }
@@ -113,7 +147,10 @@ async fn post(
             } else {
                 let permanent = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
                 let body = match response.text().await {
-                    Ok(body) => body.chars().take(200).collect(),
+                    Ok(body) => {
+                        let words: Vec<&str> = body.split_whitespace().collect();
+                        words.join(" ").chars().take(200).collect()
+                    }
                     Err(e) => format!("(the body did not arrive: {e})"),
                 };
                 Err(HttpFailure {
@@ -183,17 +220,14 @@ mod tests {
 
     async fn attempts_until_given_up(template: &str) -> (u32, Option<Value>) {
         let (topology, handlers, envelope) = stack(template).await;
-        let rule = topology
-            .routes(&envelope)
-            .first()
-            .map(|(rule, _)| rule.to_string())
-            .unwrap();
+        let rule = topology.routes(&envelope).first().cloned().unwrap();
         for n in 1..10 {
             let attempted = attempt(
                 &topology,
                 &handlers,
                 None,
-                &rule,
+                &rule.rule,
+                &rule.target_id,
                 &envelope,
                 n,
                 SignedDuration::ZERO,
@@ -206,7 +240,7 @@ mod tests {
                     ..
                 } => return (n, on_failure),
                 Attempted::Failed { .. } => {}
-                Attempted::Delivered(i) => panic!("delivered: {i:?}"),
+                other => panic!("not a failure: {other:?}"),
             }
         }
         panic!("never gave up");

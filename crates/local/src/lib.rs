@@ -1,7 +1,8 @@
 //! The `energy` command: the whole Energy system on one machine.
 //!
 //! - [`topology`] reads the routing from `template.yaml` and matches events with the
-//!   `energy-patterns` crate; [`consumers`] adds local rules with HTTP targets.
+//!   `energy-patterns` crate; [`consumers`] adds local rules with HTTP targets; [`rules`] holds
+//!   the rules, connections and API destinations made through `energy up`'s EventBridge API.
 //! - [`handlers`] builds the five handler crates from a stack's adapters and invokes them the way
 //!   Lambda does; [`delivery`] is the one delivery engine (retries, maximum age, on-failure
 //!   destinations as the template sets them) of both local stacks.
@@ -20,5 +21,6 @@ pub mod demo;
 pub mod function;
 pub mod handlers;
 pub mod platform;
+pub mod rules;
 pub mod topology;
 pub mod up;

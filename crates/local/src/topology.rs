@@ -43,11 +43,20 @@ impl Default for DeliveryPolicy {
 pub enum Target {
     /// One of our functions, invoked asynchronously.
     Function(Function),
-    /// An HTTP endpoint: the event is POSTed as JSON (like an API destination).
+    /// An HTTP endpoint: the event is sent as JSON with `method` (like an API destination).
     Http {
         url: String,
+        method: String,
         headers: BTreeMap<String, String>,
+        query: Vec<(String, String)>,
+        /// Basic authorization (user name, password).
+        basic: Option<(String, String)>,
     },
+    /// The bus itself: the event is put on it again, as an event bus target does.
+    Bus,
+    /// A target no delivery can reach (an API destination that was deleted, a function that
+    /// takes no events): each delivery fails with `reason`.
+    Unavailable { arn: String, reason: String },
 }
 
 impl Target {
@@ -55,8 +64,19 @@ impl Target {
         match self {
             Target::Function(f) => f.name().to_string(),
             Target::Http { url, .. } => url.clone(),
+            Target::Bus => "the bus".to_string(),
+            Target::Unavailable { arn, .. } => arn.clone(),
         }
     }
+}
+
+/// One target of a rule: its id (unique within the rule), where it sends, and how often a
+/// failed delivery is retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleTarget {
+    pub id: String,
+    pub target: Target,
+    pub policy: DeliveryPolicy,
 }
 
 /// One rule on the bus.
@@ -66,10 +86,24 @@ pub struct Rule {
     /// The pattern as written, for `energy` to print.
     pub pattern_json: Value,
     pub pattern: Pattern,
-    pub target: Target,
-    pub policy: DeliveryPolicy,
-    /// Where the rule was defined (`template.yaml` or the consumers file).
+    pub targets: Vec<RuleTarget>,
+    /// A disabled rule matches nothing (`aws events disable-rule`).
+    pub enabled: bool,
+    pub description: String,
+    /// Where the rule was defined: `template.yaml`, the consumers file, or [`API_ORIGIN`].
     pub origin: String,
+}
+
+/// The origin of the rules created through `energy up`'s EventBridge API (the only ones it may
+/// change).
+pub const API_ORIGIN: &str = "the EventBridge API";
+
+/// One delivery an event needs: a rule and one of its targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    pub rule: String,
+    pub target_id: String,
+    pub target: Target,
 }
 
 /// A function's asynchronous-invocation settings (`EventInvokeConfig`).
@@ -116,12 +150,23 @@ pub struct Topology {
     pub invoke: BTreeMap<Function, Invoke>,
     pub sweep: Option<Sweep>,
     pub retry: RetryPolicy,
+    /// The bus's name as the template deploys it (`energy-dev`).
     pub bus_name: String,
     /// The schema registry the template declares, with its schemas (what `energy up`'s Schemas
     /// API answers).
     pub registry: Registry,
     /// The template's schedule group, whose one-time schedules `energy up`'s Scheduler API lists.
     pub schedule_group: String,
+    /// The template's archive of the bus (`AWS::Events::Archive`): its name and retention.
+    pub archive: Archive,
+}
+
+/// The archive of the bus, as the template declares it.
+#[derive(Debug, Clone, Default)]
+pub struct Archive {
+    pub name: String,
+    pub description: String,
+    pub retention_days: u32,
 }
 
 /// A schema registry of the template (`AWS::EventSchemas::Registry` and its `Schema`s).
@@ -178,6 +223,7 @@ impl Topology {
                 .unwrap_or_else(|| "energy".into()),
             registry: Registry::default(),
             schedule_group: String::new(),
+            archive: Archive::default(),
         };
         let resources = t["Resources"]
             .as_object()
@@ -192,8 +238,8 @@ impl Topology {
         Ok(topology)
     }
 
-    /// The registry, its schemas and the schedule group, names resolved with the parameters'
-    /// defaults (`energy-${EnvironmentName}` → `energy-dev`).
+    /// The bus's name, the registry, its schemas, the schedule group and the archive, names
+    /// resolved with the parameters' defaults (`energy-${EnvironmentName}` → `energy-dev`).
     fn read_registry_and_group(
         &mut self,
         resources: &serde_json::Map<String, Value>,
@@ -215,6 +261,19 @@ impl Topology {
                 }),
                 Some("AWS::Scheduler::ScheduleGroup") => {
                     self.schedule_group = params.substitute(&text(&p["Name"]));
+                }
+                Some("AWS::Events::EventBus") => {
+                    let name = params.substitute(&text(&p["Name"]));
+                    if !name.is_empty() {
+                        self.bus_name = name;
+                    }
+                }
+                Some("AWS::Events::Archive") => {
+                    self.archive = Archive {
+                        name: params.substitute(&text(&p["ArchiveName"])),
+                        description: text(&p["Description"]),
+                        retention_days: number(&p["RetentionDays"]).unwrap_or(0.0) as u32,
+                    };
                 }
                 _ => {}
             }
@@ -283,8 +342,13 @@ impl Topology {
                     name: name.to_string(),
                     pattern_json: p["Pattern"].clone(),
                     pattern,
-                    target: Target::Function(function),
-                    policy,
+                    targets: vec![RuleTarget {
+                        id: function.name().to_string(),
+                        target: Target::Function(function),
+                        policy,
+                    }],
+                    enabled: p["State"].as_str() != Some("DISABLED"),
+                    description: format!("from {origin}"),
                     origin: origin.to_string(),
                 });
             }
@@ -310,30 +374,41 @@ impl Topology {
         Ok(())
     }
 
-    /// Where `event` goes: (rule name, target) for every rule that matches it; a schedule
+    /// Where `event` goes: every target of every enabled rule that matches it; a schedule
     /// rule's tick (`aws.events`, `Scheduled Event`) goes to the sweep.
-    pub fn routes(&self, event: &Value) -> Vec<(&str, Target)> {
+    pub fn routes(&self, event: &Value) -> Vec<Routed> {
         if event["source"] == "aws.events" && event["detail-type"] == "Scheduled Event" {
             return self
                 .sweep
                 .iter()
-                .map(|s| (s.name.as_str(), Target::Function(s.target)))
+                .map(|s| Routed {
+                    rule: s.name.clone(),
+                    target_id: s.target.name().to_string(),
+                    target: Target::Function(s.target),
+                })
                 .collect();
         }
         self.rules
             .iter()
-            .filter(|r| r.pattern.matches(event))
-            .map(|r| (r.name.as_str(), r.target.clone()))
+            .filter(|r| r.enabled && r.pattern.matches(event))
+            .flat_map(|r| {
+                r.targets.iter().map(|t| Routed {
+                    rule: r.name.clone(),
+                    target_id: t.id.clone(),
+                    target: t.target.clone(),
+                })
+            })
             .collect()
     }
 
-    /// Where `event` goes as the delivery queue records it: one row per matching rule.
+    /// Where `event` goes as the delivery queue records it: one row per matching rule and
+    /// target.
     pub fn deliveries(&self, event: &Value) -> Vec<crate::db::Route> {
         self.routes(event)
             .into_iter()
-            .map(|(rule, target)| crate::db::Route {
-                rule: rule.to_string(),
-                target: target.describe(),
+            .map(|r| crate::db::Route {
+                rule: r.rule,
+                target: r.target_id,
             })
             .collect()
     }
@@ -342,15 +417,21 @@ impl Topology {
         self.rules.iter().find(|r| r.name == name)
     }
 
-    /// How a delivery for the rule (or the sweep schedule) named `name` is made, if it exists.
-    /// A function is retried as Lambda's asynchronous invocation retries it (its
-    /// `EventInvokeConfig`); an HTTP target as the rule's `RetryPolicy` says.
-    pub fn delivery(&self, name: &str) -> Option<Delivery> {
+    /// How a delivery for target `target` of the rule (or the sweep schedule) named `name` is
+    /// made, if both still exist. A function is retried as Lambda's asynchronous invocation
+    /// retries it (its `EventInvokeConfig`); any other target as the rule's `RetryPolicy` says.
+    /// A queue row written before targets had ids names the target by what it describes.
+    pub fn delivery(&self, name: &str, target: &str) -> Option<Delivery> {
         let (target, policy) = match self.sweep.as_ref().filter(|s| s.name == name) {
             Some(sweep) => (Target::Function(sweep.target), sweep.policy),
             None => {
                 let rule = self.rule(name)?;
-                (rule.target.clone(), rule.policy)
+                let t = rule
+                    .targets
+                    .iter()
+                    .find(|t| t.id == target)
+                    .or_else(|| rule.targets.iter().find(|t| t.target.describe() == target))?;
+                (t.target.clone(), t.policy)
             }
         };
         Some(match target {
@@ -363,7 +444,7 @@ impl Topology {
                     on_failure_to_bus: invoke.on_failure_to_bus.then_some(f),
                 }
             }
-            Target::Http { .. } => Delivery {
+            _ => Delivery {
                 target,
                 max_retries: policy.max_retries,
                 max_age: policy.max_age,
@@ -491,7 +572,7 @@ mod tests {
         assert_eq!(sweep.every, SignedDuration::from_mins(2));
         assert_eq!(sweep.target, Function::SweepPending);
         assert_eq!(t.retry.max_attempts, 14);
-        assert_eq!(t.rules[0].policy.max_retries, 8);
+        assert_eq!(t.rules[0].targets[0].policy.max_retries, 8);
         assert!(t.invoke(Function::EvaluateOrder).on_failure_to_bus);
         assert!(!t.invoke(Function::NotifySlack).on_failure_to_bus);
     }

@@ -59,7 +59,11 @@ elif mode == "events":
     out["rule"] = ev.describe_rule(Name="StoreResultRule")["EventPattern"]
     out["targets"] = [t["Arn"] for t in ev.list_targets_by_rule(Rule="StoreResultRule")["Targets"]]
     out["no_rule"] = code(lambda: ev.describe_rule(Name="nope"))
-    out["unknown"] = code(lambda: ev.put_rule(Name="mine", EventPattern="{}"))
+    out["unknown"] = code(lambda: ev.create_event_bus(Name="mine"))
+    out["no_rule_targets"] = code(lambda: ev.put_targets(Rule="nope", Targets=[{"Id": "a", "Arn": "arn:aws:lambda:eu-west-1:1:function:notify-slack"}]))
+    out["bad_rule_pattern"] = code(lambda: ev.put_rule(Name="mine", EventPattern=json.dumps({"source": "not-an-array"})))
+    out["long_rule_pattern"] = code(lambda: ev.put_rule(Name="mine", EventPattern=json.dumps({"source": ["x" * 5000]})))
+    out["bad_rule_name"] = code(lambda: ev.put_rule(Name="has space", EventPattern=json.dumps({"source": ["x"]})))
 else:
     c = boto3.client("scheduler", **kw)
     groups = [g["Name"] for g in c.list_schedule_groups()["ScheduleGroups"]]
@@ -185,10 +189,17 @@ async fn boto3_reads_the_registry_and_the_pending_schedules_of_energy_up() {
     assert_eq!(e["no_rule"][0], "ResourceNotFoundException");
     assert_eq!(e["unknown"][0], "UnknownOperationException");
     assert!(
-        e["unknown"][1].as_str().unwrap().contains("PutRule"),
+        e["unknown"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("CreateEventBus is not implemented"),
         "{}",
         e["unknown"]
     );
+    assert_eq!(e["no_rule_targets"][0], "ResourceNotFoundException");
+    assert_eq!(e["bad_rule_pattern"][0], "InvalidEventPatternException");
+    assert_eq!(e["long_rule_pattern"][0], "ValidationException");
+    assert_eq!(e["bad_rule_name"][0], "ValidationException");
     let archived = up::archive(&dir);
     let put = archived
         .iter()

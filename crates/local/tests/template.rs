@@ -807,7 +807,10 @@ fn the_local_bus_routes_exactly_as_the_rule_and_invoke_tables_say() {
         .rules
         .iter()
         .map(|r| {
-            let target = match &r.target {
+            let [t] = &r.targets[..] else {
+                panic!("{}: {:?}", r.name, r.targets)
+            };
+            let target = match &t.target {
                 Target::Function(f) => f.name().to_string(),
                 other => panic!("{}: {other:?}", r.name),
             };
@@ -816,8 +819,8 @@ fn the_local_bus_routes_exactly_as_the_rule_and_invoke_tables_say() {
                 (
                     r.pattern_json.clone(),
                     target,
-                    r.policy.max_retries,
-                    r.policy.max_age,
+                    t.policy.max_retries,
+                    t.policy.max_age,
                 ),
             )
         })

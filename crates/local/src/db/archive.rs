@@ -28,13 +28,21 @@ impl Db {
                    AND (?2 IS NULL OR record_id = ?2)
                    AND (?3 IS NULL OR detail_type = ?3)
                    AND (?4 IS NULL OR time >= ?4)
+                   AND (?6 IS NULL OR time < ?6)
                  ORDER BY seq LIMIT ?5",
             )
             .ctx("reading events")?;
         let limit = f.limit.map_or(-1, |l| l as i64);
         let rows = stmt
             .query_map(
-                params![f.after_seq, f.record_id, f.detail_type, f.since_time, limit],
+                params![
+                    f.after_seq,
+                    f.record_id,
+                    f.detail_type,
+                    f.since_time,
+                    limit,
+                    f.until_time
+                ],
                 |r| {
                     let body: String = r.get(2)?;
                     Ok(Archived {
@@ -46,6 +54,50 @@ impl Db {
             )
             .ctx("reading events")?;
         rows.collect::<Result<_, _>>().ctx("reading events")
+    }
+}
+
+impl Db {
+    /// Puts the archived events `f` selects back on the bus, each marked with `replay-name`
+    /// as EventBridge marks replayed events and queued for the deliveries `routes` gives it,
+    /// in one transaction. Events that were themselves replays are not replayed again.
+    /// Returns (events replayed, deliveries queued).
+    pub fn replay(
+        &self,
+        f: &EventFilter,
+        name: &str,
+        routes: &dyn Fn(&Value) -> Vec<Route>,
+        now_ms: i64,
+    ) -> DbResult<(usize, usize)> {
+        let events = self.events(f)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().ctx("replaying")?;
+        let (mut replayed, mut deliveries) = (0, 0);
+        for e in events {
+            if e.body.get("replay-name").is_some() {
+                continue;
+            }
+            let mut body = e.body;
+            body["replay-name"] = Value::String(name.to_string());
+            let routes = routes(&body);
+            deliveries += routes.len();
+            replayed += 1;
+            insert_event(&tx, &body, &routes, now_ms)?;
+        }
+        tx.commit().ctx("replaying")?;
+        Ok((replayed, deliveries))
+    }
+
+    /// How many events the archive holds (replays left out) and their size in bytes.
+    pub fn archive_size(&self) -> DbResult<(i64, i64)> {
+        self.conn()
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM events
+                 WHERE source != 'aws.events' AND json_extract(body, '$.\"replay-name\"') IS NULL",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ctx("reading the archive's size")
     }
 }
 

@@ -98,6 +98,17 @@ impl Db {
         tx.commit().ctx("completing a delivery")
     }
 
+    /// A delivery to the bus itself: the event is archived again with its new deliveries, and
+    /// this delivery leaves the queue, in one transaction.
+    pub fn forwarded(&self, id: i64, event: &Value, routes: &[Route], now_ms: i64) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().ctx("forwarding an event to the bus")?;
+        insert_event(&tx, event, routes, now_ms)?;
+        tx.execute("DELETE FROM deliveries WHERE id = ?1", [id])
+            .ctx("forwarding an event to the bus")?;
+        tx.commit().ctx("forwarding an event to the bus")
+    }
+
     /// A delivery failed and will be tried again at `next_ms`.
     pub fn retry_later(&self, id: i64, attempt: u32, next_ms: i64, error: &str) -> DbResult<()> {
         self.conn()

@@ -1,9 +1,9 @@
 //! The embedded database of `energy up`: one SQLite file (`<data-dir>/energy.db`) holds the
 //! orders, the one-time schedules, the event archive, the delivery queue with its dead letters,
-//! the platform's accepted orders, the notifications sent and the market clock. All SQL lives
-//! here, one file per table ([`orders`], [`schedules`], [`archive`], [`deliveries`],
-//! [`platform`], [`notifications`]); async code reaches it through [`Db::run`], on a blocking
-//! thread.
+//! the platform's accepted orders, the notifications sent, the rules made through the
+//! EventBridge API and the market clock. All SQL lives here, one file per table ([`orders`],
+//! [`schedules`], [`archive`], [`deliveries`], [`platform`], [`notifications`],
+//! [`bus_resources`]); async code reaches it through [`Db::run`], on a blocking thread.
 //!
 //! Why SQLite (rusqlite's bundled build) rather than redb: the due index, the delivery queue
 //! ordered by next attempt and the archive filtered by order or type are each one indexed SQL
@@ -14,6 +14,7 @@
 //! while `energy up` runs.
 
 pub mod archive;
+pub mod bus_resources;
 pub mod deliveries;
 pub mod notifications;
 pub mod orders;
@@ -85,6 +86,12 @@ CREATE TABLE IF NOT EXISTS notifications (
     line TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notifications_seq ON notifications (seq);
+CREATE TABLE IF NOT EXISTS bus_resources (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
 "#;
 
 /// The database, one connection behind a lock: every statement is short, and SQLite serialises
@@ -155,6 +162,8 @@ pub struct EventFilter {
     pub detail_type: Option<String>,
     /// Events whose `time` (the market clock, `YYYY-MM-DDTHH:MM:SSZ`) is at or after this.
     pub since_time: Option<String>,
+    /// Events whose `time` is before this.
+    pub until_time: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -248,6 +257,20 @@ impl Db {
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .ctx("reading meta")
+    }
+
+    /// Every meta value whose key starts with `prefix`, by key.
+    pub fn meta_with_prefix(&self, prefix: &str) -> DbResult<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, value FROM meta WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+            )
+            .ctx("reading meta")?;
+        let rows = stmt
+            .query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("reading meta")?;
+        rows.collect::<Result<_, _>>().ctx("reading meta")
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> DbResult<()> {

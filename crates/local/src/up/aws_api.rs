@@ -20,10 +20,10 @@ use crate::topology::RegistrySchema;
 use crate::up::shared::Shared;
 
 /// Where the local stack says its resources live.
-const REGION: &str = "local";
-const ACCOUNT: &str = "000000000000";
+pub const REGION: &str = "local";
+pub const ACCOUNT: &str = "000000000000";
 
-type Api = State<Arc<AwsApi>>;
+pub type Api = State<Arc<AwsApi>>;
 type Params = Query<HashMap<String, String>>;
 
 /// What the APIs read: the stack, and when it started (the registry's schemas were "created"
@@ -71,7 +71,11 @@ pub fn router(api: Arc<AwsApi>) -> Router {
             "/schedule-groups/{*rest}",
             axum::routing::any(unknown_scheduler_operation),
         )
-        .route("/", axum::routing::post(events).fallback(not_found_root))
+        .route(
+            "/",
+            axum::routing::post(crate::up::events_api::events)
+                .fallback(crate::up::events_api::not_found_root),
+        )
         .with_state(api)
 }
 
@@ -153,7 +157,7 @@ const VERSION: &str = "1";
 
 impl AwsApi {
     fn registry(&self, name: &str) -> Result<&crate::topology::Registry, ApiError> {
-        let registry = &self.shared.topology.registry;
+        let registry = &self.shared.base.registry;
         if registry.name != name {
             return Err(fail(
                 StatusCode::NOT_FOUND,
@@ -205,7 +209,7 @@ fn check_version(q: &HashMap<String, String>, schema: &str) -> Result<(), ApiErr
 }
 
 async fn list_registries(State(api): Api, Query(q): Params) -> Response {
-    let r = &api.shared.topology.registry;
+    let r = &api.shared.base.registry;
     let prefix = q
         .get("registryNamePrefix")
         .map(String::as_str)
@@ -372,19 +376,19 @@ fn group_arn(group: &str) -> String {
     format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/{group}")
 }
 
-fn epoch(t: Timestamp) -> Value {
+pub fn epoch(t: Timestamp) -> Value {
     json!(t.as_millisecond() as f64 / 1000.0)
 }
 
 impl AwsApi {
     fn group(&self) -> &str {
-        &self.shared.topology.schedule_group
+        &self.shared.base.schedule_group
     }
 
-    fn bus_arn(&self) -> String {
+    pub fn bus_arn(&self) -> String {
         format!(
             "arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{}",
-            self.shared.topology.bus_name
+            self.shared.base.bus_name
         )
     }
 
@@ -523,300 +527,4 @@ async fn unknown_scheduler_operation(method: http::Method, uri: http::Uri) -> Re
             uri.path()
         ),
     )
-}
-
-// ---------------------------------------------------------------- EventBridge (JSON 1.1)
-
-/// PutEvents' limits: entries per call, and bytes of all entries.
-const MAX_ENTRIES: usize = 10;
-const MAX_PUT_BYTES: usize = 256 * 1024;
-
-/// An error in the JSON 1.1 shape (`__type`), as the SDKs read it.
-fn json_error(code: &'static str, message: impl Into<String>) -> Response {
-    let message = message.into();
-    (
-        StatusCode::BAD_REQUEST,
-        [("content-type", "application/x-amz-json-1.1")],
-        json!({"__type": code, "message": message}).to_string(),
-    )
-        .into_response()
-}
-
-fn json_ok(body: Value) -> Response {
-    (
-        StatusCode::OK,
-        [("content-type", "application/x-amz-json-1.1")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-/// Not an AWS call at `/`: the orders API's answer for a path it does not have.
-async fn not_found_root() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        [("content-type", "application/json")],
-        json!({"error": "not_found", "message": "no route for /; try POST /orders or GET /orders/{record_id}"}).to_string(),
-    )
-        .into_response()
-}
-
-/// `POST /` with `X-Amz-Target: AWSEvents.<Operation>`: the EventBridge operations `energy up`
-/// implements on its bus.
-pub async fn events(
-    State(api): Api,
-    headers: http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) else {
-        return not_found_root().await;
-    };
-    let Some(operation) = target.strip_prefix("AWSEvents.") else {
-        return json_error(
-            "UnknownOperationException",
-            format!(
-                "X-Amz-Target {target:?}: energy up answers AWSEvents.* at / (and the orders API at /orders)"
-            ),
-        );
-    };
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return json_error("SerializationException", "the body is not a JSON object"),
-    };
-    match operation {
-        "PutEvents" => api.put_events(&request).await,
-        "TestEventPattern" => test_event_pattern(&request),
-        "ListRules" => api.list_rules(&request),
-        "DescribeRule" => api.describe_rule(&request),
-        "ListTargetsByRule" => api.list_targets(&request),
-        "ListEventBuses" => json_ok(json!({"EventBuses": [api.bus()]})),
-        "DescribeEventBus" => match api.check_bus(&request["Name"]) {
-            Ok(()) => json_ok(api.bus()),
-            Err(e) => *e,
-        },
-        other => json_error(
-            "UnknownOperationException",
-            format!(
-                "{other} is not implemented by energy up: its EventBridge API takes PutEvents, TestEventPattern, ListRules, DescribeRule, ListTargetsByRule, ListEventBuses and DescribeEventBus (the rules are the template's and the consumers file's)"
-            ),
-        ),
-    }
-}
-
-fn test_event_pattern(request: &Value) -> Response {
-    let parse = |field: &str| {
-        request[field]
-            .as_str()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-    };
-    let Some(pattern) = parse("EventPattern") else {
-        return json_error(
-            "InvalidEventPatternException",
-            "EventPattern is not a JSON text",
-        );
-    };
-    let Some(event) = parse("Event") else {
-        return json_error("ValidationException", "Event is not a JSON text");
-    };
-    match energy_patterns::Pattern::compile(&pattern) {
-        Ok(p) => json_ok(json!({"Result": p.matches(&event)})),
-        Err(e) => json_error(
-            "InvalidEventPatternException",
-            format!("Event pattern is not valid: {e}"),
-        ),
-    }
-}
-
-impl AwsApi {
-    fn bus_names(&self) -> [String; 2] {
-        let name = &self.shared.topology.bus_name;
-        [name.clone(), self.bus_arn()]
-    }
-
-    fn bus(&self) -> Value {
-        json!({"Name": self.shared.topology.bus_name, "Arn": self.bus_arn()})
-    }
-
-    /// The bus an operation names: ours (by name or ARN), or none (the default, which locally
-    /// is ours too).
-    fn check_bus(&self, named: &Value) -> Result<(), Box<Response>> {
-        match named.as_str() {
-            None | Some("default") => Ok(()),
-            Some(n) if self.bus_names().iter().any(|b| b == n) => Ok(()),
-            Some(n) => Err(Box::new(json_error(
-                "ResourceNotFoundException",
-                format!(
-                    "Event bus {n} does not exist; energy up has {}",
-                    self.shared.topology.bus_name
-                ),
-            ))),
-        }
-    }
-
-    fn rule_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:events:{REGION}:{ACCOUNT}:rule/{}/{name}",
-            self.shared.topology.bus_name
-        )
-    }
-
-    fn rule(&self, name: &Value) -> Result<&crate::topology::Rule, Box<Response>> {
-        let name = name.as_str().unwrap_or_default();
-        self.shared
-            .topology
-            .rules
-            .iter()
-            .find(|r| r.name == name)
-            .ok_or_else(|| {
-                Box::new(json_error(
-                    "ResourceNotFoundException",
-                    format!("Rule {name} does not exist."),
-                ))
-            })
-    }
-
-    fn rule_view(&self, r: &crate::topology::Rule) -> Value {
-        json!({
-            "Name": r.name,
-            "Arn": self.rule_arn(&r.name),
-            "EventPattern": r.pattern_json.to_string(),
-            "State": "ENABLED",
-            "EventBusName": self.shared.topology.bus_name,
-            "Description": format!("from {}", r.origin),
-        })
-    }
-
-    fn list_rules(&self, request: &Value) -> Response {
-        if let Err(e) = self.check_bus(&request["EventBusName"]) {
-            return *e;
-        }
-        let prefix = request["NamePrefix"].as_str().unwrap_or("");
-        let rules: Vec<Value> = self
-            .shared
-            .topology
-            .rules
-            .iter()
-            .filter(|r| r.name.starts_with(prefix))
-            .map(|r| self.rule_view(r))
-            .collect();
-        json_ok(json!({"Rules": rules}))
-    }
-
-    fn describe_rule(&self, request: &Value) -> Response {
-        if let Err(e) = self.check_bus(&request["EventBusName"]) {
-            return *e;
-        }
-        match self.rule(&request["Name"]) {
-            Ok(r) => json_ok(self.rule_view(r)),
-            Err(e) => *e,
-        }
-    }
-
-    fn list_targets(&self, request: &Value) -> Response {
-        let r = match self.rule(&request["Rule"]) {
-            Ok(r) => r,
-            Err(e) => return *e,
-        };
-        let arn = match &r.target {
-            crate::topology::Target::Function(f) => format!(
-                "arn:aws:lambda:{REGION}:{ACCOUNT}:function:energy-local-{}",
-                f.name()
-            ),
-            crate::topology::Target::Http { url, .. } => url.clone(),
-        };
-        json_ok(json!({"Targets": [{"Id": r.target.describe(), "Arn": arn}]}))
-    }
-
-    /// Puts each entry on the bus as EventBridge would: an envelope stamped with the market
-    /// clock (or the entry's `Time`), archived and routed by the rules; per-entry results.
-    async fn put_events(&self, request: &Value) -> Response {
-        let Some(entries) = request["Entries"].as_array() else {
-            return json_error("ValidationException", "Entries is required");
-        };
-        if entries.is_empty() || entries.len() > MAX_ENTRIES {
-            return json_error(
-                "ValidationException",
-                format!(
-                    "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and {MAX_ENTRIES}"
-                ),
-            );
-        }
-        let size: usize = entries
-            .iter()
-            .map(|e| {
-                ["Source", "DetailType", "Detail"]
-                    .iter()
-                    .map(|k| e[*k].as_str().map_or(0, str::len))
-                    .sum::<usize>()
-                    + e["Resources"].as_array().map_or(0, |r| {
-                        r.iter().map(|x| x.as_str().map_or(0, str::len)).sum()
-                    })
-            })
-            .sum();
-        if size > MAX_PUT_BYTES {
-            return json_error(
-                "ValidationException",
-                format!(
-                    "Total size of the entries in the request is over the limit ({size} bytes > {MAX_PUT_BYTES})"
-                ),
-            );
-        }
-        let mut results = Vec::with_capacity(entries.len());
-        let mut failed = 0;
-        for entry in entries {
-            match self.put_entry(entry).await {
-                Ok(id) => results.push(json!({"EventId": id})),
-                Err((code, message)) => {
-                    failed += 1;
-                    results.push(json!({"ErrorCode": code, "ErrorMessage": message}));
-                }
-            }
-        }
-        json_ok(json!({"FailedEntryCount": failed, "Entries": results}))
-    }
-
-    async fn put_entry(&self, entry: &Value) -> Result<String, (&'static str, String)> {
-        let field = |k: &str| entry[k].as_str().filter(|s| !s.is_empty());
-        let (Some(source), Some(detail_type), Some(detail)) =
-            (field("Source"), field("DetailType"), field("Detail"))
-        else {
-            return Err((
-                "InvalidArgument",
-                "Parameters Source, DetailType and Detail are required".into(),
-            ));
-        };
-        let detail: Value = match serde_json::from_str(detail) {
-            Ok(d @ Value::Object(_)) => d,
-            _ => return Err(("MalformedDetail", "Detail is malformed.".into())),
-        };
-        if self.check_bus(&entry["EventBusName"]).is_err() {
-            return Err((
-                "ResourceNotFoundException",
-                format!("Event bus {} does not exist.", entry["EventBusName"]),
-            ));
-        }
-        let time = match entry["Time"].as_str() {
-            None => energy_core::ports::Clock::now(&self.shared.clock),
-            Some(t) => t
-                .parse::<Timestamp>()
-                .map_err(|e| ("InvalidArgument", format!("Time: {e}")))?,
-        };
-        let id = self.shared.next_id();
-        let envelope = json!({
-            "version": "0",
-            "id": id,
-            "detail-type": detail_type,
-            "source": source,
-            "account": ACCOUNT,
-            "time": time.to_string(),
-            "region": REGION,
-            "resources": entry["Resources"].as_array().cloned().unwrap_or_default(),
-            "detail": detail,
-        });
-        self.shared
-            .put(envelope)
-            .await
-            .map_err(|e| ("InternalException", e.to_string()))?;
-        Ok(id)
-    }
 }

@@ -134,10 +134,11 @@ async fn attempt(
     let attempt = d.attempt + 1;
     let age = SignedDuration::from_millis(wall_ms() - d.first_at);
     let attempted = crate::delivery::attempt(
-        &shared.topology,
+        &shared.topology(),
         handlers,
         Some(http),
         &d.rule,
+        &d.target,
         &d.event,
         attempt,
         age,
@@ -174,6 +175,23 @@ async fn finish(
             log.outcome = Ok(invocation.summary);
             let id = d.id;
             shared.db.run(move |db| db.delivered(id)).await
+        }
+        Attempted::ToBus => {
+            // The event goes on the bus again, routed by every rule but this one (a rule that
+            // matched it would otherwise loop), as this delivery leaves the queue.
+            let routes: Vec<_> = shared
+                .routes(&d.event)
+                .into_iter()
+                .filter(|r| r.rule != d.rule)
+                .collect();
+            log.outcome = Ok(format!("put on the bus for {} deliveries", routes.len()));
+            let (id, event) = (d.id, d.event.clone());
+            let r = shared
+                .db
+                .run(move |db| db.forwarded(id, &event, &routes, wall_ms()))
+                .await;
+            shared.deliveries.notify_one();
+            r
         }
         Attempted::Failed {
             error,
@@ -298,7 +316,7 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 /// The sweep rule: one scheduled event per period of the market clock. Like an EventBridge rate
 /// rule it does not catch up ticks missed while `energy up` was down: one tick, then the rate.
 pub async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let Some(sweep) = shared.topology.sweep.clone() else {
+    let Some(sweep) = shared.base.sweep.clone() else {
         return;
     };
     let every = sweep.every;

@@ -8,6 +8,7 @@ pub mod aws_api;
 pub mod bus;
 pub mod clock;
 pub mod engine;
+pub mod events_api;
 pub mod notifier;
 pub mod platform;
 pub mod results;
@@ -219,7 +220,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     let lock = lock_data_dir(&args.data_dir)?;
     let clock = market_clock(args, &db, fresh)?;
     let rules = MarketRules::default();
-    let shared = Arc::new(Shared::new(db.clone(), clock, Arc::new(topology)));
+    let shared = Arc::new(Shared::new(db.clone(), clock, Arc::new(topology))?);
     let platform = platform(args, &shared, &rules, clock)?;
     let restored_platform_orders = platform.restore()?;
     let slack = slack_url()?;
@@ -411,7 +412,7 @@ fn handlers(
     shared: &Shared,
     clock: MarketClock,
 ) -> Handlers {
-    let mut handlers = Handlers::new(adapters, rules, shared.topology.retry);
+    let mut handlers = Handlers::new(adapters, rules, shared.base.retry);
     let real_grace = SignedDuration::try_from(REAL_GRACE)
         .unwrap_or(SignedDuration::ZERO)
         .checked_mul(clock.speed() as i32)
@@ -471,6 +472,13 @@ impl Running {
             self.addr
         ));
         out.push_str(&format!(
+            "  AWS APIs      aws events|schemas|scheduler ... --endpoint-url http://{}  (bus {}, registry {}, schedule group {})\n",
+            self.addr,
+            self.shared.base.bus_name,
+            self.shared.base.registry.name,
+            self.shared.base.schedule_group
+        ));
+        out.push_str(&format!(
             "  data          {d}/energy.db · results {d}/results/ · notifications {d}/notifications.jsonl\n"
         ));
     }
@@ -522,13 +530,20 @@ impl Running {
     }
 
     fn banner_rules(&self, out: &mut String) {
-        let t = &self.shared.topology;
+        let t = self.shared.topology();
         let origins: std::collections::BTreeSet<&str> =
             t.rules.iter().map(|r| r.origin.as_str()).collect();
         let origins: Vec<&str> = origins.into_iter().collect();
         out.push_str(&format!("  rules         (from {})\n", origins.join(", ")));
         for r in &t.rules {
-            out.push_str(&format!("    {:<20} → {}\n", r.name, r.target.describe()));
+            let targets: Vec<String> = r.targets.iter().map(|t| t.target.describe()).collect();
+            let targets = if targets.is_empty() {
+                "(no targets)".to_string()
+            } else {
+                targets.join(", ")
+            };
+            let disabled = if r.enabled { "" } else { " (disabled)" };
+            out.push_str(&format!("    {:<20} → {targets}{disabled}\n", r.name));
         }
         if let Some(s) = &t.sweep {
             out.push_str(&format!(

@@ -1,8 +1,8 @@
 //! What the bus, the scheduler and the delivery engine of `energy up` share: the database, the
 //! market clock, the routing, and the wake-ups of the loops.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use energy_core::events::{DomainEvent, EnvelopeContext, envelope, event_id};
 use energy_core::ports::{Clock, PortError};
@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::db::{Db, DbError, Route, wall_ms};
+use crate::rules::BusResources;
 use crate::topology::Topology;
 use crate::up::clock::MarketClock;
 
@@ -22,7 +23,12 @@ pub fn port(what: &'static str) -> impl Fn(DbError) -> PortError {
 pub struct Shared {
     pub db: Arc<Db>,
     pub clock: MarketClock,
-    pub topology: Arc<Topology>,
+    /// The template's and the consumers file's routing.
+    pub base: Arc<Topology>,
+    /// `base` with the rules made through the EventBridge API: what events are routed by.
+    routing: RwLock<Arc<Topology>>,
+    /// What the EventBridge API made; the lock also orders its changes.
+    pub resources: tokio::sync::Mutex<BusResources>,
     /// Wakes the delivery engine when something was queued.
     pub deliveries: Notify,
     /// Wakes the scheduler when a schedule was created.
@@ -33,17 +39,37 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(db: Arc<Db>, clock: MarketClock, topology: Arc<Topology>) -> Shared {
-        Shared {
+    /// The stack's shared state; the rules the EventBridge API made before are read back.
+    pub fn new(db: Arc<Db>, clock: MarketClock, base: Arc<Topology>) -> Result<Shared, DbError> {
+        let resources = BusResources::load(&db)?;
+        let routing = RwLock::new(Arc::new(resources.apply_to(&base)));
+        Ok(Shared {
             db,
             clock,
-            topology,
+            base,
+            routing,
+            resources: tokio::sync::Mutex::new(resources),
             deliveries: Notify::new(),
             schedules: Notify::new(),
             seed: Timestamp::now().as_nanosecond() as u64,
             counter: AtomicU64::new(0),
             ctx: EnvelopeContext::default(),
-        }
+        })
+    }
+
+    /// The routing now.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.routing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Routes by `resources` from now on (called with the resources' lock held, after they
+    /// were stored).
+    pub fn reroute(&self, resources: &BusResources) {
+        let next = Arc::new(resources.apply_to(&self.base));
+        *self.routing.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
     /// A fresh event id.
@@ -58,7 +84,7 @@ impl Shared {
 
     /// Where the rules send `event`, as the delivery queue records it.
     pub fn routes(&self, event: &Value) -> Vec<Route> {
-        self.topology.deliveries(event)
+        self.topology().deliveries(event)
     }
 
     /// Archives `event` and queues its deliveries, off the async workers.

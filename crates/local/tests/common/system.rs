@@ -147,6 +147,7 @@ impl System {
                     &self.handlers,
                     None,
                     &rule,
+                    function.name(),
                     envelope,
                     attempt,
                     SignedDuration::ZERO,
@@ -158,6 +159,10 @@ impl System {
                         break;
                     }
                     Attempted::Failed { give_up: false, .. } => {}
+                    Attempted::ToBus => {
+                        outcome = "the template has no bus targets".to_string();
+                        break;
+                    }
                     Attempted::Failed {
                         error, on_failure, ..
                     } => {
@@ -187,9 +192,9 @@ impl System {
         self.topology
             .routes(envelope)
             .into_iter()
-            .filter_map(|(rule, target)| match target {
-                Target::Function(f) => Some((rule.to_string(), f)),
-                Target::Http { .. } => None,
+            .filter_map(|r| match r.target {
+                Target::Function(f) => Some((r.rule, f)),
+                _ => None,
             })
             .collect()
     }
