@@ -133,7 +133,16 @@ pub fn test_pattern(pattern: &str, event: &str) -> anyhow::Result<bool> {
         .map_err(|e| anyhow::anyhow!("InvalidEventPatternException: {e}"))?;
     let event: Value = serde_json::from_str(&read_arg(event)?)
         .map_err(|e| anyhow::anyhow!("the event is not JSON: {e}"))?;
-    let missing: Vec<&str> = [
+    if let Some(lacks) = lacks_envelope(&event) {
+        bail!("InvalidEventPatternException: {lacks}");
+    }
+    Ok(pattern.matches(&event))
+}
+
+/// What an event given to test-event-pattern lacks of the envelope EventBridge requires, if
+/// anything.
+pub fn lacks_envelope(event: &Value) -> Option<String> {
+    const FIELDS: [&str; 7] = [
         "id",
         "account",
         "source",
@@ -141,17 +150,18 @@ pub fn test_pattern(pattern: &str, event: &str) -> anyhow::Result<bool> {
         "region",
         "resources",
         "detail-type",
-    ]
-    .into_iter()
-    .filter(|k| event.get(k).is_none())
-    .collect();
-    if !missing.is_empty() {
-        bail!(
-            "InvalidEventPatternException: the event lacks {} (test-event-pattern needs id, account, source, time, region, resources, detail-type)",
-            missing.join(", ")
-        );
-    }
-    Ok(pattern.matches(&event))
+    ];
+    let missing: Vec<&str> = FIELDS
+        .into_iter()
+        .filter(|k| event.get(k).is_none())
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the event lacks {} (test-event-pattern needs {})",
+            missing.join(", "),
+            FIELDS.join(", ")
+        )
+    })
 }
 
 /// Inline JSON, `file://PATH` (as the AWS CLI takes it), `@PATH`, or `-` for standard input.

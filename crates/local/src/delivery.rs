@@ -4,7 +4,8 @@
 //! `EventInvokeConfig`'s `MaximumRetryAttempts`, 2 when it has none) within the rule's
 //! `RetryPolicy.MaximumEventAgeInSeconds`, and after the last attempt its failure goes to its
 //! on-failure destination if it has one; an HTTP target is retried as the rule's `RetryPolicy`
-//! says, and a 4xx other than 408 and 429 is final at once.
+//! says after a timeout, a 401, 407, 409, 429 or 5xx, and any other answer but a 2xx is final at
+//! once ([`retried`]).
 //!
 //! The stacks differ only in where they keep the queue (SQLite rows or a Vec), how long they wait
 //! between attempts (wall-clock backoff or none) and how they stamp the on-failure record.
@@ -97,6 +98,15 @@ pub async fn attempt(
     }
 }
 
+/// How long an HTTP target has to answer (EventBridge gives an API destination five seconds).
+pub const HTTP_TARGET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The answers EventBridge retries an API destination after: 401, 407, 409, 429 and 5xx. Any
+/// other (1xx, 3xx, the other 4xx) is final at once.
+pub fn retried(status: u16) -> bool {
+    matches!(status, 401 | 407 | 409 | 429 | 500..=599)
+}
+
 /// Why an HTTP delivery failed, and whether a retry may help.
 struct HttpFailure {
     error: String,
@@ -104,8 +114,8 @@ struct HttpFailure {
 }
 
 /// Sends the event to an HTTP target as an API destination does: the method, the connection's
-/// headers, query parameters and authorization, the event as the JSON body. 2xx is success; 4xx
-/// other than 408 and 429 is final.
+/// headers, query parameters and authorization, the event as the JSON body. 2xx is success;
+/// what else is retried, [`retried`] says.
 async fn send(
     http: &reqwest::Client,
     target: &Target,
@@ -132,7 +142,11 @@ async fn send(
     if !query.is_empty() {
         address.query_pairs_mut().extend_pairs(query);
     }
-    let mut request = http.request(method, address).json(event);
+    // An API destination's endpoint has five seconds to answer, as EventBridge gives it.
+    let mut request = http
+        .request(method, address)
+        .timeout(HTTP_TARGET_TIMEOUT)
+        .json(event);
     if let Some((user, password)) = basic {
         request = request.basic_auth(user, Some(password));
     }
@@ -145,7 +159,7 @@ async fn send(
             if status.is_success() {
                 Ok(format!("HTTP {}", status.as_u16()))
             } else {
-                let permanent = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
+                let permanent = !retried(status.as_u16());
                 let body = match response.text().await {
                     Ok(body) => {
                         let words: Vec<&str> = body.split_whitespace().collect();
@@ -244,6 +258,16 @@ mod tests {
             }
         }
         panic!("never gave up");
+    }
+
+    #[test]
+    fn api_destination_answers_are_retried_as_eventbridge_retries_them() {
+        for retry in [401, 407, 409, 429, 500, 502, 503, 599] {
+            assert!(retried(retry), "{retry}");
+        }
+        for last in [100, 301, 304, 400, 403, 404, 408, 410, 413, 422] {
+            assert!(!retried(last), "{last}");
+        }
     }
 
     #[tokio::test]

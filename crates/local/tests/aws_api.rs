@@ -45,25 +45,29 @@ if mode == "schemas":
     out["unknown"] = code(lambda: s.create_registry(RegistryName="mine"))
 elif mode == "events":
     ev = boto3.client("events", **kw)
-    put = ev.put_events(Entries=[{"Source": "desk.test", "DetailType": "Hello", "Detail": json.dumps({"x": 1})},
-                                 {"Source": "desk.test", "DetailType": "Hello"}])
+    bus = "energy-dev"
+    put = ev.put_events(Entries=[{"Source": "desk.test", "DetailType": "Hello", "Detail": json.dumps({"x": 1}), "EventBusName": bus},
+                                 {"Source": "desk.test", "DetailType": "Hello", "EventBusName": bus},
+                                 {"Source": "aws.ec2", "DetailType": "Hello", "Detail": "{}", "EventBusName": bus},
+                                 {"Source": "desk.test", "DetailType": "Hello", "Detail": "{}"}])
     out["put"] = {"failed": put["FailedEntryCount"], "entries": put["Entries"]}
-    out["too_many"] = code(lambda: ev.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}"}] * 11))
+    out["too_many"] = code(lambda: ev.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}", "EventBusName": bus}] * 11))
+    out["default_bus"] = code(lambda: ev.list_rules())
     ev_json = json.dumps({"id": "1", "source": "energy.orders", "detail-type": "OrderFailed", "account": "1",
                           "time": "2026-01-01T00:00:00Z", "region": "r", "resources": [], "detail": {"zone": "DE-LU"}})
     out["match"] = [ev.test_event_pattern(EventPattern=json.dumps(p), Event=ev_json)["Result"] for p in (
         {"detail-type": ["OrderFailed"]}, {"detail": {"zone": [{"prefix": "FR"}]}},
         {"detail": {"zone": [{"anything-but": ["FR"]}]}})]
     out["bad_pattern"] = code(lambda: ev.test_event_pattern(EventPattern="{\"a\": 1}", Event=ev_json))
-    out["rules"] = [r["Name"] for r in ev.list_rules()["Rules"]]
-    out["rule"] = ev.describe_rule(Name="StoreResultRule")["EventPattern"]
-    out["targets"] = [t["Arn"] for t in ev.list_targets_by_rule(Rule="StoreResultRule")["Targets"]]
-    out["no_rule"] = code(lambda: ev.describe_rule(Name="nope"))
+    out["rules"] = [r["Name"] for r in ev.list_rules(EventBusName=bus)["Rules"]]
+    out["rule"] = ev.describe_rule(Name="StoreResultRule", EventBusName=bus)["EventPattern"]
+    out["targets"] = [t["Arn"] for t in ev.list_targets_by_rule(Rule="StoreResultRule", EventBusName=bus)["Targets"]]
+    out["no_rule"] = code(lambda: ev.describe_rule(Name="nope", EventBusName=bus))
     out["unknown"] = code(lambda: ev.create_event_bus(Name="mine"))
-    out["no_rule_targets"] = code(lambda: ev.put_targets(Rule="nope", Targets=[{"Id": "a", "Arn": "arn:aws:lambda:eu-west-1:1:function:notify-slack"}]))
-    out["bad_rule_pattern"] = code(lambda: ev.put_rule(Name="mine", EventPattern=json.dumps({"source": "not-an-array"})))
-    out["long_rule_pattern"] = code(lambda: ev.put_rule(Name="mine", EventPattern=json.dumps({"source": ["x" * 5000]})))
-    out["bad_rule_name"] = code(lambda: ev.put_rule(Name="has space", EventPattern=json.dumps({"source": ["x"]})))
+    out["no_rule_targets"] = code(lambda: ev.put_targets(Rule="nope", EventBusName=bus, Targets=[{"Id": "a", "Arn": "arn:aws:lambda:eu-west-1:1:function:notify-slack"}]))
+    out["bad_rule_pattern"] = code(lambda: ev.put_rule(Name="mine", EventBusName=bus, EventPattern=json.dumps({"source": "not-an-array"})))
+    out["long_rule_pattern"] = code(lambda: ev.put_rule(Name="mine", EventBusName=bus, EventPattern=json.dumps({"source": ["x" * 5000]})))
+    out["bad_rule_name"] = code(lambda: ev.put_rule(Name="has space", EventBusName=bus, EventPattern=json.dumps({"source": ["x"]})))
 else:
     c = boto3.client("scheduler", **kw)
     groups = [g["Name"] for g in c.list_schedule_groups()["ScheduleGroups"]]
@@ -160,12 +164,28 @@ async fn boto3_reads_the_registry_and_the_pending_schedules_of_energy_up() {
     // EventBridge: PutEvents onto the bus (archived, per-entry results and limits), patterns
     // tested as the bus matches them, the template's rules listed, the rest refused by name.
     let e = boto3(endpoint, "events");
-    assert_eq!(e["put"]["failed"], 1, "{}", e["put"]);
+    assert_eq!(e["put"]["failed"], 3, "{}", e["put"]);
     let id = e["put"]["entries"][0]["EventId"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(e["put"]["entries"][1]["ErrorCode"], "InvalidArgument");
+    assert_eq!(
+        e["put"]["entries"][2]["ErrorCode"],
+        "NotAuthorizedForSourceException"
+    );
+    // No bus named: the account's default bus, which energy up does not emulate; it says so.
+    assert_eq!(
+        e["put"]["entries"][3]["ErrorCode"],
+        "ResourceNotFoundException"
+    );
+    assert!(
+        e["put"]["entries"][3]["ErrorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("--event-bus-name energy-dev")
+    );
+    assert_eq!(e["default_bus"][0], "ResourceNotFoundException");
     assert_eq!(e["too_many"][0], "ValidationException");
     assert_eq!(e["match"], json!([true, false, true]));
     assert_eq!(e["bad_pattern"][0], "InvalidEventPatternException");

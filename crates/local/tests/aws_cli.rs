@@ -33,7 +33,24 @@ fn aws_config(dir: &Path) -> PathBuf {
     path
 }
 
-/// `aws <args> --endpoint-url ENDPOINT --output json`: its JSON answer, or its error text.
+/// The bus every `aws events` call names, as a script names it against the deployed stack.
+const BUS: &str = "energy-dev";
+
+/// The `aws events` operations that take `--event-bus-name`.
+const ON_BUS: [&str; 9] = [
+    "put-rule",
+    "describe-rule",
+    "list-rules",
+    "delete-rule",
+    "enable-rule",
+    "disable-rule",
+    "put-targets",
+    "list-targets-by-rule",
+    "remove-targets",
+];
+
+/// `aws <args> --endpoint-url ENDPOINT --output json` (with `--event-bus-name energy-dev` for
+/// the rule and target operations): its JSON answer, or its error text.
 fn run_aws(dir: &Path, endpoint: &str, args: &[&str]) -> Result<Value, String> {
     let cli = root().join(".venv/bin/aws");
     assert!(
@@ -41,8 +58,15 @@ fn run_aws(dir: &Path, endpoint: &str, args: &[&str]) -> Result<Value, String> {
         "{} missing: run scripts/setup-venv (the test command does), which installs the AWS CLI from PyPI",
         cli.display()
     );
+    let on_bus =
+        args.first() == Some(&"events") && args.get(1).is_some_and(|op| ON_BUS.contains(op));
     let out = std::process::Command::new(cli)
         .args(args)
+        .args(if on_bus {
+            vec!["--event-bus-name", BUS]
+        } else {
+            vec![]
+        })
         .args(["--endpoint-url", endpoint, "--output", "json"])
         .env("AWS_CONFIG_FILE", aws_config(dir))
         .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-credentials"))
@@ -145,7 +169,7 @@ fn entries(events: &[(&str, Value)]) -> String {
     let entries: Vec<Value> = events
         .iter()
         .map(|(source, detail)| {
-            json!({"Source": source, "DetailType": "DeskEvent", "Detail": detail.to_string()})
+            json!({"Source": source, "DetailType": "DeskEvent", "Detail": detail.to_string(), "EventBusName": BUS})
         })
         .collect();
     serde_json::to_string(&entries).unwrap()
@@ -481,6 +505,66 @@ async fn a_consumer_subscribed_with_the_aws_cli_gets_what_its_pattern_selects_an
     );
     assert_eq!(got(&log, "ok/ok").len(), 5);
 
+    // Two rules that put what they match back on the bus, and one that sends it on: the event
+    // goes round once per forwarding rule, then stops (a forwarded event is not forwarded
+    // again), where two such rules used to multiply it without end.
+    let bus_arn = up_bus_arn(&aws);
+    for rule in ["LoopA", "LoopB", "LoopSink"] {
+        ok(aws(&[
+            "events",
+            "put-rule",
+            "--name",
+            rule,
+            "--event-pattern",
+            r#"{"source":["desk.loop"]}"#,
+        ]));
+    }
+    for rule in ["LoopA", "LoopB"] {
+        ok(aws(&[
+            "events",
+            "put-targets",
+            "--rule",
+            rule,
+            "--targets",
+            &json!([{"Id": "bus", "Arn": bus_arn}]).to_string(),
+        ]));
+    }
+    ok(aws(&[
+        "events",
+        "put-targets",
+        "--rule",
+        "LoopSink",
+        "--targets",
+        &targets(&[("ok", json!({}))]),
+    ]));
+    ok(aws(&[
+        "events",
+        "put-events",
+        "--entries",
+        &entries(&[("desk.loop", json!({"n": 9}))]),
+    ]));
+    let looped = || {
+        got(&log, "ok/ok")
+            .iter()
+            .filter(|r| r.body["detail"]["n"] == 9)
+            .count()
+    };
+    wait_for("the forwarded copies", Duration::from_secs(15), || {
+        looped() >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        looped(),
+        3,
+        "the original and one copy per forwarding rule, then no more"
+    );
+    let archived = up::archive(&dir)
+        .iter()
+        .filter(|e| e["source"] == "desk.loop")
+        .count();
+    assert_eq!(archived, 3);
+
     // kill -9, restart: the rules, targets, connections and destinations are still there and
     // keep delivering.
     up.kill9();
@@ -533,7 +617,7 @@ async fn a_consumer_subscribed_with_the_aws_cli_gets_what_its_pattern_selects_an
 }
 
 fn up_bus_arn(aws: &dyn Fn(&[&str]) -> Result<Value, String>) -> String {
-    ok(aws(&["events", "describe-event-bus"]))["Arn"]
+    ok(aws(&["events", "describe-event-bus", "--name", BUS]))["Arn"]
         .as_str()
         .unwrap()
         .to_string()

@@ -60,8 +60,8 @@ impl Db {
 impl Db {
     /// Puts the archived events `f` selects back on the bus, each marked with `replay-name`
     /// as EventBridge marks replayed events and queued for the deliveries `routes` gives it,
-    /// in one transaction. Events that were themselves replays are not replayed again.
-    /// Returns (events replayed, deliveries queued).
+    /// in one transaction. Events that were themselves replays are not replayed again, and an
+    /// event no rule takes is not archived again. Returns (events replayed, deliveries queued).
     pub fn replay(
         &self,
         f: &EventFilter,
@@ -80,6 +80,10 @@ impl Db {
             let mut body = e.body;
             body["replay-name"] = Value::String(name.to_string());
             let routes = routes(&body);
+            if routes.is_empty() {
+                // No rule takes it: nothing to deliver, nothing to archive again.
+                continue;
+            }
             deliveries += routes.len();
             replayed += 1;
             insert_event(&tx, &body, &routes, now_ms)?;

@@ -16,9 +16,10 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
-use crate::db::{DueDelivery, wall_ms};
+use crate::db::{DueDelivery, Route, wall_ms};
 use crate::delivery::Attempted;
 use crate::handlers::{Handlers, scheduled_event};
+use crate::topology::Target;
 use crate::up::shared::Shared;
 
 /// One delivery attempt, for whoever watches (the console, the demo).
@@ -177,12 +178,18 @@ async fn finish(
             shared.db.run(move |db| db.delivered(id)).await
         }
         Attempted::ToBus => {
-            // The event goes on the bus again, routed by every rule but this one (a rule that
-            // matched it would otherwise loop), as this delivery leaves the queue.
-            let routes: Vec<_> = shared
+            // The event goes on the bus again, as this delivery leaves the queue, for the other
+            // rules' targets other than the bus: a forwarded event is not forwarded again, so
+            // rules that target the bus cannot make it go round (or multiply) forever.
+            let routes: Vec<Route> = shared
+                .topology()
                 .routes(&d.event)
                 .into_iter()
-                .filter(|r| r.rule != d.rule)
+                .filter(|r| r.rule != d.rule && r.target != Target::Bus)
+                .map(|r| Route {
+                    rule: r.rule,
+                    target: r.target_id,
+                })
                 .collect();
             log.outcome = Ok(format!("put on the bus for {} deliveries", routes.len()));
             let (id, event) = (d.id, d.event.clone());

@@ -144,6 +144,9 @@ fn test_event_pattern(request: &Value) -> Answer {
     let Some(event) = parse("Event") else {
         return Err(fail("ValidationException", "Event is not a JSON text"));
     };
+    if let Some(lacks) = crate::cli::lacks_envelope(&event) {
+        return Err(fail("InvalidEventPatternException", lacks));
+    }
     let pattern = compile(&pattern)?;
     Ok(json!({"Result": pattern.matches(&event)}))
 }
@@ -196,15 +199,21 @@ impl AwsApi {
     /// The bus an operation names: ours (by name or ARN), or none (the default, which locally
     /// is ours too).
     fn check_bus(&self, named: &Value) -> Result<(), Box<Response>> {
+        self.bus_problem(named)
+            .map_or(Ok(()), |m| Err(fail("ResourceNotFoundException", m)))
+    }
+
+    /// Why `named` is not our bus (by name or by ARN in any region and account), if it is not.
+    fn bus_problem(&self, named: &Value) -> Option<String> {
+        let ours = self.bus_name();
         match named.as_str() {
-            None | Some("default") => Ok(()),
-            Some(n) if n == self.bus_name() || n == self.bus_arn() => Ok(()),
-            Some(n) => Err(fail(
-                "ResourceNotFoundException",
-                format!(
-                    "Event bus {n} does not exist; energy up has {}",
-                    self.bus_name()
-                ),
+            Some(n) if n == ours => None,
+            Some(n) if rules::Arn::parse(n) == Some(rules::Arn::Bus(ours.to_string())) => None,
+            None | Some("default") => Some(format!(
+                "energy up emulates one event bus, {ours} (the template's), and not the account's default bus: pass --event-bus-name {ours} (EventBusName)"
+            )),
+            Some(n) => Some(format!(
+                "Event bus {n} does not exist; energy up has {ours}"
             )),
         }
     }
@@ -307,17 +316,33 @@ impl AwsApi {
             Ok(d @ Value::Object(_)) => d,
             _ => return Err(("MalformedDetail", "Detail is malformed.".into())),
         };
-        if self.check_bus(&entry["EventBusName"]).is_err() {
+        if source.starts_with("aws.") {
             return Err((
-                "ResourceNotFoundException",
-                format!("Event bus {} does not exist.", entry["EventBusName"]),
+                "NotAuthorizedForSourceException",
+                format!(
+                    "Not authorized for the source {source}: sources starting with aws. are AWS services'"
+                ),
             ));
         }
-        let time = match entry["Time"].as_str() {
-            None => energy_core::ports::Clock::now(&self.shared.clock),
-            Some(t) => t
+        if let Some(message) = self.bus_problem(&entry["EventBusName"]) {
+            return Err(("ResourceNotFoundException", message));
+        }
+        // The SDKs send Time as epoch seconds; a text timestamp is taken too.
+        let time = match &entry["Time"] {
+            Value::Null => energy_core::ports::Clock::now(&self.shared.clock),
+            Value::Number(n) => n
+                .as_f64()
+                .and_then(|s| Timestamp::from_millisecond((s * 1000.0) as i64).ok())
+                .ok_or(("InvalidArgument", format!("Time {n} is not a timestamp")))?,
+            Value::String(t) => t
                 .parse::<Timestamp>()
                 .map_err(|e| ("InvalidArgument", format!("Time: {e}")))?,
+            other => {
+                return Err((
+                    "InvalidArgument",
+                    format!("Time {other} is not a timestamp"),
+                ));
+            }
         };
         let id = self.shared.next_id();
         let envelope = json!({
@@ -433,6 +458,12 @@ impl AwsApi {
             return Err(managed(base));
         }
         let description = request["Description"].as_str().unwrap_or("").to_string();
+        if description.chars().count() > 512 {
+            return Err(fail(
+                "ValidationException",
+                "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 512",
+            ));
+        }
         let arn = self.rule_arn(&name);
         self.change(|r| {
             if !r.rules.contains_key(&name) && r.rules.len() >= MAX_RULES {
@@ -686,13 +717,33 @@ impl AwsApi {
                 .filter_map(|kv| Some((kv["Key"].as_str()?.into(), kv["Value"].as_str()?.into())))
                 .collect()
         };
+        let headers: Vec<(String, String)> = pairs("HeaderParameters");
+        let mut checked: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Auth::ApiKey { name, value } = &auth {
+            checked.push((name, value));
+        }
+        for (k, v) in checked {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || http::HeaderValue::from_str(v).is_err()
+            {
+                return Err(fail(
+                    "ValidationException",
+                    format!(
+                        "header {k:?}: not a valid HTTP header name and value (no spaces or separators in the name, no control characters in the value)"
+                    ),
+                ));
+            }
+        }
         let now = now_secs();
         let def = ConnectionDef {
             arn: self.arn(&format!("connection/{name}/{}", self.unique())),
             name: name.clone(),
             description: request["Description"].as_str().unwrap_or("").to_string(),
             auth,
-            headers: pairs("HeaderParameters").into_iter().collect(),
+            headers: headers.into_iter().collect(),
             query: pairs("QueryStringParameters"),
             created: now,
         };
@@ -925,10 +976,22 @@ impl AwsApi {
     }
 
     async fn archive_view(&self) -> Answer {
-        let (count, bytes) = self
+        // The archive was made with the data dir: its creation time is the first one asked.
+        let now = Timestamp::now().as_second().to_string();
+        let (count, bytes, created) = self
             .shared
             .db
-            .run(|db| db.archive_size())
+            .run(move |db| {
+                let created = match db.meta("archive_created")? {
+                    Some(t) => t,
+                    None => {
+                        db.set_meta("archive_created", &now)?;
+                        now
+                    }
+                };
+                let (count, bytes) = db.archive_size()?;
+                Ok::<_, crate::db::DbError>((count, bytes, created))
+            })
             .await
             .map_err(|e| fail("InternalException", e.to_string()))?;
         let a = &self.shared.base.archive;
@@ -937,7 +1000,7 @@ impl AwsApi {
             "EventSourceArn": self.bus_arn(), "Description": a.description,
             "State": "ENABLED", "RetentionDays": a.retention_days,
             "SizeBytes": bytes, "EventCount": count,
-            "CreationTime": epoch(self.started),
+            "CreationTime": created.parse::<i64>().unwrap_or(0),
         }))
     }
 
