@@ -78,6 +78,31 @@ struct Held {
     receipt: u64,
 }
 
+impl Held {
+    /// Step `k` of period `pi` as the clearing sees it.
+    fn step(&self, pi: usize, k: usize) -> ClearingStep {
+        let step = &self.order.periods[pi].steps[k];
+        ClearingStep {
+            id: format!("{}#{pi}.{k}", self.order.record_id),
+            side: self.order.side,
+            price: step.price,
+            quantity: step.quantity,
+            receipt: self.receipt,
+            record_id: self.order.record_id.to_string(),
+        }
+    }
+}
+
+/// One zone and MTU's book as the platform clears it: the synthetic market's steps first, then
+/// the participants' in order of receipt, and the market's price limits.
+#[derive(Debug, Clone)]
+pub struct Book {
+    pub steps: Vec<ClearingStep>,
+    /// How many of `steps` are the synthetic market's (the rest are the desk's orders).
+    pub market_steps: usize,
+    pub limits: Limits,
+}
+
 /// A participant's step in one zone and MTU: its order, the order's period, the step.
 type BookEntry = (RecordId, usize, ClearingStep);
 
@@ -154,7 +179,8 @@ impl SimPlatform {
             .insert(zone);
     }
 
-    fn is_decoupled(&self, zone: Zone) -> bool {
+    /// Whether `zone` is decoupled: its final result is cleared on its own market.
+    pub fn is_decoupled(&self, zone: Zone) -> bool {
         self.decoupled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -324,6 +350,35 @@ impl SimPlatform {
         Ok(None)
     }
 
+    /// The book of `zone`'s MTU `mtu` in `auction`: the coupled one, or (`alone`) the zone's own
+    /// market's. Cleared with [`clear`], it gives the prices and fills the platform publishes for
+    /// the orders it holds now (after the gate, the orders it cleared).
+    pub fn book(&self, auction: AuctionId, zone: Zone, mtu: Timestamp, alone: bool) -> Book {
+        let spec = self.config.rules.spec(auction.market);
+        let limits = Limits {
+            min_price: spec.min_price,
+            max_price: spec.max_price,
+        };
+        let mut steps = market(alone)(auction, zone, mtu);
+        let market_steps = steps.len();
+        let state = self.state();
+        for h in state.held(auction) {
+            if h.order.zone != zone {
+                continue;
+            }
+            for (pi, period) in h.order.periods.iter().enumerate() {
+                if period.mtu_start == mtu {
+                    steps.extend((0..period.steps.len()).map(|k| h.step(pi, k)));
+                }
+            }
+        }
+        Book {
+            steps,
+            market_steps,
+            limits,
+        }
+    }
+
     /// Clears one order alone against the synthetic market of each of its MTUs (the local
     /// market if its zone is decoupled).
     fn solo_fills(&self, order: &Order, decoupled: bool) -> Vec<(Option<PriceCents>, Lots)> {
@@ -401,19 +456,8 @@ impl SimPlatform {
         for h in &held {
             for (pi, period) in h.order.periods.iter().enumerate() {
                 let book = books.entry((h.order.zone, period.mtu_start)).or_default();
-                for (k, step) in period.steps.iter().enumerate() {
-                    book.push((
-                        h.order.record_id.clone(),
-                        pi,
-                        ClearingStep {
-                            id: format!("{}#{pi}.{k}", h.order.record_id),
-                            side: h.order.side,
-                            price: step.price,
-                            quantity: step.quantity,
-                            receipt: h.receipt,
-                            record_id: h.order.record_id.to_string(),
-                        },
-                    ));
+                for k in 0..period.steps.len() {
+                    book.push((h.order.record_id.clone(), pi, h.step(pi, k)));
                 }
             }
         }

@@ -43,14 +43,7 @@ impl Db {
                     limit,
                     f.until_time
                 ],
-                |r| {
-                    let body: String = r.get(2)?;
-                    Ok(Archived {
-                        seq: r.get(0)?,
-                        published_at: r.get(1)?,
-                        body: json_column(&body, 2)?,
-                    })
-                },
+                archived,
             )
             .ctx("reading events")?;
         rows.collect::<Result<_, _>>().ctx("reading events")
@@ -58,6 +51,25 @@ impl Db {
 }
 
 impl Db {
+    /// The latest `limit` events (of `detail_type`, if given), newest first.
+    pub fn latest_events(
+        &self,
+        detail_type: Option<&str>,
+        limit: usize,
+    ) -> DbResult<Vec<Archived>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, published_at, body FROM events
+                 WHERE ?1 IS NULL OR detail_type = ?1 ORDER BY seq DESC LIMIT ?2",
+            )
+            .ctx("reading events")?;
+        let rows = stmt
+            .query_map(params![detail_type, limit as i64], archived)
+            .ctx("reading events")?;
+        rows.collect::<Result<_, _>>().ctx("reading events")
+    }
+
     /// Puts the archived events `f` selects back on the bus, each marked with `replay-name`
     /// as EventBridge marks replayed events and queued for the deliveries `routes` gives it,
     /// in one transaction. Events that were themselves replays are not replayed again, and an
@@ -103,6 +115,16 @@ impl Db {
             )
             .ctx("reading the archive's size")
     }
+}
+
+/// An archived event from a `seq, published_at, body` row.
+fn archived(r: &rusqlite::Row<'_>) -> rusqlite::Result<Archived> {
+    let body: String = r.get(2)?;
+    Ok(Archived {
+        seq: r.get(0)?,
+        published_at: r.get(1)?,
+        body: json_column(&body, 2)?,
+    })
 }
 
 /// Archives `event` and queues one delivery per route, inside `tx`.

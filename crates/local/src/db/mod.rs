@@ -2,7 +2,7 @@
 //! orders, the one-time schedules, the event archive, the delivery queue with its dead letters,
 //! the platform's accepted orders, the notifications sent, the rules made through the
 //! EventBridge API and the market clock. All SQL lives here, one file per table ([`orders`],
-//! [`schedules`], [`archive`], [`deliveries`], [`platform`], [`notifications`],
+//! [`schedules`], [`archive`], [`deliveries`], [`attempts`], [`platform`], [`notifications`],
 //! [`bus_resources`]); async code reaches it through [`Db::run`], on a blocking thread.
 //!
 //! Why SQLite (rusqlite's bundled build) rather than redb: the due index, the delivery queue
@@ -14,6 +14,7 @@
 //! while `energy up` runs.
 
 pub mod archive;
+pub mod attempts;
 pub mod bus_resources;
 pub mod deliveries;
 pub mod notifications;
@@ -86,6 +87,21 @@ CREATE TABLE IF NOT EXISTS notifications (
     line TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notifications_seq ON notifications (seq);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    record_id TEXT,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    market_at TEXT NOT NULL,
+    wall_ms INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    dead INTEGER NOT NULL,
+    summary TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_record ON attempts (record_id);
+CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_id);
 CREATE TABLE IF NOT EXISTS bus_resources (
     kind TEXT NOT NULL,
     name TEXT NOT NULL,

@@ -20,6 +20,16 @@ pub struct OrderRow {
     pub body: String,
 }
 
+/// Which orders a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub state: Option<String>,
+    pub market: Option<String>,
+    pub zone: Option<String>,
+    pub day: Option<String>,
+    pub limit: usize,
+}
+
 /// One entry of the due index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueRow {
@@ -193,6 +203,51 @@ impl Db {
         .ctx("reading the due index")?
         .collect::<Result<_, _>>()
         .ctx("reading the due index")
+    }
+
+    /// Stored orders `f` selects, newest first, at most `f.limit`, with how many it selects in
+    /// all; orders past their TTL are left out, as reads leave them out.
+    pub fn list_orders(&self, f: &OrderFilter, now_s: i64) -> DbResult<(Vec<String>, i64)> {
+        const WHERE: &str = "WHERE expires_at > ?1
+               AND (?2 IS NULL OR state = ?2)
+               AND (?3 IS NULL OR json_extract(body, '$.order.market') = ?3)
+               AND (?4 IS NULL OR json_extract(body, '$.order.zone') = ?4)
+               AND (?5 IS NULL OR json_extract(body, '$.order.delivery_date') = ?5)";
+        let conn = self.conn();
+        let args = params![now_s, f.state, f.market, f.zone, f.day];
+        let total: i64 = conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM orders {WHERE}"))
+            .and_then(|mut st| st.query_row(args, |r| r.get(0)))
+            .ctx("listing orders")?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT body FROM orders {WHERE}
+                 ORDER BY json_extract(body, '$.submitted_at') DESC, record_id LIMIT ?6"
+            ))
+            .ctx("listing orders")?;
+        let rows = stmt
+            .query_map(
+                params![now_s, f.state, f.market, f.zone, f.day, f.limit as i64],
+                |r| r.get(0),
+            )
+            .ctx("listing orders")?;
+        let bodies = rows.collect::<Result<_, _>>().ctx("listing orders")?;
+        Ok((bodies, total))
+    }
+
+    /// The delivery days of the stored orders, latest first.
+    pub fn delivery_days(&self) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT DISTINCT json_extract(body, '$.order.delivery_date') AS d FROM orders
+                 ORDER BY d DESC LIMIT 60",
+            )
+            .ctx("listing delivery days")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .ctx("listing delivery days")?;
+        rows.collect::<Result<_, _>>().ctx("listing delivery days")
     }
 
     pub fn orders_by_state(&self) -> DbResult<Vec<(String, i64)>> {

@@ -16,6 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
+use crate::db::attempts::AttemptRow;
 use crate::db::{DueDelivery, Route, wall_ms};
 use crate::delivery::Attempted;
 use crate::handlers::{Handlers, scheduled_event};
@@ -226,6 +227,24 @@ async fn finish(
     if let Err(e) = written {
         // The row stays as it was: the delivery is attempted again.
         tracing::error!(error = %e, "delivery bookkeeping failed; the delivery will be retried");
+    } else if !log.quiet {
+        let row = AttemptRow {
+            event_id: d.event["id"].as_str().unwrap_or_default().to_string(),
+            record_id: d.event["detail"]["record_id"].as_str().map(String::from),
+            rule: log.rule.clone(),
+            target: log.target.clone(),
+            attempt,
+            market_at: log.at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            wall_ms: wall_ms(),
+            ok: log.outcome.is_ok(),
+            dead: log.dead,
+            summary: match &log.outcome {
+                Ok(s) | Err(s) => s.clone(),
+            },
+        };
+        if let Err(e) = shared.db.run(move |db| db.log_attempt(&row)).await {
+            tracing::warn!(error = %e, "the delivery log missed an attempt");
+        }
     }
     observer(&log);
 }

@@ -7,6 +7,7 @@
 pub mod aws_api;
 pub mod bus;
 pub mod clock;
+pub mod console;
 pub mod engine;
 pub mod events_api;
 pub mod notifier;
@@ -223,6 +224,7 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     let shared = Arc::new(Shared::new(db.clone(), clock, Arc::new(topology))?);
     let platform = platform(args, &shared, &rules, clock)?;
     let restored_platform_orders = platform.restore()?;
+    let sim = platform.sim.clone();
     let slack = slack_url()?;
     let adapters = adapters(args, &shared, clock, platform, slack.as_deref())?;
     let (_, sample) = sample_orders(clock.now());
@@ -241,10 +243,15 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     let tasks = vec![
         tokio::spawn(server::serve(
             listener,
-            server::router(handlers.clone()).merge(aws_api::router(Arc::new(aws_api::AwsApi {
-                shared: shared.clone(),
-                started: clock.now(),
-            }))),
+            server::router(handlers.clone())
+                .merge(aws_api::router(Arc::new(aws_api::AwsApi {
+                    shared: shared.clone(),
+                    started: clock.now(),
+                })))
+                .merge(console::router(Arc::new(console::Console {
+                    shared: shared.clone(),
+                    sim,
+                }))),
             stop_rx.clone(),
         )),
         tokio::spawn(engine::deliveries(
@@ -471,6 +478,7 @@ impl Running {
             "  HTTP API      http://{}  (POST /orders, GET /orders/{{record_id}})\n",
             self.addr
         ));
+        out.push_str(&format!("  console       http://{}/console\n", self.addr));
         out.push_str(&format!(
             "  AWS APIs      aws events|schemas|scheduler ... --endpoint-url http://{}  (bus {}, registry {}, schedule group {})\n",
             self.addr,
