@@ -12,7 +12,7 @@ use crate::calendar::AuctionId;
 use crate::market::{Market, Side, Zone};
 use crate::money::{Lots, PriceCents};
 
-/// The client-chosen idempotency key: `[A-Za-z0-9_.:-]{1,64}`.
+/// The client-chosen idempotency key: `[A-Za-z0-9_.:-]{1,64}`, but not `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RecordId(String);
@@ -31,6 +31,11 @@ impl RecordId {
         }
         if let Some(c) = s.chars().find(|c| !is_id_char(*c)) {
             return Err(format!("{c:?} is not allowed (use A-Z a-z 0-9 _ . : -)"));
+        }
+        if s == "." || s == ".." {
+            return Err(format!(
+                "{s:?} is not allowed: no URL can name it (GET, PUT and DELETE /orders/{{record_id}} would mean another path)"
+            ));
         }
         Ok(RecordId(s.to_string()))
     }
@@ -102,5 +107,21 @@ impl Order {
             "results/{}/{}/{}.json",
             self.delivery_date, self.zone, self.record_id
         )
+    }
+}
+
+#[cfg(test)]
+mod record_id_tests {
+    use super::RecordId;
+
+    #[test]
+    fn dot_and_dot_dot_are_refused_because_no_url_can_name_them() {
+        for id in [".", ".."] {
+            let why = RecordId::parse(id).unwrap_err();
+            assert!(why.contains("URL"), "{id}: {why}");
+        }
+        for id in ["...", ".a", "a..b", "x."] {
+            assert!(RecordId::parse(id).is_ok(), "{id}");
+        }
     }
 }

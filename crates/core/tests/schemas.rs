@@ -129,7 +129,9 @@ fn date() -> impl Strategy<Value = Date> {
 }
 
 fn record_id() -> impl Strategy<Value = RecordId> {
-    "[A-Za-z0-9_.:-]{1,64}".prop_map(|s| RecordId::parse(&s).unwrap())
+    "[A-Za-z0-9_.:-]{1,64}"
+        .prop_filter("no URL names . or ..", |s| s != "." && s != "..")
+        .prop_map(|s| RecordId::parse(&s).unwrap())
 }
 
 fn order_ref() -> impl Strategy<Value = OrderRef> {
