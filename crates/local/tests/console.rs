@@ -564,3 +564,151 @@ async fn the_console_shows_orders_live_their_story_the_curve_where_they_cleared_
     drop(up);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// What the console refuses (other hosts, other origins, vague or wrong requests), and the
+/// curve link of a decoupled zone, which shows the book its final result was cleared on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_refuses_what_it_should_and_a_decoupled_zone_links_its_own_book() {
+    let dir = up::data_dir("console-guard");
+    // 10:40Z at 600×: the gate 2 s away; DE-LU's final result, cleared alone, at 13:40Z (18 s).
+    let up = up::start(
+        &dir,
+        &[
+            "--start",
+            "2026-11-27T10:40:00Z",
+            "--speed",
+            "600",
+            "--decouple",
+            "DE-LU",
+        ],
+    );
+    let http = reqwest::Client::new();
+    let batch = json!([order(
+        "de-1",
+        "DE-LU",
+        "BUY",
+        json!([
+        {"mtu_start": "2026-11-28T06:00:00Z", "steps": [{"price": "3000.00", "quantity": "5.0"}]}])
+    )]);
+    let r = http
+        .post(up.url("/orders"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    let page = http.get(up.url("/console")).send().await.unwrap();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let evil_host = http
+        .get(up.url("/console"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(evil_host), 403, "DNS rebinding");
+    let redrive = |body: &'static str, origin: Option<&'static str>| {
+        let mut r = http
+            .post(up.url("/console/dlq/redrive"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    assert_eq!(
+        status(
+            redrive("all=yes", Some("http://evil.example"))
+                .await
+                .unwrap()
+        ),
+        403
+    );
+    for vague in ["", "foo=bar", "ID=1", "id=x", "id=1&all=yes"] {
+        assert_eq!(
+            status(redrive(vague, None).await.unwrap()),
+            400,
+            "{vague:?}"
+        );
+    }
+    let unknown = redrive("id=999999", None).await.unwrap();
+    assert_eq!(unknown.status(), 400);
+    assert!(unknown.text().await.unwrap().contains("0 of the 1"));
+    for bad in [
+        "zone=XX",
+        "day=0000-01-01",
+        "mtu=2026-11-28T06:07:00Z",
+        "market=XYZ",
+        "alone=maybe",
+    ] {
+        let r = http
+            .get(up.url(&format!("/console/auction?{bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(r), 400, "{bad}");
+    }
+    assert_eq!(
+        status(http.get(up.url("/console?zone=XX")).send().await.unwrap()),
+        400
+    );
+    let lower = http
+        .get(up.url("/console?state=received&zone=de-lu"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), 200);
+
+    // The final result of the decoupled zone: its curve link asks for the zone's own book, and
+    // that book's clearing point is the final result's price.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let view = loop {
+        let v: Value = http
+            .get(up.url("/orders/de-1"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["state"] == "STORED" || v["state"] == "NOTIFIED" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "de-1 never final: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let live = http
+        .get(up.url("/console/live/orders/de-1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let link = live
+        .split("href=\"")
+        .find(|s| s.starts_with("/console/auction?"))
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no curve link: {live}"))
+        .replace("&amp;", "&");
+    assert!(link.ends_with("&alone=true"), "{link}");
+    let curve = http
+        .get(up.url(&link))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let price = view["result"]["mtus"][0]["clearing_price"]
+        .as_str()
+        .unwrap_or("none");
+    assert!(
+        curve.contains(&format!("data-price=\"{price}\"")),
+        "{price} not on {link}"
+    );
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}

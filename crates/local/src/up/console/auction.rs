@@ -19,7 +19,7 @@ use jiff::civil::Date;
 use serde_json::json;
 
 use super::Console;
-use super::html::{Nav, enc, esc, not_found, select, time};
+use super::html::{Nav, bad_request, enc, esc, select, time};
 
 type Con = State<Arc<Console>>;
 type Params = Query<HashMap<String, String>>;
@@ -49,6 +49,17 @@ fn pick(c: &Console, q: &HashMap<String, String>) -> Result<Pick, String> {
         None => today.tomorrow().map_err(|e| e.to_string())?,
         Some(d) => d.parse().map_err(|e| format!("day {d:?}: {e}"))?,
     };
+    // The simulator makes up a market for any day; the console shows the days around its clock.
+    let span = jiff::ToSpan::days(60);
+    let (first, last) = (
+        today.checked_sub(span).map_err(|e| e.to_string())?,
+        today.checked_add(span).map_err(|e| e.to_string())?,
+    );
+    if delivery_date < first || delivery_date > last {
+        return Err(format!(
+            "day {delivery_date} is more than 60 days from the market clock's {today}"
+        ));
+    }
     let zone: Zone = match get("zone") {
         None => Zone::Nl,
         Some(z) => z
@@ -77,7 +88,11 @@ fn pick(c: &Console, q: &HashMap<String, String>) -> Result<Pick, String> {
         zone,
         mtu,
         mtus,
-        alone: get("alone") == Some("true"),
+        alone: match get("alone") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(format!("alone={other:?}: true or false")),
+        },
     })
 }
 
@@ -103,7 +118,7 @@ pub async fn page(State(c): Con, Query(q): Params) -> Response {
 fn render(c: &Console, q: &HashMap<String, String>) -> Response {
     let p = match pick(c, q) {
         Ok(p) => p,
-        Err(e) => return not_found(Nav::Auction, &e),
+        Err(e) => return bad_request(Nav::Auction, &e),
     };
     let book = c.sim.book(p.auction, p.zone, p.mtu, p.alone);
     let cleared = clear(&book.steps, book.limits);

@@ -7,10 +7,12 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::response::{Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::Console;
-use super::html::{Nav, enc, esc, failed, fragment, layout, not_found, time, wall};
+use super::html::{
+    Nav, bad_request, enc, esc, failed, fragment, layout, live, not_found, time, wall,
+};
 use crate::db::wall_ms;
 
 type Con = State<Arc<Console>>;
@@ -88,10 +90,19 @@ pub async fn page(State(c): Con, Query(q): Params) -> Response {
         tail(&c, &detail_type).await,
     );
     body.push_str(&schedules(&c).await);
+    let redriven = q
+        .get("redriven")
+        .map(|n| {
+            format!(
+                "<p role=\"status\" id=\"redriven\">{} dead letters queued again.</p>",
+                esc(n)
+            )
+        })
+        .unwrap_or_default();
     let _ = write!(
         body,
-        "<h2 id=\"dead-letters\">Dead letters</h2><section id=\"dlq\" aria-live=\"polite\" data-live=\"/console/live/dead-letters\">{}</section>",
-        dead_letters(&c).await
+        "<h2 id=\"dead-letters\">Dead letters</h2>{redriven}{}",
+        live("dlq", "/console/live/dead-letters", &dead_letters(&c).await)
     );
     body.push_str("<h2 id=\"schemas\">Schemas</h2><ul>");
     for s in &c.shared.base.registry.schemas {
@@ -131,7 +142,7 @@ async fn tail(c: &Console, detail_type: &str) -> String {
         Err(e) => return format!("<p class=\"error\">{}</p>", esc(&e.to_string())),
     };
     let mut out = format!(
-        "<p class=\"note\">The latest {} events, newest first.</p><div class=\"table-wrap\"><table id=\"event-tail\"><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Market time</th><th scope=\"col\">Wall time</th><th scope=\"col\">Source</th><th scope=\"col\">Detail type</th><th scope=\"col\">Order</th></tr></thead><tbody>",
+        "<p class=\"note\">The latest {} events, newest first.</p><div class=\"table-wrap\"><table id=\"event-tail\"><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Market time (UTC)</th><th scope=\"col\">Wall time (UTC)</th><th scope=\"col\">Source</th><th scope=\"col\">Detail type</th><th scope=\"col\">Order</th></tr></thead><tbody>",
         events.len()
     );
     for e in &events {
@@ -200,7 +211,7 @@ async fn dead_letters(c: &Console) -> String {
         return "<p id=\"no-dead-letters\">No dead letters.</p>".into();
     }
     let mut out = format!(
-        "<form method=\"post\" action=\"/console/dlq/redrive\"><button type=\"submit\" id=\"redrive-all\">Redrive all {}</button></form><div class=\"table-wrap\"><table id=\"dead-letter-list\"><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Rule → target</th><th scope=\"col\">Event</th><th scope=\"col\">Attempts</th><th scope=\"col\">Error</th><th scope=\"col\"></th></tr></thead><tbody>",
+        "<form method=\"post\" action=\"/console/dlq/redrive\"><input type=\"hidden\" name=\"all\" value=\"yes\"><button type=\"submit\" id=\"redrive-all\">Redrive all {}</button></form><div class=\"table-wrap\"><table id=\"dead-letter-list\"><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Rule → target</th><th scope=\"col\">Event</th><th scope=\"col\">Attempts</th><th scope=\"col\">Error</th><th scope=\"col\"></th></tr></thead><tbody>",
         dead.len()
     );
     for d in &dead {
@@ -220,22 +231,52 @@ async fn dead_letters(c: &Console) -> String {
     out
 }
 
-/// The redrive form: `id=N` redrives one dead letter, no `id` all of them.
+/// The redrive form: `id=N` (once or more) redrives those dead letters, `all=yes` every one;
+/// anything else is refused.
 pub async fn redrive(State(c): Con, body: axum::body::Bytes) -> Response {
     let text = String::from_utf8_lossy(&body);
     let mut ids = Vec::new();
+    let mut all = false;
     for pair in text.split('&').filter(|p| !p.is_empty()) {
-        if let Some(("id", v)) = pair.split_once('=') {
-            match v.parse::<i64>() {
+        match pair.split_once('=') {
+            Some(("id", v)) => match v.parse::<i64>() {
                 Ok(id) => ids.push(id),
-                Err(_) => return not_found(Nav::Bus, &format!("no dead letter {v:?}")),
+                Err(_) => {
+                    return bad_request(
+                        Nav::Bus,
+                        &format!("id {v:?} is not a dead letter's number"),
+                    );
+                }
+            },
+            Some(("all", "yes")) => all = true,
+            _ => {
+                return bad_request(
+                    Nav::Bus,
+                    &format!("{pair:?}: the form takes id=N or all=yes"),
+                );
             }
         }
     }
+    if ids.is_empty() != all {
+        return bad_request(
+            Nav::Bus,
+            "name the dead letters (id=N) or ask for all of them (all=yes)",
+        );
+    }
+    let asked = ids.len();
     match c.shared.db.run(move |db| db.redrive(&ids, wall_ms())).await {
-        Ok(_) => {
+        Ok(n) if all || n == asked => {
             c.shared.deliveries.notify_one();
-            axum::response::IntoResponse::into_response(Redirect::to("/console/bus#dead-letters"))
+            Redirect::to(&format!("/console/bus?redriven={n}#dead-letters")).into_response()
+        }
+        Ok(n) => {
+            c.shared.deliveries.notify_one();
+            bad_request(
+                Nav::Bus,
+                &format!(
+                    "{n} of the {asked} dead letters named were queued again; the others are not dead letters (redriven already, or never)"
+                ),
+            )
         }
         Err(e) => failed(Nav::Bus, e),
     }

@@ -4,28 +4,29 @@
   "use strict";
   const status = (text) => {
     const s = document.getElementById("action-status");
-    if (s) s.textContent = text;
+    if (!s) return;
+    s.textContent = text;
+    s.focus();
   };
 
-  // Live parts: fetched again every second while the page is visible, left alone while the
-  // user works inside one (an open amend form, a focused field).
+  // Live parts: asked for again every second while the page is visible, replaced only when
+  // the server's digest of them changed, and left alone while the user is inside one (focus
+  // on a link, a button or a field; an open amend form), so nothing moves under the keyboard.
   document.querySelectorAll("[data-live]").forEach((el) => {
     let busy = false;
     const refresh = async () => {
       if (busy || document.hidden) return;
       if (el.querySelector("details[open]")) return;
       const a = document.activeElement;
-      if (a && el.contains(a) && a.matches("input, textarea, select")) return;
+      if (a && a !== document.body && el.contains(a)) return;
       busy = true;
       try {
         const r = await fetch(el.dataset.live, { cache: "no-store" });
-        if (r.ok) {
-          const html = await r.text();
-          if (html !== el.dataset.last) {
-            el.innerHTML = html;
-            el.dataset.last = html;
-            el.dataset.refreshed = String(Date.now());
-          }
+        const digest = r.headers.get("x-digest");
+        if (r.ok && digest !== el.dataset.digest) {
+          el.innerHTML = await r.text();
+          el.dataset.digest = digest || "";
+          el.dataset.refreshed = String(Date.now());
         }
       } catch (e) {
         // The server is restarting: the next tick tries again.
@@ -36,11 +37,13 @@
     setInterval(refresh, 1000);
   });
 
+  // The API's answer in words: its message, and every field problem it lists.
   const answer = async (r) => {
     let text = await r.text();
     try {
       const body = JSON.parse(text);
-      text = body.message || body.state || text;
+      const problems = (body.errors || []).map((e) => `${e.path}: ${e.message}`);
+      text = [body.message || body.state || "", ...problems].filter(Boolean).join("; ") || text;
     } catch (e) {}
     return `${r.status}: ${text}`;
   };
@@ -52,7 +55,8 @@
     if (b.dataset.armed !== "yes") {
       b.dataset.armed = "yes";
       b.textContent = "Press again to withdraw";
-      status("Press again to withdraw the order.");
+      const s = document.getElementById("action-status");
+      if (s) s.textContent = "Press again to withdraw the order.";
       return;
     }
     b.disabled = true;
@@ -71,7 +75,7 @@
       headers: { "content-type": "application/json" },
       body,
     });
-    status(`Amendment: ${await answer(r)}`);
     if (r.ok) f.closest("details").open = false;
+    status(`Amendment: ${await answer(r)}`);
   });
 })();

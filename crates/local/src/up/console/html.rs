@@ -69,9 +69,30 @@ pub fn layout(title: &str, nav: Nav, body: &str) -> Response {
     .into_response()
 }
 
-/// An HTML fragment (a live part of a page).
+/// A digest of a live part's HTML: the page carries it, each refresh answers it in a header,
+/// and the script replaces the part only when it changed (so focus and reading position stay).
+pub fn digest(html: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in html.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// A live part of a page: `id`, refreshed from `src`, holding `html`.
+pub fn live(id: &str, src: &str, html: &str) -> String {
+    format!(
+        "<section id=\"{id}\" data-live=\"{}\" data-digest=\"{}\">{html}</section>",
+        esc(src),
+        digest(html)
+    )
+}
+
+/// An HTML fragment (a live part of a page), with its digest.
 pub fn fragment(body: String) -> Response {
-    (
+    let digest = digest(&body);
+    let mut r = (
         StatusCode::OK,
         [
             ("content-type", "text/html; charset=utf-8"),
@@ -79,17 +100,30 @@ pub fn fragment(body: String) -> Response {
         ],
         body,
     )
-        .into_response()
+        .into_response();
+    if let Ok(v) = http::HeaderValue::from_str(&digest) {
+        r.headers_mut().insert("x-digest", v);
+    }
+    r
 }
 
 /// A page that says what is missing, with the status.
 pub fn not_found(nav: Nav, message: &str) -> Response {
+    problem(nav, StatusCode::NOT_FOUND, "Not found", message)
+}
+
+/// A page that says what is wrong with the request.
+pub fn bad_request(nav: Nav, message: &str) -> Response {
+    problem(nav, StatusCode::BAD_REQUEST, "Bad request", message)
+}
+
+fn problem(nav: Nav, status: StatusCode, title: &str, message: &str) -> Response {
     let mut r = layout(
-        "Not found",
+        title,
         nav,
-        &format!("<h1>Not found</h1><p>{}</p>", esc(message)),
+        &format!("<h1>{title}</h1><p>{}</p>", esc(message)),
     );
-    *r.status_mut() = StatusCode::NOT_FOUND;
+    *r.status_mut() = status;
     r
 }
 
@@ -127,10 +161,10 @@ pub fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
 }
 
-/// Wall-clock epoch milliseconds, to the millisecond.
+/// Wall-clock epoch milliseconds, to the millisecond (UTC).
 pub fn wall(ms: i64) -> String {
     Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%H:%M:%S%.3fZ").to_string())
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()
 }
 

@@ -45,7 +45,59 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/schemas/{name}", get(bus::schema))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
+        .layer(axum::middleware::from_fn(guard))
         .with_state(console)
+}
+
+/// Every console response: answered only to loopback host names (a page elsewhere cannot
+/// reach it through DNS rebinding), never framed by another page (no clickjacking of
+/// Withdraw), and a state-changing request only from the console itself (no cross-site form
+/// post).
+async fn guard(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let headers = request.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("the console answers on 127.0.0.1 and localhost only, not {host:?}"),
+        )
+            .into_response();
+    }
+    if request.method() != http::Method::GET {
+        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        let cross_site = headers
+            .get("sec-fetch-site")
+            .and_then(|s| s.to_str().ok())
+            .is_some_and(|s| s == "cross-site" || s == "same-site");
+        let foreign =
+            origin.is_some_and(|o| o.strip_prefix("http://").is_none_or(|rest| rest != host));
+        if cross_site || foreign {
+            return (
+                StatusCode::FORBIDDEN,
+                "a change through the console must come from the console's own pages",
+            )
+                .into_response();
+        }
+    }
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        http::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 async fn css() -> Response {

@@ -15,7 +15,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::Console;
-use super::html::{Nav, badge, enc, esc, failed, fragment, layout, not_found, select, time, wall};
+use super::html::{
+    Nav, badge, enc, esc, failed, fragment, layout, live, not_found, select, time, wall,
+};
 use crate::db::EventFilter;
 use crate::db::orders::OrderFilter;
 
@@ -44,15 +46,41 @@ const STATES: [OrderState; 8] = [
     OrderState::Cancelled,
 ];
 
-fn filter(q: &HashMap<String, String>) -> OrderFilter {
-    let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
-    OrderFilter {
-        state: get("state"),
-        market: get("market"),
-        zone: get("zone"),
-        day: get("day"),
+/// The filter a query asks for, each value in its canonical spelling (`stored` is `STORED`,
+/// `de-lu` is `DE-LU`), or what is wrong with one.
+fn filter(q: &HashMap<String, String>) -> Result<OrderFilter, String> {
+    let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let pick = |k: &str, what: &str, known: Vec<String>| -> Result<Option<String>, String> {
+        let Some(v) = get(k) else { return Ok(None) };
+        known
+            .into_iter()
+            .find(|x| x.eq_ignore_ascii_case(v))
+            .map(Some)
+            .ok_or_else(|| format!("{what} {v:?} is not one this console knows"))
+    };
+    let day = match get("day") {
+        None => None,
+        Some(d) => Some(
+            d.parse::<jiff::civil::Date>()
+                .map_err(|_| format!("delivery day {d:?} is not a date (YYYY-MM-DD)"))?
+                .to_string(),
+        ),
+    };
+    Ok(OrderFilter {
+        state: pick("state", "state", STATES.iter().map(name).collect())?,
+        market: pick(
+            "market",
+            "market",
+            Market::ALL.iter().map(|m| m.to_string()).collect(),
+        )?,
+        zone: pick(
+            "zone",
+            "zone",
+            Zone::ALL.iter().map(|z| z.to_string()).collect(),
+        )?,
+        day,
         limit: LISTED,
-    }
+    })
 }
 
 fn query_string(q: &HashMap<String, String>) -> String {
@@ -71,37 +99,47 @@ pub async fn page(State(c): Con, Query(q): Params) -> Response {
         Ok(d) => d,
         Err(e) => return failed(Nav::Orders, e),
     };
-    let f = filter(&q);
+    let f = match filter(&q) {
+        Ok(f) => f,
+        Err(e) => return super::html::bad_request(Nav::Orders, &e),
+    };
     let states: Vec<String> = STATES.iter().map(name).collect();
     let markets: Vec<String> = Market::ALL.iter().map(|m| m.to_string()).collect();
     let zones: Vec<String> = Zone::ALL.iter().map(|z| z.to_string()).collect();
-    let live = match list(&c, &q).await {
+    let live_html = match list(&c, &f).await {
         Ok(html) => html,
         Err(e) => return failed(Nav::Orders, e),
     };
     let body = format!(
         "<h1>Orders</h1>\
-         <form class=\"filters\" method=\"get\" action=\"/console\">{}{}{}{}<button type=\"submit\">Filter</button> <a href=\"/console\">Clear</a></form>\
-         <section id=\"orders\" aria-live=\"polite\" data-live=\"/console/live/orders?{}\">{live}</section>",
+         <form class=\"filters\" method=\"get\" action=\"/console\">{}{}{}{}<button type=\"submit\">Filter</button> <a href=\"/console\">Clear</a></form>{}",
         select("state", "State", &states, f.state.as_deref()),
         select("market", "Market", &markets, f.market.as_deref()),
         select("zone", "Zone", &zones, f.zone.as_deref()),
         select("day", "Delivery day", &days, f.day.as_deref()),
-        esc(&query_string(&q)),
+        live(
+            "orders",
+            &format!("/console/live/orders?{}", query_string(&q)),
+            &live_html
+        ),
     );
     layout("Orders", Nav::Orders, &body)
 }
 
 pub async fn live_list(State(c): Con, Query(q): Params) -> Response {
-    match list(&c, &q).await {
+    let f = match filter(&q) {
+        Ok(f) => f,
+        Err(e) => return fragment(format!("<p class=\"error\">{}</p>", esc(&e))),
+    };
+    match list(&c, &f).await {
         Ok(html) => fragment(html),
         Err(e) => fragment(format!("<p class=\"error\">{}</p>", esc(&e.to_string()))),
     }
 }
 
 /// The counts per state, then the orders the filter selects.
-async fn list(c: &Console, q: &HashMap<String, String>) -> Result<String, crate::db::DbError> {
-    let f = filter(q);
+async fn list(c: &Console, f: &OrderFilter) -> Result<String, crate::db::DbError> {
+    let f = f.clone();
     let now = c.shared.clock.now().as_second();
     let (counts, (bodies, total)) = c
         .shared
@@ -110,7 +148,9 @@ async fn list(c: &Console, q: &HashMap<String, String>) -> Result<String, crate:
             Ok::<_, crate::db::DbError>((db.orders_by_state()?, db.list_orders(&f, now)?))
         })
         .await?;
-    let mut out = String::from("<ul class=\"counts\" aria-label=\"Orders per state\">");
+    let mut out = String::from(
+        "<p class=\"note\">All orders, per state:</p><ul class=\"counts\" aria-label=\"All orders per state\">",
+    );
     let all: i64 = counts.iter().map(|(_, n)| n).sum();
     let _ = write!(
         out,
@@ -131,7 +171,7 @@ async fn list(c: &Console, q: &HashMap<String, String>) -> Result<String, crate:
     out.push_str("</ul>");
     let _ = write!(
         out,
-        "<p class=\"note\">{} of {total} orders{}</p>",
+        "<p class=\"note\">Listed: {} of the {total} orders the filter selects{}</p>",
         bodies.len(),
         if total as usize > bodies.len() {
             " (the newest; narrow the filter to see others)"
@@ -186,7 +226,7 @@ fn outcome(r: &OrderRecord) -> String {
 
 /// `/console/orders/{id}`.
 pub async fn order_page(State(c): Con, Path(id): Path<String>) -> Response {
-    let live = match order_live(&c, &id).await {
+    let live_html = match order_live(&c, &id).await {
         Ok(Some(html)) => html,
         Ok(None) => {
             return not_found(
@@ -198,10 +238,13 @@ pub async fn order_page(State(c): Con, Path(id): Path<String>) -> Response {
     };
     let body = format!(
         "<p><a href=\"/console\">← Orders</a></p><h1>Order <code>{ide}</code></h1>\
-         <section id=\"order\" aria-live=\"polite\" data-live=\"/console/live/orders/{idu}\">{live}</section>\
-         <p role=\"status\" id=\"action-status\" aria-live=\"assertive\"></p>",
+         <p role=\"status\" id=\"action-status\" tabindex=\"-1\"></p>{}",
+        live(
+            "order",
+            &format!("/console/live/orders/{}", enc(&id)),
+            &live_html
+        ),
         ide = esc(&id),
-        idu = enc(&id),
     );
     layout(&format!("Order {id}"), Nav::Orders, &body)
 }
@@ -247,17 +290,19 @@ async fn order_live(c: &Console, id: &str) -> Result<Option<String>, crate::db::
     let mut out = String::new();
     summary(&mut out, &r);
     actions(&mut out, &r, now);
+    // A decoupled zone's final result is cleared on its own market; its curve is that book.
+    let alone = c.sim.is_decoupled(r.order.zone);
     if let Some(result) = &r.result {
         out.push_str("<h2>Result</h2>");
-        result_table(&mut out, result, &r);
+        result_table(&mut out, result, &r, alone);
     } else if let Some(p) = &r.preliminary {
         out.push_str("<h2>Preliminary result</h2>");
-        result_table(&mut out, &p.result, &r);
+        result_table(&mut out, &p.result, &r, false);
     }
     out.push_str("<h2>Timeline</h2>");
     let _ = write!(
         out,
-        "<div class=\"table-wrap\"><table id=\"timeline\"><thead><tr><th scope=\"col\">Market time</th><th scope=\"col\">Wall time</th><th scope=\"col\">Event</th><th scope=\"col\">Handled by</th><th scope=\"col\">What it did</th></tr></thead><tbody>"
+        "<div class=\"table-wrap\"><table id=\"timeline\"><thead><tr><th scope=\"col\">Market time (UTC)</th><th scope=\"col\">Wall time (UTC, this machine)</th><th scope=\"col\">Event (source)</th><th scope=\"col\">Handled by</th><th scope=\"col\">What it did</th></tr></thead><tbody>"
     );
     for e in &events {
         let event_id = e.body["id"].as_str().unwrap_or_default();
@@ -270,9 +315,10 @@ async fn order_live(c: &Console, id: &str) -> Result<Option<String>, crate::db::
         let rows = mine.len().max(1);
         let _ = write!(
             out,
-            "<tr data-event=\"{et}\"><td rowspan=\"{rows}\">{}</td><td rowspan=\"{rows}\">{}</td><td rowspan=\"{rows}\"><b>{et}</b>{replay}</td>",
+            "<tr data-event=\"{et}\"><td rowspan=\"{rows}\">{}</td><td rowspan=\"{rows}\">{}</td><td rowspan=\"{rows}\"><b>{et}</b> <small>({})</small>{replay}</td>",
             esc(e.body["time"].as_str().unwrap_or_default()),
             wall(e.published_at),
+            esc(e.body["source"].as_str().unwrap_or_default()),
             et = esc(detail_type),
         );
         if mine.is_empty() {
@@ -393,7 +439,7 @@ fn actions(out: &mut String, r: &OrderRecord, now: Timestamp) {
 }
 
 /// Per MTU: offered, accepted, clearing price (table and chart), each MTU linked to its curve.
-fn result_table(out: &mut String, result: &OrderResult, r: &OrderRecord) {
+fn result_table(out: &mut String, result: &OrderResult, r: &OrderRecord, alone: bool) {
     let o = &r.order;
     let _ = write!(
         out,
@@ -414,7 +460,7 @@ fn result_table(out: &mut String, result: &OrderResult, r: &OrderRecord) {
             .map_or_else(|| "no price".to_string(), |p| p.to_string());
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{price}</td><td><a href=\"/console/auction?market={}&amp;day={}&amp;zone={}&amp;mtu={}\">curve</a></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{price}</td><td><a href=\"/console/auction?market={}&amp;day={}&amp;zone={}&amp;mtu={}{}\">curve</a></td></tr>",
             time(m.mtu_start),
             m.offered_quantity,
             m.accepted_quantity,
@@ -422,6 +468,7 @@ fn result_table(out: &mut String, result: &OrderResult, r: &OrderRecord) {
             o.delivery_date,
             enc(o.zone.as_str()),
             enc(&m.mtu_start.to_string()),
+            if alone { "&amp;alone=true" } else { "" },
         );
     }
     out.push_str("</tbody></table></div>");
@@ -452,18 +499,29 @@ fn mtu_chart(result: &OrderResult) -> String {
         b = h - bottom,
         top = 12.0,
     );
+    // At most about twelve time labels; prices only when each bar has room for one.
+    let every = result.mtus.len().div_ceil(12).max(1);
+    let prices = result.mtus.len() <= 24;
     for (i, m) in result.mtus.iter().enumerate() {
         let x = left + slot * i as f64 + slot / 2.0 - bar;
         let (yo, ya) = (y(m.offered_quantity.0), y(m.accepted_quantity.0));
         let price = m
             .clearing_price
-            .map_or_else(|| "–".into(), |p| p.to_string());
+            .map_or_else(|| "–".into(), |p| format!("{p} €"));
+        let (tick, price) = (
+            if i % every == 0 {
+                m.mtu_start.strftime("%H:%M").to_string()
+            } else {
+                String::new()
+            },
+            if prices { price } else { String::new() },
+        );
         let _ = write!(
             svg,
             "<rect class=\"offered\" x=\"{x:.1}\" y=\"{yo:.1}\" width=\"{bar:.1}\" height=\"{:.1}\"><title>offered {} MW</title></rect>\
              <rect class=\"accepted\" x=\"{:.1}\" y=\"{ya:.1}\" width=\"{bar:.1}\" height=\"{:.1}\"><title>accepted {} MW</title></rect>\
-             <text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">{}</text>\
-             <text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">{price} €</text>",
+             <text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">{tick}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">{price}</text>",
             h - bottom - yo,
             m.offered_quantity,
             x + bar,
@@ -471,11 +529,10 @@ fn mtu_chart(result: &OrderResult) -> String {
             m.accepted_quantity,
             x + bar,
             h - bottom + 14.0,
-            m.mtu_start.strftime("%H:%M"),
             x + bar,
             h - bottom + 28.0,
         );
     }
-    svg.push_str("</svg><figcaption><span class=\"key offered\">offered</span> <span class=\"key accepted\">accepted</span> MW per MTU (UTC), clearing price below each</figcaption></figure>");
+    svg.push_str("</svg><figcaption><span class=\"key offered\">offered</span> <span class=\"key accepted\">accepted</span> MW per MTU (UTC); the clearing prices are in the table</figcaption></figure>");
     svg
 }
