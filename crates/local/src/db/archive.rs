@@ -12,7 +12,7 @@ impl Db {
     /// event's sequence number.
     pub fn publish(&self, event: &Value, routes: &[Route], now_ms: i64) -> DbResult<i64> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("publishing")?;
+        let tx = conn.savepoint().ctx("publishing")?;
         let seq = insert_event(&tx, event, routes, now_ms)?;
         tx.commit().ctx("publishing")?;
         Ok(seq)
@@ -83,7 +83,7 @@ impl Db {
     ) -> DbResult<(usize, usize)> {
         let events = self.events(f)?;
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("replaying")?;
+        let tx = conn.savepoint().ctx("replaying")?;
         let (mut replayed, mut deliveries) = (0, 0);
         for e in events {
             if e.body.get("replay-name").is_some() {
@@ -129,7 +129,7 @@ fn archived(r: &rusqlite::Row<'_>) -> rusqlite::Result<Archived> {
 
 /// Archives `event` and queues one delivery per route, inside `tx`.
 pub(super) fn insert_event(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     event: &Value,
     routes: &[Route],
     now_ms: i64,

@@ -27,7 +27,7 @@ impl Db {
     /// a change that touches several (a rule and its targets) is all there or not at all.
     pub fn write_bus_resources(&self, changes: &[(&str, &str, Option<&Value>)]) -> DbResult<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("writing the bus's resources")?;
+        let tx = conn.savepoint().ctx("writing the bus's resources")?;
         for (kind, name, body) in changes {
             match body {
                 Some(body) => tx.execute(

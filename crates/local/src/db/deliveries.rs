@@ -76,7 +76,7 @@ impl Db {
     /// leaves the archive too: in AWS it never is on our bus.
     pub fn delivered(&self, id: i64) -> DbResult<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("completing a delivery")?;
+        let tx = conn.savepoint().ctx("completing a delivery")?;
         let seq: Option<i64> = tx
             .query_row(
                 "SELECT event_seq FROM deliveries WHERE id = ?1",
@@ -102,7 +102,7 @@ impl Db {
     /// this delivery leaves the queue, in one transaction.
     pub fn forwarded(&self, id: i64, event: &Value, routes: &[Route], now_ms: i64) -> DbResult<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("forwarding an event to the bus")?;
+        let tx = conn.savepoint().ctx("forwarding an event to the bus")?;
         insert_event(&tx, event, routes, now_ms)?;
         tx.execute("DELETE FROM deliveries WHERE id = ?1", [id])
             .ctx("forwarding an event to the bus")?;
@@ -131,7 +131,7 @@ impl Db {
         on_failure: Option<(&Value, &[Route])>,
     ) -> DbResult<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("dead-lettering")?;
+        let tx = conn.savepoint().ctx("dead-lettering")?;
         tx.execute(
             "UPDATE deliveries SET state = 'dead', attempt = ?2, last_error = ?3, dead_at = ?4
              WHERE id = ?1",

@@ -23,7 +23,8 @@ pub mod platform;
 pub mod schedules;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -111,10 +112,62 @@ CREATE TABLE IF NOT EXISTS bus_resources (
 "#;
 
 /// The database, one connection behind a lock: every statement is short, and SQLite serialises
-/// writers anyway.
+/// writers anyway. Async code reaches it through [`Db::run`], whose work runs on the database's
+/// own thread, many calls to one commit (group commit).
 pub struct Db {
     path: PathBuf,
     conn: Mutex<Connection>,
+    worker: OnceLock<Sender<Job>>,
+}
+
+/// One call of [`Db::run`] on the database thread: it does its work, and gives back what tells
+/// the caller once the batch it ran in is committed (or not).
+type Job = Box<dyn FnOnce(&Db) -> (Finish, bool) + Send>;
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Most calls one commit takes: enough to share a commit among what a busy stack queues at
+/// once, few enough that no caller waits long behind the others.
+const BATCH: usize = 256;
+
+/// The database thread: takes what is queued, runs it in one transaction (each call in a
+/// savepoint of its own, so one that panics leaves the others' work), commits, then answers
+/// every call. It stops when the database is dropped.
+fn worker(db: Weak<Db>, jobs: Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let Some(db) = db.upgrade() else { break };
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let exec = |sql: &str| db.conn().execute_batch(sql);
+        // If no transaction can be opened (another process holds the write lock past the busy
+        // timeout), each statement commits on its own, as it would without batching.
+        let batched = exec("BEGIN IMMEDIATE").is_ok();
+        let mut finishes = Vec::with_capacity(batch.len());
+        for job in batch {
+            let _ = exec("SAVEPOINT job");
+            let (finish, panicked) = job(&db);
+            if panicked {
+                let _ = exec("ROLLBACK TO job");
+            }
+            let _ = exec("RELEASE job");
+            finishes.push(finish);
+        }
+        let committed = if batched {
+            exec("COMMIT").map_err(|e| {
+                let _ = exec("ROLLBACK");
+                e.to_string()
+            })
+        } else {
+            Ok(())
+        };
+        for finish in finishes {
+            finish(committed.clone());
+        }
+    }
 }
 
 /// A database error, with what was being done.
@@ -235,6 +288,7 @@ impl Db {
         Ok(Db {
             path,
             conn: Mutex::new(conn),
+            worker: OnceLock::new(),
         })
     }
 
@@ -252,17 +306,43 @@ impl Db {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on a blocking thread, so database work (and a slow disk) never stalls an async
-    /// worker: the HTTP API and the dispatcher keep going while SQLite syncs.
+    /// Runs `f` on the database thread, so database work (and a slow disk) never stalls an
+    /// async worker, and answers once what `f` wrote is committed: calls queued together share
+    /// one commit. A panic in `f` is the caller's; a commit that fails is a panic too (the disk
+    /// broke: nothing `f` did can be trusted to be stored).
     pub async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Db) -> T + Send + 'static,
     ) -> T {
-        let db = Arc::clone(self);
-        match tokio::task::spawn_blocking(move || f(&db)).await {
-            Ok(value) => value,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("database task cancelled while the runtime shuts down: {e}"),
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |db: &Db| {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db)));
+            let panicked = out.is_err();
+            let finish: Finish = Box::new(move |committed| {
+                let _ = tx.send((out, committed));
+            });
+            (finish, panicked)
+        });
+        let sent = self
+            .worker
+            .get_or_init(|| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let db = Arc::downgrade(self);
+                std::thread::Builder::new()
+                    .name("energy-db".into())
+                    .spawn(move || worker(db, rx))
+                    .expect("start the database thread");
+                tx
+            })
+            .send(job);
+        if sent.is_err() {
+            panic!("the database thread is gone");
+        }
+        match rx.await {
+            Ok((Ok(value), Ok(()))) => value,
+            Ok((Err(panic), _)) => std::panic::resume_unwind(panic),
+            Ok((Ok(_), Err(e))) => panic!("{}: the commit failed: {e}", self.path.display()),
+            Err(_) => panic!("the database thread stopped before answering"),
         }
     }
 

@@ -2,7 +2,7 @@
 //! (`body`) beside the columns conditions and the index need; what the JSON means is the order
 //! store adapter's business, not this module's.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Context, Db, DbResult};
 
@@ -135,11 +135,28 @@ impl Db {
         refuse: impl FnOnce(&[Option<String>]) -> bool,
     ) -> DbResult<(Vec<Option<String>>, bool)> {
         let mut conn = self.conn();
-        // IMMEDIATE: the write lock is taken before the reads, so no other writer can slip an
-        // order in between what this batch saw and what it writes.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("writing a batch")?;
+        // The write lock is held before the reads, so no other writer can slip an order in
+        // between what this batch saw and what it writes: through `Db::run` the batch is inside
+        // the database thread's `BEGIN IMMEDIATE`; called on its own, it takes the lock first.
+        if conn.is_autocommit() {
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .ctx("writing a batch")?;
+            let out = self.insert_orders_locked(&mut conn, rows, now_s, refuse);
+            let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            conn.execute_batch(end).ctx("writing a batch")?;
+            return out;
+        }
+        self.insert_orders_locked(&mut conn, rows, now_s, refuse)
+    }
+
+    fn insert_orders_locked(
+        &self,
+        conn: &mut Connection,
+        rows: &[OrderRow],
+        now_s: i64,
+        refuse: impl FnOnce(&[Option<String>]) -> bool,
+    ) -> DbResult<(Vec<Option<String>>, bool)> {
+        let tx = conn.savepoint().ctx("writing a batch")?;
         let mut found = Vec::with_capacity(rows.len());
         for row in rows {
             found.push(read(&tx, &row.record_id, now_s)?);

@@ -95,7 +95,7 @@ impl Db {
                 .ctx("reading schedules")?
         };
         let mut conn = self.conn();
-        let tx = conn.transaction().ctx("firing schedules")?;
+        let tx = conn.savepoint().ctx("firing schedules")?;
         for (name, event) in &due {
             let detail: Value = serde_json::from_str(event).map_err(|e| DbError {
                 what: "firing schedules",
