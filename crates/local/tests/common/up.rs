@@ -10,8 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The `energy` binary of this build, or the one `ENERGY_BIN` names (a benchmark's baseline: an
+/// older build measured in the same run).
 pub fn energy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_energy"))
+    match std::env::var_os("ENERGY_BIN") {
+        Some(bin) => Command::new(bin),
+        None => Command::new(env!("CARGO_BIN_EXE_energy")),
+    }
 }
 
 /// A fresh data dir under the system's temp dir.
