@@ -22,6 +22,7 @@
 //! Memory holds the compact steps, one MTU's clearing and, while it is read, the document's
 //! text ([`Curves::from_bytes`]) or a buffer of it ([`Curves::from_reader`]).
 
+mod decimal;
 mod read;
 mod write;
 
