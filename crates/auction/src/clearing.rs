@@ -14,6 +14,12 @@
 //!
 //! Every step's identity (id, receipt, record id) takes part in the tie-break, so the result does
 //! not depend on the order the steps were given in. Sorting dominates: O(n log n).
+//!
+//! The engine reads the steps through [`Steps`], so a caller that keeps its steps in another
+//! shape (`energy auction clear` keeps a million of them compactly, see [`crate::curves`]) clears
+//! them in place instead of copying them into [`ClearingStep`]s.
+
+use std::cmp::Ordering;
 
 use energy_core::market::Side;
 use energy_core::money::{Lots, PriceCents};
@@ -32,6 +38,40 @@ pub struct ClearingStep {
     pub receipt: u64,
     #[serde(default)]
     pub record_id: String,
+}
+
+/// What the engine reads of one MTU's steps, by index.
+pub trait Steps {
+    /// How many steps there are; indices run from 0 to this, less one.
+    fn step_count(&self) -> usize;
+    fn side(&self, i: usize) -> Side;
+    fn price(&self, i: usize) -> PriceCents;
+    fn quantity(&self, i: usize) -> Lots;
+    /// Who gets a leftover lot first among equal remainders: earliest receipt, then record id,
+    /// then step id.
+    fn tie_break(&self, a: usize, b: usize) -> Ordering;
+}
+
+impl Steps for [ClearingStep] {
+    fn step_count(&self) -> usize {
+        self.len()
+    }
+    fn side(&self, i: usize) -> Side {
+        self[i].side
+    }
+    fn price(&self, i: usize) -> PriceCents {
+        self[i].price
+    }
+    fn quantity(&self, i: usize) -> Lots {
+        self[i].quantity
+    }
+    fn tie_break(&self, a: usize, b: usize) -> Ordering {
+        let (sa, sb) = (&self[a], &self[b]);
+        sa.receipt
+            .cmp(&sb.receipt)
+            .then_with(|| sa.record_id.cmp(&sb.record_id))
+            .then_with(|| sa.id.cmp(&sb.id))
+    }
 }
 
 /// Price limits of the auction (scarcity and oversupply prices).
@@ -67,16 +107,27 @@ pub fn midpoint(a: i64, b: i64) -> i64 {
 
 /// Clears one MTU. Every step's price must lie within `limits` (order validation sees to it).
 pub fn clear(steps: &[ClearingStep], limits: Limits) -> Clearing {
-    // (price, index) pairs sort faster than the steps themselves.
-    let mut buys: Vec<(i64, u32)> = Vec::new();
-    let mut sells: Vec<(i64, u32)> = Vec::new();
-    for (i, s) in steps.iter().enumerate() {
-        match s.side {
-            Side::Buy => buys.push((s.price.0, i as u32)),
-            Side::Sell => sells.push((s.price.0, i as u32)),
+    clear_steps(steps, limits)
+}
+
+/// Clears one MTU of steps in any shape. As for [`clear`], every price lies within `limits`;
+/// besides, there are fewer than 2³² steps and their quantities add up within `i64` (the
+/// document reader of [`crate::curves`] checks both; order validation bounds them far below).
+pub fn clear_steps<S: Steps + ?Sized>(steps: &S, limits: Limits) -> Clearing {
+    let n = steps.step_count();
+    // (price, index) pairs sort faster than the steps themselves. One pass counts the buys so
+    // each side is allocated once, at its size.
+    let buy_count = (0..n).filter(|&i| steps.side(i) == Side::Buy).count();
+    let mut buys: Vec<(i64, u32)> = Vec::with_capacity(buy_count);
+    let mut sells: Vec<(i64, u32)> = Vec::with_capacity(n - buy_count);
+    for i in 0..n {
+        let entry = (steps.price(i).0, i as u32);
+        match steps.side(i) {
+            Side::Buy => buys.push(entry),
+            Side::Sell => sells.push(entry),
         }
     }
-    let mut filled = vec![Lots(0); steps.len()];
+    let mut filled = vec![Lots(0); n];
     if buys.is_empty() || sells.is_empty() {
         return Clearing {
             price: None,
@@ -114,11 +165,11 @@ pub fn clear(steps: &[ClearingStep], limits: Limits) -> Clearing {
 }
 
 /// Distinct prices in the given order with the cumulative quantity up to and including each.
-fn levels(sorted: &[(i64, u32)], steps: &[ClearingStep]) -> Vec<(i64, i64)> {
+fn levels<S: Steps + ?Sized>(sorted: &[(i64, u32)], steps: &S) -> Vec<(i64, i64)> {
     let mut out: Vec<(i64, i64)> = Vec::new();
     let mut total = 0i64;
     for &(price, i) in sorted {
-        total += steps[i as usize].quantity.0;
+        total += steps.quantity(i as usize).0;
         match out.last_mut() {
             Some((p, c)) if *p == price => *c = total,
             _ => out.push((price, total)),
@@ -182,9 +233,9 @@ fn price_interval(
 }
 
 /// Fills one side: steps in the money in full, steps at `price` pro rata in whole lots.
-fn allocate(
+fn allocate<S: Steps + ?Sized>(
     sorted: &[(i64, u32)],
-    steps: &[ClearingStep],
+    steps: &S,
     volume: i64,
     in_the_money: impl Fn(i64) -> bool,
     price: i64,
@@ -194,13 +245,14 @@ fn allocate(
     let mut marginal: Vec<u32> = Vec::new();
     for &(p, i) in sorted {
         if in_the_money(p) {
-            filled[i as usize] = steps[i as usize].quantity;
-            full += steps[i as usize].quantity.0;
+            let quantity = steps.quantity(i as usize);
+            filled[i as usize] = quantity;
+            full += quantity.0;
         } else if p == price {
             marginal.push(i);
         }
     }
-    let at_total: i64 = marginal.iter().map(|&i| steps[i as usize].quantity.0).sum();
+    let at_total: i64 = marginal.iter().map(|&i| steps.quantity(i as usize).0).sum();
     let remaining = (volume - full).clamp(0, at_total);
     if remaining == 0 {
         return;
@@ -208,7 +260,7 @@ fn allocate(
     let mut shares: Vec<(u32, i64, i128)> = marginal
         .iter()
         .map(|&i| {
-            let exact = i128::from(remaining) * i128::from(steps[i as usize].quantity.0);
+            let exact = i128::from(remaining) * i128::from(steps.quantity(i as usize).0);
             (
                 i,
                 (exact / i128::from(at_total)) as i64,
@@ -218,14 +270,11 @@ fn allocate(
         .collect();
     let mut leftover = remaining - shares.iter().map(|(_, base, _)| *base).sum::<i64>();
     shares.sort_by(|a, b| {
-        let (sa, sb) = (&steps[a.0 as usize], &steps[b.0 as usize]);
         b.2.cmp(&a.2)
-            .then(sa.receipt.cmp(&sb.receipt))
-            .then(sa.record_id.cmp(&sb.record_id))
-            .then(sa.id.cmp(&sb.id))
+            .then_with(|| steps.tie_break(a.0 as usize, b.0 as usize))
     });
     for (i, base, _) in &mut shares {
-        if leftover > 0 && *base < steps[*i as usize].quantity.0 {
+        if leftover > 0 && *base < steps.quantity(*i as usize).0 {
             *base += 1;
             leftover -= 1;
         }

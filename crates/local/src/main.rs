@@ -1,6 +1,5 @@
 //! `energy`: run Energy on this machine. See `energy --help`.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -227,12 +226,17 @@ macro_rules! outln {
 fn out(args: std::fmt::Arguments) {
     use std::io::Write;
     if let Err(e) = std::io::stdout().lock().write_fmt(args) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("energy: cannot write to stdout: {e}");
-        std::process::exit(1);
+        stdout_failed(e);
     }
+}
+
+/// Ends the command on a failed write to stdout: quietly when the reader went away.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("energy: cannot write to stdout: {e}");
+    std::process::exit(1);
 }
 
 #[tokio::main]
@@ -442,34 +446,34 @@ async fn demo(archive: Option<PathBuf>, options: energy_local::demo::DemoOptions
     }
 }
 
+/// Reads the document's bytes, deserializes them straight into compact curves and lets the
+/// bytes go, then clears MTU after MTU and writes each result as it is produced: memory holds
+/// the text and the steps while reading, the steps and one MTU's clearing after.
 fn auction_clear(input: &str) -> ExitCode {
+    use std::io::Read;
     let text = if input == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map(|_| s)
+        let mut text = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut text).map(|_| text)
     } else {
-        std::fs::read_to_string(input)
+        std::fs::read(input)
     };
     let text = match text {
-        Ok(t) => t,
+        Ok(text) => text,
         Err(e) => {
             eprintln!("energy auction clear: cannot read {input}: {e}");
             return ExitCode::from(2);
         }
     };
-    match energy_auction::curves::clear_document(&text) {
-        Ok(out) => match serde_json::to_string_pretty(&out) {
-            Ok(json) => {
-                outln!("{json}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("energy auction clear: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let curves = match energy_auction::curves::Curves::from_bytes(text) {
+        Ok(curves) => curves,
         Err(e) => {
             eprintln!("energy auction clear: {input}: {e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match curves.write_results(stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => stdout_failed(e),
     }
 }
