@@ -171,12 +171,14 @@ async fn finish(
         quiet: false,
         dead: false,
     };
-    let written = match attempted {
+    // What the queue row becomes, decided here; then one call to the database records it and
+    // the attempt's log line together.
+    let (id, now) = (d.id, wall_ms());
+    let book = match attempted {
         Attempted::Delivered(invocation) => {
             log.quiet = invocation.quiet;
             log.outcome = Ok(invocation.summary);
-            let id = d.id;
-            shared.db.run(move |db| db.delivered(id)).await
+            Bookkeeping::Delivered
         }
         Attempted::ToBus => {
             // The event goes on the bus again, as this delivery leaves the queue, for the other
@@ -193,98 +195,96 @@ async fn finish(
                 })
                 .collect();
             log.outcome = Ok(format!("put on the bus for {} deliveries", routes.len()));
-            let (id, event) = (d.id, d.event.clone());
-            let r = shared
-                .db
-                .run(move |db| db.forwarded(id, &event, &routes, wall_ms()))
-                .await;
-            shared.deliveries.notify_one();
-            r
+            Bookkeeping::Forwarded(d.event.clone(), routes)
         }
         Attempted::Failed {
             error,
             give_up: false,
             ..
         } => {
-            let next = wall_ms() + backoff(attempt).as_millis() as i64;
-            let (id, message) = (d.id, error.clone());
-            let r = shared
-                .db
-                .run(move |db| db.retry_later(id, attempt, next, &message))
-                .await;
-            log.outcome = Err(error);
-            r
+            let next = now + backoff(attempt).as_millis() as i64;
+            log.outcome = Err(error.clone());
+            Bookkeeping::RetryAt(next, error)
         }
         Attempted::Failed {
             error, on_failure, ..
         } => {
             log.dead = true;
-            let r = dead_letter(shared, d.id, attempt, error.clone(), on_failure).await;
-            log.outcome = Err(error);
-            r
+            log.outcome = Err(error.clone());
+            // Lambda's on-failure record, stamped as this stack stamps its events (a fresh id,
+            // the market clock), goes on the bus in the same transaction.
+            let record = on_failure.map(|mut record| {
+                record["id"] = Value::String(shared.next_id());
+                record["time"] = Value::String(
+                    shared
+                        .clock
+                        .now()
+                        .strftime("%Y-%m-%dT%H:%M:%SZ")
+                        .to_string(),
+                );
+                let routes = shared.routes(&record);
+                (record, routes)
+            });
+            Bookkeeping::Dead(error, record)
         }
     };
+    let row = (!log.quiet).then(|| AttemptRow {
+        event_id: d.event["id"].as_str().unwrap_or_default().to_string(),
+        record_id: d.event["detail"]["record_id"].as_str().map(String::from),
+        rule: log.rule.clone(),
+        target: log.target.clone(),
+        attempt,
+        market_at: log.at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        wall_ms: now,
+        ok: log.outcome.is_ok(),
+        dead: log.dead,
+        summary: match &log.outcome {
+            Ok(s) | Err(s) => s.clone(),
+        },
+    });
+    let queued_more = matches!(book, Bookkeeping::Forwarded(..) | Bookkeeping::Dead(..));
+    let written = shared
+        .db
+        .run(move |db| {
+            match &book {
+                Bookkeeping::Delivered => db.delivered(id),
+                Bookkeeping::Forwarded(event, routes) => db.forwarded(id, event, routes, now),
+                Bookkeeping::RetryAt(next, error) => db.retry_later(id, attempt, *next, error),
+                Bookkeeping::Dead(error, record) => db.dead_letter(
+                    id,
+                    attempt,
+                    error,
+                    now,
+                    record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
+                ),
+            }?;
+            if let Some(row) = &row
+                && let Err(e) = db.log_attempt(row)
+            {
+                tracing::warn!(error = %e, "the delivery log missed an attempt");
+            }
+            Ok::<_, crate::db::DbError>(())
+        })
+        .await;
+    if queued_more {
+        shared.deliveries.notify_one();
+    }
     if let Err(e) = written {
         // The row stays as it was: the delivery is attempted again.
         tracing::error!(error = %e, "delivery bookkeeping failed; the delivery will be retried");
-    } else if !log.quiet {
-        let row = AttemptRow {
-            event_id: d.event["id"].as_str().unwrap_or_default().to_string(),
-            record_id: d.event["detail"]["record_id"].as_str().map(String::from),
-            rule: log.rule.clone(),
-            target: log.target.clone(),
-            attempt,
-            market_at: log.at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            wall_ms: wall_ms(),
-            ok: log.outcome.is_ok(),
-            dead: log.dead,
-            summary: match &log.outcome {
-                Ok(s) | Err(s) => s.clone(),
-            },
-        };
-        if let Err(e) = shared.db.run(move |db| db.log_attempt(&row)).await {
-            tracing::warn!(error = %e, "the delivery log missed an attempt");
-        }
     }
     observer(&log);
 }
 
-/// A delivery that gave up becomes a dead letter; Lambda's on-failure record, stamped as this
-/// stack stamps its events (a fresh id, the market clock), goes on the bus in the same
-/// transaction.
-async fn dead_letter(
-    shared: &Shared,
-    id: i64,
-    attempt: u32,
-    error: String,
-    on_failure: Option<Value>,
-) -> crate::db::DbResult<()> {
-    let record = on_failure.map(|mut record| {
-        record["id"] = Value::String(shared.next_id());
-        record["time"] = Value::String(
-            shared
-                .clock
-                .now()
-                .strftime("%Y-%m-%dT%H:%M:%SZ")
-                .to_string(),
-        );
-        let routes = shared.routes(&record);
-        (record, routes)
-    });
-    let r = shared
-        .db
-        .run(move |db| {
-            db.dead_letter(
-                id,
-                attempt,
-                &error,
-                wall_ms(),
-                record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
-            )
-        })
-        .await;
-    shared.deliveries.notify_one();
-    r
+/// What one attempt does to its row of the delivery queue.
+enum Bookkeeping {
+    Delivered,
+    /// To the bus itself: the event, archived again with these deliveries.
+    Forwarded(Value, Vec<Route>),
+    /// Failed; tried again at this wall-clock millisecond.
+    RetryAt(i64, String),
+    /// Failed for the last time: a dead letter, with Lambda's on-failure record for the bus.
+    Dead(String, Option<(Value, Vec<Route>)>),
 }
 
 /// Fires one-time schedules as the market clock reaches them.
