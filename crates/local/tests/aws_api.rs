@@ -106,11 +106,32 @@ fn boto3(endpoint: &str, mode: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_reads_the_registry_and_the_pending_schedules_of_energy_up() {
     let dir = up::data_dir("aws-api");
-    // 10:40Z, 300×: the order is posted well before the 11:00Z gate, its first check (11:45Z)
-    // fires about 13 s later.
-    let up = up::start(&dir, &["--start", "2026-11-27T10:40:00Z", "--speed", "300"]);
+    // 10:40Z, 120×: the order is posted at once, 10 s before the 11:00Z gate; its first check
+    // (11:45Z) fires about 32 s after the start.
+    let up = up::start(&dir, &["--start", "2026-11-27T10:40:00Z", "--speed", "120"]);
     let endpoint = up.url("");
     let endpoint = endpoint.trim_end_matches('/');
+
+    // Scheduler: nothing pending; then an order, posted well before the gate however slow the
+    // machine, whose first check is listed below.
+    let before = boto3(endpoint, "scheduler");
+    assert_eq!(before["groups"], json!(["energy-dev"]));
+    assert_eq!(before["schedules"], json!([]));
+    assert_eq!(before["missing"][0], "ResourceNotFoundException");
+    assert_eq!(before["unknown"][0], "UnknownOperationException");
+    let http = reqwest::Client::new();
+    let order = json!([{
+        "record_id": "aws-1", "market": "SDAC", "delivery_date": "2026-11-28", "zone": "NL",
+        "portfolio": "P", "side": "BUY",
+        "periods": [{"mtu_start": "2026-11-28T06:00:00Z", "steps": [{"price": "3000.00", "quantity": "1.0"}]}]
+    }]);
+    let r = http
+        .post(up.url("/orders"))
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
 
     // Schemas: the template's registry, every event schema equal to its file.
     let s = boto3(endpoint, "schemas");
@@ -230,26 +251,8 @@ async fn boto3_reads_the_registry_and_the_pending_schedules_of_energy_up() {
         (Some("desk.test"), Some(1))
     );
 
-    // Scheduler: nothing pending, then the order's first check, gone once it fired.
-    let before = boto3(endpoint, "scheduler");
-    assert_eq!(before["groups"], json!(["energy-dev"]));
-    assert_eq!(before["schedules"], json!([]));
-    assert_eq!(before["missing"][0], "ResourceNotFoundException");
-    assert_eq!(before["unknown"][0], "UnknownOperationException");
-    let http = reqwest::Client::new();
-    let order = json!([{
-        "record_id": "aws-1", "market": "SDAC", "delivery_date": "2026-11-28", "zone": "NL",
-        "portfolio": "P", "side": "BUY",
-        "periods": [{"mtu_start": "2026-11-28T06:00:00Z", "steps": [{"price": "3000.00", "quantity": "1.0"}]}]
-    }]);
-    let r = http
-        .post(up.url("/orders"))
-        .json(&order)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Scheduler: the order's first check, gone once it fired.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let pending = loop {
         let seen = boto3(endpoint, "scheduler");
         if seen["schedules"] == json!(["aws-1-1"]) {
