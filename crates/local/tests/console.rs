@@ -269,6 +269,17 @@ fn base64(text: &str) -> Vec<u8> {
     out
 }
 
+/// `GET path` on `energy up`, as JSON.
+async fn get_json(http: &reqwest::Client, up: &up::Up, path: &str) -> Value {
+    http.get(up.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// An EventBridge API call on `energy up` (JSON 1.1).
 async fn events_api(http: &reqwest::Client, up: &up::Up, op: &str, body: Value) -> Value {
     let r = http
@@ -461,14 +472,7 @@ async fn the_console_shows_orders_live_their_story_the_curve_where_they_cleared_
         point,
         json!([cleared[0]["clearing_price"], cleared[0]["volume"]])
     );
-    let view: Value = http
-        .get(up.url("/orders/c-buy"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = get_json(&http, &up, "/orders/c-buy").await;
     let published = view["result"]["mtus"][0]["clearing_price"].clone();
     assert_eq!(point[0], published, "{view}");
     let desk = browser.text("#desk-steps").await;
@@ -665,14 +669,7 @@ async fn the_console_refuses_what_it_should_and_a_decoupled_zone_links_its_own_b
     // that book's clearing point is the final result's price.
     let deadline = Instant::now() + Duration::from_secs(90);
     let view = loop {
-        let v: Value = http
-            .get(up.url("/orders/de-1"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(&http, &up, "/orders/de-1").await;
         if v["state"] == "STORED" || v["state"] == "NOTIFIED" {
             break v;
         }

@@ -19,6 +19,16 @@ pub fn energy() -> Command {
     }
 }
 
+/// A benchmark's `--name N` argument, or `default`.
+pub fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A fresh data dir under the system's temp dir.
 pub fn data_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
