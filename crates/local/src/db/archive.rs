@@ -5,7 +5,7 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::{Archived, EventFilter};
-use super::{Context, Db, DbResult, Route, json_column};
+use super::{Cached, Context, Db, DbResult, Route, json_column};
 
 impl Db {
     /// Archives `event` and queues one delivery per route, in one transaction. Returns the
@@ -16,6 +16,16 @@ impl Db {
         let seq = insert_event(&tx, event, routes, now_ms)?;
         tx.commit().ctx("publishing")?;
         Ok(seq)
+    }
+
+    /// Archives each event and queues its deliveries, all or none.
+    pub fn publish_all(&self, events: &[(Value, Vec<Route>)], now_ms: i64) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.savepoint().ctx("publishing")?;
+        for (event, routes) in events {
+            insert_event(&tx, event, routes, now_ms)?;
+        }
+        tx.commit().ctx("publishing")
     }
 
     /// Events, oldest first.
@@ -107,7 +117,7 @@ impl Db {
     /// How many events the archive holds (replays left out) and their size in bytes.
     pub fn archive_size(&self) -> DbResult<(i64, i64)> {
         self.conn()
-            .query_row(
+            .row(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM events
                  WHERE source != 'aws.events' AND json_extract(body, '$.\"replay-name\"') IS NULL",
                 [],

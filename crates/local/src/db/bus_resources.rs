@@ -4,7 +4,7 @@
 use rusqlite::params;
 use serde_json::Value;
 
-use super::{Context, Db, DbResult, json_column};
+use super::{Cached, Context, Db, DbResult, json_column};
 
 impl Db {
     /// Every stored resource: (kind, name, document).
@@ -30,12 +30,12 @@ impl Db {
         let tx = conn.savepoint().ctx("writing the bus's resources")?;
         for (kind, name, body) in changes {
             match body {
-                Some(body) => tx.execute(
+                Some(body) => tx.exec(
                     "INSERT INTO bus_resources (kind, name, body) VALUES (?1, ?2, ?3)
                      ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body",
                     params![kind, name, body.to_string()],
                 ),
-                None => tx.execute(
+                None => tx.exec(
                     "DELETE FROM bus_resources WHERE kind = ?1 AND name = ?2",
                     params![kind, name],
                 ),

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::archive::insert_event;
-use super::{Context, Db, DbResult, Route, json_column};
+use super::{Cached, Context, Db, DbResult, Route, json_column};
 use super::{DeadLetter, DueDelivery};
 
 impl Db {
@@ -54,7 +54,7 @@ impl Db {
     /// When the next pending delivery is due (epoch ms).
     pub fn next_delivery_at(&self) -> DbResult<Option<i64>> {
         self.conn()
-            .query_row(
+            .row(
                 "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'",
                 [],
                 |r| r.get(0),
@@ -64,7 +64,7 @@ impl Db {
 
     pub fn pending_deliveries(&self) -> DbResult<i64> {
         self.conn()
-            .query_row(
+            .row(
                 "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'",
                 [],
                 |r| r.get(0),
@@ -78,17 +78,17 @@ impl Db {
         let mut conn = self.conn();
         let tx = conn.savepoint().ctx("completing a delivery")?;
         let seq: Option<i64> = tx
-            .query_row(
+            .row(
                 "SELECT event_seq FROM deliveries WHERE id = ?1",
                 [id],
                 |r| r.get(0),
             )
             .optional()
             .ctx("completing a delivery")?;
-        tx.execute("DELETE FROM deliveries WHERE id = ?1", [id])
+        tx.exec("DELETE FROM deliveries WHERE id = ?1", [id])
             .ctx("completing a delivery")?;
         if let Some(seq) = seq {
-            tx.execute(
+            tx.exec(
                 "DELETE FROM events WHERE seq = ?1 AND source = 'aws.events'
                    AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?1)",
                 [seq],
@@ -104,7 +104,7 @@ impl Db {
         let mut conn = self.conn();
         let tx = conn.savepoint().ctx("forwarding an event to the bus")?;
         insert_event(&tx, event, routes, now_ms)?;
-        tx.execute("DELETE FROM deliveries WHERE id = ?1", [id])
+        tx.exec("DELETE FROM deliveries WHERE id = ?1", [id])
             .ctx("forwarding an event to the bus")?;
         tx.commit().ctx("forwarding an event to the bus")
     }
@@ -112,7 +112,7 @@ impl Db {
     /// A delivery failed and will be tried again at `next_ms`.
     pub fn retry_later(&self, id: i64, attempt: u32, next_ms: i64, error: &str) -> DbResult<()> {
         self.conn()
-            .execute(
+            .exec(
                 "UPDATE deliveries SET attempt = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1",
                 params![id, attempt, next_ms, error],
             )
@@ -132,7 +132,7 @@ impl Db {
     ) -> DbResult<()> {
         let mut conn = self.conn();
         let tx = conn.savepoint().ctx("dead-lettering")?;
-        tx.execute(
+        tx.exec(
             "UPDATE deliveries SET state = 'dead', attempt = ?2, last_error = ?3, dead_at = ?4
              WHERE id = ?1",
             params![id, attempts, error, now_ms],
@@ -147,7 +147,7 @@ impl Db {
     pub fn dead_letters(&self) -> DbResult<Vec<DeadLetter>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT d.id, d.rule, d.target, d.attempt, d.dead_at, COALESCE(d.last_error, ''), e.body
                  FROM deliveries d JOIN events e ON e.seq = d.event_seq
                  WHERE d.state = 'dead' ORDER BY d.dead_at, d.id",
@@ -176,7 +176,7 @@ impl Db {
         let conn = self.conn();
         if ids.is_empty() {
             return conn
-                .execute(
+                .exec(
                     "UPDATE deliveries SET state = 'pending', attempt = 0, first_at = ?1,
                      next_at = ?1, dead_at = NULL WHERE state = 'dead'",
                     [now_ms],
@@ -186,7 +186,7 @@ impl Db {
         let mut n = 0;
         for id in ids {
             n += conn
-                .execute(
+                .exec(
                     "UPDATE deliveries SET state = 'pending', attempt = 0, first_at = ?1,
                      next_at = ?1, dead_at = NULL WHERE state = 'dead' AND id = ?2",
                     params![now_ms, id],

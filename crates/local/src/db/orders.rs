@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Context, Db, DbResult};
+use super::{Cached, Context, Db, DbResult};
 
 /// One order row as written.
 #[derive(Debug, Clone)]
@@ -270,7 +270,7 @@ impl Db {
     pub fn orders_by_state(&self) -> DbResult<Vec<(String, i64)>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state")
+            .prepare_cached("SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state")
             .ctx("counting orders")?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .ctx("counting orders")?
@@ -281,7 +281,7 @@ impl Db {
     /// Deletes orders whose TTL (epoch seconds) passed; returns how many.
     pub fn expire_orders(&self, now_s: i64) -> DbResult<usize> {
         self.conn()
-            .execute("DELETE FROM orders WHERE expires_at <= ?1", [now_s])
+            .exec("DELETE FROM orders WHERE expires_at <= ?1", [now_s])
             .ctx("expiring orders")
     }
 }

@@ -2,13 +2,13 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Context, Db, DbResult};
+use super::{Cached, Context, Db, DbResult};
 
 impl Db {
     /// Remembers an order the platform accepted (a replacement takes a new receipt).
     pub fn platform_accept(&self, record_id: &str, body: &str) -> DbResult<()> {
         self.conn()
-            .execute(
+            .exec(
                 "INSERT INTO platform_orders (record_id, receipt, body)
                  VALUES (?1, (SELECT COALESCE(MAX(receipt), 0) + 1 FROM platform_orders), ?2)
                  ON CONFLICT (record_id) DO UPDATE SET body = excluded.body,
@@ -21,7 +21,7 @@ impl Db {
 
     pub fn platform_forget(&self, record_id: &str, body: &str) -> DbResult<()> {
         self.conn()
-            .execute(
+            .exec(
                 "DELETE FROM platform_orders WHERE record_id = ?1 AND body = ?2",
                 params![record_id, body],
             )
@@ -33,7 +33,7 @@ impl Db {
     /// receipt, if it held one, so a refused withdrawal can put it back in its place.
     pub fn platform_withdraw(&self, record_id: &str) -> DbResult<Option<i64>> {
         self.conn()
-            .query_row(
+            .row(
                 "DELETE FROM platform_orders WHERE record_id = ?1 RETURNING receipt",
                 params![record_id],
                 |r| r.get(0),
@@ -46,7 +46,7 @@ impl Db {
     /// it had (the simulator kept it in memory; after a restart the book must agree).
     pub fn platform_put_back(&self, record_id: &str, receipt: i64, body: &str) -> DbResult<()> {
         self.conn()
-            .execute(
+            .exec(
                 "INSERT INTO platform_orders (record_id, receipt, body) VALUES (?1, ?2, ?3)
                  ON CONFLICT (record_id) DO UPDATE SET body = excluded.body, receipt = excluded.receipt",
                 params![record_id, receipt, body],
@@ -59,7 +59,7 @@ impl Db {
     pub fn platform_orders(&self) -> DbResult<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT body FROM platform_orders ORDER BY receipt")
+            .prepare_cached("SELECT body FROM platform_orders ORDER BY receipt")
             .ctx("reading platform orders")?;
         stmt.query_map([], |r| r.get(0))
             .ctx("reading platform orders")?

@@ -4,13 +4,13 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::archive::insert_event;
-use super::{Context, Db, DbError, DbResult, Route};
+use super::{Cached, Context, Db, DbError, DbResult, Route};
 
 impl Db {
     /// Creates a one-time schedule unless one with this name exists; true when created.
     pub fn create_schedule(&self, name: &str, at_ms: i64, event: &Value) -> DbResult<bool> {
         self.conn()
-            .execute(
+            .exec(
                 "INSERT OR IGNORE INTO schedules (name, at, event) VALUES (?1, ?2, ?3)",
                 params![name, at_ms, event.to_string()],
             )
@@ -21,7 +21,7 @@ impl Db {
     /// When the next unfired schedule is due (market-clock epoch ms).
     pub fn next_schedule_at(&self) -> DbResult<Option<i64>> {
         self.conn()
-            .query_row("SELECT MIN(at) FROM schedules WHERE fired = 0", [], |r| {
+            .row("SELECT MIN(at) FROM schedules WHERE fired = 0", [], |r| {
                 r.get(0)
             })
             .ctx("reading schedules")
@@ -56,7 +56,7 @@ impl Db {
     pub fn get_schedule(&self, name: &str) -> DbResult<Option<(i64, String)>> {
         use rusqlite::OptionalExtension;
         self.conn()
-            .query_row(
+            .row(
                 "SELECT at, event FROM schedules WHERE fired = 0 AND name = ?1",
                 [name],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -67,7 +67,7 @@ impl Db {
 
     pub fn pending_schedules(&self) -> DbResult<i64> {
         self.conn()
-            .query_row("SELECT COUNT(*) FROM schedules WHERE fired = 0", [], |r| {
+            .row("SELECT COUNT(*) FROM schedules WHERE fired = 0", [], |r| {
                 r.get(0)
             })
             .ctx("reading schedules")
@@ -106,7 +106,7 @@ impl Db {
                 ),
             })?;
             let (envelope, routes) = wrap(&detail);
-            tx.execute("UPDATE schedules SET fired = 1 WHERE name = ?1", [name])
+            tx.exec("UPDATE schedules SET fired = 1 WHERE name = ?1", [name])
                 .ctx("firing schedules")?;
             insert_event(&tx, &envelope, &routes, now_ms)?;
         }

@@ -97,4 +97,21 @@ impl Shared {
         self.deliveries.notify_one();
         Ok(seq)
     }
+
+    /// Archives these events and queues their deliveries in one call to the database: all are
+    /// stored or none.
+    pub async fn put_all(&self, events: Vec<Value>) -> Result<(), DbError> {
+        let routed: Vec<(Value, Vec<Route>)> = events
+            .into_iter()
+            .map(|event| {
+                let routes = self.routes(&event);
+                (event, routes)
+            })
+            .collect();
+        self.db
+            .run(move |db| db.publish_all(&routed, wall_ms()))
+            .await?;
+        self.deliveries.notify_one();
+        Ok(())
+    }
 }
