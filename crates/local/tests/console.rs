@@ -6,6 +6,7 @@
 #[path = "common/up.rs"]
 mod up;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -40,7 +41,11 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver's process group: chromedriver, and the browser and helpers it
+    /// started (killing chromedriver alone left them running).
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -63,6 +68,8 @@ impl Browser {
         let port = free_port();
         let child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
+            // Its own process group, which the browser joins, so that all of it can be stopped.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -238,12 +245,6 @@ impl Browser {
         self.js("return document.documentElement.scrollWidth > window.innerWidth + 1;")
             .await
             == json!(true)
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // chromedriver's exit (Driver's drop) ends the browser too.
     }
 }
 
