@@ -2,7 +2,9 @@
 //! document read into a `serde_json::Value`, cleared into `MtuOutput`s, printed with
 //! `serde_json::to_string_pretty`. The same documents print the same bytes; the same bad
 //! documents fail, validation with the same message, the reader's errors with that message and
-//! the field's path before it.
+//! the field's path before it. Each document goes through the serde reader (`from_reader`), and
+//! the fast reader with serde behind it, from memory (`from_slice`) and from a file
+//! (`from_file`).
 
 use energy_auction::curves::{Curves, InputError, ReadError};
 use energy_core::market::Side;
@@ -159,6 +161,14 @@ fn streamed(text: &str) -> Result<String, String> {
     let from_slice = Curves::from_slice(text.as_bytes())
         .map(print)
         .map_err(|e| e.0);
+    // A file: a window at a time, or read again whole and as from memory when the fast reader
+    // leaves it to serde.
+    let from_file = match Curves::from_file(std::io::Cursor::new(text.as_bytes())) {
+        Ok(curves) => Ok(print(curves)),
+        Err(ReadError::Input(InputError(e))) => Err(e),
+        Err(ReadError::Io(e)) => panic!("reading memory failed: {e}"),
+    };
+    assert_eq!(from_file, from_slice, "file and slice differ on {text}");
     // serde_json places some errors a column apart reading from a reader and from a slice.
     assert_eq!(
         from_reader.as_ref().map_err(|e| without_position(e)),

@@ -446,27 +446,41 @@ async fn demo(archive: Option<PathBuf>, options: energy_local::demo::DemoOptions
     }
 }
 
-/// Reads the document's bytes, deserializes them straight into compact curves and lets the
-/// bytes go, then clears MTU after MTU and writes each result as it is produced: memory holds
-/// the text and the steps while reading, the steps and one MTU's clearing after.
+/// Reads the document into compact curves: a file a window at a time, standard input (or a
+/// file that cannot seek, a pipe) whole, let go before the steps are checked. Then clears MTU
+/// after MTU and writes each result as it is produced: memory holds the steps and one MTU's
+/// clearing, and while reading the text of standard input.
 fn auction_clear(input: &str) -> ExitCode {
+    use energy_auction::curves::{Curves, ReadError};
     use std::io::Read;
-    let text = if input == "-" {
+    let curves = if input == "-" {
         let mut text = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut text).map(|_| text)
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut text)
+            .map_err(ReadError::Io)
+            .and_then(|_| Curves::from_bytes(text).map_err(ReadError::Input))
     } else {
-        std::fs::read(input)
+        std::fs::File::open(input)
+            .and_then(|file| Ok((file.metadata()?.is_file(), file)))
+            .map_err(ReadError::Io)
+            .and_then(|(seekable, mut file)| {
+                if seekable {
+                    Curves::from_file(file)
+                } else {
+                    let mut text = Vec::new();
+                    file.read_to_end(&mut text).map_err(ReadError::Io)?;
+                    Curves::from_bytes(text).map_err(ReadError::Input)
+                }
+            })
     };
-    let text = match text {
-        Ok(text) => text,
-        Err(e) => {
+    let curves = match curves {
+        Ok(curves) => curves,
+        Err(ReadError::Io(e)) => {
             eprintln!("energy auction clear: cannot read {input}: {e}");
             return ExitCode::from(2);
         }
-    };
-    let curves = match energy_auction::curves::Curves::from_bytes(text) {
-        Ok(curves) => curves,
-        Err(e) => {
+        Err(ReadError::Input(e)) => {
             eprintln!("energy auction clear: {input}: {e}");
             return ExitCode::from(2);
         }
