@@ -163,11 +163,14 @@ fn streamed(text: &str) -> Result<String, String> {
         .map_err(|e| e.0);
     // A file: a window at a time, or read again whole and as from memory when the fast reader
     // leaves it to serde.
-    let from_file = match Curves::from_file(std::io::Cursor::new(text.as_bytes())) {
+    let file = tempfile();
+    std::fs::write(&file, text).expect("written");
+    let from_file = match Curves::from_path(&file) {
         Ok(curves) => Ok(print(curves)),
         Err(ReadError::Input(InputError(e))) => Err(e),
-        Err(ReadError::Io(e)) => panic!("reading memory failed: {e}"),
+        Err(ReadError::Io(e)) => panic!("reading {} failed: {e}", file.display()),
     };
+    std::fs::remove_file(&file).expect("removed");
     assert_eq!(from_file, from_slice, "file and slice differ on {text}");
     // serde_json places some errors a column apart reading from a reader and from a slice.
     assert_eq!(
@@ -176,6 +179,17 @@ fn streamed(text: &str) -> Result<String, String> {
         "reader and slice differ on {text}"
     );
     from_reader
+}
+
+/// A path for a file of this test's own.
+fn tempfile() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "energy-curves-stream-{}-{}.json",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// An error message without serde_json's ` at line L column C`.
@@ -375,4 +389,35 @@ proptest! {
         let text = doc.to_string();
         prop_assert_eq!(streamed(&text), before::print(&text).map_err(|e| e.0));
     }
+}
+
+/// More steps than are cleared while sorted (65 536), out of id order: cleared on a second
+/// thread while they are sorted, the same bytes; with a repeated id, the same error.
+#[test]
+fn a_large_mtu_out_of_order_prints_as_before() {
+    let mut x = 7u64;
+    let mut next = || {
+        x = energy_core::hash::mix64(x);
+        x
+    };
+    let mut steps: Vec<_> = (0..70_000)
+        .map(|i| {
+            let side = if i % 2 == 0 { "BUY" } else { "SELL" };
+            let price = format!("{}.{:02}", 40 + next() % 60, next() % 100);
+            step(
+                &format!("s{i}"),
+                side,
+                &price,
+                &format!("{}.0", 1 + next() % 50),
+            )
+        })
+        .collect();
+    for i in (1..steps.len()).rev() {
+        steps.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    let text = json!({"steps": steps}).to_string();
+    assert_prints_as_before(&text);
+    steps[60_000]["id"] = steps[123]["id"].clone();
+    let text = json!({"steps": steps}).to_string();
+    assert_eq!(streamed(&text), before::print(&text).map_err(|e| e.0));
 }

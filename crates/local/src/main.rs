@@ -446,8 +446,9 @@ async fn demo(archive: Option<PathBuf>, options: energy_local::demo::DemoOptions
     }
 }
 
-/// Reads the document into compact curves: a file a window at a time, standard input (or a
-/// file that cannot seek, a pipe) whole, let go before the steps are checked. Then clears MTU
+/// Reads the document into compact curves: a file a window at a time (a large one by two
+/// threads), standard input (or a pipe given as a file) whole, let go before the steps are
+/// checked. Then clears MTU
 /// after MTU and writes each result as it is produced: memory holds the steps and one MTU's
 /// clearing, and while reading the text of standard input.
 fn auction_clear(input: &str) -> ExitCode {
@@ -461,18 +462,15 @@ fn auction_clear(input: &str) -> ExitCode {
             .map_err(ReadError::Io)
             .and_then(|_| Curves::from_bytes(text).map_err(ReadError::Input))
     } else {
-        std::fs::File::open(input)
-            .and_then(|file| Ok((file.metadata()?.is_file(), file)))
-            .map_err(ReadError::Io)
-            .and_then(|(seekable, mut file)| {
-                if seekable {
-                    Curves::from_file(file)
-                } else {
-                    let mut text = Vec::new();
-                    file.read_to_end(&mut text).map_err(ReadError::Io)?;
-                    Curves::from_bytes(text).map_err(ReadError::Input)
-                }
-            })
+        let path = std::path::Path::new(input);
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => Curves::from_path(path),
+            // A pipe, say: read whole.
+            Ok(_) => std::fs::read(path)
+                .map_err(ReadError::Io)
+                .and_then(|text| Curves::from_bytes(text).map_err(ReadError::Input)),
+            Err(e) => Err(ReadError::Io(e)),
+        }
     };
     let curves = match curves {
         Ok(curves) => curves,

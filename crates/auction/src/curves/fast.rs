@@ -14,11 +14,20 @@
 //! The small values outside the steps (`market`, `limits`, an MTU's name) are cut out of the
 //! text and given to serde_json as they are.
 //!
-//! From a reader the document goes through a window of [`CHUNK`] bytes, refilled before a step
-//! when fewer than [`AHEAD`] are left: the document's text is never in memory as a whole, and a
-//! step or value longer than that sends the document to serde.
+//! From a file the document goes through a window of [`Sizes::chunk`] bytes, refilled before a
+//! step when fewer than [`Sizes::ahead`] are left: the document's text is never in memory as a
+//! whole, and a step or value longer than that sends the document to serde.
+//!
+//! A large file is read by two threads ([`read_parts`]): the second reads steps from a place
+//! past the middle where a step seems to start (`}, {`) to the end of their array; the first
+//! reads from the start and, if it finds a step starting at exactly that place, takes the
+//! second's steps and goes on after them. If the place was not a step's start (it was inside a
+//! string, say), the first reads on by itself: the document read is the same either way.
 
 use std::io::{self, Read};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::thread::ScopedJoinHandle;
 
 use energy_core::market::{Market, Side};
 use energy_core::money::{Lots, PriceCents};
@@ -29,10 +38,24 @@ use super::read::Document;
 use super::{MtuSteps, Step};
 use crate::clearing::Limits;
 
-/// Bytes of the window over a reader.
-pub(super) const CHUNK: usize = 1 << 20;
-/// Bytes ahead of the reader at the start of each step or value, when the input has them.
-pub(super) const AHEAD: usize = 64 << 10;
+/// The window over a file, and from what size a file is read in two parts.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Sizes {
+    /// Bytes of the window.
+    pub chunk: usize,
+    /// Bytes ahead of the reader at the start of each step or value, when the input has them.
+    pub ahead: usize,
+    /// Files of at least this many bytes are read in two parts, by two threads.
+    pub split_from: u64,
+}
+
+impl Sizes {
+    pub(super) const FILE: Sizes = Sizes {
+        chunk: 1 << 20,
+        ahead: 64 << 10,
+        split_from: 4 << 20,
+    };
+}
 
 /// Deeper than this, a small value goes to the serde reader, whose own limit of nesting counts
 /// from the document's top and not from the value's.
@@ -63,6 +86,10 @@ pub(super) trait Source {
     fn at_end(&self) -> bool;
     /// Drops the window's first `from` bytes and reads more after the rest.
     fn refill(&mut self, from: usize) -> io::Result<()>;
+    /// The offset in the input of the window's first byte.
+    fn offset(&self) -> u64;
+    /// Moves the window to hold the input from offset `to`: its index there.
+    fn jump(&mut self, to: u64) -> io::Result<usize>;
 }
 
 /// A whole text in memory.
@@ -78,28 +105,40 @@ impl Source for Whole<'_> {
     fn refill(&mut self, _from: usize) -> io::Result<()> {
         Ok(())
     }
+    fn offset(&self) -> u64 {
+        0
+    }
+    fn jump(&mut self, to: u64) -> io::Result<usize> {
+        Ok(to as usize)
+    }
 }
 
-/// A window of `buf.len()` bytes over a reader.
-pub(super) struct Chunks<R> {
+/// A window of `buf.len()` bytes over an input that `open` opens at any offset.
+pub(super) struct Chunks<R, O> {
+    open: O,
     input: R,
     buf: Vec<u8>,
+    /// The offset in the input of `buf[0]`.
+    base: u64,
     end: usize,
     eof: bool,
 }
 
-impl<R: Read> Chunks<R> {
-    pub(super) fn new(input: R, size: usize) -> Self {
-        Self {
-            input,
+impl<R: Read, O: Fn(u64) -> io::Result<R>> Chunks<R, O> {
+    /// A window at `at`, empty until refilled.
+    pub(super) fn new(open: O, at: u64, size: usize) -> io::Result<Self> {
+        Ok(Self {
+            input: open(at)?,
+            open,
             buf: vec![0; size.max(1)],
+            base: at,
             end: 0,
             eof: false,
-        }
+        })
     }
 }
 
-impl<R: Read> Source for Chunks<R> {
+impl<R: Read, O: Fn(u64) -> io::Result<R>> Source for Chunks<R, O> {
     fn window(&self) -> &[u8] {
         &self.buf[..self.end]
     }
@@ -109,6 +148,7 @@ impl<R: Read> Source for Chunks<R> {
     fn refill(&mut self, from: usize) -> io::Result<()> {
         self.buf.copy_within(from..self.end, 0);
         self.end -= from;
+        self.base += from as u64;
         while !self.eof && self.end < self.buf.len() {
             match self.input.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
@@ -119,14 +159,33 @@ impl<R: Read> Source for Chunks<R> {
         }
         Ok(())
     }
+    fn offset(&self) -> u64 {
+        self.base
+    }
+    fn jump(&mut self, to: u64) -> io::Result<usize> {
+        if let Some(pos) = to.checked_sub(self.base).filter(|&p| p <= self.end as u64) {
+            return Ok(pos as usize);
+        }
+        self.input = (self.open)(to)?;
+        self.base = to;
+        self.end = 0;
+        self.eof = false;
+        self.refill(0)?;
+        Ok(0)
+    }
 }
 
 /// Reads a whole document, or stops at the first thing it leaves to serde.
 pub(super) fn read<S: Source>(source: S, ahead: usize) -> Fast<Document> {
+    read_with(source, ahead, None)
+}
+
+fn read_with<S: Source>(source: S, ahead: usize, split: Option<Split<'_>>) -> Fast<Document> {
     let mut r = Reader {
         src: source,
         pos: 0,
         ahead,
+        split,
     };
     r.src.refill(0)?;
     r.ws()?;
@@ -145,10 +204,100 @@ pub(super) fn read<S: Source>(source: S, ahead: usize) -> Fast<Document> {
     Ok(document)
 }
 
-struct Reader<S> {
+/// Reads a document of `len` bytes that `open` opens at any offset: in two parts by two
+/// threads when it is large enough (see the module's documentation), else in one.
+pub(super) fn read_parts<R, O>(len: u64, open: O, sizes: Sizes) -> Fast<Document>
+where
+    R: Read + Send,
+    O: Fn(u64) -> io::Result<R> + Sync,
+{
+    let serial = || read(Chunks::new(&open, 0, sizes.chunk)?, sizes.ahead);
+    if len < sizes.split_from {
+        return serial();
+    }
+    let Some(start) = step_start(open(len / 2)?, sizes.ahead)?.map(|k| len / 2 + k) else {
+        return serial();
+    };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let second = std::thread::Builder::new().spawn_scoped(scope, || {
+            let source = Chunks::new(&open, start, sizes.chunk)?;
+            second_part(source, sizes.ahead, &stop)
+        });
+        let Ok(second) = second else {
+            return serial();
+        };
+        let split = Split {
+            start,
+            second,
+            stop: &stop,
+        };
+        let document = read_with(
+            Chunks::new(&open, 0, sizes.chunk)?,
+            sizes.ahead,
+            Some(split),
+        );
+        stop.store(true, Relaxed);
+        document
+    })
+}
+
+/// Where a step seems to start in the first `ahead` bytes of `input`: the `{` of `}, {`.
+fn step_start<R: Read>(input: R, ahead: usize) -> io::Result<Option<u64>> {
+    let mut text = Vec::with_capacity(ahead);
+    input.take(ahead as u64).read_to_end(&mut text)?;
+    let mut i = 0;
+    while let Some(k) = text[i..].iter().position(|&c| c == b'}') {
+        let close = i + k;
+        let comma = skip_ws(&text, close + 1);
+        if text.get(comma) == Some(&b',') {
+            let open = skip_ws(&text, comma + 1);
+            if text.get(open) == Some(&b'{') {
+                return Ok(Some(open as u64));
+            }
+        }
+        i = close + 1;
+    }
+    Ok(None)
+}
+
+/// The second part: the steps from a place where one seems to start to the end of their array.
+fn second_part<S: Source>(source: S, ahead: usize, stop: &AtomicBool) -> Fast<Part> {
+    let mut r = Reader {
+        src: source,
+        pos: 0,
+        ahead,
+        split: None,
+    };
+    r.src.refill(0)?;
+    let mut part = Part::default();
+    r.items(&mut part.steps, &mut part.texts, Some(stop))?;
+    part.end = r.src.offset() + r.pos as u64;
+    Ok(part)
+}
+
+/// The second thread's part of a document read in two.
+struct Split<'s> {
+    /// Where its steps start.
+    start: u64,
+    second: ScopedJoinHandle<'s, Fast<Part>>,
+    /// Tells it to stop when its steps will not be taken.
+    stop: &'s AtomicBool,
+}
+
+/// Steps read from the middle of an array to its end, and the offset after its `]`.
+#[derive(Default)]
+struct Part {
+    steps: Vec<Step>,
+    texts: Texts,
+    end: u64,
+}
+
+struct Reader<'s, S> {
     src: S,
     pos: usize,
     ahead: usize,
+    split: Option<Split<'s>>,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -303,6 +452,34 @@ const RECEIPT: u8 = 16;
 const RECORD_ID: u8 = 32;
 const REQUIRED: u8 = ID | SIDE | PRICE | QUANTITY;
 
+/// A step's key, its colon and the whitespace around it: which key (one of the bits above),
+/// and the index of its value. `None` for any other key, or a key spelled with an escape.
+#[inline]
+fn step_key(b: &[u8], i: usize) -> Option<(u8, usize)> {
+    let rest = b.get(i..)?;
+    let (key, len): (u8, usize) = match rest.get(1)? {
+        b'i' if rest.starts_with(b"\"id\"") => (ID, 4),
+        b's' if rest.starts_with(b"\"side\"") => (SIDE, 6),
+        b'p' if rest.starts_with(b"\"price\"") => (PRICE, 7),
+        b'q' if rest.starts_with(b"\"quantity\"") => (QUANTITY, 10),
+        b'r' if rest.starts_with(b"\"receipt\"") => (RECEIPT, 9),
+        b'r' if rest.starts_with(b"\"record_id\"") => (RECORD_ID, 11),
+        _ => return None,
+    };
+    let mut j = i + len;
+    if b.get(j) != Some(&b':') {
+        j = skip_ws(b, j);
+        if b.get(j) != Some(&b':') {
+            return None;
+        }
+    }
+    j += 1;
+    if b.get(j).is_some_and(|&c| is_ws(c)) {
+        j = skip_ws(b, j);
+    }
+    Some((key, j))
+}
+
 /// An MTU's ids and record ids as they are read, each string checked to be UTF-8.
 #[derive(Default)]
 struct Texts {
@@ -322,14 +499,14 @@ fn step(b: &[u8], i: usize, into: &mut Texts) -> Option<(Step, usize)> {
     let mut side = Side::Buy;
     let (mut price, mut quantity, mut receipt_value) = (0, 0, 0);
     loop {
-        let (k, at) = key(b, i)?;
+        let (k, at) = step_key(b, i)?;
         let (bit, next) = match k {
-            b"id" => {
+            ID => {
                 let (text, next) = string(b, at)?;
                 into.ids.extend_from_slice(text);
                 (ID, next)
             }
-            b"side" => {
+            SIDE => {
                 let (text, next) = string(b, at)?;
                 side = match text {
                     b"BUY" => Side::Buy,
@@ -338,22 +515,22 @@ fn step(b: &[u8], i: usize, into: &mut Texts) -> Option<(Step, usize)> {
                 };
                 (SIDE, next)
             }
-            b"price" => {
+            PRICE => {
                 let (units, next) = decimal(b, at, PriceCents::PLACES)?;
                 price = units;
                 (PRICE, next)
             }
-            b"quantity" => {
+            QUANTITY => {
                 let (units, next) = decimal(b, at, Lots::PLACES)?;
                 quantity = units;
                 (QUANTITY, next)
             }
-            b"receipt" => {
+            RECEIPT => {
                 let (value, next) = receipt(b, at)?;
                 receipt_value = value;
                 (RECEIPT, next)
             }
-            b"record_id" => {
+            RECORD_ID => {
                 let (text, next) = string(b, at)?;
                 into.record_ids.extend_from_slice(text);
                 (RECORD_ID, next)
@@ -385,7 +562,7 @@ fn step(b: &[u8], i: usize, into: &mut Texts) -> Option<(Step, usize)> {
     Some((step, i + 1))
 }
 
-impl<S: Source> Reader<S> {
+impl<S: Source> Reader<'_, S> {
     /// Makes sure the window holds `ahead` bytes from here, or the rest of the input.
     #[inline]
     fn fill(&mut self) -> Fast<()> {
@@ -566,26 +743,7 @@ impl<S: Source> Reader<S> {
         let mut steps = Vec::new();
         let mut texts = Texts::default();
         if self.open(b'[', b']')? {
-            loop {
-                self.fill()?;
-                let (step, next) =
-                    step(self.src.window(), self.pos, &mut texts).ok_or(Stop::Unusual)?;
-                // The engine numbers an MTU's steps with u32.
-                if steps.len() >= u32::MAX as usize {
-                    return Err(Stop::Unusual);
-                }
-                steps.push(step);
-                self.pos = next;
-                // The common case, a comma and the next step at once.
-                let b = self.src.window();
-                if b.get(self.pos) == Some(&b',') && b.get(self.pos + 1) == Some(&b'{') {
-                    self.pos += 1;
-                    continue;
-                }
-                if !self.next_or_close(b']')? {
-                    break;
-                }
-            }
+            self.items(&mut steps, &mut texts, None)?;
         }
         // Strings of UTF-8 one after the other are UTF-8.
         let text = |bytes| String::from_utf8(bytes).map_err(|_| Stop::Unusual);
@@ -596,6 +754,79 @@ impl<S: Source> Reader<S> {
             record_ids: text(texts.record_ids)?,
         })
     }
+
+    /// Steps, from the start of one to the `]` after the last; with the second part's steps
+    /// if one starts where they do.
+    fn items(
+        &mut self,
+        steps: &mut Vec<Step>,
+        texts: &mut Texts,
+        stop: Option<&AtomicBool>,
+    ) -> Fast<()> {
+        loop {
+            self.fill()?;
+            if self.split.is_some() && self.take_second(steps, texts)? {
+                return Ok(());
+            }
+            if stop.is_some_and(|stop| stop.load(Relaxed)) {
+                return Err(Stop::Unusual);
+            }
+            let (step, next) = step(self.src.window(), self.pos, texts).ok_or(Stop::Unusual)?;
+            // The engine numbers an MTU's steps with u32.
+            if steps.len() >= u32::MAX as usize {
+                return Err(Stop::Unusual);
+            }
+            steps.push(step);
+            self.pos = next;
+            // The common case, a comma and the next step at once.
+            let b = self.src.window();
+            if b.get(self.pos) == Some(&b',') && b.get(self.pos + 1) == Some(&b'{') {
+                self.pos += 1;
+                continue;
+            }
+            if !self.next_or_close(b']')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// At a step's start, at or past where the second part starts: its steps after these and
+    /// the reader after their array, if it starts here (true); else the second part dropped.
+    fn take_second(&mut self, steps: &mut Vec<Step>, texts: &mut Texts) -> Fast<bool> {
+        let here = self.src.offset() + self.pos as u64;
+        let Some(split) = self.split.take_if(|split| here >= split.start) else {
+            return Ok(false);
+        };
+        if here > split.start {
+            split.stop.store(true, Relaxed);
+            return Ok(false);
+        }
+        let part = match split.second.join() {
+            Ok(Ok(part)) => part,
+            // It could not read its steps: they are read here.
+            Ok(Err(_)) => return Ok(false),
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let (ids, record_ids) = (texts.ids.len(), texts.record_ids.len());
+        texts.ids.extend_from_slice(&part.texts.ids);
+        texts.record_ids.extend_from_slice(&part.texts.record_ids);
+        let end = |base: usize, end: u32| u32::try_from(base + end as usize).ok();
+        steps.reserve(part.steps.len());
+        for step in part.steps {
+            steps.push(Step {
+                id_end: end(ids, step.id_end).ok_or(Stop::Unusual)?,
+                record_id_end: end(record_ids, step.record_id_end).ok_or(Stop::Unusual)?,
+                ..step
+            });
+        }
+        if steps.len() > u32::MAX as usize {
+            return Err(Stop::Unusual);
+        }
+        self.pos = self.src.jump(part.end)?;
+        #[cfg(test)]
+        tests::TAKEN.set(tests::TAKEN.get() + 1);
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -605,6 +836,11 @@ mod tests {
 
     use super::super::read;
     use super::*;
+
+    thread_local! {
+        /// Second parts taken by this thread.
+        pub(super) static TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     /// What the fast reader answers for `text`, whole and through windows of a few sizes: a
     /// document only if serde reads the same one. Answers whether the whole text was read fast.
@@ -623,13 +859,28 @@ mod tests {
         };
         let whole = check(read(Whole(text), 0), "whole");
         for (size, ahead) in [(1, 1), (64, 16), (300, 128), (4096, 1024)] {
-            let fast = check(read(Chunks::new(text, size), ahead), "windows");
+            let fast = check(read(windows(text, size), ahead), "windows");
             // A window as large as the text reads what the whole text reads.
             if size >= text.len() {
                 assert_eq!(fast, whole, "{size}: {:?}", show(text));
             }
         }
+        // In two parts, from the middle or wherever a step seems to start after it.
+        for (chunk, ahead) in [(64, 16), (4096, 1024)] {
+            let sizes = Sizes {
+                chunk,
+                ahead,
+                split_from: 0,
+            };
+            let open = |at: u64| Ok(&text[at as usize..]);
+            check(read_parts(text.len() as u64, open, sizes), "two parts");
+        }
         whole
+    }
+
+    /// Windows of `size` bytes over `text`.
+    fn windows(text: &[u8], size: usize) -> impl Source {
+        Chunks::new(move |at| Ok(&text[at as usize..]), 0, size).expect("memory")
     }
 
     fn show(text: &[u8]) -> String {
@@ -783,17 +1034,77 @@ mod tests {
             .collect();
         let text = serde_json::to_vec_pretty(&json!({"steps": steps})).expect("JSON");
         let serde = read::from_slice(&text).expect("valid");
-        let fast = read(Chunks::new(text.as_slice(), 4096), 1024).expect("read fast");
+        let fast = read(windows(&text, 4096), 1024).expect("read fast");
         assert_eq!(fast, serde);
         // A step longer than the window ahead goes to serde.
         let long =
             serde_json::to_vec(&json!({"steps": [step(&"x".repeat(5000), "BUY", "1.00", "1.0")]}))
                 .expect("JSON");
         assert!(matches!(
-            read(Chunks::new(long.as_slice(), 2048), 1024),
+            read(windows(&long, 2048), 1024),
             Err(Stop::Unusual)
         ));
-        assert!(read(Chunks::new(long.as_slice(), 8192), 6000).is_ok());
+        assert!(read(windows(&long, 8192), 6000).is_ok());
+    }
+
+    #[test]
+    fn a_document_read_in_two_parts_is_the_document() {
+        let steps = |n: usize, id: &dyn Fn(usize) -> String| -> Vec<serde_json::Value> {
+            (0..n)
+                .map(|i| {
+                    step(
+                        &id(i),
+                        if i % 2 == 0 { "BUY" } else { "SELL" },
+                        &format!("{}.{:02}", i % 97, i % 100),
+                        "1.5",
+                    )
+                })
+                .collect()
+        };
+        let sizes = Sizes {
+            chunk: 32 << 10,
+            ahead: 8 << 10,
+            split_from: 0,
+        };
+        let plain = |i| format!("s{i:05}");
+        // Ids that look like the end of one step and the start of the next, one long one in
+        // the middle of the document.
+        let tricky = |i| format!("x}}, {{{i}");
+        let mut long = steps(20, &plain);
+        long.insert(
+            10,
+            step(
+                &format!("{}}}, {{{}", "y".repeat(3500), "z".repeat(1000)),
+                "BUY",
+                "1.00",
+                "1.0",
+            ),
+        );
+        for (document, taken) in [
+            (json!({"steps": steps(3000, &plain)}), Some(true)),
+            (
+                json!({"market": "IDA1", "mtus": [{"mtu": "a", "steps": steps(1000, &plain)}, {"mtu": "b", "steps": steps(1500, &plain)}, {"steps": []}]}),
+                Some(true),
+            ),
+            (json!({"steps": steps(3000, &tricky)}), None),
+            (json!({"steps": long}), Some(false)),
+        ] {
+            for text in [
+                serde_json::to_string(&document),
+                serde_json::to_string_pretty(&document),
+            ] {
+                let text = text.expect("JSON");
+                let text = text.as_bytes();
+                let serde = read::from_slice(text);
+                let open = |at: u64| Ok(&text[at as usize..]);
+                let before = TAKEN.get();
+                let fast = read_parts(text.len() as u64, open, sizes).map_err(|_| "stopped");
+                assert_eq!(fast.as_ref(), Ok(serde.as_ref().expect("valid")));
+                if let Some(taken) = taken {
+                    assert_eq!(TAKEN.get() > before, taken, "{}", show(text));
+                }
+            }
+        }
     }
 
     /// Bytes that change what a document means, or break it.

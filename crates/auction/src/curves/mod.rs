@@ -27,15 +27,18 @@ mod fast;
 mod read;
 mod write;
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::io::{self, Read, Seek};
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::path::Path;
 
 use energy_core::calendar::MarketRules;
 use energy_core::market::{Market, Side};
 use energy_core::money::{Lots, PriceCents};
 use serde::Serialize;
 
-use crate::clearing::{Limits, Steps, clear_steps};
+use crate::clearing::{Clearing, Limits, Steps, clear_steps};
 
 /// One step's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -123,20 +126,10 @@ impl MtuSteps {
     /// and goes to the ids themselves only among equal keys: comparing the ids throughout
     /// took longer than clearing when the ids came in no particular order.
     fn id_order(&self) -> (Option<Vec<u32>>, Option<usize>) {
-        let n = self.steps.len();
-        let mut start = 0;
-        let mut previous = None;
-        let mut increasing = true;
-        for s in &self.steps {
-            let end = s.id_end as usize;
-            let id = &self.ids[start..end];
-            increasing &= previous.is_none_or(|p| p < id);
-            previous = Some(id);
-            start = end;
-        }
-        if increasing {
+        if self.ids_increase() {
             return (None, None);
         }
+        let n = self.steps.len();
         let first = self.id(0).as_bytes();
         let shared = (1..n).fold(first.len(), |shared, i| {
             let id = self.id(i).as_bytes();
@@ -179,6 +172,36 @@ impl MtuSteps {
         }
         let by_id = keyed.into_iter().map(|(_, i)| i).collect();
         (Some(by_id), first_repeat)
+    }
+}
+
+impl MtuSteps {
+    /// Whether every id is greater than the one before.
+    fn ids_increase(&self) -> bool {
+        let mut start = 0;
+        let mut previous = None;
+        let mut increasing = true;
+        for s in &self.steps {
+            let end = s.id_end as usize;
+            let id = &self.ids[start..end];
+            increasing &= previous.is_none_or(|p| p < id);
+            previous = Some(id);
+            start = end;
+        }
+        increasing
+    }
+
+    /// Whether every quantity is above zero, every price within `limits`, and the quantities
+    /// add up within `i64`: what the engine needs.
+    fn numbers_fit(&self, limits: Limits) -> bool {
+        let mut total = Some(0i64);
+        for s in &self.steps {
+            if s.quantity.0 <= 0 || s.price < limits.min_price || s.price > limits.max_price {
+                return false;
+            }
+            total = total.and_then(|t| t.checked_add(s.quantity.0));
+        }
+        total.is_some()
     }
 }
 
@@ -241,14 +264,28 @@ pub struct Curves {
     mtus: Vec<Mtu>,
 }
 
-/// One MTU's steps, in the order given, and their indices in id order (`None`: the same).
+/// One MTU's steps, in the order given, and their indices in id order (`None`: the same); and
+/// its clearing when it was cleared while its steps were sorted by id.
 #[derive(Debug)]
 struct Mtu {
     steps: MtuSteps,
     by_id: Option<Vec<u32>>,
+    cleared: Option<Clearing>,
 }
 
+/// From how many steps out of id order an MTU is cleared on a second thread while the first
+/// sorts them.
+const CLEAR_WHILE_SORTING: usize = 1 << 16;
+
 impl Mtu {
+    /// The MTU cleared, now or before.
+    fn clearing(&self, limits: Limits) -> Cow<'_, Clearing> {
+        match &self.cleared {
+            Some(c) => Cow::Borrowed(c),
+            None => Cow::Owned(clear_steps(&self.steps, limits)),
+        }
+    }
+
     /// The index of the `k`th step in id order.
     fn in_id_order(&self, k: usize) -> usize {
         self.by_id.as_ref().map_or(k, |order| order[k] as usize)
@@ -283,19 +320,25 @@ impl Curves {
         Self::checked(document)
     }
 
-    /// Reads and checks a document from a file (or anything that reads and seeks), a window of
-    /// it at a time: memory holds the steps and the window, not the text. A document the fast
-    /// reader leaves to serde (an escape in a string, a step as an array, any error) is read
-    /// again from its start, whole, as [`Curves::from_bytes`] reads it, for the same result
+    /// Reads and checks the document in the file at `path`, a window of it at a time, a large
+    /// file in two parts by two threads: memory holds the steps and the windows, not the text.
+    /// A document the fast reader leaves to serde (an escape in a string, a step as an array,
+    /// any error) is read again, whole, as [`Curves::from_bytes`] reads it, for the same result
     /// and the same message.
-    pub fn from_file<F: Read + Seek>(mut input: F) -> Result<Self, ReadError> {
-        let document = match fast::read(fast::Chunks::new(&mut input, fast::CHUNK), fast::AHEAD) {
+    pub fn from_path(path: &Path) -> Result<Self, ReadError> {
+        let len = std::fs::metadata(path)?.len();
+        let open = |at: u64| {
+            let mut file = File::open(path)?;
+            if at > 0 {
+                file.seek(SeekFrom::Start(at))?;
+            }
+            Ok(file)
+        };
+        let document = match fast::read_parts(len, open, fast::Sizes::FILE) {
             Ok(document) => document,
             Err(fast::Stop::Io(e)) => return Err(ReadError::Io(e)),
             Err(fast::Stop::Unusual) => {
-                input.rewind()?;
-                let mut text = Vec::new();
-                input.read_to_end(&mut text)?;
+                let text = std::fs::read(path)?;
                 let document = read::from_slice(&text)?;
                 drop(text);
                 document
@@ -315,7 +358,7 @@ impl Curves {
         self.mtus
             .iter()
             .map(|m| {
-                let c = clear_steps(&m.steps, self.limits);
+                let c = m.clearing(self.limits);
                 MtuOutput {
                     mtu: m.steps.mtu.clone(),
                     clearing_price: c.price,
@@ -365,8 +408,12 @@ impl Curves {
         };
         let mut checked = Vec::with_capacity(mtus.len());
         for (i, steps) in mtus.into_iter().enumerate() {
-            let by_id = check(i, &steps, limits)?;
-            checked.push(Mtu { steps, by_id });
+            let (by_id, cleared) = check(i, &steps, limits)?;
+            checked.push(Mtu {
+                steps,
+                by_id,
+                cleared,
+            });
         }
         Ok(Self {
             limits,
@@ -377,8 +424,25 @@ impl Curves {
 
 /// Checks MTU `i` and answers its steps' order by id. The first step with a problem is named;
 /// of one step's problems, a repeated id first, then the quantity, then the price.
-fn check(i: usize, m: &MtuSteps, limits: Limits) -> Result<Option<Vec<u32>>, InputError> {
-    let (by_id, first_repeat) = m.id_order();
+///
+/// A large MTU whose steps are out of id order and whose numbers suit the engine is cleared on
+/// a second thread while this one sorts its steps (the sort also finds repeated ids), and its
+/// clearing comes back with the order; thrown away if an id repeats.
+fn check(i: usize, m: &MtuSteps, limits: Limits) -> Result<Checked, InputError> {
+    let ((by_id, first_repeat), cleared) =
+        if m.steps.len() >= CLEAR_WHILE_SORTING && m.numbers_fit(limits) && !m.ids_increase() {
+            std::thread::scope(|scope| {
+                let clearing = std::thread::Builder::new()
+                    .spawn_scoped(scope, || clear_steps(m, limits))
+                    .ok();
+                let order = m.id_order();
+                let cleared =
+                    clearing.map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                (order, cleared)
+            })
+        } else {
+            (m.id_order(), None)
+        };
     let mut total = Some(0i64);
     let mut overflow_at = None;
     for (k, s) in m.steps.iter().enumerate() {
@@ -418,5 +482,8 @@ fn check(i: usize, m: &MtuSteps, limits: Limits) -> Result<Option<Vec<u32>>, Inp
             Lots(i64::MAX)
         )));
     }
-    Ok(by_id)
+    Ok((by_id, cleared))
 }
+
+/// An MTU's order by id, and its clearing if it has one already.
+type Checked = (Option<Vec<u32>>, Option<Clearing>);

@@ -10,7 +10,6 @@ use energy_core::market::Side;
 use energy_core::money::{Lots, PriceCents};
 
 use super::{Curves, Mtu, Step};
-use crate::clearing::clear_steps;
 
 /// Bytes gathered before a write.
 const FLUSH_AT: usize = 256 << 10;
@@ -25,7 +24,7 @@ pub(super) fn results<W: Write>(curves: &Curves, mut out: W) -> io::Result<()> {
             buf.string(mtu.as_bytes())?;
             buf.put(b",");
         }
-        let c = clear_steps(&m.steps, curves.limits);
+        let c = m.clearing(curves.limits);
         buf.put(b"\n    \"clearing_price\": ");
         match c.price {
             Some(price) => buf.decimal::<{ PriceCents::PLACES }>(price.0),
