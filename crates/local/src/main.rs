@@ -483,8 +483,8 @@ fn auction_clear(input: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    match curves.write_results(stdout) {
+    // The results come in large pieces, written from a thread of their own.
+    match curves.write_results(std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => stdout_failed(e),
     }

@@ -349,7 +349,7 @@ impl Curves {
 
     /// Clears MTU after MTU and writes the results to `out` as they are produced: the same
     /// bytes as `serde_json::to_string_pretty(&self.results())` and a newline.
-    pub fn write_results<W: io::Write>(&self, out: W) -> io::Result<()> {
+    pub fn write_results<W: io::Write + Send>(&self, out: W) -> io::Result<()> {
         write::results(self, out)
     }
 
