@@ -4,7 +4,7 @@
 //! documents fail, validation with the same message, the reader's errors with that message and
 //! the field's path before it. Each document goes through the serde reader (`from_reader`), and
 //! the fast reader with serde behind it, from memory (`from_slice`) and from a file
-//! (`from_file`).
+//! (`from_path`).
 
 use energy_auction::curves::{Curves, InputError, ReadError};
 use energy_core::market::Side;
@@ -392,9 +392,10 @@ proptest! {
 }
 
 /// More steps than are cleared while sorted (65 536), out of id order: cleared on a second
-/// thread while they are sorted, the same bytes; with a repeated id, the same error.
+/// thread while they are sorted, the same bytes; with a repeated id, the same error. In id
+/// order, the same bytes.
 #[test]
-fn a_large_mtu_out_of_order_prints_as_before() {
+fn a_large_mtu_in_and_out_of_order_prints_as_before() {
     let mut x = 7u64;
     let mut next = || {
         x = energy_core::hash::mix64(x);
@@ -417,6 +418,9 @@ fn a_large_mtu_out_of_order_prints_as_before() {
     }
     let text = json!({"steps": steps}).to_string();
     assert_prints_as_before(&text);
+    let mut in_order = steps.clone();
+    in_order.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    assert_prints_as_before(&json!({"steps": in_order}).to_string());
     steps[60_000]["id"] = steps[123]["id"].clone();
     let text = json!({"steps": steps}).to_string();
     assert_eq!(streamed(&text), before::print(&text).map_err(|e| e.0));

@@ -11,16 +11,22 @@
 //!
 //! A document of a million steps goes through in three stages, without a `serde_json::Value`
 //! or the output as one string:
-//! - `read` deserializes the document straight into compact columns per MTU (`MtuSteps`: the
-//!   numbers of a step in 40 bytes, the ids of an MTU in one string), and names the field of
-//!   any error (`mtus[0].steps[3].price`);
+//! - `fast` reads the usual documents byte by byte straight into compact columns per MTU
+//!   (`MtuSteps`: the numbers of a step in 40 bytes, the ids of an MTU in one string), a file a
+//!   window at a time and a large one by two threads; anything unusual (an escape, an unknown
+//!   key, an error) it leaves to `read`, which deserializes the document with serde into the
+//!   same columns and names the field of any error (`mtus[0].steps[3].price`);
 //! - [`Curves`] checks the steps (ids unique in their MTU, quantities above zero and adding up
-//!   within `i64`, prices within the limits) and puts each MTU's steps in id order;
-//! - `write` clears one MTU at a time in place ([`crate::clearing::clear_steps`]) and writes
-//!   its result as it is produced, in the pretty format of `serde_json::to_string_pretty`.
+//!   within `i64`, prices within the limits) and finds each MTU's order by id (none to find
+//!   when the ids come in order; a large MTU out of order is cleared on a second thread while
+//!   it is sorted);
+//! - `write` clears one MTU at a time in place ([`crate::clearing::clear_steps`]), unless it
+//!   was cleared while sorted, and formats its result as it is produced, in the pretty format of `serde_json::to_string_pretty`, for a
+//!   thread of its own to write.
 //!
-//! Memory holds the compact steps, one MTU's clearing and, while it is read, the document's
-//! text ([`Curves::from_bytes`]) or a buffer of it ([`Curves::from_reader`]).
+//! Memory holds the compact steps, one MTU's clearing and, while it is read, a window of a
+//! file ([`Curves::from_path`]), the text in memory ([`Curves::from_bytes`]) or a buffer of a
+//! reader ([`Curves::from_reader`]).
 
 mod decimal;
 mod fast;
@@ -294,7 +300,7 @@ impl Mtu {
 
 impl Curves {
     /// Reads and checks a document from `input`, buffered here, with serde. Memory holds the
-    /// steps, not the text; but serde_json reads a reader byte by byte: [`Curves::from_file`]
+    /// steps, not the text; but serde_json reads a reader byte by byte: [`Curves::from_path`]
     /// reads a file in a fraction of the time.
     pub fn from_reader<R: io::Read>(input: R) -> Result<Self, ReadError> {
         Self::checked(read::from_reader(input)?).map_err(ReadError::Input)
