@@ -2,7 +2,9 @@
 //! document read into a `serde_json::Value`, cleared into `MtuOutput`s, printed with
 //! `serde_json::to_string_pretty`. The same documents print the same bytes; the same bad
 //! documents fail, validation with the same message, the reader's errors with that message and
-//! the field's path before it.
+//! the field's path before it. Each document goes through the serde reader (`from_reader`), and
+//! the fast reader with serde behind it, from memory (`from_slice`) and from a file
+//! (`from_path`).
 
 use energy_auction::curves::{Curves, InputError, ReadError};
 use energy_core::market::Side;
@@ -159,6 +161,17 @@ fn streamed(text: &str) -> Result<String, String> {
     let from_slice = Curves::from_slice(text.as_bytes())
         .map(print)
         .map_err(|e| e.0);
+    // A file: a window at a time, or read again whole and as from memory when the fast reader
+    // leaves it to serde.
+    let file = tempfile();
+    std::fs::write(&file, text).expect("written");
+    let from_file = match Curves::from_path(&file) {
+        Ok(curves) => Ok(print(curves)),
+        Err(ReadError::Input(InputError(e))) => Err(e),
+        Err(ReadError::Io(e)) => panic!("reading {} failed: {e}", file.display()),
+    };
+    std::fs::remove_file(&file).expect("removed");
+    assert_eq!(from_file, from_slice, "file and slice differ on {text}");
     // serde_json places some errors a column apart reading from a reader and from a slice.
     assert_eq!(
         from_reader.as_ref().map_err(|e| without_position(e)),
@@ -166,6 +179,17 @@ fn streamed(text: &str) -> Result<String, String> {
         "reader and slice differ on {text}"
     );
     from_reader
+}
+
+/// A path for a file of this test's own.
+fn tempfile() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "energy-curves-stream-{}-{}.json",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// An error message without serde_json's ` at line L column C`.
@@ -365,4 +389,39 @@ proptest! {
         let text = doc.to_string();
         prop_assert_eq!(streamed(&text), before::print(&text).map_err(|e| e.0));
     }
+}
+
+/// More steps than are cleared while sorted (65 536), out of id order: cleared on a second
+/// thread while they are sorted, the same bytes; with a repeated id, the same error. In id
+/// order, the same bytes.
+#[test]
+fn a_large_mtu_in_and_out_of_order_prints_as_before() {
+    let mut x = 7u64;
+    let mut next = || {
+        x = energy_core::hash::mix64(x);
+        x
+    };
+    let mut steps: Vec<_> = (0..70_000)
+        .map(|i| {
+            let side = if i % 2 == 0 { "BUY" } else { "SELL" };
+            let price = format!("{}.{:02}", 40 + next() % 60, next() % 100);
+            step(
+                &format!("s{i}"),
+                side,
+                &price,
+                &format!("{}.0", 1 + next() % 50),
+            )
+        })
+        .collect();
+    for i in (1..steps.len()).rev() {
+        steps.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    let text = json!({"steps": steps}).to_string();
+    assert_prints_as_before(&text);
+    let mut in_order = steps.clone();
+    in_order.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    assert_prints_as_before(&json!({"steps": in_order}).to_string());
+    steps[60_000]["id"] = steps[123]["id"].clone();
+    let text = json!({"steps": steps}).to_string();
+    assert_eq!(streamed(&text), before::print(&text).map_err(|e| e.0));
 }

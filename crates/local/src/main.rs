@@ -446,33 +446,45 @@ async fn demo(archive: Option<PathBuf>, options: energy_local::demo::DemoOptions
     }
 }
 
-/// Reads the document's bytes, deserializes them straight into compact curves and lets the
-/// bytes go, then clears MTU after MTU and writes each result as it is produced: memory holds
-/// the text and the steps while reading, the steps and one MTU's clearing after.
+/// Reads the document into compact curves: a file a window at a time (a large one by two
+/// threads), standard input (or a pipe given as a file) whole, let go before the steps are
+/// checked. Then clears MTU
+/// after MTU and writes each result as it is produced: memory holds the steps and one MTU's
+/// clearing, and while reading the text of standard input.
 fn auction_clear(input: &str) -> ExitCode {
+    use energy_auction::curves::{Curves, ReadError};
     use std::io::Read;
-    let text = if input == "-" {
+    let curves = if input == "-" {
         let mut text = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut text).map(|_| text)
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut text)
+            .map_err(ReadError::Io)
+            .and_then(|_| Curves::from_bytes(text).map_err(ReadError::Input))
     } else {
-        std::fs::read(input)
+        let path = std::path::Path::new(input);
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => Curves::from_path(path),
+            // A pipe, say: read whole.
+            Ok(_) => std::fs::read(path)
+                .map_err(ReadError::Io)
+                .and_then(|text| Curves::from_bytes(text).map_err(ReadError::Input)),
+            Err(e) => Err(ReadError::Io(e)),
+        }
     };
-    let text = match text {
-        Ok(text) => text,
-        Err(e) => {
+    let curves = match curves {
+        Ok(curves) => curves,
+        Err(ReadError::Io(e)) => {
             eprintln!("energy auction clear: cannot read {input}: {e}");
             return ExitCode::from(2);
         }
-    };
-    let curves = match energy_auction::curves::Curves::from_bytes(text) {
-        Ok(curves) => curves,
-        Err(e) => {
+        Err(ReadError::Input(e)) => {
             eprintln!("energy auction clear: {input}: {e}");
             return ExitCode::from(2);
         }
     };
-    let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    match curves.write_results(stdout) {
+    // The results come in large pieces, written from a thread of their own.
+    match curves.write_results(std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => stdout_failed(e),
     }

@@ -11,30 +11,40 @@
 //!
 //! A document of a million steps goes through in three stages, without a `serde_json::Value`
 //! or the output as one string:
-//! - `read` deserializes the document straight into compact columns per MTU (`MtuSteps`: the
-//!   numbers of a step in 40 bytes, the ids of an MTU in one string), and names the field of
-//!   any error (`mtus[0].steps[3].price`);
+//! - `fast` reads the usual documents byte by byte straight into compact columns per MTU
+//!   (`MtuSteps`: the numbers of a step in 40 bytes, the ids of an MTU in one string), a file a
+//!   window at a time and a large one by two threads; anything unusual (an escape, an unknown
+//!   key, an error) it leaves to `read`, which deserializes the document with serde into the
+//!   same columns and names the field of any error (`mtus[0].steps[3].price`);
 //! - [`Curves`] checks the steps (ids unique in their MTU, quantities above zero and adding up
-//!   within `i64`, prices within the limits) and puts each MTU's steps in id order;
-//! - `write` clears one MTU at a time in place ([`crate::clearing::clear_steps`]) and writes
-//!   its result as it is produced, in the pretty format of `serde_json::to_string_pretty`.
+//!   within `i64`, prices within the limits) and finds each MTU's order by id (none to find
+//!   when the ids come in order; a large MTU out of order is cleared on a second thread while
+//!   it is sorted);
+//! - `write` clears one MTU at a time in place ([`crate::clearing::clear_steps`]), unless it
+//!   was cleared while sorted, and formats its result as it is produced, in the pretty format of `serde_json::to_string_pretty`, for a
+//!   thread of its own to write.
 //!
-//! Memory holds the compact steps, one MTU's clearing and, while it is read, the document's
-//! text ([`Curves::from_bytes`]) or a buffer of it ([`Curves::from_reader`]).
+//! Memory holds the compact steps, one MTU's clearing and, while it is read, a window of a
+//! file ([`Curves::from_path`]), the text in memory ([`Curves::from_bytes`]) or a buffer of a
+//! reader ([`Curves::from_reader`]).
 
 mod decimal;
+mod fast;
 mod read;
 mod write;
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::io;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::path::Path;
 
 use energy_core::calendar::MarketRules;
 use energy_core::market::{Market, Side};
 use energy_core::money::{Lots, PriceCents};
 use serde::Serialize;
 
-use crate::clearing::{Limits, Steps, clear_steps};
+use crate::clearing::{Clearing, Limits, Steps, clear_steps};
 
 /// One step's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,7 +90,7 @@ pub fn clear_document(text: &str) -> Result<Vec<MtuOutput>, InputError> {
 
 /// One MTU's steps, compactly: a step is 40 bytes of numbers, and the MTU's ids and record ids
 /// are each one string, each step keeping where its own two end.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct MtuSteps {
     mtu: Option<String>,
     steps: Vec<Step>,
@@ -88,7 +98,7 @@ struct MtuSteps {
     record_ids: String,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Step {
     price: PriceCents,
     quantity: Lots,
@@ -113,15 +123,21 @@ impl MtuSteps {
         &self.record_ids[start..self.steps[i].record_id_end as usize]
     }
 
-    /// The steps' indices sorted by id, and by index among equal ids.
+    /// The steps' indices sorted by id, and by index among equal ids (`None` when the steps
+    /// are in strictly increasing id order already, as they mostly are), and the first step
+    /// whose id an earlier step has.
     ///
-    /// The sort compares 8-byte keys, the ids' bytes after the prefix they all share (zeros
-    /// past an id's end, so a key never orders two ids against their own order), and goes to
-    /// the ids themselves only when two keys are equal: comparing the ids throughout took
-    /// longer than clearing when the ids came in no particular order.
-    fn id_order(&self) -> Vec<u32> {
-        let first = self.steps.first().map_or("", |_| self.id(0)).as_bytes();
-        let shared = (1..self.steps.len()).fold(first.len(), |shared, i| {
+    /// The sort orders 8-byte keys, the ids' bytes after the prefix they all share (zeros
+    /// past an id's end, so a key never orders two ids against their own order), by radix,
+    /// and goes to the ids themselves only among equal keys: comparing the ids throughout
+    /// took longer than clearing when the ids came in no particular order.
+    fn id_order(&self) -> (Option<Vec<u32>>, Option<usize>) {
+        if self.ids_increase() {
+            return (None, None);
+        }
+        let n = self.steps.len();
+        let first = self.id(0).as_bytes();
+        let shared = (1..n).fold(first.len(), |shared, i| {
             let id = self.id(i).as_bytes();
             first[..shared]
                 .iter()
@@ -132,46 +148,96 @@ impl MtuSteps {
         let key = |i: usize| {
             let mut key = [0u8; 8];
             let rest = self.id(i).as_bytes().get(shared..).unwrap_or_default();
-            let n = rest.len().min(8);
-            key[..n].copy_from_slice(&rest[..n]);
+            let len = rest.len().min(8);
+            key[..len].copy_from_slice(&rest[..len]);
             u64::from_be_bytes(key)
         };
         // An MTU has fewer than 2³² steps: the reader refuses more.
-        let mut keyed: Vec<(u64, u32)> =
-            (0..self.steps.len()).map(|i| (key(i), i as u32)).collect();
-        keyed.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| self.id(a.1 as usize).cmp(self.id(b.1 as usize)))
-                .then(a.1.cmp(&b.1))
-        });
-        keyed.into_iter().map(|(_, i)| i).collect()
+        let mut keyed: Vec<(u64, u32)> = (0..n).map(|i| (key(i), i as u32)).collect();
+        radix_sort(&mut keyed);
+        // Equal keys, in index order: their ids decide, then the index. Only ids of equal keys
+        // can be equal, and among equal ids every one after the first repeats an earlier one.
+        let mut first_repeat = None;
+        let mut run = 0;
+        while run < n {
+            let end = run
+                + keyed[run..]
+                    .iter()
+                    .take_while(|k| k.0 == keyed[run].0)
+                    .count();
+            if end - run > 1 {
+                let same_key = &mut keyed[run..end];
+                same_key.sort_by(|a, b| self.id(a.1 as usize).cmp(self.id(b.1 as usize)));
+                let repeats = same_key
+                    .windows(2)
+                    .filter(|w| self.id(w[0].1 as usize) == self.id(w[1].1 as usize))
+                    .map(|w| w[1].1 as usize);
+                first_repeat = repeats.chain(first_repeat).min();
+            }
+            run = end;
+        }
+        let by_id = keyed.into_iter().map(|(_, i)| i).collect();
+        (Some(by_id), first_repeat)
+    }
+}
+
+impl MtuSteps {
+    /// Whether every id is greater than the one before.
+    fn ids_increase(&self) -> bool {
+        let mut start = 0;
+        let mut previous = None;
+        let mut increasing = true;
+        for s in &self.steps {
+            let end = s.id_end as usize;
+            let id = &self.ids[start..end];
+            increasing &= previous.is_none_or(|p| p < id);
+            previous = Some(id);
+            start = end;
+        }
+        increasing
     }
 
-    /// The same steps in `order`. The clearing does not depend on the order of the steps
-    /// (ties go by their identity, not their place), and in id order the fills are written
-    /// from one pass over memory instead of a jump per step.
-    fn reordered(mut self, order: &[u32]) -> Self {
-        if order.iter().enumerate().all(|(k, &i)| k == i as usize) {
-            return self;
+    /// Whether every quantity is above zero, every price within `limits`, and the quantities
+    /// add up within `i64`: what the engine needs.
+    fn numbers_fit(&self, limits: Limits) -> bool {
+        let mut total = Some(0i64);
+        for s in &self.steps {
+            if s.quantity.0 <= 0 || s.price < limits.min_price || s.price > limits.max_price {
+                return false;
+            }
+            total = total.and_then(|t| t.checked_add(s.quantity.0));
         }
-        let mut out = MtuSteps {
-            mtu: self.mtu.take(),
-            steps: Vec::with_capacity(self.steps.len()),
-            ids: String::with_capacity(self.ids.len()),
-            record_ids: String::with_capacity(self.record_ids.len()),
-        };
-        for &i in order {
-            let i = i as usize;
-            out.ids.push_str(self.id(i));
-            out.record_ids.push_str(self.record_id(i));
-            // No longer than the strings they came from, whose lengths fit.
-            out.steps.push(Step {
-                id_end: out.ids.len() as u32,
-                record_id_end: out.record_ids.len() as u32,
-                ..self.steps[i]
-            });
+        total.is_some()
+    }
+}
+
+/// Sorts by key, stably: a pass per byte of the keys, skipping the bytes every key shares.
+fn radix_sort(items: &mut Vec<(u64, u32)>) {
+    let n = items.len();
+    let mut counts = vec![[0usize; 256]; 8];
+    for &(key, _) in items.iter() {
+        for (byte, count) in counts.iter_mut().enumerate() {
+            count[(key >> (8 * byte)) as u8 as usize] += 1;
         }
-        out
+    }
+    let mut scratch = Vec::new();
+    for (byte, count) in counts.iter().enumerate() {
+        if count.contains(&n) {
+            continue;
+        }
+        let mut offsets = [0usize; 256];
+        let mut total = 0;
+        for (offset, &c) in offsets.iter_mut().zip(count) {
+            *offset = total;
+            total += c;
+        }
+        scratch.resize(n, (0, 0));
+        for &item in items.iter() {
+            let slot = &mut offsets[(item.0 >> (8 * byte)) as u8 as usize];
+            scratch[*slot] = item;
+            *slot += 1;
+        }
+        std::mem::swap(items, &mut scratch);
     }
 }
 
@@ -197,37 +263,99 @@ impl Steps for MtuSteps {
     }
 }
 
-/// A checked document: the limits, and every MTU's steps in id order.
+/// A checked document: the limits, and every MTU's steps with their order by id.
 #[derive(Debug)]
 pub struct Curves {
     limits: Limits,
-    mtus: Vec<MtuSteps>,
+    mtus: Vec<Mtu>,
+}
+
+/// One MTU's steps, in the order given, and their indices in id order (`None`: the same); and
+/// its clearing when it was cleared while its steps were sorted by id.
+#[derive(Debug)]
+struct Mtu {
+    steps: MtuSteps,
+    by_id: Option<Vec<u32>>,
+    cleared: Option<Clearing>,
+}
+
+/// From how many steps out of id order an MTU is cleared on a second thread while the first
+/// sorts them.
+const CLEAR_WHILE_SORTING: usize = 1 << 16;
+
+impl Mtu {
+    /// The MTU cleared, now or before.
+    fn clearing(&self, limits: Limits) -> Cow<'_, Clearing> {
+        match &self.cleared {
+            Some(c) => Cow::Borrowed(c),
+            None => Cow::Owned(clear_steps(&self.steps, limits)),
+        }
+    }
+
+    /// The index of the `k`th step in id order.
+    fn in_id_order(&self, k: usize) -> usize {
+        self.by_id.as_ref().map_or(k, |order| order[k] as usize)
+    }
 }
 
 impl Curves {
-    /// Reads and checks a document from `input`, buffered here. Memory holds the steps, not
-    /// the text; but serde_json reads a reader byte by byte, and a file's bytes read into
-    /// memory first ([`Curves::from_bytes`]) go through in about two thirds of the time.
+    /// Reads and checks a document from `input`, buffered here, with serde. Memory holds the
+    /// steps, not the text; but serde_json reads a reader byte by byte: [`Curves::from_path`]
+    /// reads a file in a fraction of the time.
     pub fn from_reader<R: io::Read>(input: R) -> Result<Self, ReadError> {
         Self::checked(read::from_reader(input)?).map_err(ReadError::Input)
     }
 
     /// Reads and checks a document held in memory.
     pub fn from_slice(input: &[u8]) -> Result<Self, InputError> {
-        Self::checked(read::from_slice(input)?)
+        match fast::read(fast::Whole(input), 0) {
+            Ok(document) => Self::checked(document),
+            // Memory does not fail to read.
+            Err(fast::Stop::Unusual | fast::Stop::Io(_)) => Self::checked(read::from_slice(input)?),
+        }
     }
 
-    /// Reads a document's bytes and lets them go before checking the steps and putting them
-    /// in order, so the text and the second copy of the steps are never in memory together.
+    /// Reads a document's bytes and lets them go before checking the steps, so the text and
+    /// the order of the steps are never in memory together.
     pub fn from_bytes(input: Vec<u8>) -> Result<Self, InputError> {
-        let document = read::from_slice(&input)?;
+        let document = match fast::read(fast::Whole(&input), 0) {
+            Ok(document) => document,
+            Err(fast::Stop::Unusual | fast::Stop::Io(_)) => read::from_slice(&input)?,
+        };
         drop(input);
         Self::checked(document)
     }
 
+    /// Reads and checks the document in the file at `path`, a window of it at a time, a large
+    /// file in two parts by two threads: memory holds the steps and the windows, not the text.
+    /// A document the fast reader leaves to serde (an escape in a string, a step as an array,
+    /// any error) is read again, whole, as [`Curves::from_bytes`] reads it, for the same result
+    /// and the same message.
+    pub fn from_path(path: &Path) -> Result<Self, ReadError> {
+        let len = std::fs::metadata(path)?.len();
+        let open = |at: u64| {
+            let mut file = File::open(path)?;
+            if at > 0 {
+                file.seek(SeekFrom::Start(at))?;
+            }
+            Ok(file)
+        };
+        let document = match fast::read_parts(len, open, fast::Sizes::FILE) {
+            Ok(document) => document,
+            Err(fast::Stop::Io(e)) => return Err(ReadError::Io(e)),
+            Err(fast::Stop::Unusual) => {
+                let text = std::fs::read(path)?;
+                let document = read::from_slice(&text)?;
+                drop(text);
+                document
+            }
+        };
+        Ok(Self::checked(document)?)
+    }
+
     /// Clears MTU after MTU and writes the results to `out` as they are produced: the same
     /// bytes as `serde_json::to_string_pretty(&self.results())` and a newline.
-    pub fn write_results<W: io::Write>(&self, out: W) -> io::Result<()> {
+    pub fn write_results<W: io::Write + Send>(&self, out: W) -> io::Result<()> {
         write::results(self, out)
     }
 
@@ -236,23 +364,23 @@ impl Curves {
         self.mtus
             .iter()
             .map(|m| {
-                let c = clear_steps(m, self.limits);
+                let c = m.clearing(self.limits);
                 MtuOutput {
-                    mtu: m.mtu.clone(),
+                    mtu: m.steps.mtu.clone(),
                     clearing_price: c.price,
                     volume: c.volume,
                     price_interval: c.interval.map(|(lo, hi)| [lo, hi]),
-                    fills: m
-                        .steps
-                        .iter()
-                        .zip(&c.filled)
-                        .enumerate()
-                        .map(|(i, (s, &filled))| StepFill {
-                            id: m.id(i).to_string(),
-                            side: s.side,
-                            price: s.price,
-                            quantity: s.quantity,
-                            filled,
+                    fills: (0..m.steps.steps.len())
+                        .map(|k| {
+                            let i = m.in_id_order(k);
+                            let s = &m.steps.steps[i];
+                            StepFill {
+                                id: m.steps.id(i).to_string(),
+                                side: s.side,
+                                price: s.price,
+                                quantity: s.quantity,
+                                filled: c.filled[i],
+                            }
                         })
                         .collect(),
                 }
@@ -285,9 +413,13 @@ impl Curves {
             }
         };
         let mut checked = Vec::with_capacity(mtus.len());
-        for (i, m) in mtus.into_iter().enumerate() {
-            let by_id = check(i, &m, limits)?;
-            checked.push(m.reordered(&by_id));
+        for (i, steps) in mtus.into_iter().enumerate() {
+            let (by_id, cleared) = check(i, &steps, limits)?;
+            checked.push(Mtu {
+                steps,
+                by_id,
+                cleared,
+            });
         }
         Ok(Self {
             limits,
@@ -298,14 +430,25 @@ impl Curves {
 
 /// Checks MTU `i` and answers its steps' order by id. The first step with a problem is named;
 /// of one step's problems, a repeated id first, then the quantity, then the price.
-fn check(i: usize, m: &MtuSteps, limits: Limits) -> Result<Vec<u32>, InputError> {
-    let by_id = m.id_order();
-    // Among equal ids, sorted by index, every one after the first repeats an earlier one.
-    let first_repeat = by_id
-        .windows(2)
-        .filter(|w| m.id(w[0] as usize) == m.id(w[1] as usize))
-        .map(|w| w[1] as usize)
-        .min();
+///
+/// A large MTU whose steps are out of id order and whose numbers suit the engine is cleared on
+/// a second thread while this one sorts its steps (the sort also finds repeated ids), and its
+/// clearing comes back with the order; thrown away if an id repeats.
+fn check(i: usize, m: &MtuSteps, limits: Limits) -> Result<Checked, InputError> {
+    let ((by_id, first_repeat), cleared) =
+        if m.steps.len() >= CLEAR_WHILE_SORTING && m.numbers_fit(limits) && !m.ids_increase() {
+            std::thread::scope(|scope| {
+                let clearing = std::thread::Builder::new()
+                    .spawn_scoped(scope, || clear_steps(m, limits))
+                    .ok();
+                let order = m.id_order();
+                let cleared =
+                    clearing.map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                (order, cleared)
+            })
+        } else {
+            (m.id_order(), None)
+        };
     let mut total = Some(0i64);
     let mut overflow_at = None;
     for (k, s) in m.steps.iter().enumerate() {
@@ -345,5 +488,8 @@ fn check(i: usize, m: &MtuSteps, limits: Limits) -> Result<Vec<u32>, InputError>
             Lots(i64::MAX)
         )));
     }
-    Ok(by_id)
+    Ok((by_id, cleared))
 }
+
+/// An MTU's order by id, and its clearing if it has one already.
+type Checked = (Option<Vec<u32>>, Option<Clearing>);

@@ -24,7 +24,7 @@ use super::{InputError, MtuSteps, ReadError, Step};
 use crate::clearing::Limits;
 
 /// The document as given, before the choice between its forms.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Document {
     pub market: Option<Market>,
     pub limits: Option<Limits>,

@@ -1,208 +1,282 @@
-//! The results, written as they are produced: one MTU cleared, its result serialized to the
-//! writer, the next MTU. The bytes are those of `serde_json::to_string_pretty(&Vec<MtuOutput>)`
-//! and a newline; the structs here borrow what [`super::MtuOutput`] would own.
+//! The results, written as they are produced: one MTU cleared, its result formatted into a
+//! buffer and the buffer handed to a writing thread whenever it holds [`FLUSH_AT`] bytes, the
+//! next MTU. The bytes are those of `serde_json::to_string_pretty(&Vec<MtuOutput>)` and a
+//! newline: the fixed parts of the pretty format as they are, strings escaped by serde_json
+//! where they need it, and prices and quantities formatted here as their `Display` formats them.
+//!
+//! The writing thread keeps a write that waits (a pipe whose reader is behind) from holding up
+//! the formatting: with the two in one thread, a 138 MB result took as long again through a
+//! pipe as into `/dev/null`.
 
 use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
 
 use energy_core::market::Side;
 use energy_core::money::{Lots, PriceCents};
-use serde::Serialize;
-use serde::ser::{SerializeSeq, Serializer};
-use serde_json::ser::Formatter;
 
-use super::{Curves, MtuSteps};
-use crate::clearing::clear_steps;
+use super::{Curves, Mtu, Step};
 
-pub(super) fn results<W: Write>(curves: &Curves, out: W) -> io::Result<()> {
-    let mut json = serde_json::Serializer::with_formatter(out, Pretty::default());
-    let mut seq = (&mut json).serialize_seq(Some(curves.mtus.len()))?;
-    for m in &curves.mtus {
-        let c = clear_steps(m, curves.limits);
-        seq.serialize_element(&MtuResult {
-            mtu: m.mtu.as_deref(),
-            clearing_price: c.price.map(Fixed::price),
-            volume: Fixed::lots(c.volume),
-            price_interval: c
-                .interval
-                .map(|(lo, hi)| [Fixed::price(lo), Fixed::price(hi)]),
-            fills: Fills {
-                steps: m,
-                filled: &c.filled,
-            },
+/// Bytes gathered before a write.
+const FLUSH_AT: usize = 256 << 10;
+
+/// Buffers formatted and not yet written, at most.
+const IN_FLIGHT: usize = 4;
+
+pub(super) fn results<W: Write + Send>(curves: &Curves, mut out: W) -> io::Result<()> {
+    let (full, to_write) = sync_channel::<(Vec<u8>, usize)>(IN_FLIGHT);
+    let (written, empty) = channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = std::thread::Builder::new().spawn_scoped(scope, move || {
+            for (bytes, len) in to_write {
+                out.write_all(&bytes[..len])?;
+                // The formatter may have finished: then the buffer is not needed.
+                let _ = written.send(bytes);
+            }
+            out.flush()
         })?;
+        let formatted = format(curves, &mut Pipe { full, empty });
+        // The formatter's end dropped: the writer writes what is left and ends.
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The writer's error first: the formatter's then only says that the writer stopped.
+        written.and(formatted)
+    })
+}
+
+/// The formatter's end of the writing thread: full buffers go, written ones come back.
+struct Pipe {
+    full: SyncSender<(Vec<u8>, usize)>,
+    empty: Receiver<Vec<u8>>,
+}
+
+fn format(curves: &Curves, out: &mut Pipe) -> io::Result<()> {
+    let mut buf = Buffer::new();
+    buf.put(b"[");
+    for (n, m) in curves.mtus.iter().enumerate() {
+        buf.put(if n == 0 { b"\n  {" } else { b",\n  {" });
+        if let Some(mtu) = &m.steps.mtu {
+            buf.put(b"\n    \"mtu\": ");
+            buf.string(mtu.as_bytes())?;
+            buf.put(b",");
+        }
+        let c = m.clearing(curves.limits);
+        buf.put(b"\n    \"clearing_price\": ");
+        match c.price {
+            Some(price) => buf.decimal::<{ PriceCents::PLACES }>(price.0),
+            None => buf.put(b"null"),
+        }
+        buf.put(b",\n    \"volume\": ");
+        buf.decimal::<{ Lots::PLACES }>(c.volume.0);
+        buf.put(b",\n    \"price_interval\": ");
+        match c.interval {
+            Some((lo, hi)) => {
+                buf.put(b"[\n      ");
+                buf.decimal::<{ PriceCents::PLACES }>(lo.0);
+                buf.put(b",\n      ");
+                buf.decimal::<{ PriceCents::PLACES }>(hi.0);
+                buf.put(b"\n    ]");
+            }
+            None => buf.put(b"null"),
+        }
+        buf.put(b",\n    \"fills\": [");
+        fills(m, &c.filled, &mut buf, out)?;
+        buf.put(if m.steps.steps.is_empty() {
+            b"]\n  }"
+        } else {
+            b"\n    ]\n  }"
+        });
     }
-    seq.end()?;
-    let mut out = json.into_inner();
-    out.write_all(b"\n")?;
-    out.flush()
+    buf.put(if curves.mtus.is_empty() {
+        b"]\n"
+    } else {
+        b"\n]\n"
+    });
+    buf.flush(out)
 }
 
-/// `serde_json::ser::PrettyFormatter` with its two-space indent, writing a line break and its
-/// indent in one piece: the pretty formatter writes each level of indent on its own, 33 writes
-/// of line breaks and indent for each fill where these are 7.
-#[derive(Default)]
-struct Pretty {
-    depth: usize,
-    has_value: bool,
-}
-
-/// A comma, a line break and the indent of the deepest line written from this buffer.
-const BREAKS: &[u8] = b",\n                                ";
-
-impl Pretty {
-    fn line_break<W: ?Sized + Write>(&self, out: &mut W, comma: bool) -> io::Result<()> {
-        let start = usize::from(!comma);
-        let end = 2 + 2 * self.depth;
-        match BREAKS.get(start..end) {
-            Some(piece) => out.write_all(piece),
-            None => {
-                out.write_all(&BREAKS[start..2])?;
-                (0..self.depth).try_for_each(|_| out.write_all(b"  "))
+/// The fills of one MTU in id order, each `{id, side, price, quantity, filled}` on lines of
+/// its own; the buffer goes out to `out` whenever it is full enough.
+fn fills(m: &Mtu, filled: &[Lots], buf: &mut Buffer, out: &mut Pipe) -> io::Result<()> {
+    let steps = &m.steps.steps;
+    let Some(order) = &m.by_id else {
+        let mut start = 0;
+        for (k, (step, &filled)) in steps.iter().zip(filled).enumerate() {
+            let end = step.id_end as usize;
+            let id = &m.steps.ids.as_bytes()[start..end];
+            start = end;
+            buf.fill(k == 0, id, step, filled)?;
+            if buf.at >= FLUSH_AT {
+                buf.flush(out)?;
             }
         }
-    }
-}
-
-impl Formatter for Pretty {
-    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        out.write_all(b"[")
-    }
-    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.depth = self.depth.saturating_sub(1);
-        if self.has_value {
-            self.line_break(out, false)?;
+        return Ok(());
+    };
+    // Steps out of their place: each block's steps and fills first, then their ids, gathered
+    // from all over memory in short loops whose reads overlap, then written from the block.
+    let ids = m.steps.ids.as_bytes();
+    let mut rows: Vec<(Step, Lots, u32)> = Vec::with_capacity(GATHER);
+    let mut block_ids: Vec<u8> = Vec::with_capacity(GATHER * 16);
+    for (b, block) in order.chunks(GATHER).enumerate() {
+        rows.clear();
+        rows.extend(block.iter().map(|&i| {
+            let i = i as usize;
+            let start = i.checked_sub(1).map_or(0, |p| steps[p].id_end);
+            (steps[i], filled[i], start)
+        }));
+        block_ids.clear();
+        for (step, _, start) in &mut rows {
+            block_ids.extend_from_slice(&ids[*start as usize..step.id_end as usize]);
+            // Where the id ends in the block's ids, which hold less than the MTU's.
+            *start = block_ids.len() as u32;
         }
-        out.write_all(b"]")
-    }
-    fn begin_array_value<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
-        self.line_break(out, !first)
-    }
-    fn end_array_value<W: ?Sized + Write>(&mut self, _out: &mut W) -> io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        out.write_all(b"{")
-    }
-    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        self.depth = self.depth.saturating_sub(1);
-        if self.has_value {
-            self.line_break(out, false)?;
+        let mut start = 0;
+        for (k, (step, filled, end)) in rows.iter().enumerate() {
+            let id = &block_ids[start..*end as usize];
+            start = *end as usize;
+            buf.fill(b == 0 && k == 0, id, step, *filled)?;
         }
-        out.write_all(b"}")
+        if buf.at >= FLUSH_AT {
+            buf.flush(out)?;
+        }
     }
-    fn begin_object_key<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
-        self.line_break(out, !first)
-    }
-    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
-        out.write_all(b": ")
-    }
-    fn end_object_value<W: ?Sized + Write>(&mut self, _out: &mut W) -> io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
+    Ok(())
 }
 
-#[derive(Serialize)]
-struct MtuResult<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mtu: Option<&'a str>,
-    clearing_price: Option<Fixed>,
-    volume: Fixed,
-    price_interval: Option<[Fixed; 2]>,
-    fills: Fills<'a>,
+/// Steps gathered at a time when they are out of id order.
+const GATHER: usize = 512;
+
+/// Bytes to be written: `bytes[..at]`, the rest room to write into without growing.
+struct Buffer {
+    bytes: Vec<u8>,
+    at: usize,
 }
 
-/// The fills of one MTU, whose steps are in id order.
-struct Fills<'a> {
-    steps: &'a MtuSteps,
-    filled: &'a [Lots],
-}
+/// Two digits for each number below 100.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
-impl Serialize for Fills<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let steps = self.steps.steps.iter().zip(self.filled);
-        serializer.collect_seq(steps.enumerate().map(|(i, (s, &filled))| StepFill {
-            id: self.steps.id(i),
-            side: s.side,
-            price: Fixed::price(s.price),
-            quantity: Fixed::lots(s.quantity),
-            filled: Fixed::lots(filled),
-        }))
-    }
-}
-
-#[derive(Serialize)]
-struct StepFill<'a> {
-    id: &'a str,
-    side: Side,
-    price: Fixed,
-    quantity: Fixed,
-    filled: Fixed,
-}
-
-/// A price or a quantity, serialized as the string its `Display` writes (`"45.50"`), from a
-/// buffer on the stack: `Display` formats through a new `String` each time, three per fill,
-/// and writing 1M fills took twice as long through it.
-#[derive(Clone, Copy)]
-struct Fixed {
-    units: i64,
-    places: u32,
-}
-
-impl Fixed {
-    fn price(p: PriceCents) -> Self {
+impl Buffer {
+    fn new() -> Self {
         Self {
-            units: p.0,
-            places: PriceCents::PLACES,
+            bytes: vec![0; FLUSH_AT + (4 << 10)],
+            at: 0,
         }
     }
 
-    fn lots(l: Lots) -> Self {
-        Self {
-            units: l.0,
-            places: Lots::PLACES,
-        }
-    }
-
-    /// Writes `-whole.frac` right-aligned into `buf`: 19 digits, a sign and a point at most.
-    fn write(self, buf: &mut [u8; 24]) -> &str {
-        let scale = 10u64.pow(self.places);
-        let abs = self.units.unsigned_abs();
-        let (mut whole, mut frac) = (abs / scale, abs % scale);
-        let mut at = buf.len();
-        let mut put = |b: u8| {
-            at -= 1;
-            buf[at] = b;
+    /// Hands the bytes to the writing thread, and goes on in a buffer it has written (or a
+    /// new one).
+    fn flush(&mut self, out: &mut Pipe) -> io::Result<()> {
+        let next = match out.empty.try_recv() {
+            Ok(bytes) => bytes,
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Self::new().bytes,
         };
-        for _ in 0..self.places {
-            put(b'0' + (frac % 10) as u8);
+        let bytes = std::mem::replace(&mut self.bytes, next);
+        let len = std::mem::take(&mut self.at);
+        out.full
+            .send((bytes, len))
+            .map_err(|_| io::Error::other("the writing thread stopped"))
+    }
+
+    /// Makes room for `n` more bytes.
+    #[inline]
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        if self.at + n > self.bytes.len() {
+            self.bytes.resize(self.at + n, 0);
+        }
+        &mut self.bytes[self.at..self.at + n]
+    }
+
+    #[inline]
+    fn put(&mut self, piece: &[u8]) {
+        self.room(piece.len()).copy_from_slice(piece);
+        self.at += piece.len();
+    }
+
+    /// One fill, after a comma unless it is the first.
+    #[inline]
+    fn fill(&mut self, first: bool, id: &[u8], step: &Step, filled: Lots) -> io::Result<()> {
+        self.put(if first {
+            b"\n      {\n        \"id\": "
+        } else {
+            b",\n      {\n        \"id\": "
+        });
+        self.string(id)?;
+        self.put(match step.side {
+            Side::Buy => b",\n        \"side\": \"BUY\",\n        \"price\": ",
+            Side::Sell => b",\n        \"side\": \"SELL\",\n        \"price\": ",
+        });
+        self.decimal::<{ PriceCents::PLACES }>(step.price.0);
+        self.put(b",\n        \"quantity\": ");
+        self.decimal::<{ Lots::PLACES }>(step.quantity.0);
+        self.put(b",\n        \"filled\": ");
+        self.decimal::<{ Lots::PLACES }>(filled.0);
+        self.put(b"\n      }");
+        Ok(())
+    }
+
+    /// A JSON string as serde_json writes it: as it is, quoted, when nothing in it needs
+    /// escaping; by serde_json when something does.
+    #[inline]
+    fn string(&mut self, text: &[u8]) -> io::Result<()> {
+        if text.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+            let room = self.room(text.len() + 2);
+            room[0] = b'"';
+            room[1..=text.len()].copy_from_slice(text);
+            room[text.len() + 1] = b'"';
+            self.at += text.len() + 2;
+            Ok(())
+        } else {
+            let text = std::str::from_utf8(text).map_err(io::Error::other)?;
+            let escaped = serde_json::to_vec(text).map_err(io::Error::from)?;
+            self.put(&escaped);
+            Ok(())
+        }
+    }
+
+    /// `units` of `10^-PLACES`, quoted, as their `Display` writes them (`"-45.50"`).
+    #[inline]
+    fn decimal<const PLACES: u32>(&mut self, units: i64) {
+        let scale = 10u64.pow(PLACES);
+        let abs = units.unsigned_abs();
+        let (mut whole, mut frac) = (abs / scale, abs % scale);
+        let digits = whole.checked_ilog10().map_or(1, |l| l as usize + 1);
+        let negative = usize::from(units < 0);
+        let point = usize::from(PLACES > 0);
+        let len = 1 + negative + digits + point + PLACES as usize + 1;
+        let text = self.room(len);
+        text[0] = b'"';
+        if negative == 1 {
+            text[1] = b'-';
+        }
+        let mut at = len - 1;
+        text[at] = b'"';
+        for _ in 0..PLACES {
+            at -= 1;
+            text[at] = b'0' + (frac % 10) as u8;
             frac /= 10;
         }
-        if self.places > 0 {
-            put(b'.');
+        if PLACES > 0 {
+            at -= 1;
+            text[at] = b'.';
         }
-        loop {
-            put(b'0' + (whole % 10) as u8);
-            whole /= 10;
-            if whole == 0 {
-                break;
-            }
+        while whole >= 100 {
+            let pair = (whole % 100) as usize * 2;
+            whole /= 100;
+            at -= 2;
+            text[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
         }
-        if self.units < 0 {
-            put(b'-');
+        if whole >= 10 {
+            let pair = whole as usize * 2;
+            text[at - 2..at].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            text[at - 1] = b'0' + whole as u8;
         }
-        std::str::from_utf8(&buf[at..]).unwrap_or_default()
-    }
-}
-
-impl Serialize for Fixed {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.write(&mut [0; 24]))
+        self.at += len;
     }
 }
 
@@ -211,23 +285,41 @@ mod tests {
     use energy_core::money::format_scaled;
     use proptest::prelude::*;
 
-    use super::Fixed;
+    use super::Buffer;
+
+    fn written(units: i64, places: u32) -> String {
+        let mut buf = Buffer::new();
+        match places {
+            0 => buf.decimal::<0>(units),
+            1 => buf.decimal::<1>(units),
+            2 => buf.decimal::<2>(units),
+            _ => buf.decimal::<3>(units),
+        }
+        String::from_utf8(buf.bytes[..buf.at].to_vec()).expect("ASCII")
+    }
 
     proptest! {
         #[test]
-        fn fixed_writes_what_display_writes(units in any::<i64>(), places in 0u32..=3) {
-            let mut buf = [0; 24];
-            prop_assert_eq!(Fixed { units, places }.write(&mut buf), format_scaled(units, places));
+        fn decimals_write_what_display_writes(units in any::<i64>(), places in 0u32..=3) {
+            prop_assert_eq!(written(units, places), format!("\"{}\"", format_scaled(units, places)));
+        }
+
+        #[test]
+        fn strings_write_what_serde_json_writes(text in any::<String>()) {
+            let mut buf = Buffer::new();
+            buf.string(text.as_bytes()).expect("UTF-8");
+            let expected = serde_json::to_vec(&text).expect("JSON");
+            prop_assert_eq!(&buf.bytes[..buf.at], expected.as_slice());
         }
     }
 
     #[test]
-    fn fixed_writes_the_extremes_as_display_does() {
-        for units in [i64::MIN, i64::MAX, 0, -1, 1, -10, 99] {
+    fn decimals_write_the_extremes_as_display_does() {
+        for units in [i64::MIN, i64::MAX, 0, -1, 1, -10, 99, 100, -100, 12_345] {
             for places in 0..=3 {
                 assert_eq!(
-                    Fixed { units, places }.write(&mut [0; 24]),
-                    format_scaled(units, places)
+                    written(units, places),
+                    format!("\"{}\"", format_scaled(units, places))
                 );
             }
         }
