@@ -36,7 +36,7 @@ mod write;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::Path;
 
 use energy_core::calendar::MarketRules;
@@ -332,19 +332,17 @@ impl Curves {
     /// any error) is read again, whole, as [`Curves::from_bytes`] reads it, for the same result
     /// and the same message.
     pub fn from_path(path: &Path) -> Result<Self, ReadError> {
-        let len = std::fs::metadata(path)?.len();
-        let open = |at: u64| {
-            let mut file = File::open(path)?;
-            if at > 0 {
-                file.seek(SeekFrom::Start(at))?;
-            }
-            Ok(file)
-        };
+        // The file is opened once and every reader reads it by position: a file replaced
+        // under the same name while this runs cannot mix two documents.
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        let open = |at: u64| Ok(At { file: &file, pos: at });
         let document = match fast::read_parts(len, open, fast::Sizes::FILE) {
             Ok(document) => document,
             Err(fast::Stop::Io(e)) => return Err(ReadError::Io(e)),
             Err(fast::Stop::Unusual) => {
-                let text = std::fs::read(path)?;
+                let mut text = Vec::with_capacity(len as usize);
+                At { file: &file, pos: 0 }.read_to_end(&mut text)?;
                 let document = read::from_slice(&text)?;
                 drop(text);
                 document
@@ -493,3 +491,21 @@ fn check(i: usize, m: &MtuSteps, limits: Limits) -> Result<Checked, InputError> 
 
 /// An MTU's order by id, and its clearing if it has one already.
 type Checked = (Option<Vec<u32>>, Option<Clearing>);
+
+/// Reads `file` from `pos` on with positional reads, so readers of one open file at different
+/// places do not share (and race on) its offset.
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl io::Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
