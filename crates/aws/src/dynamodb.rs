@@ -37,9 +37,8 @@ use energy_core::ports::{
 };
 use jiff::Timestamp;
 
+use crate::compact;
 use crate::error::{code, sdk_error};
-
-mod compact;
 
 const WHAT: &str = "order store";
 /// The attribute holding the record in its compact form (written since the compact form came).

@@ -1,4 +1,4 @@
-//! The compact stored form of an order record (the item's `r` attribute).
+//! The compact stored form of an order record: the `r` attribute of its DynamoDB item.
 //!
 //! DynamoDB bills a write by the kilobyte of the larger of the old and the new item, and an
 //! order's item is rewritten at every state change, so its size is most of the bill. The compact
