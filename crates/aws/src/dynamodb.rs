@@ -1,20 +1,31 @@
 //! `OrderStore` over a DynamoDB table.
 //!
-//! One item per order, keyed by `record_id`. The whole record is kept as JSON in `record`; the
-//! attributes conditions and indexes need sit beside it: `state` and `version` (every replace is
-//! conditional on both), `ttl` (DynamoDB's expiry), and, only while the order waits for
-//! something, `due_shard` and `due_at` (epoch milliseconds): the keys of the sparse `due` index
-//! the sweeper queries, which projects `attempt` and `sweeps` too. `sweeps` counts the
-//! sweeper's claims since the last write of the order (every write replaces the item and so
-//! resets it); a claim updates `due_at` and `sweeps` alone, never the record.
+//! One item per order, keyed by `record_id`. The attributes conditions and indexes need: `state`
+//! and `version` (every replace is conditional on both), `attempt`, `ttl` (DynamoDB's expiry,
+//! only on final orders), and, only while the order waits for something, `due_shard` and
+//! `due_at` (epoch milliseconds): the keys of the sparse `due` index the sweeper queries, which
+//! projects `attempt` and `sweeps` too. `sweeps` counts the sweeper's claims since the last
+//! write of the order (every write replaces the item and so resets it); a claim updates `due_at`
+//! and `sweeps` alone, never the record.
 //!
-//! A POST's batch is written with one `TransactWriteItems` (at most 100 items, the size of the
-//! largest batch), so it is stored whole or not at all.
+//! The rest of the record is in one of two attributes:
+//! - `r`: its compact form (see [`compact`]: the body as arrays, results as per-MTU fills, short
+//!   names, nothing the other attributes or the order's arithmetic give), about a third of the
+//!   full JSON, so that an order of a few MTUs stays within one write unit (1 KB) at every step;
+//! - `record`: the full JSON of `OrderRecord`, the first item format. Items written before the
+//!   compact form have it, and a record the compact form cannot hold exactly is still written
+//!   so. Both are read; a code version older than the compact form reads only `record`, so a
+//!   rollback past it must first rewrite the items that have `r` (or wait until they expire).
+//!
+//! A POST's batch of several orders is written with one `TransactWriteItems` (at most 100
+//! items, the size of the largest batch), so it is stored whole or not at all; a batch of one
+//! with a conditional `PutItem`, which is as atomic and costs half.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
@@ -26,9 +37,15 @@ use energy_core::ports::{
 };
 use jiff::Timestamp;
 
+use crate::compact;
 use crate::error::{code, sdk_error};
 
 const WHAT: &str = "order store";
+/// The attribute holding the record in its compact form (written since the compact form came).
+pub const COMPACT: &str = "r";
+/// The attribute holding the record as the full JSON of `OrderRecord` (the first item format,
+/// still written when the compact form cannot hold a record exactly, and read forever).
+pub const FULL: &str = "record";
 /// Partition key of every entry of the due index. One partition takes thousands of writes a
 /// second; sharding is the next step if a desk ever needs more.
 pub const DUE_SHARD: &str = "due";
@@ -51,9 +68,16 @@ impl DynamoOrderStore {
     }
 }
 
+/// The item of `record`: its compact form in `r` when that reads back exactly (see
+/// [`compact`]), else the full JSON in `record`.
 fn item(record: &OrderRecord) -> Result<HashMap<String, AttributeValue>, PortError> {
-    let json =
-        serde_json::to_string(record).map_err(|e| PortError::permanent(WHAT, e.to_string()))?;
+    let body = match compact::encode(record) {
+        Some(json) => (COMPACT, json),
+        None => (
+            FULL,
+            serde_json::to_string(record).map_err(|e| PortError::permanent(WHAT, e.to_string()))?,
+        ),
+    };
     let mut item = HashMap::from([
         (
             "record_id".to_string(),
@@ -71,7 +95,7 @@ fn item(record: &OrderRecord) -> Result<HashMap<String, AttributeValue>, PortErr
             "attempt".to_string(),
             AttributeValue::N(record.attempt.to_string()),
         ),
-        ("record".to_string(), AttributeValue::S(json)),
+        (body.0.to_string(), AttributeValue::S(body.1)),
     ]);
     // Only a final order expires: DynamoDB deletes an item after its `ttl`.
     if record.state.is_final() {
@@ -87,10 +111,24 @@ fn item(record: &OrderRecord) -> Result<HashMap<String, AttributeValue>, PortErr
     Ok(item)
 }
 
-fn record(item: &HashMap<String, AttributeValue>) -> Result<OrderRecord, PortError> {
-    let json = item
-        .get("record")
-        .and_then(|v| v.as_s().ok())
+fn record_from(item: &HashMap<String, AttributeValue>) -> Result<OrderRecord, PortError> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+    if let Some(json) = text(COMPACT) {
+        let unreadable =
+            |why: String| PortError::permanent(WHAT, format!("unreadable item: {why}"));
+        let record_id = text("record_id").ok_or_else(|| unreadable("no record_id".into()))?;
+        let keys = compact::Keys {
+            record_id: RecordId::parse(record_id).map_err(unreadable)?,
+            state: text("state")
+                .and_then(|s| serde_json::from_value(serde_json::Value::from(s.as_str())).ok())
+                .ok_or_else(|| unreadable("no state".into()))?,
+            version: number(item, "version").ok_or_else(|| unreadable("no version".into()))?,
+            attempt: number(item, "attempt").ok_or_else(|| unreadable("no attempt".into()))?,
+            ttl: number(item, "ttl"),
+        };
+        return compact::decode(json, &keys).map_err(unreadable);
+    }
+    let json = text(FULL)
         .ok_or_else(|| PortError::permanent(WHAT, "an item without its record attribute"))?;
     serde_json::from_str(json)
         .map_err(|e| PortError::permanent(WHAT, format!("unreadable record: {e}")))
@@ -167,7 +205,7 @@ impl DynamoOrderStore {
                 continue;
             }
             let old = match reason.item() {
-                Some(old) => record(old)?,
+                Some(old) => record_from(old)?,
                 // Not every emulator returns the old item: read it.
                 None => match self.get(&batch[i].order.record_id).await? {
                     Some(old) => old,
@@ -182,6 +220,47 @@ impl DynamoOrderStore {
             return Err(sdk_error(WHAT, e));
         }
         Ok(Some(existing))
+    }
+}
+
+impl DynamoOrderStore {
+    /// A batch of one: a conditional `PutItem` is as atomic as a transaction of one item, at
+    /// half the write units. The stored record if its id exists.
+    async fn insert_one(&self, record: &OrderRecord) -> Result<Inserted, PortError> {
+        // Bounded: a second round only follows an item that expired between the two calls.
+        for _ in 0..3 {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item(record)?))
+                .condition_expression("attribute_not_exists(record_id)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            let e = match put {
+                Ok(_) => return Ok(Inserted::New),
+                Err(e) => e,
+            };
+            let failed = match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(c)) => c,
+                _ => return Err(sdk_error(WHAT, e)),
+            };
+            let existing = match failed.item() {
+                Some(old) => Some(record_from(old)?),
+                // Not every emulator returns the old item: read it.
+                None => self.get(&record.order.record_id).await?,
+            };
+            if let Some(existing) = existing {
+                return Ok(Inserted::Exists(Box::new(existing)));
+            }
+        }
+        Err(PortError::transient(
+            WHAT,
+            "the order kept expiring between its write and its read",
+        ))
     }
 }
 
@@ -219,6 +298,9 @@ impl OrderStore for DynamoOrderStore {
                     batch.len()
                 ),
             ));
+        }
+        if let [one] = batch {
+            return Ok(vec![self.insert_one(one).await?]);
         }
         let mut answers: Vec<Inserted> = vec![Inserted::New; batch.len()];
         // Each round writes the records not known to exist; a record another writer stored
@@ -259,7 +341,7 @@ impl OrderStore for DynamoOrderStore {
             .send()
             .await
             .map_err(|e| sdk_error(WHAT, e))?;
-        out.item().map(record).transpose()
+        out.item().map(record_from).transpose()
     }
 
     async fn replace(

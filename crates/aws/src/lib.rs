@@ -11,6 +11,7 @@
 //!   asks for exactly the ones its struct holds, so it builds only the clients (and needs only
 //!   the permissions) it uses.
 
+mod compact;
 pub mod dynamodb;
 pub mod env;
 pub mod error;

@@ -600,3 +600,250 @@ async fn a_non_2xx_answer_from_slack_is_an_error_with_the_status_and_without_the
         "the webhook URL must not leak: {err}"
     );
 }
+
+/// The item as DynamoDB holds it, read past the store.
+async fn raw_item(
+    sdk: &aws_config::SdkConfig,
+    id: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    aws_sdk_dynamodb::Client::new(sdk)
+        .get_item()
+        .table_name(TABLE)
+        .key("record_id", AttributeValue::S(id.into()))
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .cloned()
+        .unwrap()
+}
+
+/// An item's size as DynamoDB bills it: names and values (numbers at most their digits).
+fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(n, v)| {
+            n.len()
+                + match v {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn every_step_of_an_order_reads_back_exactly_from_a_compact_item_within_one_write_unit() {
+    use energy_core::lifecycle::PreliminaryChange;
+    use energy_core::memory::fixtures;
+    use energy_core::result::{Failure, FailureReason};
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    let t = |m: i64| at("2026-01-14T11:45:00.123Z") + SignedDuration::from_mins(m);
+    let final_result = fixtures::ready("k-1", true, t(10)).result.unwrap();
+    let mut preliminary = final_result.clone();
+    preliminary.published_at = t(0);
+    let mut other = fixtures::ready("k-1", false, t(0)).result.unwrap();
+    other.rejection_reason = Some("the platform's own words".into());
+    let fail = |m| Transition::Fail {
+        failure: Failure {
+            reason: FailureReason::Rejected,
+            message: "nothing accepted".into(),
+            failed_at: t(m),
+        },
+        due_at: t(m + 5),
+    };
+    let mut amended = fixtures::order("k-1");
+    amended.periods[1].steps[0].price = energy_core::money::PriceCents(-12_345);
+
+    // Each path from RECEIVED, every record on it written over the one before.
+    let paths: Vec<Vec<Transition>> = vec![
+        vec![
+            Transition::HandedOver { due_at: t(0) },
+            Transition::Preliminary {
+                change: PreliminaryChange::Published(preliminary.clone()),
+                due_at: t(10),
+            },
+            Transition::PreliminaryAnnounced,
+            Transition::Ready {
+                result: final_result.clone(),
+                due_at: t(15),
+            },
+            Transition::Claim { until: t(11) },
+            Transition::Stored {
+                key: fixtures::order("k-1").result_key(),
+            },
+        ],
+        vec![
+            Transition::HandedOver { due_at: t(0) },
+            Transition::Preliminary {
+                change: PreliminaryChange::Published(other.clone()),
+                due_at: t(10),
+            },
+            Transition::Preliminary {
+                change: PreliminaryChange::Withdrawn,
+                due_at: t(20),
+            },
+            Transition::Ready {
+                result: other.clone(),
+                due_at: t(25),
+            },
+            fail(21),
+            Transition::Claim { until: t(30) },
+            Transition::Release,
+            Transition::Notified,
+        ],
+        vec![
+            Transition::HandedOver { due_at: t(0) },
+            Transition::Amended {
+                order: amended,
+                due_at: t(1),
+            },
+            Transition::AmendRefused { due_at: t(2) },
+            Transition::CancelRequested { due_at: t(3) },
+            Transition::Claim { until: t(4) },
+            Transition::Cancelled,
+        ],
+        vec![
+            Transition::Ready {
+                result: final_result.clone(),
+                due_at: t(15),
+            },
+            Transition::Stored {
+                key: "results/elsewhere.json".into(),
+            },
+        ],
+    ];
+    for (n, path) in paths.into_iter().enumerate() {
+        let id = format!("k-{n}");
+        let mut r = fixtures::received("k-1", t(-60));
+        r.order.record_id = RecordId::parse(&id).unwrap();
+        // The fourth path is a READY order from PENDING with a result key of its own.
+        if n == 3 {
+            r = r
+                .apply(Transition::HandedOver { due_at: t(0) }, t(-59))
+                .unwrap();
+        }
+        // Results carry the record id of their order.
+        let own = r.order.record_id.clone();
+        let fix = |t: Transition| match t {
+            Transition::Ready { mut result, due_at } => {
+                result.record_id = own.clone();
+                Transition::Ready { result, due_at }
+            }
+            Transition::Preliminary {
+                change: PreliminaryChange::Published(mut result),
+                due_at,
+            } => {
+                result.record_id = own.clone();
+                Transition::Preliminary {
+                    change: PreliminaryChange::Published(result),
+                    due_at,
+                }
+            }
+            Transition::Amended { mut order, due_at } => {
+                order.record_id = own.clone();
+                Transition::Amended { order, due_at }
+            }
+            other => other,
+        };
+        store.insert(&r).await.unwrap();
+        for (step, tr) in path.into_iter().enumerate() {
+            let next = r.apply(fix(tr), t(step as i64)).unwrap();
+            assert_eq!(
+                store.replace(&next, r.expected()).await.unwrap(),
+                Replaced::Applied
+            );
+            r = next;
+            let back = store.get(&r.order.record_id).await.unwrap().unwrap();
+            assert_eq!(back, r, "{id} after step {step}");
+            let item = raw_item(&sdk, &id).await;
+            assert!(
+                item.contains_key("r") && !item.contains_key("record"),
+                "{id} after step {step}: the compact form"
+            );
+            let size = item_size(&item);
+            assert!(
+                size <= 1024,
+                "{id} after step {step}: {size} B is more than one write unit"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_item_of_the_first_format_reads_and_is_rewritten_compact() {
+    use energy_core::memory::fixtures;
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    let old = fixtures::ready("old-1", true, at("2026-01-14T11:46:00Z"));
+    // As the first item format wrote it: the whole record as JSON in `record`.
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .put_item()
+        .table_name(TABLE)
+        .item("record_id", AttributeValue::S("old-1".into()))
+        .item("state", AttributeValue::S("READY".into()))
+        .item("version", AttributeValue::N(old.version.to_string()))
+        .item("attempt", AttributeValue::N(old.attempt.to_string()))
+        .item(
+            "record",
+            AttributeValue::S(serde_json::to_string(&old).unwrap()),
+        )
+        .item("due_shard", AttributeValue::S("due".into()))
+        .item(
+            "due_at",
+            AttributeValue::N(old.due_at.unwrap().as_millisecond().to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = RecordId::parse("old-1").unwrap();
+    assert_eq!(store.get(&id).await.unwrap(), Some(old.clone()));
+    let now = at("2026-01-14T11:47:00Z");
+    let stored = old
+        .apply(
+            Transition::Stored {
+                key: old.order.result_key(),
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        store.replace(&stored, old.expected()).await.unwrap(),
+        Replaced::Applied
+    );
+    assert_eq!(store.get(&id).await.unwrap(), Some(stored));
+    let item = raw_item(&sdk, "old-1").await;
+    assert!(item.contains_key("r") && !item.contains_key("record"));
+}
+
+#[tokio::test]
+async fn a_batch_of_one_is_stored_once_and_a_repost_answers_the_stored_order() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_table(&sdk).await;
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    let first = record("one-1", "2026-01-14T08:02:00Z");
+    assert_eq!(
+        store
+            .insert_batch(std::slice::from_ref(&first))
+            .await
+            .unwrap(),
+        [Inserted::New]
+    );
+    let mut changed = first.clone();
+    changed.order.portfolio = "OTHER".into();
+    for again in [first.clone(), changed] {
+        assert_eq!(
+            store.insert_batch(&[again]).await.unwrap(),
+            [Inserted::Exists(Box::new(first.clone()))]
+        );
+    }
+    assert_eq!(
+        store.get(&first.order.record_id).await.unwrap(),
+        Some(first)
+    );
+}

@@ -181,10 +181,13 @@ pub enum Transition {
     Stored { key: String },
     /// RECEIVED | PENDING | READY → FAILED; `due_at` as for `Ready`.
     Fail { failure: Failure, due_at: Timestamp },
-    /// READY | FAILED | CANCELLING, claimed until `until` (also its new `due_at`) by the
-    /// delivery about to act on it: of deliveries of one event racing each other, only the one
-    /// whose claim is written has effects (a result object, a message, `OrderCancelled`). If that one dies before the next
-    /// state, the claim runs out and the sweeper re-sends the event.
+    /// READY | FAILED | CANCELLING, claimed until `until` by the delivery about to act on it:
+    /// of deliveries of one event racing each other, only the one whose claim is written has
+    /// effects (a result object, a message, `OrderCancelled`). The order stays due at its
+    /// `due_at` if that is later than `until` (a READY or FAILED order is due
+    /// `redelivery_after` after its event was sent), else it becomes due at `until`. If the
+    /// claimant dies before the next state, the claim runs out and the sweeper re-sends the
+    /// event when the order is due.
     Claim { until: Timestamp },
     /// READY | FAILED, unclaimed: the claimant's effect failed with an error, so the retry of
     /// its delivery may claim at once instead of waiting for the claim to run out.
@@ -351,7 +354,9 @@ impl OrderRecord {
             }
             (Transition::Claim { until }, Ready | Failed | Cancelling) => {
                 next.claimed_until = Some(*until);
-                next.due_at = Some(*until);
+                // Due no earlier than the claim runs out; a later due time stands, so the
+                // write leaves the due index alone (moving its key costs a delete and a put).
+                next.due_at = Some(self.due_at.map_or(*until, |due| due.max(*until)));
             }
             (Transition::Release, Ready | Failed | Cancelling) => {
                 next.claimed_until = None;
@@ -882,6 +887,19 @@ mod tests {
             due_at: now(),
         };
         assert!(record().apply(amend, now()).is_err());
+    }
+
+    #[test]
+    fn a_claim_keeps_a_later_due_time_and_is_never_due_before_it_runs_out() {
+        let r = in_state(OrderState::Ready);
+        let due = r.due_at.unwrap();
+        let early = due - SignedDuration::from_secs(30);
+        let claimed = r.apply(Transition::Claim { until: early }, now()).unwrap();
+        assert_eq!(claimed.claimed_until, Some(early));
+        assert_eq!(claimed.due_at, Some(due), "the later due time stands");
+        let late = due + SignedDuration::from_secs(30);
+        let claimed = r.apply(Transition::Claim { until: late }, now()).unwrap();
+        assert_eq!(claimed.due_at, Some(late), "due when the claim runs out");
     }
 
     #[test]

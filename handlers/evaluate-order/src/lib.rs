@@ -483,7 +483,7 @@ impl EvaluateOrder {
             trigger: Trigger::Schedule,
         };
         let outcome = self.scheduler.schedule(&name, at, &due).await?;
-        tracing::info!(record_id = %record.order.record_id, schedule = %name, %at, ?outcome, "check scheduled");
+        tracing::debug!(record_id = %record.order.record_id, schedule = %name, %at, ?outcome, "check scheduled");
         crash::point(crash::EVALUATE_AFTER_SCHEDULE);
         Ok(())
     }

@@ -147,7 +147,7 @@ impl NotifySlack {
             });
         }
         crash::point(crash::NOTIFY_AFTER_POST);
-        tracing::info!(record_id = %failed.order.record_id, reason = %failed.reason, "desk notified");
+        tracing::debug!(record_id = %failed.order.record_id, reason = %failed.reason, "desk notified");
         if let Some(r) = record
             && handler::transition(
                 self.orders.as_ref(),

@@ -152,7 +152,7 @@ impl StoreResult {
             .publish(&[DomainEvent::ResultStored(stored)])
             .await?;
         crash::point(crash::STORE_AFTER_PUBLISH);
-        tracing::info!(record_id = %record.order.record_id, %key, "result stored");
+        tracing::debug!(record_id = %record.order.record_id, %key, "result stored");
         Ok(key)
     }
 }

@@ -21,7 +21,9 @@ pub fn fixed(run: &Run, deploy: &Deployment, prices: &Prices, per_million: f64) 
             + f.billed_ms as f64 / 1000.0 * f64::from(f.memory_mb) / 1024.0
                 * p("lambda_gb_second_arm64")?
             + u.rru_halves as f64 / 2.0 * p("dynamodb_rru")?
-            + (f.log_bytes + LOG_EVENT_OVERHEAD * f.log_lines + platform_bytes(1, 0)) as f64 / GIB
+            + (f.log_bytes + LOG_EVENT_OVERHEAD * f.log_lines + platform_bytes(deploy, 1, 0))
+                as f64
+                / GIB
                 * p("cloudwatch_logs_ingestion_gb")?;
         rows.push((
             format!(
@@ -111,7 +113,13 @@ pub fn assumptions_text(
         "    the Slack webhook's secret is read once per container (counted on the wire at each simulated cold start);"
     );
     println!(
-        "  - Lambda's own log records (JSON format, active tracing): {} B per invocation, {} B more per cold start, and 26 B",
+        "  - Lambda's own log records (JSON format, active tracing; system log level {}: {}): {} B per invocation, {} B more per cold start, and 26 B",
+        deploy.system_log_level,
+        if platform_bytes(deploy, 1, 0) == 0 {
+            "not written"
+        } else {
+            "written"
+        },
         PLATFORM_START.len() + PLATFORM_REPORT.len(),
         PLATFORM_INIT.len()
     );

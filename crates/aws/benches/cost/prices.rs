@@ -82,6 +82,9 @@ pub struct Deployment {
     pub architecture: String,
     pub access_log_format: String,
     pub sweep_every_minutes: u32,
+    /// Globals' `LoggingConfig.SystemLogLevel` (Lambda's default INFO when absent): at WARN,
+    /// Lambda writes no `platform.start` and `platform.report` records of a good invocation.
+    pub system_log_level: String,
     pub alarms: usize,
     pub kms_keys: usize,
     pub secrets: usize,
@@ -101,6 +104,7 @@ impl Deployment {
         let mut own_memory: BTreeMap<String, u32> = BTreeMap::new();
         let mut access_log_format = String::new();
         let mut sweep = 2;
+        let mut system_log_level = String::from("INFO");
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for line in text.lines() {
             let indent = line.len() - line.trim_start().len();
@@ -121,6 +125,9 @@ impl Deployment {
                 "Globals" => {
                     if let Some(v) = value("MemorySize:") {
                         global_memory = v.parse().ok();
+                    }
+                    if let Some(v) = value("SystemLogLevel:") {
+                        system_log_level = v.to_string();
                     }
                     if let Some(v) = value("Architectures:") {
                         architecture = v.trim_matches(['[', ']', ' ']).to_string();
@@ -155,6 +162,7 @@ impl Deployment {
             .collect();
         let count = |t: &str| counts.get(t).copied().unwrap_or(0);
         Ok(Deployment {
+            system_log_level,
             memory_mb,
             architecture,
             access_log_format,

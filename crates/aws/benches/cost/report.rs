@@ -24,7 +24,12 @@ pub const PLATFORM_REPORT: &str = r#"{"time":"2026-11-28T11:45:26.160Z","type":"
 /// And once per cold start.
 pub const PLATFORM_INIT: &str = r#"{"time":"2026-11-28T11:45:26.100Z","type":"platform.initStart","record":{"initializationType":"on-demand","phase":"init","runtimeVersion":"provided:al2023.v94","runtimeVersionArn":"arn:aws:lambda:eu-west-1::runtime:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","functionName":"energy-prod-evaluate-order","functionVersion":"$LATEST"}}"#;
 
-pub fn platform_bytes(invocations: u64, cold_starts: u64) -> u64 {
+/// Lambda's own log bytes for `invocations` with `cold_starts`, under the template's system
+/// log level: none of these records at WARN (they are INFO records).
+pub fn platform_bytes(deploy: &Deployment, invocations: u64, cold_starts: u64) -> u64 {
+    if !matches!(deploy.system_log_level.as_str(), "INFO" | "DEBUG") {
+        return 0;
+    }
     let per = (PLATFORM_START.len() + PLATFORM_REPORT.len()) as u64 + 2 * LOG_EVENT_OVERHEAD;
     invocations * per + cold_starts * (PLATFORM_INIT.len() as u64 + LOG_EVENT_OVERHEAD)
 }
@@ -54,8 +59,10 @@ fn gb_seconds(f: &Function, init_ms: u64) -> f64 {
     (f.billed_ms + f.cold_starts * init_ms) as f64 / 1000.0 * f64::from(f.memory_mb) / 1024.0
 }
 
-fn log_bytes(f: &Function) -> u64 {
-    f.log_bytes + LOG_EVENT_OVERHEAD * f.log_lines + platform_bytes(f.invocations, f.cold_starts)
+fn log_bytes(f: &Function, deploy: &Deployment) -> u64 {
+    f.log_bytes
+        + LOG_EVENT_OVERHEAD * f.log_lines
+        + platform_bytes(deploy, f.invocations, f.cold_starts)
 }
 
 /// `1234567.0` → `1.23 M`.
@@ -105,7 +112,7 @@ pub fn print(run: &Run, deploy: &Deployment, prices: &Prices) -> Fallible<()> {
     let invocations: u64 = flow.iter().map(|f| f.invocations).sum();
     let gbs: f64 = flow.iter().map(|f| gb_seconds(f, s.init_ms)).sum();
     let access_log = deploy.sample_access_log().len() as u64 + 1 + LOG_EVENT_OVERHEAD;
-    let logs = flow.iter().map(|f| log_bytes(f)).sum::<u64>() + run.posts * access_log;
+    let logs = flow.iter().map(|f| log_bytes(f, deploy)).sum::<u64>() + run.posts * access_log;
     let notified = run.states.get("NOTIFIED").copied().unwrap_or(0) as f64;
     let measured = seed::Measured {
         posts: run.posts as f64 / n,
