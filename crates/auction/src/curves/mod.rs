@@ -336,13 +336,22 @@ impl Curves {
         // under the same name while this runs cannot mix two documents.
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        let open = |at: u64| Ok(At { file: &file, pos: at });
+        let open = |at: u64| {
+            Ok(At {
+                file: &file,
+                pos: at,
+            })
+        };
         let document = match fast::read_parts(len, open, fast::Sizes::FILE) {
             Ok(document) => document,
             Err(fast::Stop::Io(e)) => return Err(ReadError::Io(e)),
             Err(fast::Stop::Unusual) => {
                 let mut text = Vec::with_capacity(len as usize);
-                At { file: &file, pos: 0 }.read_to_end(&mut text)?;
+                At {
+                    file: &file,
+                    pos: 0,
+                }
+                .read_to_end(&mut text)?;
                 let document = read::from_slice(&text)?;
                 drop(text);
                 document
