@@ -1033,3 +1033,37 @@ async fn preliminary_then_final_results_and_a_decoupled_zone_whose_different_fin
     drop(up);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn an_archived_event_that_no_longer_reads_is_dead_lettered_and_the_queue_goes_on() {
+    let dir = data_dir("unreadable");
+    // The schema, then a queued delivery whose event is not JSON (a hand edit, a broken disk).
+    start(&dir, &["--start", "2026-11-27T10:00:00Z", "--speed", "600"]).stop();
+    let db = rusqlite::Connection::open(dir.join("energy.db")).unwrap();
+    db.execute_batch(
+        "INSERT INTO events (id, time, source, detail_type, record_id, published_at, body)
+           VALUES ('bad', '2026-11-27T10:00:00Z', 'energy.orders', 'OrderSubmitted', 'bad', 0, '{not json');
+         INSERT INTO deliveries (event_seq, rule, target, first_at, next_at)
+           VALUES (last_insert_rowid(), 'OrderSubmitted', 'evaluate-order', 0, 0);",
+    )
+    .unwrap();
+    drop(db);
+    let up = start(&dir, &["--speed", "600"]);
+    let http = reqwest::Client::new();
+    let orders = batch("after-bad", 1);
+    let (status, _) = post(&http, &up, &orders.to_string()).await;
+    assert_eq!(status, 202);
+    // The queue is not stuck behind the row: the order posted after it reaches a final state.
+    wait_final(&http, &up, &ids(&orders), Duration::from_secs(60)).await;
+    let (code, out, err) = cli(&dir, &["dlq", "list", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let dead: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let error = dead[0]["error"].as_str().unwrap();
+    assert!(error.contains("does not read as JSON"), "{error}");
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}

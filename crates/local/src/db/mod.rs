@@ -245,7 +245,8 @@ pub struct DueDelivery {
     pub target: String,
     pub attempt: u32,
     pub first_at: i64,
-    pub event: Value,
+    /// The event as archived, unparsed: the caller reads it, off the database thread.
+    pub body: String,
 }
 
 /// A dead letter.

@@ -135,18 +135,33 @@ async fn attempt(
 ) {
     let attempt = d.attempt + 1;
     let age = SignedDuration::from_millis(wall_ms() - d.first_at);
-    let attempted = crate::delivery::attempt(
-        &shared.topology(),
-        handlers,
-        Some(http),
-        &d.rule,
-        &d.target,
-        &d.event,
-        attempt,
-        age,
-    )
-    .await;
-    finish(shared, observer, &d, attempt, attempted).await;
+    // An archived event that no longer reads cannot be delivered, now or later: a dead letter
+    // that says why, rather than a row that stops the queue.
+    let (event, attempted) = match serde_json::from_str::<Value>(&d.body) {
+        Ok(event) => {
+            let attempted = crate::delivery::attempt(
+                &shared.topology(),
+                handlers,
+                Some(http),
+                &d.rule,
+                &d.target,
+                &event,
+                attempt,
+                age,
+            )
+            .await;
+            (event, attempted)
+        }
+        Err(e) => (
+            Value::Null,
+            Attempted::Failed {
+                error: format!("the archived event does not read as JSON: {e}"),
+                give_up: true,
+                on_failure: None,
+            },
+        ),
+    };
+    finish(shared, observer, &d, &event, attempt, attempted).await;
 }
 
 /// Records the attempt's outcome and tells the observer.
@@ -154,13 +169,14 @@ async fn finish(
     shared: &Shared,
     observer: &Observer,
     d: &DueDelivery,
+    event: &Value,
     attempt: u32,
     attempted: Attempted,
 ) {
     let mut log = DeliveryLog {
         at: shared.clock.now(),
-        detail_type: d.event["detail-type"].as_str().unwrap_or("").to_string(),
-        record_id: d.event["detail"]["record_id"]
+        detail_type: event["detail-type"].as_str().unwrap_or("").to_string(),
+        record_id: event["detail"]["record_id"]
             .as_str()
             .unwrap_or("-")
             .to_string(),
@@ -186,7 +202,7 @@ async fn finish(
             // rules that target the bus cannot make it go round (or multiply) forever.
             let routes: Vec<Route> = shared
                 .topology()
-                .routes(&d.event)
+                .routes(event)
                 .into_iter()
                 .filter(|r| r.rule != d.rule && r.target != Target::Bus)
                 .map(|r| Route {
@@ -195,7 +211,7 @@ async fn finish(
                 })
                 .collect();
             log.outcome = Ok(format!("put on the bus for {} deliveries", routes.len()));
-            Bookkeeping::Forwarded(d.event.clone(), routes)
+            Bookkeeping::Forwarded(event.clone(), routes)
         }
         Attempted::Failed {
             error,
@@ -229,8 +245,8 @@ async fn finish(
         }
     };
     let row = (!log.quiet).then(|| AttemptRow {
-        event_id: d.event["id"].as_str().unwrap_or_default().to_string(),
-        record_id: d.event["detail"]["record_id"].as_str().map(String::from),
+        event_id: event["id"].as_str().unwrap_or_default().to_string(),
+        record_id: event["detail"]["record_id"].as_str().map(String::from),
         rule: log.rule.clone(),
         target: log.target.clone(),
         attempt,
