@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
 use crate::db::attempts::AttemptRow;
-use crate::db::{DueDelivery, Route, wall_ms};
+use crate::db::{Db, DbError, DueDelivery, Route, wall_ms};
 use crate::delivery::Attempted;
 use crate::handlers::{Handlers, scheduled_event};
 use crate::topology::Target;
@@ -63,7 +63,9 @@ pub async fn deliveries(
     mut stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    // The deliveries in flight. Taken and released only on the database thread, in the same
+    // call that reads the queue, so no two fetches can hand out the same delivery.
+    let busy: Busy = Arc::default();
     loop {
         if *stop.borrow() {
             break;
@@ -72,11 +74,8 @@ pub async fn deliveries(
         let due = if free == 0 {
             Vec::new()
         } else {
-            let snapshot = busy.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let due = shared
-                .db
-                .run(move |db| db.due_deliveries(wall_ms(), free, &snapshot))
-                .await;
+            let busy = busy.clone();
+            let due = shared.db.run(move |db| take_due(db, &busy, free)).await;
             match due {
                 Ok(due) => due,
                 Err(e) => {
@@ -88,20 +87,26 @@ pub async fn deliveries(
         let idle = due.is_empty();
         for d in due {
             let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
+                // Not started: it leaves the busy set, and stays queued.
+                busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&d.id);
+                continue;
             };
-            busy.lock().unwrap_or_else(|e| e.into_inner()).insert(d.id);
-            let (shared, handlers, observer, http, busy) = (
+            let (shared, handlers, observer, http, busy, stop) = (
                 shared.clone(),
                 handlers.clone(),
                 observer.clone(),
                 http.clone(),
                 busy.clone(),
+                stop.clone(),
             );
             tokio::spawn(async move {
-                let id = d.id;
-                attempt(&shared, &handlers, &observer, &http, d).await;
-                busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                // Each attempt's bookkeeping also takes the next due delivery, in the same call
+                // to the database, while the stack runs: a busy queue costs one call a delivery.
+                let mut next = Some(d);
+                while let Some(d) = next.take() {
+                    let more = !*stop.borrow();
+                    next = attempt(&shared, &handlers, &observer, &http, d, &busy, more).await;
+                }
                 drop(permit);
                 shared.deliveries.notify_one();
             });
@@ -126,13 +131,29 @@ pub async fn deliveries(
     .await;
 }
 
+/// The ids of the deliveries in flight.
+type Busy = Arc<Mutex<HashSet<i64>>>;
+
+/// Up to `limit` due deliveries that are not in flight, marked in flight (on the database
+/// thread).
+fn take_due(db: &Db, busy: &Busy, limit: usize) -> Result<Vec<DueDelivery>, DbError> {
+    let mut busy = busy.lock().unwrap_or_else(|e| e.into_inner());
+    let due = db.due_deliveries(wall_ms(), limit, &busy)?;
+    busy.extend(due.iter().map(|d| d.id));
+    Ok(due)
+}
+
+/// Attempts `d` and records it; answers the next due delivery, taken in the same call to the
+/// database, when `more`.
 async fn attempt(
     shared: &Shared,
     handlers: &Handlers,
     observer: &Observer,
     http: &reqwest::Client,
     d: DueDelivery,
-) {
+    busy: &Busy,
+    more: bool,
+) -> Option<DueDelivery> {
     let attempt = d.attempt + 1;
     let age = SignedDuration::from_millis(wall_ms() - d.first_at);
     // An archived event that no longer reads cannot be delivered, now or later: a dead letter
@@ -161,10 +182,12 @@ async fn attempt(
             },
         ),
     };
-    finish(shared, observer, &d, &event, attempt, attempted).await;
+    finish(shared, observer, &d, &event, attempt, attempted, busy, more).await
 }
 
-/// Records the attempt's outcome and tells the observer.
+/// Records the attempt's outcome and tells the observer; the delivery leaves the busy set, and
+/// when `more` the next due one is taken, in the same call to the database.
+#[allow(clippy::too_many_arguments)]
 async fn finish(
     shared: &Shared,
     observer: &Observer,
@@ -172,7 +195,9 @@ async fn finish(
     event: &Value,
     attempt: u32,
     attempted: Attempted,
-) {
+    busy: &Busy,
+    more: bool,
+) -> Option<DueDelivery> {
     let mut log = DeliveryLog {
         at: shared.clock.now(),
         detail_type: event["detail-type"].as_str().unwrap_or("").to_string(),
@@ -259,27 +284,36 @@ async fn finish(
         },
     });
     let queued_more = matches!(book, Bookkeeping::Forwarded(..) | Bookkeeping::Dead(..));
-    let written = shared
+    let busy = busy.clone();
+    let (written, next) = shared
         .db
         .run(move |db| {
-            match &book {
-                Bookkeeping::Delivered => db.delivered(id),
-                Bookkeeping::Forwarded(event, routes) => db.forwarded(id, event, routes, now),
-                Bookkeeping::RetryAt(next, error) => db.retry_later(id, attempt, *next, error),
-                Bookkeeping::Dead(error, record) => db.dead_letter(
-                    id,
-                    attempt,
-                    error,
-                    now,
-                    record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
-                ),
-            }?;
-            if let Some(row) = &row
-                && let Err(e) = db.log_attempt(row)
-            {
-                tracing::warn!(error = %e, "the delivery log missed an attempt");
-            }
-            Ok::<_, crate::db::DbError>(())
+            let written = (|| {
+                match &book {
+                    Bookkeeping::Delivered => db.delivered(id),
+                    Bookkeeping::Forwarded(event, routes) => db.forwarded(id, event, routes, now),
+                    Bookkeeping::RetryAt(next, error) => db.retry_later(id, attempt, *next, error),
+                    Bookkeeping::Dead(error, record) => db.dead_letter(
+                        id,
+                        attempt,
+                        error,
+                        now,
+                        record.as_ref().map(|(r, routes)| (r, routes.as_slice())),
+                    ),
+                }?;
+                if let Some(row) = &row
+                    && let Err(e) = db.log_attempt(row)
+                {
+                    tracing::warn!(error = %e, "the delivery log missed an attempt");
+                }
+                Ok::<_, DbError>(())
+            })();
+            busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            let next = match more {
+                true => take_due(db, &busy, 1).map(|mut due| due.pop()),
+                false => Ok(None),
+            };
+            (written, next)
         })
         .await;
     if queued_more {
@@ -290,6 +324,10 @@ async fn finish(
         tracing::error!(error = %e, "delivery bookkeeping failed; the delivery will be retried");
     }
     observer(&log);
+    next.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "energy up");
+        None
+    })
 }
 
 /// What one attempt does to its row of the delivery queue.
