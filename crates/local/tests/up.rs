@@ -875,12 +875,23 @@ fn a_stray_temporary_file_from_a_killed_run_is_cleared_at_start() {
     let dir = data_dir("stray-tmp");
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     std::fs::write(dir.join("tmp").join("4242-7"), b"half an obj").unwrap();
+    // Where they are written now: beside the objects.
+    let zone = dir.join("results/2026-11-28/NL");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join(".4242-8.tmp"), b"half an obj").unwrap();
+    std::fs::write(zone.join("kept.json"), b"{}").unwrap();
     let up = start(&dir, &[]);
     let left: Vec<_> = std::fs::read_dir(dir.join("tmp"))
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
+    let beside: Vec<_> = std::fs::read_dir(&zone)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     up.stop();
     assert!(left.is_empty(), "left in tmp: {left:?}");
+    assert_eq!(beside, ["kept.json"], "left beside the objects");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -366,7 +366,8 @@ fn adapters(
     platform: Arc<PersistentPlatform>,
     slack: Option<&str>,
 ) -> anyhow::Result<Adapters> {
-    // What a killed process was writing is not a result: start with an empty tmp.
+    // What a killed process was writing is not a result: its temporary files go (beside the
+    // objects, and in the `tmp` folder earlier versions wrote them to).
     let tmp_dir = args.data_dir.join("tmp");
     if tmp_dir.exists() {
         std::fs::remove_dir_all(&tmp_dir)
@@ -375,6 +376,8 @@ fn adapters(
     let results_dir = args.data_dir.join("results");
     std::fs::create_dir_all(&results_dir)
         .with_context(|| format!("cannot create {}", results_dir.display()))?;
+    crate::up::results::remove_temporaries(&results_dir)
+        .with_context(|| format!("cannot clean {}", results_dir.display()))?;
     let notifier = Arc::new(LocalNotifier {
         shared: shared.clone(),
         log: args.data_dir.join("notifications.jsonl"),
@@ -401,10 +404,7 @@ fn adapters(
         scheduler: Arc::new(LocalScheduler {
             shared: shared.clone(),
         }),
-        results: Arc::new(FileResults {
-            dir: results_dir,
-            tmp: tmp_dir,
-        }),
+        results: Arc::new(FileResults { dir: results_dir }),
         notifier,
         platform,
     })

@@ -8,23 +8,57 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use energy_core::ports::{PortError, ResultStore};
 
-/// Result objects as files: `<data-dir>/results/<key>`, the S3 bucket's keys.
+/// Result objects as files: `<data-dir>/results/<key>`, the S3 bucket's keys. An object is
+/// written to a temporary file beside it (a name no key can have: see [`is_temporary`]) and
+/// renamed over its key, so a crash never leaves a partial object, and the rename stays within
+/// one directory (a rename across directories takes the file system's one rename lock, which
+/// every writer then waited on).
 pub struct FileResults {
     pub dir: PathBuf,
-    /// Where objects are written before they are renamed into `dir`: a crash never leaves a
-    /// partial object among the results.
-    pub tmp: PathBuf,
 }
 
 /// Numbers the temporary files of this process: with the process id, a name no other write
 /// can hold (a clock, however fine, gives two writes the same instant).
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Whether a file name is a temporary one: a dot, the process id, a dash, a number and `.tmp`.
+/// No object has such a name: every key ends in `.json`.
+pub fn is_temporary(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".tmp"))
+        .and_then(|n| n.split_once('-'))
+        .is_some_and(|(pid, n)| {
+            !pid.is_empty()
+                && !n.is_empty()
+                && pid.bytes().all(|b| b.is_ascii_digit())
+                && n.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// Deletes the temporary files a killed process left under `dir`; answers how many.
+pub fn remove_temporaries(dir: &std::path::Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            removed += remove_temporaries(&entry.path())?;
+        } else if kind.is_file() && entry.file_name().to_str().is_some_and(is_temporary) {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 impl FileResults {
-    /// A fresh name for an object being written, unique by construction.
-    fn temp_path(&self) -> PathBuf {
+    /// A fresh name for an object being written in `parent`, unique by construction.
+    fn temp_path(&self, parent: &std::path::Path) -> PathBuf {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        self.tmp.join(format!("{}-{n}", std::process::id()))
+        parent.join(format!(".{}-{n}.tmp", std::process::id()))
     }
 }
 
@@ -44,19 +78,24 @@ impl FileResults {
         let relative = key.strip_prefix("results/").unwrap_or(key);
         let path = self.dir.join(relative);
         let io = |e: std::io::Error| PortError::transient("results", format!("{key}: {e}"));
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        // Written whole or not at all: a crash never leaves half an object.
-        std::fs::create_dir_all(&self.tmp).map_err(io)?;
-        let tmp = self.temp_path();
+        let parent = path.parent().unwrap_or(&self.dir);
+        // Most writes go to a folder that exists: only a failed create makes the folders.
+        let tmp = self.temp_path(parent);
+        let open = |tmp: &PathBuf| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(tmp)
+        };
         // create_new: should a name ever be taken (a file left by a killed process with the
         // same pid), fail rather than write into it.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(io)?;
+        let mut file = match open(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(parent).map_err(io)?;
+                open(&tmp).map_err(io)?
+            }
+            other => other.map_err(io)?,
+        };
         file.write_all(body).map_err(io)?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(io)?;
@@ -70,7 +109,6 @@ impl ResultStore for FileResults {
     async fn put(&self, key: &str, body: &[u8]) -> Result<(), PortError> {
         let this = FileResults {
             dir: self.dir.clone(),
-            tmp: self.tmp.clone(),
         };
         let (key, body) = (key.to_string(), body.to_vec());
         tokio::task::spawn_blocking(move || this.write(&key, &body))
@@ -92,13 +130,14 @@ mod tests {
     fn temporary_names_never_repeat() {
         let store = Arc::new(FileResults {
             dir: PathBuf::from("/nonexistent/results"),
-            tmp: PathBuf::from("/nonexistent/tmp"),
         });
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let store = store.clone();
                 std::thread::spawn(move || {
-                    (0..50_000).map(|_| store.temp_path()).collect::<Vec<_>>()
+                    (0..50_000)
+                        .map(|_| store.temp_path(&store.dir))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -126,7 +165,6 @@ mod tests {
         ));
         let store = Arc::new(FileResults {
             dir: dir.join("results"),
-            tmp: dir.join("tmp"),
         });
         let mut tasks = Vec::new();
         for writer in 0..8 {
@@ -152,7 +190,7 @@ mod tests {
                 }
             }
         }
-        let leftovers = std::fs::read_dir(dir.join("tmp")).map_or(0, |d| d.count());
+        let leftovers = remove_temporaries(&dir).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert!(
             wrong.is_empty(),
@@ -161,5 +199,19 @@ mod tests {
             &wrong[..wrong.len().min(5)]
         );
         assert_eq!(leftovers, 0, "temporary files left behind");
+    }
+
+    #[test]
+    fn temporary_names_are_told_from_keys() {
+        let store = FileResults {
+            dir: PathBuf::from("/r"),
+        };
+        let name = store.temp_path(&store.dir);
+        assert!(is_temporary(name.file_name().unwrap().to_str().unwrap()));
+        for key_part in [
+            "o-1.json", ".json", "..tmp", ".1-.tmp", ".-1.tmp", ".a-1.tmp", "1-2.tmp",
+        ] {
+            assert!(!is_temporary(key_part), "{key_part}");
+        }
     }
 }
