@@ -267,26 +267,7 @@ impl DynamoOrderStore {
 #[async_trait]
 impl OrderStore for DynamoOrderStore {
     async fn insert(&self, record: &OrderRecord) -> Result<Inserted, PortError> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item(record)?))
-            .condition_expression("attribute_not_exists(record_id)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Inserted::New),
-            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
-                let existing = self.get(&record.order.record_id).await?;
-                // Gone between the two calls means it expired: report it as existing all the
-                // same, the caller's retry will insert it.
-                Ok(Inserted::Exists(Box::new(
-                    existing.unwrap_or_else(|| record.clone()),
-                )))
-            }
-            Err(e) => Err(sdk_error(WHAT, e)),
-        }
+        self.insert_one(record).await
     }
 
     async fn insert_batch(&self, batch: &[OrderRecord]) -> Result<Vec<Inserted>, PortError> {

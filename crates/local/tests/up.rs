@@ -38,6 +38,15 @@ fn ids(batch: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `energy dlq list --json`, one value a dead letter.
+fn dead_letters(dir: &Path) -> Vec<Value> {
+    let (code, out, err) = cli(dir, &["dlq", "list", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 async fn post(http: &reqwest::Client, up: &up::Up, body: &str) -> (u16, Value) {
     let r = http
         .post(up.url("/orders"))
@@ -547,12 +556,7 @@ async fn a_consumer_that_stays_down_gets_its_events_dead_lettered_and_redriven()
     // Three attempts, one and two seconds apart, then the dead-letter store.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let dead = loop {
-        let (code, out, err) = cli(&dir, &["dlq", "list", "--json"]);
-        assert_eq!(code, Some(0), "{err}");
-        let dead: Vec<Value> = out
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let dead = dead_letters(&dir);
         if dead.len() == 3 {
             break dead;
         }
@@ -1066,12 +1070,7 @@ async fn an_archived_event_that_no_longer_reads_is_dead_lettered_and_the_queue_g
     assert_eq!(status, 202);
     // The queue is not stuck behind the row: the order posted after it reaches a final state.
     wait_final(&http, &up, &ids(&orders), Duration::from_secs(60)).await;
-    let (code, out, err) = cli(&dir, &["dlq", "list", "--json"]);
-    assert_eq!(code, Some(0), "{err}");
-    let dead: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let dead = dead_letters(&dir);
     assert_eq!(dead.len(), 1, "{dead:?}");
     let error = dead[0]["error"].as_str().unwrap();
     assert!(error.contains("does not read as JSON"), "{error}");
