@@ -8,16 +8,6 @@ use super::{Archived, EventFilter};
 use super::{Cached, Context, Db, DbResult, Route, json_column};
 
 impl Db {
-    /// Archives `event` and queues one delivery per route, in one transaction. Returns the
-    /// event's sequence number.
-    pub fn publish(&self, event: &Value, routes: &[Route], now_ms: i64) -> DbResult<i64> {
-        let mut conn = self.conn();
-        let tx = conn.savepoint().ctx("publishing")?;
-        let seq = insert_event(&tx, event, routes, now_ms)?;
-        tx.commit().ctx("publishing")?;
-        Ok(seq)
-    }
-
     /// Archives each event and queues its deliveries, all or none.
     pub fn publish_all(&self, events: &[(Value, Vec<Route>)], now_ms: i64) -> DbResult<()> {
         let mut conn = self.conn();

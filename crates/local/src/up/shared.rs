@@ -88,14 +88,8 @@ impl Shared {
     }
 
     /// Archives `event` and queues its deliveries, off the async workers.
-    pub async fn put(&self, event: Value) -> Result<i64, DbError> {
-        let routes = self.routes(&event);
-        let seq = self
-            .db
-            .run(move |db| db.publish(&event, &routes, wall_ms()))
-            .await?;
-        self.deliveries.notify_one();
-        Ok(seq)
+    pub async fn put(&self, event: Value) -> Result<(), DbError> {
+        self.put_all(vec![event]).await
     }
 
     /// Archives these events and queues their deliveries in one call to the database: all are
