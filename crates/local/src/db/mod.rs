@@ -177,6 +177,38 @@ fn worker(db: Weak<Db>, jobs: Receiver<Job>) {
     }
 }
 
+/// How often the checkpointer copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Log pages at which the database thread checkpoints by itself, should the checkpointer fall
+/// behind (or be gone): about 40 MiB, ten times SQLite's default.
+const CHECKPOINT_BACKSTOP: i64 = 10_000;
+
+/// The checkpointer: every [`CHECKPOINT_EVERY`], on a connection of its own, copies what the
+/// write-ahead log holds into the database file and syncs it (a passive checkpoint, which never
+/// waits for the writer nor makes it wait). Done on the database thread, as SQLite does after a
+/// commit that grows the log past 1 000 pages, each checkpoint stopped every call queued behind
+/// it for the length of an fsync. It stops when the database is dropped.
+fn checkpointer(db: Weak<Db>, path: PathBuf) {
+    let conn = match Connection::open(&path) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(error = %e, "no checkpointer: the database thread checkpoints alone");
+            return;
+        }
+    };
+    let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if db.strong_count() == 0 {
+            break;
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "checkpoint skipped");
+        }
+    }
+}
+
 /// Statements run through the connection's cache of prepared statements: the same few
 /// statements run thousands of times a second, and parsing each again costs more than running it.
 trait Cached {
@@ -323,6 +355,8 @@ impl Db {
         // the database thread's time under load. What it holds is only needed until the
         // savepoint is released, so a crash loses nothing by it.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Checkpoints are the checkpointer's (see [`checkpointer`]); this is only a backstop.
+        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_BACKSTOP)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)
@@ -372,10 +406,15 @@ impl Db {
             .get_or_init(|| {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let db = Arc::downgrade(self);
+                let (weak, path) = (db.clone(), self.path.clone());
                 std::thread::Builder::new()
                     .name("energy-db".into())
                     .spawn(move || worker(db, rx))
                     .expect("start the database thread");
+                std::thread::Builder::new()
+                    .name("energy-checkpoint".into())
+                    .spawn(move || checkpointer(weak, path))
+                    .expect("start the checkpointer");
                 tx
             })
             .send(job);
