@@ -7,6 +7,7 @@
 //! next start delivers it again. Handlers are idempotent, so a repeat is harmless.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -112,9 +113,15 @@ pub async fn deliveries(
             });
         }
         if idle || permits.available_permits() == 0 {
-            let wait = match shared.db.run(|db| db.next_delivery_at()).await {
-                Ok(Some(at)) => Duration::from_millis((at - wall_ms()).clamp(1, 250) as u64),
-                _ => Duration::from_millis(250),
+            // Every delivery in flight: the next to finish wakes this loop, and takes the next
+            // due delivery itself; the queue needs no look until then.
+            let wait = if permits.available_permits() == 0 {
+                Duration::from_millis(250)
+            } else {
+                match shared.db.run(|db| db.next_delivery_at()).await {
+                    Ok(Some(at)) => Duration::from_millis((at - wall_ms()).clamp(1, 250) as u64),
+                    _ => Duration::from_millis(250),
+                }
             };
             tokio::select! {
                 _ = shared.deliveries.notified() => {}
@@ -347,6 +354,8 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
+        // Awake: a schedule created from here on wakes the next wait at once.
+        shared.scheduler_wakes_at.store(i64::MAX, Ordering::SeqCst);
         let now = shared.clock.now().as_millisecond();
         let s = shared.clone();
         let fired = shared
@@ -378,13 +387,20 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "energy up"),
         }
-        let wait = match shared.db.run(|db| db.next_schedule_at()).await {
+        let next = shared.db.run(|db| db.next_schedule_at()).await;
+        let wait = match next {
             Ok(Some(at)) => Timestamp::from_millisecond(at)
                 .map(|t| shared.clock.real_time_until(t))
                 .unwrap_or(Duration::ZERO)
                 .clamp(Duration::from_millis(1), Duration::from_millis(500)),
             _ => Duration::from_millis(500),
         };
+        // Asleep until `now + wait` at the latest: only an earlier schedule needs to wake it.
+        let wakes_at =
+            shared.clock.now().as_millisecond().saturating_add(
+                (wait.as_millis() as i64).saturating_mul(shared.clock.speed().into()),
+            );
+        shared.scheduler_wakes_at.store(wakes_at, Ordering::SeqCst);
         tokio::select! {
             _ = shared.schedules.notified() => {}
             _ = tokio::time::sleep(wait) => {}

@@ -23,14 +23,14 @@ impl RetryScheduler for LocalScheduler {
         event: &OrderEvaluationDue,
     ) -> Result<Scheduled, PortError> {
         let detail = DomainEvent::EvaluationDue(event.clone()).detail();
-        let name = name.to_string();
+        let (name, at_ms) = (name.to_string(), at.as_millisecond());
         let created = self
             .shared
             .db
-            .run(move |db| db.create_schedule(&name, at.as_millisecond(), &detail))
+            .run(move |db| db.create_schedule(&name, at_ms, &detail))
             .await
             .map_err(port("scheduler"))?;
-        self.shared.schedules.notify_one();
+        self.shared.schedule_created(at_ms);
         Ok(if created {
             Scheduled::Created
         } else {

@@ -1,7 +1,7 @@
 //! What the bus, the scheduler and the delivery engine of `energy up` share: the database, the
 //! market clock, the routing, and the wake-ups of the loops.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use energy_core::events::{DomainEvent, EnvelopeContext, envelope, event_id};
@@ -31,8 +31,11 @@ pub struct Shared {
     pub resources: tokio::sync::Mutex<BusResources>,
     /// Wakes the delivery engine when something was queued.
     pub deliveries: Notify,
-    /// Wakes the scheduler when a schedule was created.
+    /// Wakes the scheduler when a schedule was created (through [`Shared::schedule_created`]).
     pub schedules: Notify,
+    /// When the scheduler next wakes by itself (market milliseconds): `i64::MAX` while it is
+    /// awake, so a schedule created meanwhile always wakes it again.
+    pub scheduler_wakes_at: AtomicI64,
     seed: u64,
     counter: AtomicU64,
     ctx: EnvelopeContext,
@@ -51,6 +54,7 @@ impl Shared {
             resources: tokio::sync::Mutex::new(resources),
             deliveries: Notify::new(),
             schedules: Notify::new(),
+            scheduler_wakes_at: AtomicI64::new(i64::MAX),
             seed: Timestamp::now().as_nanosecond() as u64,
             counter: AtomicU64::new(0),
             ctx: EnvelopeContext::default(),
@@ -107,5 +111,14 @@ impl Shared {
             .await?;
         self.deliveries.notify_one();
         Ok(())
+    }
+
+    /// A schedule due at `at_ms` (market milliseconds) was stored: the scheduler is woken only
+    /// if it would otherwise sleep past it. (Waking it for each of 10 000 schedules made 20 000
+    /// calls to the database that found nothing due.)
+    pub fn schedule_created(&self, at_ms: i64) {
+        if at_ms < self.scheduler_wakes_at.load(Ordering::SeqCst) {
+            self.schedules.notify_one();
+        }
     }
 }
