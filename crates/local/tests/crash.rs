@@ -9,7 +9,14 @@
 //! - one Slack post per failure, except after a crash between the post and NOTIFIED, where the
 //!   message is repeated once rather than lost (a webhook has no idempotency key);
 //! - one `OrderResultStored` per stored order, except after a crash between publishing it and
-//!   STORED, where consumers see it twice (EventBridge consumers are at-least-once anyway);
+//!   STORED, where consumers may see it twice (EventBridge consumers are at-least-once anyway);
+//!   likewise `OrderCancelled` after a crash between publishing it and CANCELLED;
+//! - a POST the crash left unanswered is posted again by the desk, as a client does with a
+//!   request that got no answer (it is idempotent).
+//!
+//! The stack's own steps answer before their commit (`Db::run_early`), so a crash at a point
+//! also undoes the steps since the last commit, a few milliseconds' worth: the crash then
+//! looks like one a little earlier, and a step whose repeat is allowed above may not repeat.
 //! - the order the desk withdrew is CANCELLED, not in the platform's book, without a result or a
 //!   message, announced by one `OrderCancelled`.
 
@@ -114,6 +121,7 @@ async fn crash_at(point: &'static str) {
         .body(batch().to_string())
         .send()
         .await;
+    let acknowledged = posted.as_ref().is_ok_and(|r| r.status() == 202);
     let mut cancelled = posted.is_ok() && cancel(&http, &first).await;
     let mut status = first.wait_exit(Duration::from_secs(3));
     if status.is_none() {
@@ -138,6 +146,20 @@ async fn crash_at(point: &'static str) {
     let env = [("SLACK_WEBHOOK_URL", hook.as_str())];
     let last = up::try_start_env(&dir, &["--speed", "1200"], &env)
         .unwrap_or_else(|(code, err)| panic!("energy up exited {code:?}: {err}"));
+    if !acknowledged {
+        let again = http
+            .post(last.url("/orders"))
+            .header("content-type", "application/json")
+            .body(batch().to_string())
+            .send()
+            .await
+            .expect("the POST again");
+        assert_eq!(
+            again.status(),
+            202,
+            "the POST again after a crash at {point}"
+        );
+    }
     if !cancelled {
         assert!(cancel(&http, &last).await, "the withdrawal is taken");
     }
@@ -209,31 +231,36 @@ async fn crash_at(point: &'static str) {
             .count()
     };
     let expected_stored = if point == crash::STORE_AFTER_PUBLISH {
-        2
+        1..=2
     } else {
-        1
+        1..=1
     };
-    assert_eq!(
-        count("OrderResultStored", "c-acc"),
-        expected_stored,
-        "OrderResultStored after a crash at {point}"
+    assert!(
+        expected_stored.contains(&count("OrderResultStored", "c-acc")),
+        "OrderResultStored after a crash at {point}: {}",
+        count("OrderResultStored", "c-acc")
     );
-    // After a crash between the insert and OrderSubmitted, the sweeper handed the order over.
+    // After a crash between the insert and OrderSubmitted, the sweeper may have handed the order
+    // over (no OrderSubmitted), or the POST again announced it.
     let submitted = if point == crash::SUBMIT_AFTER_INSERT {
-        0
+        0..=1
     } else {
-        1
+        1..=1
     };
-    assert_eq!(count("OrderSubmitted", "c-acc"), submitted);
+    assert!(
+        submitted.contains(&count("OrderSubmitted", "c-acc")),
+        "OrderSubmitted after a crash at {point}: {}",
+        count("OrderSubmitted", "c-acc")
+    );
     let expected_cancelled = if point == crash::EVALUATE_AFTER_CANCELLED {
-        2
+        1..=2
     } else {
-        1
+        1..=1
     };
-    assert_eq!(
-        count("OrderCancelled", "c-can"),
-        expected_cancelled,
-        "OrderCancelled after a crash at {point}"
+    assert!(
+        expected_cancelled.contains(&count("OrderCancelled", "c-can")),
+        "OrderCancelled after a crash at {point}: {}",
+        count("OrderCancelled", "c-can")
     );
     assert_eq!(count("OrderResultStored", "c-can"), 0);
     // SDAC: each order's preliminary result was told once, even across a crash between

@@ -1077,3 +1077,34 @@ async fn an_archived_event_that_no_longer_reads_is_dead_lettered_and_the_queue_g
     drop(up);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The stack's own steps answer before their commit; an answer over HTTP never does. Read from
+/// another connection (which sees only what is committed) as soon as each answer arrives, and
+/// after a kill -9 right behind it: what the client was told is there.
+#[tokio::test]
+async fn what_an_answer_tells_is_committed_before_it_is_sent() {
+    let dir = data_dir("committed-first");
+    let first = start(&dir, &["--start", "2026-11-27T10:30:00Z", "--speed", "1"]);
+    let http = reqwest::Client::new();
+    let mut told = Vec::new();
+    for round in 0..20 {
+        let orders = batch(&format!("cf{round}"), 5);
+        let (status, body) = post(&http, &first, &orders.to_string()).await;
+        assert_eq!(status, 202, "{body}");
+        let db = energy_local::db::Db::open(&dir).unwrap();
+        for id in ids(&orders) {
+            assert!(
+                db.order(&id, 0).unwrap().is_some(),
+                "{id} was acknowledged but is not committed"
+            );
+            told.push(id);
+        }
+    }
+    first.kill9();
+    let db = energy_local::db::Db::open(&dir).unwrap();
+    for id in &told {
+        assert!(db.order(id, 0).unwrap().is_some(), "{id} lost to kill -9");
+    }
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}

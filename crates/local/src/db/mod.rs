@@ -3,7 +3,8 @@
 //! the platform's accepted orders, the notifications sent, the rules made through the
 //! EventBridge API and the market clock. All SQL lives here, one file per table ([`orders`],
 //! [`schedules`], [`archive`], [`deliveries`], [`attempts`], [`platform`], [`notifications`],
-//! [`bus_resources`]); async code reaches it through [`Db::run`], on a blocking thread.
+//! [`bus_resources`]); async code reaches it through [`Db::run`] (answered once committed) and
+//! [`Db::run_early`] (answered as soon as done, for the stack's own steps), on a thread of its own.
 //!
 //! Why SQLite (rusqlite's bundled build) rather than redb: the due index, the delivery queue
 //! ordered by next attempt and the archive filtered by order or type are each one indexed SQL
@@ -112,67 +113,125 @@ CREATE TABLE IF NOT EXISTS bus_resources (
 "#;
 
 /// The database, one connection behind a lock: every statement is short, and SQLite serialises
-/// writers anyway. Async code reaches it through [`Db::run`], whose work runs on the database's
-/// own thread, many calls to one commit (group commit).
+/// writers anyway. Async code reaches it through [`Db::run`] and [`Db::run_early`], whose work
+/// runs on the database's own thread, many calls to one commit (group commit).
 pub struct Db {
     path: PathBuf,
     conn: Mutex<Connection>,
     worker: OnceLock<Sender<Job>>,
 }
 
-/// One call of [`Db::run`] on the database thread: it does its work, and gives back what tells
-/// the caller once the batch it ran in is committed (or not).
-type Job = Box<dyn FnOnce(&Db) -> (Finish, bool) + Send>;
+/// One call on the database thread: it does its work and answers at once (a call of
+/// [`Db::run_early`]), or gives back what answers it once its transaction is committed (a call
+/// of [`Db::run`]).
+type Job = Box<dyn FnOnce(&Db) -> Ran + Send>;
 type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+struct Ran {
+    panicked: bool,
+    /// What answers the caller after the commit; `None` when it was answered already.
+    waits: Option<Finish>,
+}
 
 /// Most calls one commit takes: enough to share a commit among what a busy stack queues at
 /// once, few enough that no caller waits long behind the others.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 
-/// The database thread: takes what is queued, runs it in one transaction (each call in a
-/// savepoint of its own, so one that panics leaves the others' work), commits, then answers
-/// every call. It stops when the database is dropped.
+/// How long a transaction stays open for more work when only early calls are in it. A commit
+/// writes every page its transaction changed to the log, so the handful of pages every call
+/// touches (the queue's and the archive's last pages, their indexes) is written once a window
+/// instead of once a call: committing after each few calls wrote 320 KB to the log an order.
+const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The transaction the database thread has open.
+struct Open {
+    since: std::time::Instant,
+    calls: usize,
+    waiters: Vec<Finish>,
+}
+
+/// The database thread. It runs each call in a savepoint of its own (so one that panics leaves
+/// the others' work) inside a transaction it keeps open while calls keep coming, and commits
+/// when one waits for the commit and nothing else is queued, when [`COMMIT_WINDOW`] has passed,
+/// or after [`BATCH`] calls; then it answers the calls that wait. It commits what is open and
+/// stops when the database is dropped.
 fn worker(db: Weak<Db>, jobs: Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let Some(db) = db.upgrade() else { break };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut open: Option<Open> = None;
+    loop {
+        let next = match &open {
+            None => jobs.recv().ok(),
+            Some(o) if o.calls >= BATCH || o.since.elapsed() >= 4 * COMMIT_WINDOW => None,
+            Some(o) => {
+                let left = COMMIT_WINDOW.saturating_sub(o.since.elapsed());
+                if o.waiters.is_empty() && !left.is_zero() {
+                    jobs.recv_timeout(left).ok()
+                } else {
+                    jobs.try_recv().ok()
+                }
             }
-        }
-        // Prepared once and kept: parsing these four statements for every call was a tenth of
-        // this thread's time.
+        };
+        // Gone: its drop committed what was open.
+        let Some(db) = db.upgrade() else { break };
+        // Prepared once and kept: parsing these statements for every call was a tenth of this
+        // thread's time.
         let exec = |sql: &str| {
             db.conn()
                 .prepare_cached(sql)
                 .and_then(|mut st| st.execute([]))
                 .map(|_| ())
         };
-        // If no transaction can be opened (another process holds the write lock past the busy
-        // timeout), each statement commits on its own, as it would without batching.
-        let batched = exec("BEGIN IMMEDIATE").is_ok();
-        let mut finishes = Vec::with_capacity(batch.len());
-        for job in batch {
-            let _ = exec("SAVEPOINT job");
-            let (finish, panicked) = job(&db);
-            if panicked {
-                let _ = exec("ROLLBACK TO job");
-            }
-            let _ = exec("RELEASE job");
-            finishes.push(finish);
-        }
-        let committed = if batched {
-            exec("COMMIT").map_err(|e| {
+        let Some(job) = next else {
+            // Nothing more for this transaction: commit it, answer those that wait.
+            let Some(o) = open.take() else { break };
+            let committed = exec("COMMIT").map_err(|e| {
                 let _ = exec("ROLLBACK");
                 e.to_string()
-            })
-        } else {
-            Ok(())
+            });
+            if let Err(e) = &committed {
+                tracing::error!(error = %e, "a commit failed: the calls it held will be done again");
+            }
+            for finish in o.waiters {
+                finish(committed.clone());
+            }
+            continue;
         };
-        for finish in finishes {
-            finish(committed.clone());
+        if open.is_none() {
+            // If no transaction can be opened (another process holds the write lock past the
+            // busy timeout), the call's statements commit each on its own.
+            if exec("BEGIN IMMEDIATE").is_err() {
+                let ran = job(&db);
+                if let Some(finish) = ran.waits {
+                    finish(Ok(()));
+                }
+                continue;
+            }
+            open = Some(Open {
+                since: std::time::Instant::now(),
+                calls: 0,
+                waiters: Vec::new(),
+            });
+        }
+        let _ = exec("SAVEPOINT job");
+        let ran = job(&db);
+        if ran.panicked {
+            let _ = exec("ROLLBACK TO job");
+        }
+        let _ = exec("RELEASE job");
+        if let Some(o) = open.as_mut() {
+            o.calls += 1;
+            o.waiters.extend(ran.waits);
+        }
+    }
+}
+
+impl Drop for Db {
+    /// Commits what the database thread left open (calls answered early).
+    fn drop(&mut self) {
+        let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !conn.is_autocommit()
+            && let Err(e) = conn.execute_batch("COMMIT")
+        {
+            tracing::error!(error = %e, "the last commit failed");
         }
     }
 }
@@ -387,20 +446,65 @@ impl Db {
     /// Runs `f` on the database thread, so database work (and a slow disk) never stalls an
     /// async worker, and answers once what `f` wrote is committed: calls queued together share
     /// one commit. A panic in `f` is the caller's; a commit that fails is a panic too (the disk
-    /// broke: nothing `f` did can be trusted to be stored).
+    /// broke: nothing `f` did can be trusted to be stored). `run(|_| ())` waits until everything
+    /// done before it is committed.
     pub async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Db) -> T + Send + 'static,
     ) -> T {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |db: &Db| {
+        self.send(Box::new(move |db: &Db| {
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db)));
             let panicked = out.is_err();
             let finish: Finish = Box::new(move |committed| {
                 let _ = tx.send((out, committed));
             });
-            (finish, panicked)
-        });
+            Ran {
+                panicked,
+                waits: Some(finish),
+            }
+        }));
+        match rx.await {
+            Ok((Ok(value), Ok(()))) => value,
+            Ok((Err(panic), _)) => std::panic::resume_unwind(panic),
+            Ok((Ok(_), Err(e))) => panic!("{}: the commit failed: {e}", self.path.display()),
+            Err(_) => panic!("the database thread stopped before answering"),
+        }
+    }
+
+    /// Runs `f` on the database thread and answers as soon as it has run, before its commit:
+    /// for the stack's own steps (the handlers' reads and writes, the delivery queue's
+    /// bookkeeping), whose work a crash may undo only together with everything after it, and
+    /// which is then done again from the delivery queue. Nothing leaves the process on the
+    /// strength of such a call alone: every HTTP answer, and every call out (a Slack post, an
+    /// HTTP target), first waits for the commit with [`Db::run`] (see [`Db::flush`]).
+    pub async fn run_early<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Db) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Box::new(move |db: &Db| {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db)));
+            let panicked = out.is_err();
+            let _ = tx.send(out);
+            Ran {
+                panicked,
+                waits: None,
+            }
+        }));
+        match rx.await {
+            Ok(Ok(value)) => value,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => panic!("the database thread stopped before answering"),
+        }
+    }
+
+    /// Waits until everything done on the database thread before this call is committed.
+    pub async fn flush(self: &Arc<Self>) {
+        self.run(|_| ()).await
+    }
+
+    fn send(self: &Arc<Self>, job: Job) {
         let sent = self
             .worker
             .get_or_init(|| {
@@ -420,12 +524,6 @@ impl Db {
             .send(job);
         if sent.is_err() {
             panic!("the database thread is gone");
-        }
-        match rx.await {
-            Ok((Ok(value), Ok(()))) => value,
-            Ok((Err(panic), _)) => std::panic::resume_unwind(panic),
-            Ok((Ok(_), Err(e))) => panic!("{}: the commit failed: {e}", self.path.display()),
-            Err(_) => panic!("the database thread stopped before answering"),
         }
     }
 
@@ -461,5 +559,77 @@ impl Db {
             )
             .map(|_| ())
             .ctx("writing meta")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What another process sees: only what is committed.
+    fn committed_meta(path: &Path, key: &str) -> Option<String> {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .unwrap()
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "energy-db-{name}-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test]
+    async fn early_calls_are_committed_by_the_next_flush_and_by_the_drop() {
+        let dir = temp_dir("early");
+        let db = Arc::new(Db::open(&dir).unwrap());
+        for i in 0..100 {
+            let value = i.to_string();
+            db.run_early(move |db| db.set_meta("early", &value))
+                .await
+                .unwrap();
+        }
+        db.flush().await;
+        assert_eq!(committed_meta(db.path(), "early").as_deref(), Some("99"));
+
+        // Answered early, then the database goes: its drop commits what is open.
+        db.run_early(|db| db.set_meta("last", "kept"))
+            .await
+            .unwrap();
+        let path = db.path().to_path_buf();
+        drop(db);
+        assert_eq!(committed_meta(&path, "last").as_deref(), Some("kept"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_call_that_panics_leaves_the_early_calls_around_it() {
+        let dir = temp_dir("panic");
+        let db = Arc::new(Db::open(&dir).unwrap());
+        db.run_early(|db| db.set_meta("before", "1")).await.unwrap();
+        let panicked = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.run_early(|db| {
+                    db.set_meta("inside", "1").unwrap();
+                    panic!("a handler's bug");
+                })
+                .await
+            }
+        })
+        .await;
+        assert!(panicked.is_err());
+        db.run_early(|db| db.set_meta("after", "1")).await.unwrap();
+        db.flush().await;
+        assert_eq!(committed_meta(db.path(), "before").as_deref(), Some("1"));
+        assert_eq!(committed_meta(db.path(), "inside"), None);
+        assert_eq!(committed_meta(db.path(), "after").as_deref(), Some("1"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

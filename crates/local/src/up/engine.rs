@@ -76,7 +76,10 @@ pub async fn deliveries(
             Vec::new()
         } else {
             let busy = busy.clone();
-            let due = shared.db.run(move |db| take_due(db, &busy, free)).await;
+            let due = shared
+                .db
+                .run_early(move |db| take_due(db, &busy, free))
+                .await;
             match due {
                 Ok(due) => due,
                 Err(e) => {
@@ -118,7 +121,7 @@ pub async fn deliveries(
             let wait = if permits.available_permits() == 0 {
                 Duration::from_millis(250)
             } else {
-                match shared.db.run(|db| db.next_delivery_at()).await {
+                match shared.db.run_early(|db| db.next_delivery_at()).await {
                     Ok(Some(at)) => Duration::from_millis((at - wall_ms()).clamp(1, 250) as u64),
                     _ => Duration::from_millis(250),
                 }
@@ -165,6 +168,15 @@ async fn attempt(
     let age = SignedDuration::from_millis(wall_ms() - d.first_at);
     // An archived event that no longer reads cannot be delivered, now or later: a dead letter
     // that says why, rather than a row that stops the queue.
+    // An event leaves the process only once what it tells is committed (see `Db::run_early`):
+    // a crash cannot then undo what an HTTP target was told.
+    let outward = shared
+        .topology()
+        .delivery(&d.rule, &d.target)
+        .is_some_and(|delivery| matches!(delivery.target, Target::Http { .. }));
+    if outward {
+        shared.db.flush().await;
+    }
     let (event, attempted) = match serde_json::from_str::<Value>(&d.body) {
         Ok(event) => {
             let attempted = crate::delivery::attempt(
@@ -294,7 +306,7 @@ async fn finish(
     let busy = busy.clone();
     let (written, next) = shared
         .db
-        .run(move |db| {
+        .run_early(move |db| {
             let written = (|| {
                 match &book {
                     Bookkeeping::Delivered => db.delivered(id),
@@ -360,7 +372,7 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let s = shared.clone();
         let fired = shared
             .db
-            .run(move |db| {
+            .run_early(move |db| {
                 // A stored detail that no longer reads is not an event: it goes nowhere, loudly.
                 let wrap = |detail: &Value| match DomainEvent::parse(
                     DetailType::EvaluationDue.name(),
@@ -387,7 +399,7 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "energy up"),
         }
-        let next = shared.db.run(|db| db.next_schedule_at()).await;
+        let next = shared.db.run_early(|db| db.next_schedule_at()).await;
         let wait = match next {
             Ok(Some(at)) => Timestamp::from_millisecond(at)
                 .map(|t| shared.clock.real_time_until(t))

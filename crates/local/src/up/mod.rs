@@ -251,7 +251,11 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
                 .merge(console::router(Arc::new(console::Console {
                     shared: shared.clone(),
                     sim,
-                }))),
+                })))
+                .layer(axum::middleware::from_fn_with_state(
+                    shared.db.clone(),
+                    server::committed_first,
+                )),
             stop_rx.clone(),
         )),
         tokio::spawn(engine::deliveries(
@@ -458,6 +462,8 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        // What the stack did last, committed before it goes.
+        self.shared.db.flush().await;
     }
 
     /// What `energy up` prints at start-up.

@@ -46,6 +46,8 @@ impl LocalNotifier {
 impl Notifier for LocalNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), PortError> {
         if let Sink::Slack { url, http } = &self.sink {
+            // What the message tells must be committed before it leaves (see `Db::run_early`).
+            self.shared.db.flush().await;
             let response = http
                 .post(url)
                 .json(&n.payload)

@@ -42,13 +42,13 @@ impl AuctionPlatform for PersistentPlatform {
         // Kept before it is accepted, forgotten if refused: a crash in between loses nothing.
         let db = &self.shared.db;
         let (id, row) = (order.record_id.to_string(), body.clone());
-        db.run(move |db| db.platform_accept(&id, &row))
+        db.run_early(move |db| db.platform_accept(&id, &row))
             .await
             .map_err(port("auction platform"))?;
         let answer = self.sim.submit(order).await;
         if !matches!(answer, Ok(Submission::Accepted { .. })) {
             let id = order.record_id.to_string();
-            db.run(move |db| db.platform_forget(&id, &body))
+            db.run_early(move |db| db.platform_forget(&id, &body))
                 .await
                 .map_err(port("auction platform"))?;
         }
@@ -66,7 +66,7 @@ impl AuctionPlatform for PersistentPlatform {
         let db = &self.shared.db;
         let id = order.record_id.to_string();
         let receipt = db
-            .run(move |db| db.platform_withdraw(&id))
+            .run_early(move |db| db.platform_withdraw(&id))
             .await
             .map_err(port("auction platform"))?;
         let answer = self.sim.withdraw(order).await;
@@ -76,7 +76,7 @@ impl AuctionPlatform for PersistentPlatform {
             let body = serde_json::to_string(&held)
                 .map_err(|e| PortError::permanent("auction platform", e.to_string()))?;
             let id = order.record_id.to_string();
-            db.run(move |db| match receipt {
+            db.run_early(move |db| match receipt {
                 // In its place: the auction clears as it would have without the attempt.
                 Some(receipt) => db.platform_put_back(&id, receipt, &body),
                 None => db.platform_accept(&id, &body),

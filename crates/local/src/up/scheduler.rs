@@ -27,7 +27,7 @@ impl RetryScheduler for LocalScheduler {
         let created = self
             .shared
             .db
-            .run(move |db| db.create_schedule(&name, at_ms, &detail))
+            .run_early(move |db| db.create_schedule(&name, at_ms, &detail))
             .await
             .map_err(port("scheduler"))?;
         self.shared.schedule_created(at_ms);

@@ -100,6 +100,19 @@ async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
     }
 }
 
+/// Every answer waits for the commit of everything done before it (the stack's own steps
+/// answer before their commit, see `Db::run_early`): what a client is told, or reads, a crash
+/// cannot undo.
+pub async fn committed_first(
+    State(db): State<Arc<crate::db::Db>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    db.flush().await;
+    response
+}
+
 /// The orders API's OpenAPI document, kept next to the request schema.
 pub const OPENAPI: &str = include_str!("../../../../events-schema/api/openapi.json");
 

@@ -107,7 +107,7 @@ impl Shared {
             })
             .collect();
         self.db
-            .run(move |db| db.publish_all(&routed, wall_ms()))
+            .run_early(move |db| db.publish_all(&routed, wall_ms()))
             .await?;
         self.deliveries.notify_one();
         Ok(())

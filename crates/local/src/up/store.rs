@@ -62,7 +62,7 @@ impl OrderStore for LocalStore {
         let (found, written) = self
             .shared
             .db
-            .run(move |db| {
+            .run_early(move |db| {
                 db.insert_orders(&rows, now, |found| {
                     // Unreadable bodies count as conflicts: nothing is written over them.
                     let answers: Vec<Inserted> = found
@@ -94,7 +94,7 @@ impl OrderStore for LocalStore {
         let body = self
             .shared
             .db
-            .run(move |db| db.order(&id, now))
+            .run_early(move |db| db.order(&id, now))
             .await
             .map_err(port(WHAT))?;
         body.as_deref().map(record_of).transpose()
@@ -110,7 +110,7 @@ impl OrderStore for LocalStore {
         let written = self
             .shared
             .db
-            .run(move |db| {
+            .run_early(move |db| {
                 db.replace_order(&row, expected.state.as_str(), expected.version as i64, now)
             })
             .await
@@ -138,7 +138,7 @@ impl DueIndex for LocalStore {
         let rows = self
             .shared
             .db
-            .run(move |db| db.due_orders(until.as_millisecond(), after, now, limit + 1))
+            .run_early(move |db| db.due_orders(until.as_millisecond(), after, now, limit + 1))
             .await
             .map_err(port(WHAT))?;
         let more = rows.len() > limit;
@@ -170,7 +170,7 @@ impl DueIndex for LocalStore {
         let (id, seen_ms) = (seen.record_id.to_string(), seen.due_at.as_millisecond());
         self.shared
             .db
-            .run(move |db| db.claim_sweep(&id, seen_ms, next.as_millisecond()))
+            .run_early(move |db| db.claim_sweep(&id, seen_ms, next.as_millisecond()))
             .await
             .map_err(port(WHAT))
     }
