@@ -114,6 +114,49 @@ pub fn clear(steps: &[ClearingStep], limits: Limits) -> Clearing {
 /// besides, there are fewer than 2³² steps and their quantities add up within `i64` (the
 /// document reader of [`crate::curves`] checks both; order validation bounds them far below).
 pub fn clear_steps<S: Steps + ?Sized>(steps: &S, limits: Limits) -> Clearing {
+    clear_ranked(steps, limits, |buys, sells| {
+        (rank_buys(buys, steps), rank_sells(sells, steps))
+    })
+}
+
+/// [`clear_steps`], the buys sorted on this thread while the sells are on a second one: the
+/// same clearing, sooner when a processor is free (`energy auction clear` on a large MTU whose
+/// steps need no sorting by id; [`clear`] keeps to one thread, as the benchmarks time it).
+pub fn clear_steps_on_two_threads<S: Steps + Sync + ?Sized>(steps: &S, limits: Limits) -> Clearing {
+    clear_ranked(steps, limits, |buys, sells| {
+        let (buy_levels, sell_levels) = std::thread::scope(|scope| {
+            let sell_levels = std::thread::Builder::new()
+                .spawn_scoped(scope, || rank_sells(sells, steps))
+                .ok();
+            let buy_levels = rank_buys(buys, steps);
+            let sell_levels =
+                sell_levels.map(|s| s.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (buy_levels, sell_levels)
+        });
+        // No second thread: the sells here too.
+        let sell_levels = sell_levels.unwrap_or_else(|| rank_sells(sells, steps));
+        (buy_levels, sell_levels)
+    })
+}
+
+/// Buys by price, descending, and their levels: (price, D(price)).
+fn rank_buys<S: Steps + ?Sized>(buys: &mut [(i64, u32)], steps: &S) -> Vec<(i64, i64)> {
+    buys.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+    levels(buys, steps)
+}
+
+/// Sells by price, ascending, and their levels: (price, S(price)).
+fn rank_sells<S: Steps + ?Sized>(sells: &mut [(i64, u32)], steps: &S) -> Vec<(i64, i64)> {
+    sells.sort_unstable_by_key(|s| s.0);
+    levels(sells, steps)
+}
+
+/// The clearing, with `rank` sorting both sides by price and answering their levels.
+fn clear_ranked<S: Steps + ?Sized>(
+    steps: &S,
+    limits: Limits,
+    rank: impl FnOnce(&mut [(i64, u32)], &mut [(i64, u32)]) -> (Vec<(i64, i64)>, Vec<(i64, i64)>),
+) -> Clearing {
     let n = steps.step_count();
     // (price, index) pairs sort faster than the steps themselves. One pass counts the buys so
     // each side is allocated once, at its size.
@@ -136,10 +179,7 @@ pub fn clear_steps<S: Steps + ?Sized>(steps: &S, limits: Limits) -> Clearing {
             filled,
         };
     }
-    buys.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
-    sells.sort_unstable_by_key(|s| s.0);
-    let buy_levels = levels(&buys, steps); // (price, D(price)), price descending
-    let sell_levels = levels(&sells, steps); // (price, S(price)), price ascending
+    let (buy_levels, sell_levels) = rank(&mut buys, &mut sells);
 
     let volume = cleared_volume(&buy_levels, &sell_levels);
     if volume == 0 {

@@ -1,6 +1,6 @@
 //! The clearing rule of DOMAIN.md: its worked cases, and properties over random curves.
 
-use energy_auction::clearing::{ClearingStep, Limits, clear, midpoint};
+use energy_auction::clearing::{ClearingStep, Limits, clear, clear_steps_on_two_threads, midpoint};
 use energy_auction::curves::clear_document;
 use energy_core::market::Side;
 use energy_core::money::{Lots, PriceCents};
@@ -193,6 +193,11 @@ fn supply(steps: &[ClearingStep], p: i64, strict: bool) -> i64 {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn clearing_on_two_threads_is_the_clearing_on_one(steps in curve()) {
+        prop_assert_eq!(clear_steps_on_two_threads(steps.as_slice(), SDAC), clear(&steps, SDAC));
+    }
 
     #[test]
     fn clearing_balances_respects_quantities_and_the_money_and_stays_within_limits(steps in curve()) {

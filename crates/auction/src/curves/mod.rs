@@ -20,9 +20,10 @@
 //!   within `i64`, prices within the limits) and finds each MTU's order by id (none to find
 //!   when the ids come in order; a large MTU out of order is cleared on a second thread while
 //!   it is sorted);
-//! - `write` clears one MTU at a time in place ([`crate::clearing::clear_steps`]), unless it
-//!   was cleared while sorted, and formats its result as it is produced, in the pretty format of `serde_json::to_string_pretty`, for a
-//!   thread of its own to write.
+//! - `write` clears one MTU at a time in place ([`crate::clearing::clear_steps`]; a large one
+//!   with a second thread sorting its sells), unless it was cleared while sorted, and formats
+//!   its result as it is produced, in the pretty format of `serde_json::to_string_pretty`, for
+//!   a thread of its own to write.
 //!
 //! Memory holds the compact steps, one MTU's clearing and, while it is read, a window of a
 //! file ([`Curves::from_path`]), the text in memory ([`Curves::from_bytes`]) or a buffer of a
@@ -44,7 +45,7 @@ use energy_core::market::{Market, Side};
 use energy_core::money::{Lots, PriceCents};
 use serde::Serialize;
 
-use crate::clearing::{Clearing, Limits, Steps, clear_steps};
+use crate::clearing::{Clearing, Limits, Steps, clear_steps, clear_steps_on_two_threads};
 
 /// One step's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -123,18 +124,14 @@ impl MtuSteps {
         &self.record_ids[start..self.steps[i].record_id_end as usize]
     }
 
-    /// The steps' indices sorted by id, and by index among equal ids (`None` when the steps
-    /// are in strictly increasing id order already, as they mostly are), and the first step
-    /// whose id an earlier step has.
+    /// The steps' indices sorted by id, and by index among equal ids, and the first step whose
+    /// id an earlier step has; for steps out of id order (see [`MtuSteps::ids_increase`]).
     ///
     /// The sort orders 8-byte keys, the ids' bytes after the prefix they all share (zeros
     /// past an id's end, so a key never orders two ids against their own order), by radix,
     /// and goes to the ids themselves only among equal keys: comparing the ids throughout
     /// took longer than clearing when the ids came in no particular order.
-    fn id_order(&self) -> (Option<Vec<u32>>, Option<usize>) {
-        if self.ids_increase() {
-            return (None, None);
-        }
+    fn id_order(&self) -> (Vec<u32>, Option<usize>) {
         let n = self.steps.len();
         let first = self.id(0).as_bytes();
         let shared = (1..n).fold(first.len(), |shared, i| {
@@ -177,7 +174,7 @@ impl MtuSteps {
             run = end;
         }
         let by_id = keyed.into_iter().map(|(_, i)| i).collect();
-        (Some(by_id), first_repeat)
+        (by_id, first_repeat)
     }
 }
 
@@ -279,15 +276,18 @@ struct Mtu {
     cleared: Option<Clearing>,
 }
 
-/// From how many steps out of id order an MTU is cleared on a second thread while the first
-/// sorts them.
-const CLEAR_WHILE_SORTING: usize = 1 << 16;
+/// From how many steps an MTU is cleared with a second thread: out of id order, cleared on it
+/// while this one sorts them by id; else cleared on two threads, a side each.
+const SECOND_THREAD_FROM: usize = 1 << 16;
 
 impl Mtu {
     /// The MTU cleared, now or before.
     fn clearing(&self, limits: Limits) -> Cow<'_, Clearing> {
         match &self.cleared {
             Some(c) => Cow::Borrowed(c),
+            None if self.steps.steps.len() >= SECOND_THREAD_FROM => {
+                Cow::Owned(clear_steps_on_two_threads(&self.steps, limits))
+            }
             None => Cow::Owned(clear_steps(&self.steps, limits)),
         }
     }
@@ -442,20 +442,22 @@ impl Curves {
 /// a second thread while this one sorts its steps (the sort also finds repeated ids), and its
 /// clearing comes back with the order; thrown away if an id repeats.
 fn check(i: usize, m: &MtuSteps, limits: Limits) -> Result<Checked, InputError> {
-    let ((by_id, first_repeat), cleared) =
-        if m.steps.len() >= CLEAR_WHILE_SORTING && m.numbers_fit(limits) && !m.ids_increase() {
-            std::thread::scope(|scope| {
-                let clearing = std::thread::Builder::new()
-                    .spawn_scoped(scope, || clear_steps(m, limits))
-                    .ok();
-                let order = m.id_order();
-                let cleared =
-                    clearing.map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-                (order, cleared)
-            })
-        } else {
-            (m.id_order(), None)
-        };
+    let ((by_id, first_repeat), cleared) = if m.ids_increase() {
+        ((None, None), None)
+    } else if m.steps.len() >= SECOND_THREAD_FROM && m.numbers_fit(limits) {
+        std::thread::scope(|scope| {
+            let clearing = std::thread::Builder::new()
+                .spawn_scoped(scope, || clear_steps(m, limits))
+                .ok();
+            let (order, first_repeat) = m.id_order();
+            let cleared =
+                clearing.map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            ((Some(order), first_repeat), cleared)
+        })
+    } else {
+        let (order, first_repeat) = m.id_order();
+        ((Some(order), first_repeat), None)
+    };
     let mut total = Some(0i64);
     let mut overflow_at = None;
     for (k, s) in m.steps.iter().enumerate() {
