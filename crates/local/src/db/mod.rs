@@ -460,24 +460,7 @@ impl Db {
         self: &Arc<Self>,
         f: impl FnOnce(&Db) -> T + Send + 'static,
     ) -> T {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(Box::new(move |db: &Db| {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db)));
-            let panicked = out.is_err();
-            let finish: Finish = Box::new(move |committed| {
-                let _ = tx.send((out, committed));
-            });
-            Ran {
-                panicked,
-                waits: Some(finish),
-            }
-        }));
-        match rx.await {
-            Ok((Ok(value), Ok(()))) => value,
-            Ok((Err(panic), _)) => std::panic::resume_unwind(panic),
-            Ok((Ok(_), Err(e))) => panic!("{}: the commit failed: {e}", self.path.display()),
-            Err(_) => panic!("the database thread stopped before answering"),
-        }
+        self.call(f, false).await
     }
 
     /// Runs `f` on the database thread and answers as soon as it has run, before its commit:
@@ -490,19 +473,38 @@ impl Db {
         self: &Arc<Self>,
         f: impl FnOnce(&Db) -> T + Send + 'static,
     ) -> T {
+        self.call(f, true).await
+    }
+
+    /// [`Db::run`], or when `early` [`Db::run_early`].
+    async fn call<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Db) -> T + Send + 'static,
+        early: bool,
+    ) -> T {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(Box::new(move |db: &Db| {
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db)));
             let panicked = out.is_err();
-            let _ = tx.send(out);
+            if early {
+                let _ = tx.send((out, Ok(())));
+                return Ran {
+                    panicked,
+                    waits: None,
+                };
+            }
+            let finish: Finish = Box::new(move |committed| {
+                let _ = tx.send((out, committed));
+            });
             Ran {
                 panicked,
-                waits: None,
+                waits: Some(finish),
             }
         }));
         match rx.await {
-            Ok(Ok(value)) => value,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Ok((Ok(value), Ok(()))) => value,
+            Ok((Err(panic), _)) => std::panic::resume_unwind(panic),
+            Ok((Ok(_), Err(e))) => panic!("{}: the commit failed: {e}", self.path.display()),
             Err(_) => panic!("the database thread stopped before answering"),
         }
     }
