@@ -143,6 +143,9 @@ const BATCH: usize = 1024;
 /// instead of once a call: committing after each few calls wrote 320 KB to the log an order.
 const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// Longest a transaction stays open while calls keep coming without a pause.
+const LONGEST_OPEN: std::time::Duration = COMMIT_WINDOW.saturating_mul(4);
+
 /// The transaction the database thread has open.
 struct Open {
     since: std::time::Instant,
@@ -152,15 +155,15 @@ struct Open {
 
 /// The database thread. It runs each call in a savepoint of its own (so one that panics leaves
 /// the others' work) inside a transaction it keeps open while calls keep coming, and commits
-/// when one waits for the commit and nothing else is queued, when [`COMMIT_WINDOW`] has passed,
-/// or after [`BATCH`] calls; then it answers the calls that wait. It commits what is open and
+/// once nothing is queued and a call waits for the commit or [`COMMIT_WINDOW`] has passed, and
+/// in any case after [`LONGEST_OPEN`] or [`BATCH`] calls; then it answers the calls that wait. It commits what is open and
 /// stops when the database is dropped.
 fn worker(db: Weak<Db>, jobs: Receiver<Job>) {
     let mut open: Option<Open> = None;
     loop {
         let next = match &open {
             None => jobs.recv().ok(),
-            Some(o) if o.calls >= BATCH || o.since.elapsed() >= 4 * COMMIT_WINDOW => None,
+            Some(o) if o.calls >= BATCH || o.since.elapsed() >= LONGEST_OPEN => None,
             Some(o) => {
                 let left = COMMIT_WINDOW.saturating_sub(o.since.elapsed());
                 if o.waiters.is_empty() && !left.is_zero() {

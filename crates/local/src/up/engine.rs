@@ -166,8 +166,6 @@ async fn attempt(
 ) -> Option<DueDelivery> {
     let attempt = d.attempt + 1;
     let age = SignedDuration::from_millis(wall_ms() - d.first_at);
-    // An archived event that no longer reads cannot be delivered, now or later: a dead letter
-    // that says why, rather than a row that stops the queue.
     // An event leaves the process only once what it tells is committed (see `Db::run_early`):
     // a crash cannot then undo what an HTTP target was told.
     let outward = shared
@@ -177,6 +175,8 @@ async fn attempt(
     if outward {
         shared.db.flush().await;
     }
+    // An archived event that no longer reads cannot be delivered, now or later: a dead letter
+    // that says why, rather than a row that stops the queue.
     let (event, attempted) = match serde_json::from_str::<Value>(&d.body) {
         Ok(event) => {
             let attempted = crate::delivery::attempt(
