@@ -194,6 +194,7 @@ async fn run(settings: Settings, deploy: &Deployment, logs: LogMeter) -> Fallibl
     let evaluate = EvaluateOrder {
         clock: clock.clone(),
         orders: c.orders(),
+        due: c.orders(),
         bus: c.bus(),
         scheduler: Arc::new(EventBridgeScheduler::new(
             c.scheduler.clone(),
@@ -208,6 +209,7 @@ async fn run(settings: Settings, deploy: &Deployment, logs: LogMeter) -> Fallibl
         config: evaluate_order::Config {
             retry,
             rules: MarketRules::default(),
+            ..Default::default()
         },
     };
     let c = clients(&sdk, &meter, "store-result");

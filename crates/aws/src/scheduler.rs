@@ -1,5 +1,5 @@
-//! `RetryScheduler` over EventBridge Scheduler: one-time `at()` schedules that put
-//! `OrderEvaluationDue` on the bus, then delete themselves.
+//! `RetryScheduler` over EventBridge Scheduler: one-time `at()` schedules, one a round of
+//! checks, that put `OrderChecksDue` on the bus, then delete themselves.
 
 use async_trait::async_trait;
 use aws_sdk_scheduler::Client;
@@ -8,7 +8,7 @@ use aws_sdk_scheduler::types::{
     FlexibleTimeWindowMode, RetryPolicy, Target,
 };
 use energy_core::events::DetailType;
-use energy_core::events::{OrderEvaluationDue, SOURCE};
+use energy_core::events::{OrderChecksDue, SOURCE};
 use energy_core::ports::{PortError, RetryScheduler, Scheduled};
 use energy_core::retry::at_expression;
 use jiff::Timestamp;
@@ -60,7 +60,7 @@ impl RetryScheduler for EventBridgeScheduler {
         &self,
         name: &str,
         at: Timestamp,
-        event: &OrderEvaluationDue,
+        event: &OrderChecksDue,
     ) -> Result<Scheduled, PortError> {
         let detail =
             serde_json::to_string(event).map_err(|e| PortError::permanent(WHAT, e.to_string()))?;
@@ -81,7 +81,7 @@ impl RetryScheduler for EventBridgeScheduler {
             .input(detail)
             .event_bridge_parameters(
                 EventBridgeParameters::builder()
-                    .detail_type(DetailType::EvaluationDue.name())
+                    .detail_type(DetailType::ChecksDue.name())
                     .source(SOURCE)
                     .build()
                     .map_err(build_error)?,

@@ -16,7 +16,7 @@ use energy_aws::eventbridge::EventBridgePublisher;
 use energy_aws::s3::S3Results;
 use energy_aws::scheduler::{EventBridgeScheduler, SchedulerTarget};
 use energy_aws::slack::{CachedSecret, SlackWebhook};
-use energy_core::events::{DomainEvent, OrderEvaluationDue, Trigger};
+use energy_core::events::{DomainEvent, OrderChecksDue, OrderEvaluationDue, Trigger};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::order::{Order, RecordId};
 use energy_core::ports::{
@@ -308,7 +308,8 @@ async fn the_due_query_reads_the_sparse_index_across_pages_earliest_first() {
 }
 
 #[tokio::test]
-async fn a_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate_name_counts_as_done() {
+async fn a_round_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate_name_counts_as_done()
+ {
     let moto = Moto::start();
     let sdk = moto.sdk().await;
     let bus_arn = create_bus(&sdk).await;
@@ -320,29 +321,29 @@ async fn a_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate_name_
         dead_letter_arn: Some(DLQ_ARN.into()),
     };
     let scheduler = EventBridgeScheduler::new(aws_sdk_scheduler::Client::new(&sdk), target);
-    let when = at("2026-01-14T11:46:07Z");
+    let when = at("2026-01-14T11:46:10Z");
+    let name = energy_core::retry::round_name(when);
+    let round = OrderChecksDue {
+        due_by: when,
+        after: None,
+    };
     assert_eq!(
-        scheduler
-            .schedule("s-1-2", when, &due_event("s-1"))
-            .await
-            .unwrap(),
+        scheduler.schedule(&name, when, &round).await.unwrap(),
         Scheduled::Created
     );
+    // The next order whose check falls in the round finds its schedule.
     assert_eq!(
-        scheduler
-            .schedule("s-1-2", when, &due_event("s-1"))
-            .await
-            .unwrap(),
+        scheduler.schedule(&name, when, &round).await.unwrap(),
         Scheduled::AlreadyExists
     );
     let got = aws_sdk_scheduler::Client::new(&sdk)
         .get_schedule()
-        .name("s-1-2")
+        .name(&name)
         .group_name(GROUP)
         .send()
         .await
         .unwrap();
-    assert_eq!(got.schedule_expression(), Some("at(2026-01-14T11:46:07)"));
+    assert_eq!(got.schedule_expression(), Some("at(2026-01-14T11:46:10)"));
     assert_eq!(got.schedule_expression_timezone(), Some("UTC"));
     assert_eq!(
         got.action_after_completion().map(|a| a.as_str()),
@@ -365,10 +366,10 @@ async fn a_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate_name_
         (Some(8), Some(3600))
     );
     let input: serde_json::Value = serde_json::from_str(t.input().unwrap()).unwrap();
-    assert_eq!(input["record_id"], "s-1");
+    assert_eq!(input, serde_json::json!({"due_by": "2026-01-14T11:46:10Z"}));
     assert_eq!(
         t.event_bridge_parameters().map(|p| p.detail_type()),
-        Some("OrderEvaluationDue")
+        Some("OrderChecksDue")
     );
 }
 

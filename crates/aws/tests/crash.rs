@@ -86,6 +86,7 @@ async fn flow(moto: &Moto) -> Flow {
         evaluate: Arc::new(EvaluateOrder {
             clock: clock.clone(),
             orders: store.clone(),
+            due: store.clone(),
             bus: bus.clone(),
             scheduler: Arc::new(EventBridgeScheduler::new(
                 aws_sdk_scheduler::Client::new(&sdk),
@@ -100,6 +101,7 @@ async fn flow(moto: &Moto) -> Flow {
             config: evaluate_order::Config {
                 retry,
                 rules: MarketRules::default(),
+                ..Default::default()
             },
         }),
         store_result: Arc::new(StoreResult {

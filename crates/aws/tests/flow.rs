@@ -80,6 +80,7 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
     let evaluate = EvaluateOrder {
         clock: clock.clone(),
         orders: store.clone(),
+        due: store.clone(),
         bus: bus.clone(),
         scheduler: Arc::new(EventBridgeScheduler::new(
             aws_sdk_scheduler::Client::new(&sdk),
@@ -94,6 +95,7 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
         config: evaluate_order::Config {
             retry,
             rules: MarketRules::default(),
+            ..Default::default()
         },
     };
     let store_result = StoreResult {

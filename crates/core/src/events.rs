@@ -1,4 +1,4 @@
-//! The nine events on the bus, one type per detail-type.
+//! The ten events on the bus, one type per detail-type.
 //!
 //! These types are the single definition producers and consumers share. Each has a JSON Schema
 //! (draft-04, the whole event as EventBridge delivers it) and an example in `events-schema/`;
@@ -61,7 +61,8 @@ pub struct OrderSubmitted {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Trigger {
-    /// The one-time schedule evaluate-order created.
+    /// A one-time schedule of one order's check (what schedules held before check rounds;
+    /// such a schedule may still fire after an upgrade).
     Schedule,
     /// sweep-pending found the order overdue.
     Sweep,
@@ -69,7 +70,8 @@ pub enum Trigger {
     Cancel,
 }
 
-/// Time to look at an order again. Emitted by the one-time schedule and by the sweeper.
+/// Time to look at an order again. Emitted by the sweeper (and by a one-time schedule of one
+/// order made before check rounds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderEvaluationDue {
     pub record_id: RecordId,
@@ -77,6 +79,25 @@ pub struct OrderEvaluationDue {
     pub attempt: u32,
     pub due_at: Timestamp,
     pub trigger: Trigger,
+}
+
+/// Time for a round of result checks: every PENDING order whose check is due by `due_by`.
+/// Put on the bus by the round's one-time schedule (one schedule for all the orders whose
+/// checks fall in the round, not one per order), and by evaluate-order itself to go on with a
+/// round too large for one invocation, from `after`. Consumed by evaluate-order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderChecksDue {
+    pub due_by: Timestamp,
+    /// Where the round goes on: after this entry of the due index. Absent: from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<RoundCursor>,
+}
+
+/// A place in the due index: an order and the instant it was due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundCursor {
+    pub due_at: Timestamp,
+    pub record_id: RecordId,
 }
 
 /// The platform published results for an order.
@@ -221,6 +242,7 @@ pub enum DomainEvent {
     Amended(OrderAmended),
     PreliminaryResult(OrderPreliminaryResult),
     ChangeRefused(OrderChangeRefused),
+    ChecksDue(OrderChecksDue),
 }
 
 /// An event whose detail does not match its detail-type.
@@ -247,10 +269,11 @@ pub enum DetailType {
     Amended,
     PreliminaryResult,
     ChangeRefused,
+    ChecksDue,
 }
 
 impl DetailType {
-    pub const ALL: [DetailType; 9] = [
+    pub const ALL: [DetailType; 10] = [
         DetailType::Submitted,
         DetailType::EvaluationDue,
         DetailType::Ready,
@@ -260,6 +283,7 @@ impl DetailType {
         DetailType::Amended,
         DetailType::PreliminaryResult,
         DetailType::ChangeRefused,
+        DetailType::ChecksDue,
     ];
 
     /// The detail-type, as on the bus and in `events-schema/<name>.json`.
@@ -274,6 +298,7 @@ impl DetailType {
             DetailType::Amended => "OrderAmended",
             DetailType::PreliminaryResult => "OrderPreliminaryResult",
             DetailType::ChangeRefused => "OrderChangeRefused",
+            DetailType::ChecksDue => "OrderChecksDue",
         }
     }
 
@@ -284,7 +309,7 @@ impl DetailType {
 
 impl DomainEvent {
     /// Every detail-type, as on the bus and in `events-schema/<name>.json`.
-    pub const DETAIL_TYPES: [&'static str; 9] = [
+    pub const DETAIL_TYPES: [&'static str; 10] = [
         DetailType::Submitted.name(),
         DetailType::EvaluationDue.name(),
         DetailType::Ready.name(),
@@ -294,6 +319,7 @@ impl DomainEvent {
         DetailType::Amended.name(),
         DetailType::PreliminaryResult.name(),
         DetailType::ChangeRefused.name(),
+        DetailType::ChecksDue.name(),
     ];
 
     pub fn kind(&self) -> DetailType {
@@ -307,6 +333,7 @@ impl DomainEvent {
             DomainEvent::Amended(_) => DetailType::Amended,
             DomainEvent::PreliminaryResult(_) => DetailType::PreliminaryResult,
             DomainEvent::ChangeRefused(_) => DetailType::ChangeRefused,
+            DomainEvent::ChecksDue(_) => DetailType::ChecksDue,
         }
     }
 
@@ -314,8 +341,9 @@ impl DomainEvent {
         self.kind().name()
     }
 
-    pub fn record_id(&self) -> &RecordId {
-        match self {
+    /// The order the event is about; `None` for a round of checks, which is about many.
+    pub fn record_id(&self) -> Option<&RecordId> {
+        Some(match self {
             DomainEvent::Submitted(e) => &e.order.record_id,
             DomainEvent::EvaluationDue(e) => &e.record_id,
             DomainEvent::Ready(e) => &e.order.record_id,
@@ -325,7 +353,8 @@ impl DomainEvent {
             DomainEvent::Amended(e) => &e.order.record_id,
             DomainEvent::PreliminaryResult(e) => &e.order.record_id,
             DomainEvent::ChangeRefused(e) => &e.order.record_id,
-        }
+            DomainEvent::ChecksDue(_) => return None,
+        })
     }
 
     /// The `detail` object.
@@ -340,6 +369,7 @@ impl DomainEvent {
             DomainEvent::Amended(e) => serde_json::to_value(e),
             DomainEvent::PreliminaryResult(e) => serde_json::to_value(e),
             DomainEvent::ChangeRefused(e) => serde_json::to_value(e),
+            DomainEvent::ChecksDue(e) => serde_json::to_value(e),
         };
         // Serialising these plain data types cannot fail: no maps with non-string keys, no
         // fallible Serialize impls.
@@ -377,6 +407,9 @@ impl DomainEvent {
             }
             DetailType::ChangeRefused => {
                 DomainEvent::ChangeRefused(serde_json::from_value(detail).map_err(bad)?)
+            }
+            DetailType::ChecksDue => {
+                DomainEvent::ChecksDue(serde_json::from_value(detail).map_err(bad)?)
             }
         })
     }

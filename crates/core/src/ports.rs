@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use crate::events::{DomainEvent, OrderEvaluationDue};
+use crate::events::{DomainEvent, OrderChecksDue};
 use crate::lifecycle::{Expected, OrderRecord};
 use crate::order::{Order, RecordId};
 use crate::result::OrderResult;
@@ -205,14 +205,15 @@ pub enum Scheduled {
     AlreadyExists,
 }
 
-/// One-time schedules that put an `OrderEvaluationDue` on the bus at an instant.
+/// One-time schedules that put an `OrderChecksDue` on the bus at an instant: one a round of
+/// checks, by name, whichever order's check asks for it first.
 #[async_trait]
 pub trait RetryScheduler: Send + Sync {
     async fn schedule(
         &self,
         name: &str,
         at: Timestamp,
-        event: &OrderEvaluationDue,
+        event: &OrderChecksDue,
     ) -> Result<Scheduled, PortError>;
 }
 

@@ -97,6 +97,30 @@ impl RetryPolicy {
     }
 }
 
+/// How long a round of checks gathers: the checks due within one round are made together,
+/// at its end, by one schedule.
+pub const ROUND: SignedDuration = SignedDuration::from_secs(10);
+
+/// The round a check due at `at` belongs to: the end of its [`ROUND`] (a check is never made
+/// before it is due).
+pub fn check_round(at: Timestamp) -> Timestamp {
+    let step = ROUND.as_secs();
+    let second = at.as_second() + i64::from(at.subsec_nanosecond() > 0);
+    let past = second.rem_euclid(step);
+    let end = if past == 0 {
+        second
+    } else {
+        second.saturating_add(step - past)
+    };
+    Timestamp::from_second(end).unwrap_or(at)
+}
+
+/// The one-time schedule of the round of checks at `round`: `checks-20261128T124510`, the
+/// same for every order whose check falls in it, so one schedule serves them all.
+pub fn round_name(round: Timestamp) -> String {
+    format!("checks-{}", round.strftime("%Y%m%dT%H%M%S"))
+}
+
 /// The one-time schedule for check `attempt` of an order: `<record_id>-<attempt>`.
 ///
 /// EventBridge Scheduler names allow `[0-9A-Za-z_.-]` and 64 characters; record ids may hold `:`
@@ -167,6 +191,35 @@ mod tests {
         let publication: Timestamp = "2026-01-14T11:45:00Z".parse().unwrap();
         let at = p.check_at(now, Some(publication), &id("o-1"), 1);
         assert!(at >= publication && at < publication + SignedDuration::from_secs(30));
+    }
+
+    #[test]
+    fn a_check_belongs_to_the_round_that_ends_at_or_after_it() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        for (at, round) in [
+            ("2026-01-14T11:45:00Z", "2026-01-14T11:45:00Z"),
+            ("2026-01-14T11:45:00.001Z", "2026-01-14T11:45:10Z"),
+            ("2026-01-14T11:45:01Z", "2026-01-14T11:45:10Z"),
+            ("2026-01-14T11:45:09.999Z", "2026-01-14T11:45:10Z"),
+            ("2026-01-14T11:45:10Z", "2026-01-14T11:45:10Z"),
+            ("2026-01-14T11:59:55Z", "2026-01-14T12:00:00Z"),
+            ("1969-12-31T23:59:55Z", "1970-01-01T00:00:00Z"),
+        ] {
+            assert_eq!(check_round(t(at)), t(round), "{at}");
+        }
+        assert_eq!(check_round(Timestamp::MAX), Timestamp::MAX);
+        assert_eq!(
+            round_name(t("2026-01-14T11:45:10Z")),
+            "checks-20260114T114510"
+        );
+        // Thirty seconds of spread after one publication: three rounds, three schedules.
+        let p = RetryPolicy::default();
+        let publication = t("2026-01-14T11:45:00Z");
+        let now = t("2026-01-14T10:00:00Z");
+        let rounds: std::collections::BTreeSet<Timestamp> = (0..2_000)
+            .map(|i| check_round(p.check_at(now, Some(publication), &id(&format!("o-{i}")), 1)))
+            .collect();
+        assert!(rounds.len() <= 4, "{rounds:?}");
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use energy_core::events::{
     Change, DetailType, DomainEvent, EnvelopeContext, OrderAmended, OrderCancelled,
-    OrderChangeRefused, OrderEvaluationDue, OrderFailed, OrderPreliminaryResult, OrderReady,
-    OrderRef, OrderResultStored, OrderSubmitted, PreliminaryStatus, Trigger, envelope,
+    OrderChangeRefused, OrderChecksDue, OrderEvaluationDue, OrderFailed, OrderPreliminaryResult,
+    OrderReady, OrderRef, OrderResultStored, OrderSubmitted, PreliminaryStatus, RoundCursor,
+    Trigger, envelope,
 };
 use energy_core::market::{Market, Side, Zone};
 use energy_core::money::{Lots, PriceCents};
@@ -230,6 +231,12 @@ fn event() -> impl Strategy<Value = DomainEvent> {
                     trigger,
                 })
             }),
+        (ts(), prop::option::of((ts(), record_id()))).prop_map(|(due_by, after)| {
+            DomainEvent::ChecksDue(OrderChecksDue {
+                due_by,
+                after: after.map(|(due_at, record_id)| RoundCursor { due_at, record_id }),
+            })
+        }),
         (order_ref(), ts()).prop_map(|(order, cancelled_at)| {
             DomainEvent::Cancelled(OrderCancelled {
                 order,

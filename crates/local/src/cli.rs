@@ -51,6 +51,10 @@ pub const SCHEMAS: &[(&str, &str)] = &[
         include_str!("../../../events-schema/OrderChangeRefused.json"),
     ),
     (
+        DetailType::ChecksDue.name(),
+        include_str!("../../../events-schema/OrderChecksDue.json"),
+    ),
+    (
         "PostOrdersRequest",
         include_str!("../../../events-schema/api/PostOrdersRequest.json"),
     ),

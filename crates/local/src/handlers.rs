@@ -99,9 +99,14 @@ impl Handlers {
                 clock: a.clock.clone(),
                 orders: a.orders.clone(),
                 bus: a.bus.clone(),
+                due: a.due.clone(),
                 scheduler: a.scheduler.clone(),
                 platform: a.platform.clone(),
-                config: evaluate_order::Config { retry, rules },
+                config: evaluate_order::Config {
+                    retry,
+                    rules,
+                    ..Default::default()
+                },
             },
             store_result: StoreResult {
                 clock: a.clock.clone(),

@@ -187,6 +187,7 @@ async fn three_order_submitted_at_once_hand_over_once_with_one_schedule() {
     let handler = evaluate_order::EvaluateOrder {
         clock: running.adapters.clock.clone(),
         orders: Arc::new(Lockstep::new(running.adapters.orders.clone(), 3)),
+        due: running.adapters.due.clone(),
         bus: running.adapters.bus.clone(),
         scheduler: running.adapters.scheduler.clone(),
         platform: running.adapters.platform.clone(),

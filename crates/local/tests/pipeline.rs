@@ -11,7 +11,7 @@ use energy_core::lifecycle::OrderState;
 use energy_core::market::Zone;
 use energy_core::order::RecordId;
 use energy_core::ports::{Clock, OrderStore};
-use energy_core::retry::{RetryPolicy, schedule_name};
+use energy_core::retry::{RetryPolicy, check_round, round_name, schedule_name};
 use jiff::SignedDuration;
 use serde_json::json;
 
@@ -27,7 +27,8 @@ async fn results_not_ready_move_the_order_to_attempt_n_plus_1_with_exactly_one_r
     s.run_until_quiet(|_| {}).await; // OrderSubmitted → handed over, check 1 scheduled
     let first = s.scheduler.pending();
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].name, "r-1-1");
+    assert_eq!(first[0].name, round_name(first[0].at));
+    assert_eq!(first[0].event.due_by, first[0].at);
     assert!(
         first[0].at >= at(PUBLICATION),
         "check 1 waits for the expected publication"
@@ -48,15 +49,15 @@ async fn results_not_ready_move_the_order_to_attempt_n_plus_1_with_exactly_one_r
     assert_eq!((r.state, r.attempt), (OrderState::Pending, 2));
     let pending = s.scheduler.pending();
     assert_eq!(pending.len(), 1, "exactly one retry scheduled: {pending:?}");
-    let expected = policy.check_at(s.now(), Some(delayed), &id("r-1"), 2);
+    let expected = check_round(policy.check_at(s.now(), Some(delayed), &id("r-1"), 2));
     assert_eq!(
-        (pending[0].name.as_str(), pending[0].at),
-        ("r-1-2", expected)
+        (pending[0].name.clone(), pending[0].at),
+        (round_name(expected), expected)
     );
     assert_eq!(r.due_at, Some(expected));
     assert_eq!(
-        (pending[0].event.attempt, pending[0].event.trigger),
-        (2, Trigger::Schedule)
+        (pending[0].event.due_by, pending[0].event.after.clone()),
+        (expected, None)
     );
     assert_eq!(s.scheduler.created(), 2);
 }

@@ -1059,10 +1059,11 @@ fn the_registry_schemas_in_the_template_equal_the_files_in_events_schema() {
 }
 
 /// Every detail-type our handlers put on the bus, written out.
-const EMITTED: [&str; 9] = [
+const EMITTED: [&str; 10] = [
     "OrderAmended",
     "OrderChangeRefused",
     "OrderCancelled",
+    "OrderChecksDue",
     "OrderEvaluationDue",
     "OrderFailed",
     "OrderPreliminaryResult",
@@ -1083,6 +1084,7 @@ fn written_name(kind: DetailType) -> &'static str {
         DetailType::Amended => "OrderAmended",
         DetailType::PreliminaryResult => "OrderPreliminaryResult",
         DetailType::ChangeRefused => "OrderChangeRefused",
+        DetailType::ChecksDue => "OrderChecksDue",
     }
 }
 

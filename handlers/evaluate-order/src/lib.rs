@@ -31,24 +31,28 @@ use async_trait::async_trait;
 use energy_core::calendar::{MarketRules, market_time};
 use energy_core::crash;
 use energy_core::events::{
-    Change, DomainEvent, OrderCancelled, OrderChangeRefused, OrderEvaluationDue, OrderFailed,
-    OrderPreliminaryResult, OrderReady, OrderRef, Trigger,
+    Change, DomainEvent, OrderCancelled, OrderChangeRefused, OrderChecksDue, OrderFailed,
+    OrderPreliminaryResult, OrderReady, OrderRef, RoundCursor,
 };
 use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderRecord, OrderState, PreliminaryChange, Transition};
+use energy_core::order::RecordId;
 use energy_core::ports::{
-    AuctionPlatform, Clock, EventPublisher, OrderStore, Replaced, ResultsStatus, RetryScheduler,
-    Submission, TransitionError, Withdrawal,
+    AuctionPlatform, Clock, DueCursor, DueIndex, EventPublisher, OrderStore, Replaced,
+    ResultsStatus, RetryScheduler, Submission, TransitionError, Withdrawal,
 };
 use energy_core::result::{Failure, FailureReason, OrderResult};
-use energy_core::retry::{RetryPolicy, schedule_name};
+use energy_core::retry::{RetryPolicy, check_round, round_name};
+use futures_util::{StreamExt, stream};
 use jiff::Timestamp;
 
-/// evaluate-order with what it may touch: the orders table, the bus, the scheduler and the
-/// auction platform (and the clock).
+/// evaluate-order with what it may touch: the orders table and its due index, the bus, the
+/// scheduler and the auction platform (and the clock).
 pub struct EvaluateOrder {
     pub clock: Arc<dyn Clock>,
     pub orders: Arc<dyn OrderStore>,
+    /// Where a round of checks finds its orders (a Query on the orders table's `due` index).
+    pub due: Arc<dyn DueIndex>,
     pub bus: Arc<dyn EventPublisher>,
     pub scheduler: Arc<dyn RetryScheduler>,
     pub platform: Arc<dyn AuctionPlatform>,
@@ -56,11 +60,61 @@ pub struct EvaluateOrder {
 }
 
 /// Settings of the handler.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub retry: RetryPolicy,
     /// The calendar, for the expected publication time when the platform does not say.
     pub rules: MarketRules,
+    /// Checks of a round made at once.
+    pub round_concurrency: usize,
+    /// Due-index entries a round reads a page.
+    pub round_page: usize,
+    /// Due-index entries one invocation takes of a round; the rest go on in another.
+    pub round_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            retry: RetryPolicy::default(),
+            rules: MarketRules::default(),
+            round_concurrency: 32,
+            round_page: 100,
+            round_limit: 2_000,
+        }
+    }
+}
+
+/// What a round of checks did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Round {
+    pub due_by: Timestamp,
+    /// Orders checked, whatever each check found.
+    pub checked: usize,
+    /// Entries left alone: not PENDING (the sweeper's part), or moved on since the index said.
+    pub passed: usize,
+    /// Checks that failed; their orders stay due, and the sweeper re-sends them.
+    pub failed: usize,
+    /// The round goes on in another invocation.
+    pub continued: bool,
+}
+
+impl Default for Round {
+    fn default() -> Self {
+        Round {
+            due_by: Timestamp::UNIX_EPOCH,
+            checked: 0,
+            passed: 0,
+            failed: 0,
+            continued: false,
+        }
+    }
+}
+
+impl Round {
+    fn seen(&self) -> usize {
+        self.checked + self.passed + self.failed
+    }
 }
 
 impl Config {
@@ -103,6 +157,8 @@ pub enum Outcome {
     Ignored(String),
     /// Another delivery moved the order first.
     LostRace,
+    /// A round of checks.
+    Round(Round),
 }
 
 impl std::fmt::Display for Outcome {
@@ -137,6 +193,22 @@ impl std::fmt::Display for Outcome {
             Outcome::ChangeRefused(why) => write!(f, "the platform kept it as it holds it: {why}"),
             Outcome::Ignored(why) => write!(f, "ignored: {why}"),
             Outcome::LostRace => f.write_str("another delivery moved the order first"),
+            Outcome::Round(r) => {
+                write!(
+                    f,
+                    "round of checks due by {}: {} checked, {} left alone",
+                    market_time(r.due_by),
+                    r.checked,
+                    r.passed
+                )?;
+                if r.failed > 0 {
+                    write!(f, ", {} failed (the sweeper re-sends them)", r.failed)?;
+                }
+                if r.continued {
+                    f.write_str("; goes on in another invocation")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -153,6 +225,7 @@ impl EventHandler for EvaluateOrder {
             DomainEvent::Submitted(e) => (e.order.record_id, 0),
             DomainEvent::Amended(e) => (e.order.record_id, 0),
             DomainEvent::EvaluationDue(e) => (e.record_id, e.attempt),
+            DomainEvent::ChecksDue(round) => return self.round(round).await,
             other => return Err(Error::wrong_event(Self::NAME, other.detail_type())),
         };
         let Some(record) = self.orders.get(&record_id).await? else {
@@ -193,9 +266,12 @@ impl EvaluateOrder {
             } => {
                 crash::point(crash::EVALUATE_AFTER_SUBMIT);
                 let expected = config.publication(&record, expected_publication);
-                let at = config
-                    .retry
-                    .check_at(now, expected, &record.order.record_id, 1);
+                let at = check_round(config.retry.check_at(
+                    now,
+                    expected,
+                    &record.order.record_id,
+                    1,
+                ));
                 let check = record.attempt + 1;
                 self.schedule(&record, check, at).await?;
                 let moved = self
@@ -249,12 +325,12 @@ impl EvaluateOrder {
     /// calendar's publication time (or by the backoff once it has passed).
     fn next_check_at(&self, record: &OrderRecord, now: Timestamp) -> Timestamp {
         let expected = self.config.publication(record, None);
-        self.config.retry.check_at(
+        check_round(self.config.retry.check_at(
             now,
             expected,
             &record.order.record_id,
             record.attempt.max(1),
-        )
+        ))
     }
 
     async fn check(&self, record: OrderRecord, now: Timestamp) -> Result<Outcome, Error> {
@@ -303,9 +379,11 @@ impl EvaluateOrder {
                 .await;
         }
         let next = record.attempt + 1;
-        let at = config
-            .retry
-            .check_at(now, expected, &record.order.record_id, next);
+        let at = check_round(
+            config
+                .retry
+                .check_at(now, expected, &record.order.record_id, next),
+        );
         self.schedule(&record, next, at).await?;
         let Some(change) = change else {
             let moved = self
@@ -469,23 +547,107 @@ impl EvaluateOrder {
         }
     }
 
+    /// Makes sure the round of checks at `at` (a round's end: see [`check_round`]) has its
+    /// schedule: the first order whose check falls in the round creates it, the others find it.
     async fn schedule(
         &self,
         record: &OrderRecord,
         attempt: u32,
         at: Timestamp,
     ) -> Result<(), Error> {
-        let name = schedule_name(&record.order.record_id, attempt);
-        let due = OrderEvaluationDue {
-            record_id: record.order.record_id.clone(),
-            attempt,
-            due_at: at,
-            trigger: Trigger::Schedule,
+        let name = round_name(at);
+        let round = OrderChecksDue {
+            due_by: at,
+            after: None,
         };
-        let outcome = self.scheduler.schedule(&name, at, &due).await?;
-        tracing::debug!(record_id = %record.order.record_id, schedule = %name, %at, ?outcome, "check scheduled");
+        let outcome = self.scheduler.schedule(&name, at, &round).await?;
+        tracing::debug!(record_id = %record.order.record_id, attempt, schedule = %name, %at, ?outcome, "check scheduled");
         crash::point(crash::EVALUATE_AFTER_SCHEDULE);
         Ok(())
+    }
+
+    /// A round of checks: every order the due index holds as due by `due_by` (from `after`)
+    /// that is PENDING and due by then is checked, as its own `OrderEvaluationDue` would have
+    /// it checked, several at once. The other entries are left to the sweeper (an order
+    /// RECEIVED, READY or FAILED waits for an event, not a check). A check that fails leaves
+    /// its order due, for the sweeper, and the round goes on. After `round_limit` entries the
+    /// round goes on in another invocation: an `OrderChecksDue` from where this one stopped.
+    async fn round(&self, round: OrderChecksDue) -> Result<Outcome, Error> {
+        let config = &self.config;
+        let mut report = Round {
+            due_by: round.due_by,
+            ..Round::default()
+        };
+        let mut cursor = round.after.map(|a| DueCursor {
+            due_at: a.due_at,
+            record_id: a.record_id,
+        });
+        loop {
+            let page = self
+                .due
+                .due(round.due_by, config.round_page.max(1), cursor.take())
+                .await?;
+            let checks: Vec<(RecordId, Result<bool, Error>)> = stream::iter(page.items)
+                .map(|d| self.check_due(d.record_id, round.due_by))
+                .buffer_unordered(config.round_concurrency.max(1))
+                .collect()
+                .await;
+            for (record_id, check) in checks {
+                match check {
+                    Ok(true) => report.checked += 1,
+                    Ok(false) => report.passed += 1,
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!(%record_id, error = %e, "a check of the round failed; the order stays due");
+                    }
+                }
+            }
+            let Some(next) = page.next else { break };
+            if report.seen() >= config.round_limit {
+                let rest = OrderChecksDue {
+                    due_by: round.due_by,
+                    after: Some(RoundCursor {
+                        due_at: next.due_at,
+                        record_id: next.record_id,
+                    }),
+                };
+                self.bus.publish(&[DomainEvent::ChecksDue(rest)]).await?;
+                report.continued = true;
+                break;
+            }
+            cursor = Some(next);
+        }
+        tracing::info!(
+            due_by = %round.due_by,
+            checked = report.checked,
+            passed = report.passed,
+            failed = report.failed,
+            continued = report.continued,
+            "round of checks"
+        );
+        Ok(Outcome::Round(report))
+    }
+
+    /// One order of a round: checked if it is PENDING and due by `due_by` (the index may lag
+    /// behind the record, which is read as it is). Whether it was.
+    async fn check_due(
+        &self,
+        record_id: RecordId,
+        due_by: Timestamp,
+    ) -> (RecordId, Result<bool, Error>) {
+        let checked = async {
+            let Some(record) = self.orders.get(&record_id).await? else {
+                return Ok(false);
+            };
+            if record.state != OrderState::Pending || record.due_at.is_none_or(|d| d > due_by) {
+                return Ok(false);
+            }
+            let now = self.clock.now();
+            self.check(record, now).await?;
+            Ok(true)
+        }
+        .await;
+        (record_id, checked)
     }
 
     async fn fail(

@@ -59,12 +59,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = EvaluateOrder {
         clock: wiring.clock(),
         orders: wiring.orders().map_err(startup_error)?,
+        due: wiring.due_index().map_err(startup_error)?,
         bus: wiring.bus().map_err(startup_error)?,
         scheduler: wiring.scheduler().map_err(startup_error)?,
         platform: platform(&wiring).await.map_err(startup_error)?,
         config: Config {
             retry: retry_policy(wiring.env()).map_err(startup_error)?,
             rules: MarketRules::default(),
+            ..Config::default()
         },
     };
     run_events(handler).await

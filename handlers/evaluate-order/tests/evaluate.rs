@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use energy_core::events::{DomainEvent, OrderEvaluationDue, OrderRef, OrderSubmitted, Trigger};
+use energy_core::events::{
+    DomainEvent, OrderChecksDue, OrderEvaluationDue, OrderRef, OrderSubmitted, RoundCursor, Trigger,
+};
 use energy_core::handler::EventHandler;
 use energy_core::lifecycle::{OrderState, Transition};
 use energy_core::memory::fixtures::{self, event};
@@ -14,6 +16,7 @@ use energy_core::ports::{
     AuctionPlatform, OrderStore, PortError, ResultsStatus, Submission, Withdrawal,
 };
 use energy_core::result::{FailureReason, OrderResult};
+use energy_core::retry::round_name;
 use evaluate_order::{Config, EvaluateOrder, Outcome};
 use jiff::Timestamp;
 
@@ -86,6 +89,7 @@ fn fixture() -> Fixture {
     let handler = EvaluateOrder {
         clock: clock.clone(),
         orders: orders.clone(),
+        due: orders.clone(),
         bus: bus.clone(),
         scheduler: scheduler.clone(),
         platform: platform.clone(),
@@ -145,8 +149,11 @@ async fn a_received_order_is_handed_over_with_its_first_check_scheduled_at_publi
     assert_eq!(state(&f, "e-1").await, (OrderState::Pending, 1));
     let pending = f.scheduler.pending();
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].name, "e-1-1");
+    // The round of checks the order's check falls in: ten seconds, whole.
+    assert_eq!(pending[0].name, round_name(first_check_at));
+    assert_eq!(first_check_at.as_second() % 10, 0);
     assert_eq!(pending[0].at, first_check_at);
+    assert_eq!(pending[0].event.due_by, first_check_at);
     assert_eq!(f.platform.submitted.lock().unwrap().len(), 1);
     assert!(outcome.to_string().starts_with("handed over; first check "));
 }
@@ -182,7 +189,10 @@ async fn results_not_out_schedule_check_n_plus_1() {
         "{outcome:?}"
     );
     assert_eq!(state(&f, "e-3").await, (OrderState::Pending, 2));
-    assert_eq!(f.scheduler.pending()[0].name, "e-3-2");
+    let Outcome::Retrying { at: next, .. } = outcome else {
+        unreachable!()
+    };
+    assert_eq!(f.scheduler.pending()[0].name, round_name(next));
     // The event for check 1 again is stale now.
     let stale = f
         .handler
@@ -336,6 +346,7 @@ fn raced(f: &Fixture, change: energy_core::lifecycle::OrderRecord) -> EvaluateOr
             inner: f.orders.clone(),
             then: Mutex::new(Some(change)),
         }),
+        due: f.orders.clone(),
         bus: f.bus.clone(),
         scheduler: f.scheduler.clone(),
         platform: f.platform.clone(),
@@ -770,6 +781,7 @@ async fn a_crash_between_keeping_a_preliminary_result_and_telling_it_is_made_goo
     let handler = EvaluateOrder {
         clock: f.clock.clone(),
         orders: f.orders.clone(),
+        due: f.orders.clone(),
         bus: f.bus.clone(),
         scheduler: f.scheduler.clone(),
         platform: f.platform.clone(),
@@ -945,4 +957,235 @@ async fn a_final_result_that_does_not_confirm_the_preliminary_one_withdraws_it()
         None
     );
     assert_eq!(g.bus.of_type("OrderPreliminaryResult").len(), 1);
+}
+
+fn round(due_by: &str) -> DomainEvent {
+    DomainEvent::ChecksDue(OrderChecksDue {
+        due_by: at(due_by),
+        after: None,
+    })
+}
+
+const ROUND_END: &str = "2026-01-14T11:45:10Z";
+
+/// Many orders of one auction: one schedule a round, not one an order.
+#[tokio::test]
+async fn the_orders_of_one_auction_share_a_few_round_schedules() {
+    let f = fixture();
+    for i in 0..300 {
+        let r = fixtures::received(&format!("share-{i}"), at(NOW));
+        f.orders.insert(&r).await.unwrap();
+        f.handler
+            .handle(event(&submitted(&r), at(NOW)))
+            .await
+            .unwrap();
+    }
+    let rounds = f.scheduler.pending();
+    // The publication plus up to 30 s of spread, in rounds of 10 s.
+    assert!(
+        (1..=4).contains(&rounds.len()),
+        "{} schedules for 300 orders: {rounds:?}",
+        rounds.len()
+    );
+    assert_eq!(f.scheduler.created(), rounds.len());
+}
+
+/// A round checks every PENDING order due by its end, and leaves alone the orders that wait
+/// for an event (RECEIVED, READY: the sweeper's part) and those due later.
+#[tokio::test]
+async fn a_round_checks_the_pending_orders_due_by_its_end_and_leaves_the_rest() {
+    let f = fixture();
+    let end = at(ROUND_END);
+    for id in ["due-a", "due-b"] {
+        f.orders
+            .insert(&fixtures::pending(id, 1, at(PUBLICATION)))
+            .await
+            .unwrap();
+    }
+    f.orders
+        .insert(&fixtures::pending("later", 1, at("2026-01-14T11:45:11Z")))
+        .await
+        .unwrap();
+    let received = fixtures::received("waits-for-event", at(PUBLICATION));
+    f.orders.insert(&received).await.unwrap();
+    let ready = fixtures::ready("ready", true, at(PUBLICATION));
+    f.orders.insert(&ready).await.unwrap();
+    f.clock.set(end);
+    let outcome = f
+        .handler
+        .handle(event(&round(ROUND_END), end))
+        .await
+        .unwrap();
+    let Outcome::Round(report) = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(
+        (report.checked, report.failed, report.continued),
+        (2, 0, false),
+        "{outcome}"
+    );
+    // Results not out: each checked order waits for its next check, in a round of its own.
+    for id in ["due-a", "due-b"] {
+        assert_eq!(state(&f, id).await, (OrderState::Pending, 2), "{id}");
+    }
+    assert_eq!(state(&f, "later").await, (OrderState::Pending, 1));
+    assert_eq!(state(&f, "waits-for-event").await.0, OrderState::Received);
+    assert_eq!(state(&f, "ready").await.0, OrderState::Ready);
+    assert!(f.bus.of_type("OrderReady").is_empty(), "nothing re-sent");
+    assert!(
+        f.platform.submitted.lock().unwrap().is_empty(),
+        "nothing handed over"
+    );
+    assert!(outcome.to_string().starts_with("round of checks due by "));
+    // The same round again (Scheduler delivers at least once): nothing is checked twice.
+    let again = f
+        .handler
+        .handle(event(&round(ROUND_END), end))
+        .await
+        .unwrap();
+    let Outcome::Round(again) = again else {
+        panic!("{again:?}");
+    };
+    assert_eq!(again.checked, 0);
+    assert_eq!(state(&f, "due-a").await, (OrderState::Pending, 2));
+}
+
+/// Published results found by a round: READY and `OrderReady`, as a check of one order.
+#[tokio::test]
+async fn a_round_that_finds_results_makes_its_orders_ready() {
+    let f = fixture();
+    let r = fixtures::pending("round-ready", 1, at(PUBLICATION));
+    f.orders.insert(&r).await.unwrap();
+    let result = result_at(&r, 9_000, PUBLICATION);
+    f.platform
+        .results
+        .lock()
+        .unwrap()
+        .push_back(ResultsStatus::Published(Box::new(result)));
+    f.clock.set(at(ROUND_END));
+    f.handler
+        .handle(event(&round(ROUND_END), at(ROUND_END)))
+        .await
+        .unwrap();
+    assert_eq!(state(&f, "round-ready").await.0, OrderState::Ready);
+    assert_eq!(f.bus.of_type("OrderReady").len(), 1);
+}
+
+/// A round larger than one invocation's share goes on in another, from where the first
+/// stopped: every order is checked once.
+#[tokio::test]
+async fn a_round_too_large_for_one_invocation_goes_on_from_where_it_stopped() {
+    let mut f = fixture();
+    f.handler.config.round_limit = 5;
+    f.handler.config.round_page = 2;
+    f.handler.config.round_concurrency = 3;
+    for i in 0..13 {
+        f.orders
+            .insert(&fixtures::pending(
+                &format!("big-{i:02}"),
+                1,
+                at(PUBLICATION),
+            ))
+            .await
+            .unwrap();
+    }
+    f.clock.set(at(ROUND_END));
+    let mut delivery = round(ROUND_END);
+    let mut invocations = 0;
+    let mut checked = 0;
+    loop {
+        invocations += 1;
+        assert!(invocations < 10, "the round must end");
+        let outcome = f
+            .handler
+            .handle(event(&delivery, at(ROUND_END)))
+            .await
+            .unwrap();
+        let Outcome::Round(report) = outcome else {
+            panic!("{outcome:?}");
+        };
+        checked += report.checked;
+        if !report.continued {
+            break;
+        }
+        let rest = f.bus.of_type("OrderChecksDue");
+        let last = rest.last().expect("the rest of the round is on the bus");
+        delivery = DomainEvent::parse("OrderChecksDue", last["detail"].clone()).unwrap();
+        let DomainEvent::ChecksDue(OrderChecksDue {
+            after: Some(RoundCursor { .. }),
+            ..
+        }) = &delivery
+        else {
+            panic!("a continuation says where it goes on: {delivery:?}");
+        };
+    }
+    assert_eq!(checked, 13);
+    assert!(
+        invocations >= 3,
+        "{invocations} invocations of at most 5 or 6 entries"
+    );
+    for i in 0..13 {
+        assert_eq!(
+            state(&f, &format!("big-{i:02}")).await,
+            (OrderState::Pending, 2),
+            "big-{i:02} checked once"
+        );
+    }
+}
+
+/// A platform that fails for one order.
+struct FailsFor {
+    inner: Arc<Scripted>,
+    broken: RecordId,
+}
+
+#[async_trait]
+impl AuctionPlatform for FailsFor {
+    async fn submit(&self, order: &Order) -> Result<Submission, PortError> {
+        self.inner.submit(order).await
+    }
+    async fn withdraw(&self, order: &Order) -> Result<Withdrawal, PortError> {
+        self.inner.withdraw(order).await
+    }
+    async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
+        if order.record_id == self.broken {
+            return Err(PortError::transient("platform", "connection reset"));
+        }
+        self.inner.results(order).await
+    }
+}
+
+/// One order's failed check does not stop the round; that order stays due, for the sweeper.
+#[tokio::test]
+async fn a_failed_check_leaves_its_order_due_and_the_round_goes_on() {
+    let mut f = fixture();
+    f.handler.platform = Arc::new(FailsFor {
+        inner: f.platform.clone(),
+        broken: RecordId::parse("broken").unwrap(),
+    });
+    for id in ["fine-1", "broken", "fine-2"] {
+        f.orders
+            .insert(&fixtures::pending(id, 1, at(PUBLICATION)))
+            .await
+            .unwrap();
+    }
+    f.clock.set(at(ROUND_END));
+    let outcome = f
+        .handler
+        .handle(event(&round(ROUND_END), at(ROUND_END)))
+        .await
+        .unwrap();
+    let Outcome::Round(report) = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!((report.checked, report.failed), (2, 1), "{outcome}");
+    assert_eq!(state(&f, "broken").await, (OrderState::Pending, 1));
+    let broken = f
+        .orders
+        .get(&RecordId::parse("broken").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(broken.due_at, Some(at(PUBLICATION)), "still due");
+    assert!(outcome.to_string().contains("1 failed"));
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use super::lock;
-use crate::events::OrderEvaluationDue;
+use crate::events::OrderChecksDue;
 use crate::ports::{PortError, RetryScheduler, Scheduled};
 
 /// A one-time schedule waiting to fire.
@@ -14,7 +14,7 @@ use crate::ports::{PortError, RetryScheduler, Scheduled};
 pub struct PendingSchedule {
     pub name: String,
     pub at: Timestamp,
-    pub event: OrderEvaluationDue,
+    pub event: OrderChecksDue,
 }
 
 /// Schedules by name; firing one deletes it (ActionAfterCompletion: DELETE).
@@ -64,7 +64,7 @@ impl RetryScheduler for InMemoryScheduler {
         &self,
         name: &str,
         at: Timestamp,
-        event: &OrderEvaluationDue,
+        event: &OrderChecksDue,
     ) -> Result<Scheduled, PortError> {
         let mut map = lock(&self.schedules);
         if map.contains_key(name) {

@@ -395,6 +395,12 @@ impl AwsApi {
     /// A schedule as GetSchedule answers it.
     fn schedule(&self, name: &str, at_ms: i64, event: &str) -> Value {
         let at = Timestamp::from_millisecond(at_ms).unwrap_or(self.started);
+        // A round of checks; a schedule made before rounds holds one order's check.
+        let detail_type = if event.contains("\"due_by\"") {
+            "OrderChecksDue"
+        } else {
+            "OrderEvaluationDue"
+        };
         json!({
             "ActionAfterCompletion": "DELETE",
             "Arn": format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{}/{name}", self.group()),
@@ -410,7 +416,7 @@ impl AwsApi {
                 "Arn": self.bus_arn(),
                 "RoleArn": format!("arn:aws:iam::{ACCOUNT}:role/energy-local-scheduler"),
                 "Input": event,
-                "EventBridgeParameters": {"DetailType": "OrderEvaluationDue", "Source": "energy.orders"},
+                "EventBridgeParameters": {"DetailType": detail_type, "Source": "energy.orders"},
             },
         })
     }

@@ -374,10 +374,13 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             .db
             .run_early(move |db| {
                 // A stored detail that no longer reads is not an event: it goes nowhere, loudly.
-                let wrap = |detail: &Value| match DomainEvent::parse(
-                    DetailType::EvaluationDue.name(),
-                    detail.clone(),
-                ) {
+                // A round of checks; a schedule made before rounds holds one order's check.
+                let read = |detail: &Value| {
+                    DomainEvent::parse(DetailType::ChecksDue.name(), detail.clone()).or_else(|_| {
+                        DomainEvent::parse(DetailType::EvaluationDue.name(), detail.clone())
+                    })
+                };
+                let wrap = |detail: &Value| match read(detail) {
                     Ok(event) => {
                         let envelope = s.wrap(&event);
                         let routes = s.routes(&envelope);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use energy_core::events::{DomainEvent, OrderEvaluationDue};
+use energy_core::events::{DomainEvent, OrderChecksDue};
 use energy_core::ports::{PortError, RetryScheduler, Scheduled};
 use jiff::Timestamp;
 
@@ -20,9 +20,9 @@ impl RetryScheduler for LocalScheduler {
         &self,
         name: &str,
         at: Timestamp,
-        event: &OrderEvaluationDue,
+        event: &OrderChecksDue,
     ) -> Result<Scheduled, PortError> {
-        let detail = DomainEvent::EvaluationDue(event.clone()).detail();
+        let detail = DomainEvent::ChecksDue(event.clone()).detail();
         let (name, at_ms) = (name.to_string(), at.as_millisecond());
         let created = self
             .shared

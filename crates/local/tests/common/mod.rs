@@ -110,7 +110,7 @@ pub fn fire_next_schedule(system: &System) {
     for due in system.scheduler.take_due(at) {
         system
             .bus
-            .inject(&energy_core::events::DomainEvent::EvaluationDue(due.event));
+            .inject(&energy_core::events::DomainEvent::ChecksDue(due.event));
     }
 }
 

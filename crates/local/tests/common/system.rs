@@ -214,7 +214,7 @@ impl System {
             self.clock.set(at);
         }
         for due in self.scheduler.take_due(self.now()) {
-            self.bus.inject(&DomainEvent::EvaluationDue(due.event));
+            self.bus.inject(&DomainEvent::ChecksDue(due.event));
         }
         if self.now() >= sweep_at {
             *self.next_sweep.lock().unwrap_or_else(|e| e.into_inner()) = sweep_at
