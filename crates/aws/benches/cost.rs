@@ -298,7 +298,7 @@ async fn run(settings: Settings, deploy: &Deployment, logs: LogMeter) -> Fallibl
             *delivered.entry(detail_type.clone()).or_default() += 1;
             let e: Event = serde_json::from_value(event.clone())?;
             match detail_type.as_str() {
-                "OrderSubmitted" | "OrderEvaluationDue" | "OrderAmended" => {
+                "OrderSubmitted" | "OrderEvaluationDue" | "OrderAmended" | "OrderChecksDue" => {
                     let mem = memory("evaluate-order")?;
                     lambdas
                         .invoke("evaluate-order", mem, run_event(&evaluate, e))

@@ -164,7 +164,7 @@ impl Flow {
         );
         let run = tokio::spawn(async move {
             match detail_type.as_str() {
-                "OrderSubmitted" | "OrderEvaluationDue" | "OrderAmended" => {
+                "OrderSubmitted" | "OrderEvaluationDue" | "OrderAmended" | "OrderChecksDue" => {
                     evaluate.handle(delivered).await.map(|_| ()).unwrap();
                 }
                 "OrderReady" => store.handle(delivered).await.map(|_| ()).unwrap(),

@@ -157,7 +157,7 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
             *seen.entry(detail_type.clone()).or_default() += 1;
             let delivered: EventBridgeEvent<Value> = serde_json::from_value(event.clone()).unwrap();
             match detail_type.as_str() {
-                "OrderSubmitted" | "OrderEvaluationDue" => {
+                "OrderSubmitted" | "OrderChecksDue" => {
                     evaluate.handle(delivered).await.unwrap();
                 }
                 "OrderReady" => {
@@ -182,7 +182,7 @@ async fn the_whole_flow_on_the_aws_adapters_publishes_only_schema_valid_events()
     assert_eq!(
         types,
         BTreeSet::from([
-            "OrderEvaluationDue",
+            "OrderChecksDue",
             "OrderFailed",
             "OrderPreliminaryResult",
             "OrderReady",

@@ -251,50 +251,51 @@ async fn boto3_reads_the_registry_and_the_pending_schedules_of_energy_up() {
         (Some("desk.test"), Some(1))
     );
 
-    // Scheduler: the order's first check, gone once it fired.
+    // Scheduler: the round of the order's first check, gone once it fired.
     let deadline = Instant::now() + Duration::from_secs(60);
     let pending = loop {
         let seen = boto3(endpoint, "scheduler");
-        if seen["schedules"] == json!(["aws-1-1"]) {
+        let names = seen["schedules"].as_array().cloned().unwrap_or_default();
+        if names.len() == 1 && names[0].as_str().unwrap().starts_with("checks-20261127T1145") {
             break seen;
         }
         assert!(Instant::now() < deadline, "no schedule listed: {seen}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let got = &pending["got"][0];
-    assert_eq!(got["Name"], "aws-1-1");
+    let name = got["Name"].as_str().unwrap().to_string();
     assert_eq!(got["GroupName"], "energy-dev");
     assert_eq!(got["ActionAfterCompletion"], "DELETE");
     assert_eq!(got["ScheduleExpressionTimezone"], "UTC");
     let expression = got["ScheduleExpression"].as_str().unwrap();
     assert!(
-        expression.starts_with("at(2026-11-27T11:45:"),
+        expression.starts_with("at(2026-11-27T11:45:") && expression.ends_with("0)"),
         "{expression}"
     );
+    // The round's name is its end, as its expression.
+    let end = &expression[3..expression.len() - 1];
+    assert_eq!(name, format!("checks-{}", end.replace(['-', ':'], "")));
     let input: Value = serde_json::from_str(got["Target"]["Input"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        (input["record_id"].as_str(), input["attempt"].as_u64()),
-        (Some("aws-1"), Some(1))
-    );
+    assert_eq!(input, json!({"due_by": format!("{end}Z")}));
     assert_eq!(
         got["Target"]["EventBridgeParameters"]["DetailType"],
-        "OrderEvaluationDue"
+        "OrderChecksDue"
     );
-    // Fired: gone, as ActionAfterCompletion DELETE makes it (check 2 is the next one).
+    // Fired: gone, as ActionAfterCompletion DELETE makes it (check 2's round is the next one).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let seen = boto3(endpoint, "scheduler");
         let names = seen["schedules"].as_array().unwrap().clone();
-        if !names.contains(&json!("aws-1-1")) {
+        if !names.contains(&json!(name)) {
             assert!(
                 names
                     .iter()
-                    .all(|n| n.as_str().unwrap().starts_with("aws-1-")),
+                    .all(|n| n.as_str().unwrap().starts_with("checks-")),
                 "{names:?}"
             );
             break;
         }
-        assert!(Instant::now() < deadline, "aws-1-1 still listed");
+        assert!(Instant::now() < deadline, "{name} still listed");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     drop(up);

@@ -52,7 +52,7 @@ fn rules() -> Vec<RuleSpec> {
             target: "EvaluateOrderFunction",
             pattern: json!({
                 "source": ["energy.orders"],
-                "detail-type": ["OrderSubmitted", "OrderEvaluationDue", "OrderAmended"]
+                "detail-type": ["OrderSubmitted", "OrderEvaluationDue", "OrderAmended", "OrderChecksDue"]
             }),
             max_retry_attempts: 8,
             max_event_age_seconds: 3600,
@@ -288,7 +288,7 @@ const ALLOWED_WILDCARDS: [(&str, &str, &str, &str, &str, &str); 15] = [
         "scheduler:CreateSchedule",
         "Resource",
         "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*",
-        "one schedule per order and check, named at run time, only in our schedule group",
+        "one schedule per round of checks, named at run time, only in our schedule group",
     ),
     (
         "StoreResultFunction",
@@ -321,6 +321,10 @@ const FUNCTION_SDK_CALLS: [(&str, &[Call]); 5] = [
             ("dynamodb", "GetItem", None),
             ("dynamodb", "PutItem", None),
             ("dynamodb", "TransactWriteItems", None),
+            // The due index, where a round of checks finds its orders (Query); the port's
+            // claim (UpdateItem) is the sweeper's, and allows nothing PutItem does not.
+            ("dynamodb", "Query", None),
+            ("dynamodb", "UpdateItem", None),
             ("eventbridge", "PutEvents", None),
             ("scheduler", "CreateSchedule", None),
             // The platform's API key, read only when PLATFORM_API_KEY_SECRET_ARN is set.
@@ -1224,6 +1228,8 @@ const RULE_SELECTS: [(&str, &[&str]); 5] = [
         "EvaluateOrderRule",
         &[
             "OrderAmended.json",
+            "OrderChecksDue.continued.json",
+            "OrderChecksDue.json",
             "OrderEvaluationDue.json",
             "OrderSubmitted.json",
         ],
@@ -1980,6 +1986,8 @@ const EMITS: [(&str, &[&str]); 5] = [
             "OrderCancelled",
             "OrderChangeRefused",
             "OrderPreliminaryResult",
+            // The rest of a round too large for one invocation.
+            "OrderChecksDue",
         ],
     ),
     ("store-result", &["OrderResultStored", "OrderFailed"]),

@@ -1,14 +1,15 @@
 //! evaluate-order: hands an order to the auction platform and waits for its results.
 //!
-//! Triggered by `OrderSubmitted` and `OrderEvaluationDue` (from its own one-time schedules and
-//! from the sweeper), always as an EventBridge event. What it does depends on the order's state:
+//! Triggered by `OrderSubmitted`, `OrderAmended`, `OrderChecksDue` (a round of checks, from its
+//! own one-time schedules) and `OrderEvaluationDue` (one order, from the sweeper), always as an
+//! EventBridge event. What it does depends on the order's state:
 //!
 //! | state | action |
 //! |---|---|
 //! | RECEIVED | submit to the platform; schedule check 1 at the expected publication time; → PENDING(1) |
 //! | PENDING(n), final results out | → READY, emit `OrderReady` |
 //! | PENDING(n), a preliminary result new or withdrawn, n < MaxAttempts | keep it, schedule check n+1, → PENDING(n+1), emit `OrderPreliminaryResult` |
-//! | PENDING(n), not yet, n < MaxAttempts | schedule check n+1 (`<record_id>-<n+1>`), → PENDING(n+1) |
+//! | PENDING(n), not yet, n < MaxAttempts | schedule check n+1 (its round's `checks-<end>`), → PENDING(n+1) |
 //! | PENDING(n), not yet, n = MaxAttempts | → FAILED, emit `OrderFailed{ResultsTimeout}` |
 //! | READY / FAILED, overdue | re-emit the event nobody acted on (the sweeper's safety net) |
 //! | CANCELLING | withdraw at the platform; → CANCELLED, emit `OrderCancelled` (or, if the platform keeps it, emit `OrderChangeRefused`, → PENDING) |
@@ -20,10 +21,16 @@
 //! (CANCELLING, CANCELLED) or submits the current body (a newer one), so the platform never
 //! keeps an order we call cancelled, nor a body the desk replaced.
 //!
-//! The schedule is created *before* the order moves, under a name derived from the order and
-//! attempt: a crash between the two is repaired by the next delivery, and a duplicate delivery
-//! finds the schedule already there. An event for an attempt older than the order's is stale and
-//! ignored, so three deliveries of one event make one schedule.
+//! Checks are made in rounds of ten seconds ([`check_round`]): an order's check time is rounded
+//! up to its round's end, and the round has one schedule, named by that end, which puts one
+//! `OrderChecksDue` on the bus; evaluate-order then checks every PENDING order the due index holds
+//! as due by then ([`EvaluateOrder::round`]). So the orders of an auction, which wait for the
+//! same publication, share a few schedules instead of one an order and a check.
+//!
+//! The schedule is made sure of *before* the order moves: a crash between the two is repaired by
+//! the next delivery, and a duplicate delivery finds the schedule already there. An event for an
+//! attempt older than the order's is stale and ignored, so three deliveries of one event make one
+//! check. A round delivered twice checks nothing twice: a checked order is due later.
 
 use std::sync::Arc;
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use energy_core::crash;
-use energy_core::events::{DomainEvent, OrderFailed};
+use energy_core::events::{DetailType, DomainEvent, OrderFailed};
 use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::order::RecordId;
@@ -185,6 +185,14 @@ impl NotifySlack {
     /// Turns a Lambda on-failure record into FAILED{ProcessingError} and a message.
     async fn processing_error(&self, detail: &Value) -> Result<Outcome, Error> {
         let request = &detail["requestPayload"];
+        // A round of checks is about many orders, none of them failed: they stay due, and the
+        // sweeper re-sends each on its own (whose failures come here, naming their order).
+        if request["detail-type"].as_str() == Some(DetailType::ChecksDue.name()) {
+            tracing::warn!(due_by = %request["detail"]["due_by"], "a round of checks failed after its retries; the sweeper re-sends its orders");
+            return Ok(Outcome::Ignored(
+                "a round of checks failed; its orders stay due, for the sweeper".into(),
+            ));
+        }
         let record_id = request["detail"]["record_id"]
             .as_str()
             .and_then(|s| RecordId::parse(s).ok())

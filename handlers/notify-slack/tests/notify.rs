@@ -273,3 +273,26 @@ async fn only_a_failed_pipeline_run_reaches_the_desk() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].key, "pipeline/e-1");
 }
+
+/// The on-failure record of a round of checks names no order and fails none: its orders stay
+/// due and the sweeper re-sends each on its own. Nothing to tell the desk, and no error (which
+/// would send the record on to notify-slack's own failure queue).
+#[tokio::test]
+async fn an_on_failure_record_of_a_round_of_checks_tells_nobody_and_is_not_an_error() {
+    let (_orders, notifier, handler) = fixture();
+    let record = json!({
+        "version": "0", "id": "f-3", "detail-type": "Lambda Function Invocation Result - Failure", "source": "lambda",
+        "account": "000000000000", "time": NOW, "region": "local", "resources": [],
+        "detail": {
+            "requestContext": {"requestId": "r-3", "functionArn": "arn:aws:lambda:eu-west-1:1:function:evaluate-order", "approximateInvokeCount": 3},
+            "requestPayload": {"detail-type": "OrderChecksDue", "detail": {"due_by": "2026-01-14T11:45:10Z"}},
+            "responsePayload": {"errorType": "Retryable.Port", "errorMessage": "order store: throttled"}
+        }
+    });
+    let outcome = handler
+        .handle(serde_json::from_value(record).unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
+    assert!(notifier.sent().is_empty());
+}
