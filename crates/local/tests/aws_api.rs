@@ -256,7 +256,12 @@ async fn boto3_reads_the_registry_and_the_pending_schedules_of_energy_up() {
     let pending = loop {
         let seen = boto3(endpoint, "scheduler");
         let names = seen["schedules"].as_array().cloned().unwrap_or_default();
-        if names.len() == 1 && names[0].as_str().unwrap().starts_with("checks-20261127T1145") {
+        if names.len() == 1
+            && names[0]
+                .as_str()
+                .unwrap()
+                .starts_with("checks-20261127T1145")
+        {
             break seen;
         }
         assert!(Instant::now() < deadline, "no schedule listed: {seen}");

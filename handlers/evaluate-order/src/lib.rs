@@ -78,6 +78,10 @@ pub struct Config {
     pub round_page: usize,
     /// Due-index entries one invocation takes of a round; the rest go on in another.
     pub round_limit: usize,
+    /// Wall time after which an invocation takes no further page of a round (the rest go on in
+    /// another), well inside the function's 30 s timeout: a page's checks at once, each bounded
+    /// by the platform's timeout, can still take a while.
+    pub round_budget: std::time::Duration,
 }
 
 impl Default for Config {
@@ -86,8 +90,9 @@ impl Default for Config {
             retry: RetryPolicy::default(),
             rules: MarketRules::default(),
             round_concurrency: 32,
-            round_page: 100,
+            round_page: 64,
             round_limit: 2_000,
+            round_budget: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -578,9 +583,11 @@ impl EvaluateOrder {
     /// it checked, several at once. The other entries are left to the sweeper (an order
     /// RECEIVED, READY or FAILED waits for an event, not a check). A check that fails leaves
     /// its order due, for the sweeper, and the round goes on. After `round_limit` entries the
-    /// round goes on in another invocation: an `OrderChecksDue` from where this one stopped.
+    /// round goes on in another invocation: an `OrderChecksDue` from where this one stopped
+    /// (so does one that has run for `round_budget`).
     async fn round(&self, round: OrderChecksDue) -> Result<Outcome, Error> {
         let config = &self.config;
+        let started = std::time::Instant::now();
         let mut report = Round {
             due_by: round.due_by,
             ..Round::default()
@@ -610,7 +617,7 @@ impl EvaluateOrder {
                 }
             }
             let Some(next) = page.next else { break };
-            if report.seen() >= config.round_limit {
+            if report.seen() >= config.round_limit || started.elapsed() >= config.round_budget {
                 let rest = OrderChecksDue {
                     due_by: round.due_by,
                     after: Some(RoundCursor {

@@ -1189,3 +1189,34 @@ async fn a_failed_check_leaves_its_order_due_and_the_round_goes_on() {
     assert_eq!(broken.due_at, Some(at(PUBLICATION)), "still due");
     assert!(outcome.to_string().contains("1 failed"));
 }
+
+/// An invocation that has run for its budget takes no further page: the rest of the round
+/// goes on in another, well inside the function's timeout.
+#[tokio::test]
+async fn a_round_that_has_run_for_its_budget_goes_on_in_another_invocation() {
+    let mut f = fixture();
+    f.handler.config.round_budget = std::time::Duration::ZERO;
+    f.handler.config.round_page = 4;
+    for i in 0..10 {
+        f.orders
+            .insert(&fixtures::pending(&format!("slow-{i}"), 1, at(PUBLICATION)))
+            .await
+            .unwrap();
+    }
+    f.clock.set(at(ROUND_END));
+    let outcome = f
+        .handler
+        .handle(event(&round(ROUND_END), at(ROUND_END)))
+        .await
+        .unwrap();
+    let Outcome::Round(report) = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!((report.checked, report.continued), (4, true), "{outcome}");
+    assert!(
+        outcome
+            .to_string()
+            .ends_with("goes on in another invocation")
+    );
+    assert_eq!(f.bus.of_type("OrderChecksDue").len(), 1);
+}
