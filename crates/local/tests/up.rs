@@ -408,12 +408,10 @@ async fn kill_9_at_any_moment_loses_nothing_duplicates_nothing_and_every_order_e
         .filter(|e| e["detail-type"] == "OrderChecksDue")
         .map(|e| e["detail"]["due_by"].as_str().unwrap().to_string())
         .collect();
-    for publication in ["2026-11-27T11:45:"] {
-        assert!(
-            rounds.iter().any(|r| r.starts_with(publication)),
-            "no round at {publication}: {rounds:?}"
-        );
-    }
+    assert!(
+        rounds.iter().any(|r| r.starts_with("2026-11-27T11:45:")),
+        "no round at the preliminary publication: {rounds:?}"
+    );
     drop(up);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -251,6 +251,18 @@ impl EventHandler for EvaluateOrder {
                 "event for check {attempt}, order is at check {}",
                 record.attempt
             ))),
+            // Checked when due (by its round, or the sweeper once it is overdue): an early
+            // event, forged or a consumer's mistake, would spend a check for nothing.
+            OrderState::Pending if record.due_at.is_some_and(|d| d > now) => {
+                Ok(Outcome::Ignored(format!(
+                    "check {} is not due until {}",
+                    record.attempt,
+                    record
+                        .due_at
+                        .map(market_time)
+                        .map_or(String::new(), |t| t.to_string())
+                )))
+            }
             OrderState::Pending => self.check(record, now).await,
             OrderState::Ready | OrderState::Failed if record.due_at.is_some_and(|d| d <= now) => {
                 self.resend(record, now).await

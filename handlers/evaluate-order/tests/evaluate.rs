@@ -606,11 +606,14 @@ fn preliminary_answer(result: &OrderResult) -> ResultsStatus {
 const FINAL: &str = "2026-01-14T12:00:00Z";
 
 /// Runs the check the order is waiting for, at `now`.
+/// A check at `now`, or when the order is due if that is later (an order is not checked early).
 async fn run_check(f: &Fixture, id: &str, now: &str) -> Outcome {
-    f.clock.set(at(now));
+    let due_at = record(f, id).await.due_at;
+    let now = due_at.map_or(at(now), |d| d.max(at(now)));
+    f.clock.set(now);
     let attempt = state(f, id).await.1;
     f.handler
-        .handle(event(&due(id, attempt), at(now)))
+        .handle(event(&due(id, attempt), now))
         .await
         .unwrap()
 }
@@ -718,7 +721,16 @@ async fn a_withdrawn_preliminary_result_is_told_and_a_different_final_one_is_the
     let told = f.bus.of_type("OrderPreliminaryResult");
     assert_eq!(told.len(), 2);
     assert_eq!(told[1]["detail"]["status"], "WITHDRAWN");
-    assert_eq!(told[1]["detail"]["withdrawn_at"], FINAL);
+    // When the check found it withdrawn: its round, just after the final publication.
+    let withdrawn_at: jiff::Timestamp = told[1]["detail"]["withdrawn_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        withdrawn_at >= at(FINAL) && withdrawn_at < at(FINAL) + jiff::SignedDuration::from_mins(1),
+        "{withdrawn_at}"
+    );
     assert_eq!(
         f.scheduler.pending().last().unwrap().at.as_second() / 60,
         at("2026-01-14T13:40:00Z").as_second() / 60,
@@ -736,7 +748,7 @@ async fn a_withdrawn_preliminary_result_is_told_and_a_different_final_one_is_the
     assert_eq!(done.result.as_ref(), Some(&decoupled));
     assert_ne!(done.result.as_ref(), Some(&first));
     let kept = done.preliminary.unwrap();
-    assert_eq!((kept.result, kept.withdrawn_at), (first, Some(at(FINAL))));
+    assert_eq!((kept.result, kept.withdrawn_at), (first, Some(withdrawn_at)));
     let ready = f.bus.of_type("OrderReady");
     assert_eq!(ready.len(), 1);
     assert_eq!(
@@ -797,7 +809,7 @@ async fn a_crash_between_keeping_a_preliminary_result_and_telling_it_is_made_goo
     assert!(kept.unannounced_preliminary().is_some());
     assert_eq!(f.bus.of_type("OrderPreliminaryResult").len(), 0);
     // The next check tells it first, then checks.
-    let outcome = run_check(&f, "pre-4", "2026-01-14T12:00:00Z").await;
+    let outcome = run_check(&f, "pre-4", "2026-01-14T12:01:00Z").await;
     assert!(matches!(outcome, Outcome::Retrying { .. }), "{outcome:?}");
     assert_eq!(f.bus.of_type("OrderPreliminaryResult").len(), 1);
     assert!(
@@ -1219,4 +1231,38 @@ async fn a_round_that_has_run_for_its_budget_goes_on_in_another_invocation() {
             .ends_with("goes on in another invocation")
     );
     assert_eq!(f.bus.of_type("OrderChecksDue").len(), 1);
+}
+
+/// Found by a hostile run: `OrderEvaluationDue` events for a PENDING order's current attempt,
+/// sent before its check was due (forged, or a consumer's mistake), each made a check, and a
+/// burst of them spent all its checks within seconds: the order failed with ResultsTimeout a
+/// day before its gate while the platform kept it. An order is checked when it is due.
+#[tokio::test]
+async fn an_evaluation_event_before_the_order_is_due_checks_nothing() {
+    let f = fixture();
+    f.orders
+        .insert(&fixtures::pending("early", 1, at(PUBLICATION)))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        let outcome = f
+            .handler
+            .handle(event(&due("early", 1), at(NOW)))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
+    }
+    assert_eq!(state(&f, "early").await, (OrderState::Pending, 1));
+    assert_eq!(f.scheduler.created(), 0);
+    // Due: checked.
+    f.clock.set(at(PUBLICATION));
+    let outcome = f
+        .handler
+        .handle(event(&due("early", 1), at(PUBLICATION)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Outcome::Retrying { attempt: 2, .. }),
+        "{outcome:?}"
+    );
 }
