@@ -748,7 +748,10 @@ async fn a_withdrawn_preliminary_result_is_told_and_a_different_final_one_is_the
     assert_eq!(done.result.as_ref(), Some(&decoupled));
     assert_ne!(done.result.as_ref(), Some(&first));
     let kept = done.preliminary.unwrap();
-    assert_eq!((kept.result, kept.withdrawn_at), (first, Some(withdrawn_at)));
+    assert_eq!(
+        (kept.result, kept.withdrawn_at),
+        (first, Some(withdrawn_at))
+    );
     let ready = f.bus.of_type("OrderReady");
     assert_eq!(ready.len(), 1);
     assert_eq!(

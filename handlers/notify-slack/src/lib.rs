@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use energy_core::crash;
-use energy_core::events::{DetailType, DomainEvent, OrderFailed};
+use energy_core::events::{DetailType, DomainEvent, OrderFailed, SOURCE};
 use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::order::RecordId;
@@ -185,6 +185,21 @@ impl NotifySlack {
     /// Turns a Lambda on-failure record into FAILED{ProcessingError} and a message.
     async fn processing_error(&self, detail: &Value) -> Result<Outcome, Error> {
         let request = &detail["requestPayload"];
+        // A failure on an event that is not ours (a consumer's rule sent its own events to one
+        // of our functions) or that the function does not take says nothing about the order
+        // it names: the order is left as it is, and nobody is told it failed.
+        let source = request["source"].as_str();
+        let error_type = detail["responsePayload"]["errorType"]
+            .as_str()
+            .unwrap_or("");
+        if source.is_some_and(|s| s != SOURCE) || error_type.ends_with(".WrongEvent") {
+            tracing::warn!(source, error_type, detail_type = %request["detail-type"], "a function failed on an event it does not take; no order failed");
+            return Ok(Outcome::Ignored(format!(
+                "a failure on an event that is not an order's step ({} from {})",
+                request["detail-type"].as_str().unwrap_or("?"),
+                source.unwrap_or("?")
+            )));
+        }
         // A round of checks is about many orders, none of them failed: they stay due, and the
         // sweeper re-sends each on its own (whose failures come here, naming their order).
         if request["detail-type"].as_str() == Some(DetailType::ChecksDue.name()) {

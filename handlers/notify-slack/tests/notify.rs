@@ -296,3 +296,50 @@ async fn an_on_failure_record_of_a_round_of_checks_tells_nobody_and_is_not_an_er
     assert!(matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
     assert!(notifier.sent().is_empty());
 }
+
+/// Found by a hostile run: a desk's rule that sent its own events to store-result (a mistake
+/// the README's "subscribe with one more rule" makes easy) made store-result answer
+/// WrongEvent, and that failure record failed the live order the event named: the desk was
+/// told it failed while the platform kept it and filled it. A failure on an event that is not
+/// ours, or that the function does not take, says nothing about the order.
+#[tokio::test]
+async fn a_failure_on_an_event_not_ours_or_not_taken_leaves_the_order_alone() {
+    let (orders, notifier, handler) = fixture();
+    let r = fixtures::pending("live-1", 1, at(NOW));
+    orders.insert(&r).await.unwrap();
+    let record = |id: &str, source: &str, detail_type: &str, error: &str| {
+        json!({
+            "version": "0", "id": id, "detail-type": LAMBDA_FAILURE, "source": "lambda",
+            "account": "000000000000", "time": NOW, "region": "local", "resources": [],
+            "detail": {
+                "requestContext": {"requestId": id, "functionArn": "arn:aws:lambda:eu-west-1:1:function:energy-dev-store-result", "approximateInvokeCount": 1},
+                "requestPayload": {"source": source, "detail-type": detail_type, "detail": {"record_id": "live-1"}},
+                "responsePayload": {"errorType": error, "errorMessage": "store-result does not take it"}
+            }
+        })
+    };
+    for failure in [
+        record("w-1", "desk.audit", "AuditNote", "NotRetryable.WrongEvent"),
+        record(
+            "w-2",
+            "desk.audit",
+            "OrderReady",
+            "NotRetryable.InvalidEvent",
+        ),
+        record(
+            "w-3",
+            "energy.orders",
+            "OrderSubmitted",
+            "NotRetryable.WrongEvent",
+        ),
+    ] {
+        let outcome = handler
+            .handle(serde_json::from_value(failure).unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
+    }
+    let stored = orders.get(&r.order.record_id).await.unwrap().unwrap();
+    assert_eq!(stored.state, OrderState::Pending);
+    assert!(notifier.sent().is_empty());
+}
