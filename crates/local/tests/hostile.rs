@@ -1979,3 +1979,99 @@ async fn six_mib_of_tiny_numbers_is_413_without_building_them_all() {
     );
     s.assert_alive().await;
 }
+
+/// `METHOD target HTTP/1.1` with the given Host and `Connection: close`, then `headers`.
+fn request_to(host: &str, method: &str, target: &str, headers: &[String], body: &[u8]) -> Vec<u8> {
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Found by a hostile run: `energy up` answered whatever Host a request named, so a web page
+/// the desk opened could reach it through DNS rebinding (its own name, resolved to 127.0.0.1)
+/// and post orders, rules and API destinations. It answers only requests to a loopback name,
+/// and from no other web origin than its own.
+#[tokio::test]
+async fn a_request_for_another_host_or_from_another_origin_is_refused_and_stores_nothing() {
+    let s = Server::start("rebind");
+    let body = format!("[{}]", valid("rebind-1", &[]));
+    let json = |extra: &[&str]| {
+        let mut h = vec![
+            "Content-Type: application/json".to_string(),
+            format!("Content-Length: {}", body.len()),
+        ];
+        h.extend(extra.iter().map(|e| e.to_string()));
+        h
+    };
+    for (host, extra) in [
+        ("rebind.attacker.example", &[][..]),
+        ("rebind.attacker.example:8080", &[][..]),
+        ("127.0.0.1.attacker.example", &[][..]),
+        ("localhost.attacker.example", &[][..]),
+        ("127.0.0.1", &["Origin: http://rebind.attacker.example"][..]),
+        ("127.0.0.1", &["Origin: null"][..]),
+    ] {
+        let r = raw(
+            &s.addr(),
+            request_to(host, "POST", "/orders", &json(extra), body.as_bytes()),
+            false,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(r.status(), Some(403), "Host {host} {extra:?}: {}", r.text());
+        assert!(r.text().contains("loopback"), "{}", r.text());
+    }
+    // The AWS APIs on the same port too.
+    let put_rule = br#"{"Name":"Evil","EventBusName":"energy-dev","EventPattern":"{\"source\":[\"energy.orders\"]}"}"#;
+    let r = raw(
+        &s.addr(),
+        request_to(
+            "rebind.attacker.example",
+            "POST",
+            "/",
+            &[
+                "Content-Type: application/x-amz-json-1.1".to_string(),
+                "X-Amz-Target: AWSEvents.PutRule".to_string(),
+                format!("Content-Length: {}", put_rule.len()),
+            ],
+            put_rule,
+        ),
+        false,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(r.status(), Some(403), "{}", r.text());
+    s.assert_not_stored(&["rebind-1"]).await;
+    // What a desk's own tools send is answered: loopback names, with or without the port, and
+    // the console's own origin.
+    let port = s.addr().rsplit(':').next().unwrap().to_string();
+    for (host, origin) in [
+        ("127.0.0.1".to_string(), None),
+        (format!("127.0.0.1:{port}"), None),
+        (
+            format!("localhost:{port}"),
+            Some(format!("http://localhost:{port}")),
+        ),
+        (format!("[::1]:{port}"), None),
+        (
+            format!("LOCALHOST:{port}"),
+            Some(format!("http://127.0.0.1:{port}")),
+        ),
+    ] {
+        let extra: Vec<String> = origin.iter().map(|o| format!("Origin: {o}")).collect();
+        let r = raw(
+            &s.addr(),
+            request_to(&host, "GET", "/orders/rebind-1", &extra, b""),
+            false,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(r.status(), Some(404), "Host {host}: {}", r.text());
+    }
+}

@@ -255,7 +255,8 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
                 .layer(axum::middleware::from_fn_with_state(
                     shared.db.clone(),
                     server::committed_first,
-                )),
+                ))
+                .layer(axum::middleware::from_fn(server::loopback_only)),
             stop_rx.clone(),
         )),
         tokio::spawn(engine::deliveries(

@@ -113,6 +113,65 @@ pub async fn committed_first(
     response
 }
 
+/// Answers only requests meant for this machine: a Host that is a loopback name (`127.0.0.1`,
+/// `localhost`, `[::1]`, any port) and, when a browser says where a request comes from, an
+/// Origin on one. `energy up` listens on loopback only, but a web page the desk has open can
+/// still reach it through DNS rebinding (its own name, made to resolve to 127.0.0.1): the
+/// request then names that page's host, and is refused here.
+pub async fn loopback_only(request: Request, next: axum::middleware::Next) -> Response {
+    let headers = request.headers();
+    let host = headers.get(http::header::HOST).map(|h| h.to_str().ok());
+    let origin = headers.get(http::header::ORIGIN).map(|o| o.to_str().ok());
+    let host_ok = match host {
+        // HTTP/1.0 without a Host: no browser sends that.
+        None => true,
+        Some(h) => h.is_some_and(is_loopback_authority),
+    };
+    let origin_ok = match origin {
+        None => true,
+        Some(o) => o
+            .and_then(|o| o.strip_prefix("http://"))
+            .is_some_and(is_loopback_authority),
+    };
+    if host_ok && origin_ok {
+        return next.run(request).await;
+    }
+    let what = if host_ok {
+        format!(
+            "a request from the web origin {:?}",
+            origin.flatten().unwrap_or("?")
+        )
+    } else {
+        format!("a request for the host {:?}", host.flatten().unwrap_or("?"))
+    };
+    plain(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "{what} is refused: energy up answers only requests to a loopback name (127.0.0.1, localhost or [::1]), so that no web page can reach it through DNS rebinding"
+        ),
+    )
+}
+
+/// `host[:port]` naming this machine: `127.0.0.1`, `localhost` (any case) or `[::1]`, with
+/// nothing after the port's digits.
+fn is_loopback_authority(authority: &str) -> bool {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((host, port)) => (host, port),
+            None => return false,
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, &authority[host.len()..][..port.len() + 1]),
+            None => (authority, ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    port_ok && (host == "127.0.0.1" || host == "::1" || host.eq_ignore_ascii_case("localhost"))
+}
+
 /// The orders API's OpenAPI document, kept next to the request schema.
 pub const OPENAPI: &str = include_str!("../../../../events-schema/api/openapi.json");
 
@@ -187,6 +246,7 @@ fn plain(status: StatusCode, message: &str) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
         StatusCode::REQUEST_TIMEOUT => "request_timeout",
         StatusCode::BAD_GATEWAY => "bad_gateway",
+        StatusCode::FORBIDDEN => "not_loopback",
         _ => "bad_request",
     };
     // Built by parts: nothing here can fail, so there is no fallback to get wrong.
@@ -199,4 +259,40 @@ fn plain(status: StatusCode, message: &str) -> Response {
         http::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_authority;
+
+    #[test]
+    fn only_loopback_names_with_a_port_at_most_are_this_machine() {
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost",
+            "LocalHost:1",
+            "[::1]",
+            "[::1]:65535",
+        ] {
+            assert!(is_loopback_authority(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "127.0.0.1:80:80",
+            "127.0.0.1:",
+            "127.0.0.1:x",
+            "127.0.0.1:123456",
+            "[::1",
+            "[::1]x",
+            "[::2]",
+            "0.0.0.0",
+            "127.0.0.1@evil.example",
+        ] {
+            assert!(!is_loopback_authority(bad), "{bad}");
+        }
+    }
 }
