@@ -771,6 +771,23 @@ fn field_rule(field: &str) -> &'static str {
 
 fn decimal_error(path: String, e: DecimalError, grid_rule: &'static str, grid: &str) -> FieldError {
     match e {
+        // "1.000" is on the tick; what it breaks is the string form's number of decimals.
+        DecimalError::OffGrid { value, places }
+            if value
+                .trim_matches('"')
+                .split_once('.')
+                .is_some_and(|(_, f)| {
+                    f.len() > places as usize && f.bytes().skip(places as usize).all(|b| b == b'0')
+                }) =>
+        {
+            FieldError::new(
+                path,
+                grid_rule,
+                format!(
+                    "{value} has more than {places} decimals: a decimal string has at most {places} (the {grid}), so write it without the trailing zeros"
+                ),
+            )
+        }
         DecimalError::OffGrid { value, .. } => FieldError::new(
             path,
             grid_rule,
@@ -895,6 +912,19 @@ mod tests {
         assert_eq!(
             errors[1].message,
             "$[0].periods[0].steps[0].price: 10.001 is not a multiple of the 0.01 EUR/MWh tick"
+        );
+        // Found by a hostile run: "1.000" is on the tick, and was said not to be.
+        body[0]["periods"][0]["steps"][0]["price"] = json!("1.000");
+        let errors = match validate_batch(&body, &MarketRules::default(), now()) {
+            Err(BatchError::Invalid(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        let price = errors.iter().find(|e| e.rule == "price_tick").unwrap();
+        assert!(
+            price.message.contains("more than 2 decimals")
+                && !price.message.contains("not a multiple"),
+            "{}",
+            price.message
         );
         body[0]["zone"] = json!("NL");
         body[0]["market"] = json!("XBID");
