@@ -1696,10 +1696,23 @@ fn rule_value(v: &Value, params: &BTreeMap<String, Value>) -> Value {
             .map(|a| a.iter().map(|x| rule_value(x, params)).collect::<Vec<_>>())
     };
     if let Some(a) = args("Fn::Equals") {
-        return json!(a[0] == a[1]);
+        // CloudFormation compares strings: a Number parameter's "0" equals a literal 0.
+        let text = |v: &Value| match v {
+            Value::Number(n) => n.to_string(),
+            other => other
+                .as_str()
+                .map_or_else(|| other.to_string(), String::from),
+        };
+        return json!(text(&a[0]) == text(&a[1]));
     }
     if let Some(a) = args("Fn::Not") {
         return json!(a[0] != json!(true));
+    }
+    if let Some(a) = args("Fn::And") {
+        return json!(a.iter().all(|x| *x == json!(true)));
+    }
+    if let Some(a) = args("Fn::Or") {
+        return json!(a.iter().any(|x| *x == json!(true)));
     }
     if let Some(a) = args("Fn::EachMemberEquals") {
         let list: Vec<String> = match &a[0] {
@@ -1714,8 +1727,8 @@ fn rule_value(v: &Value, params: &BTreeMap<String, Value>) -> Value {
     v.clone()
 }
 
-/// The rules a stack with these parameters fails (CloudFormation refuses it before any change).
-fn refused_by(t: &Value, overrides: &[(&str, &str)], base: &Value) -> BTreeSet<String> {
+/// Every parameter's value: `overrides`, else `base`'s, else the template's default.
+fn parameters(t: &Value, overrides: &[(&str, &str)], base: &Value) -> BTreeMap<String, Value> {
     let mut params: BTreeMap<String, Value> = BTreeMap::new();
     for (name, p) in t["Parameters"].as_object().unwrap() {
         let value = base
@@ -1727,6 +1740,12 @@ fn refused_by(t: &Value, overrides: &[(&str, &str)], base: &Value) -> BTreeSet<S
     for (k, v) in overrides {
         params.insert(k.to_string(), json!(v));
     }
+    params
+}
+
+/// The rules a stack with these parameters fails (CloudFormation refuses it before any change).
+fn refused_by(t: &Value, overrides: &[(&str, &str)], base: &Value) -> BTreeSet<String> {
+    let params = parameters(t, overrides, base);
     let mut refused = BTreeSet::new();
     for (name, rule) in t["Rules"].as_object().expect("Rules") {
         let applies = rule
@@ -1961,6 +1980,121 @@ fn fan_out_is_bounded_and_sweeps_never_overlap() {
     assert_eq!(
         sweep["Events"]["SweepSchedule"]["Properties"]["RetryPolicy"]["MaximumRetryAttempts"],
         0
+    );
+}
+
+/// The template's `Conditions`, each true or false for these parameter values.
+fn conditions(t: &Value, params: &BTreeMap<String, Value>) -> BTreeMap<String, bool> {
+    /// `{"Condition": C}` replaced by C's own expression, so `rule_value` can evaluate it.
+    fn inline(v: &Value, t: &Value) -> Value {
+        match v {
+            Value::Object(o) if o.len() == 1 && o.contains_key("Condition") => {
+                let name = o["Condition"].as_str().expect("a condition name");
+                let c = t["Conditions"]
+                    .get(name)
+                    .unwrap_or_else(|| panic!("no condition {name}"));
+                inline(c, t)
+            }
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, x)| (k.clone(), inline(x, t))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| inline(x, t)).collect()),
+            other => other.clone(),
+        }
+    }
+    t["Conditions"]
+        .as_object()
+        .expect("Conditions")
+        .iter()
+        .map(|(name, c)| {
+            (
+                name.clone(),
+                rule_value(&inline(c, t), params) == json!(true),
+            )
+        })
+        .collect()
+}
+
+/// `v` as CloudFormation sees it under these conditions: each `Fn::If` replaced by its branch,
+/// and a value that comes out `AWS::NoValue` dropped (`None` when `v` itself is).
+fn under(v: &Value, conditions: &BTreeMap<String, bool>) -> Option<Value> {
+    if let Some([c, yes, no]) = v.get("Fn::If").and_then(Value::as_array).map(Vec::as_slice) {
+        let c = c.as_str().expect("a condition name");
+        let holds = *conditions
+            .get(c)
+            .unwrap_or_else(|| panic!("Fn::If on {c}, which is no condition"));
+        return under(if holds { yes } else { no }, conditions);
+    }
+    if *v == reference("AWS::NoValue") {
+        return None;
+    }
+    Some(match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter_map(|(k, x)| under(x, conditions).map(|x| (k.clone(), x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().filter_map(|x| under(x, conditions)).collect()),
+        other => other.clone(),
+    })
+}
+
+/// The resources a stack with these parameters creates, as CloudFormation sees them.
+fn resources_under(t: &Value, params: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    let conditions = conditions(t, params);
+    resources(t)
+        .iter()
+        .filter(|(_, r)| {
+            r.get("Condition")
+                .is_none_or(|c| conditions[c.as_str().expect("a condition name")])
+        })
+        .map(|(id, r)| (id.clone(), under(r, &conditions).unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn with_the_concurrency_parameters_at_0_no_function_reserves_concurrency() {
+    // An account at the default quota (10) cannot reserve any concurrency (AWS keeps 100
+    // unreserved): the README tells it to set these two parameters to 0, and then no function
+    // of the stack may reserve any, or the create fails and rolls back.
+    let t = template();
+    let off = [
+        ("EvaluateOrderConcurrency", "0"),
+        ("NotifySlackConcurrency", "0"),
+    ];
+    for env in ["dev", "prod"] {
+        let params = parameters(&t, &off, &env_file(env)["Parameters"]);
+        let reserving: Vec<(String, Value)> = resources_under(&t, &params)
+            .into_iter()
+            .filter_map(|(id, r)| {
+                let reserved = r["Properties"].get("ReservedConcurrentExecutions")?;
+                Some((id, reserved.clone()))
+            })
+            .collect();
+        assert!(
+            reserving.is_empty(),
+            "{env}, reserved concurrency off: {reserving:?}"
+        );
+        for global in ["Function", "Api", "HttpApi"] {
+            assert!(
+                t["Globals"][global]
+                    .get("ReservedConcurrentExecutions")
+                    .is_none(),
+                "Globals.{global}"
+            );
+        }
+    }
+    // With reservations on (the defaults), the sweeper keeps its one at a time.
+    let on = resources_under(&t, &parameters(&t, &[], &json!({})));
+    let reserved = |f: &str| on[f]["Properties"]["ReservedConcurrentExecutions"].clone();
+    assert_eq!(reserved("SweepPendingFunction"), json!(1));
+    assert_eq!(
+        reserved("EvaluateOrderFunction"),
+        reference("EvaluateOrderConcurrency")
+    );
+    assert_eq!(
+        reserved("NotifySlackFunction"),
+        reference("NotifySlackConcurrency")
     );
 }
 
