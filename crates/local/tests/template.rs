@@ -2420,6 +2420,76 @@ fn what_outlives_a_stack_is_kept_and_prod_data_cannot_be_deleted_by_accident() {
     assert_eq!(workflow["permissions"], json!({"contents": "read"}));
 }
 
+/// The properties that set a resource's physical name (the name an account holds once).
+const PHYSICAL_NAMES: [&str; 22] = [
+    "Name",
+    "AliasName",
+    "BucketName",
+    "ClusterName",
+    "DBClusterIdentifier",
+    "DBInstanceIdentifier",
+    "DeliveryStreamName",
+    "DomainName",
+    "FileSystemName",
+    "FunctionName",
+    "GroupName",
+    "LogGroupName",
+    "ManagedPolicyName",
+    "QueueName",
+    "RegistryName",
+    "RepositoryName",
+    "RoleName",
+    "SchemaName",
+    "StateMachineName",
+    "StreamName",
+    "TableName",
+    "TopicName",
+];
+
+#[test]
+fn nothing_that_outlives_its_stack_has_a_fixed_name() {
+    // A retained resource stays when the stack is deleted; with a fixed name it would make the
+    // next create of the stack fail ("already exists"). Its name is CloudFormation's own, or
+    // holds the stack's id, which is new with each create.
+    let t = template();
+    let mut fixed = Vec::new();
+    let mut retained = 0;
+    for (id, r) in resources(&t) {
+        let policy = r["DeletionPolicy"].as_str().unwrap_or("Delete");
+        if !["Retain", "RetainExceptOnCreate"].contains(&policy) {
+            continue;
+        }
+        retained += 1;
+        let properties = r["Properties"].as_object().cloned().unwrap_or_default();
+        for (key, value) in properties {
+            let is_name = PHYSICAL_NAMES.contains(&key.as_str());
+            if is_name && !value.to_string().contains("\"AWS::StackId\"") {
+                fixed.push(format!("{id}.{key} = {value}"));
+            }
+        }
+    }
+    assert!(
+        retained >= 10,
+        "the tables, bucket, secret and queues are retained"
+    );
+    // Not CloudFormation's generated name either for a secret: that one starts with the logical
+    // id, and the deploy roles and boundaries (pipeline.yaml) reach energy-<env>/* secrets only.
+    for (id, r) in resources(&t) {
+        if r["Type"] == "AWS::SecretsManager::Secret" {
+            let name = &r["Properties"]["Name"]["Fn::Sub"][0];
+            assert!(
+                name.as_str()
+                    .is_some_and(|n| n.starts_with("energy-${EnvironmentName}/")),
+                "{id}: {name}"
+            );
+        }
+    }
+    assert!(
+        fixed.is_empty(),
+        "retained with a fixed name (a re-create fails): {fixed:#?}"
+    );
+}
+
 #[test]
 fn every_checkov_finding_skipped_in_place_says_why() {
     for file in ["template.yaml", "pipeline.yaml"] {
@@ -2461,7 +2531,9 @@ fn sample_arn(logical_id: &str, attribute: &str) -> String {
         ("OrdersTable", "Arn") => format!("{P}:dynamodb:{RA}:table/energy-dev-OrdersTable-1A2B3C"),
         ("ResultsBucket", "Arn") => format!("{P}:s3:::energy-dev-resultsbucket-1a2b3c"),
         ("SlackWebhookSecret", _) => {
-            format!("{P}:secretsmanager:{RA}:secret:energy-dev/slack-webhook-AbCdEf")
+            format!(
+                "{P}:secretsmanager:{RA}:secret:energy-dev/slack-webhook-0f6a2b40-8d1e-11f0-9a3c-0a1b2c3d4e5f-AbCdEf"
+            )
         }
         ("ScheduleGroup", "Arn") => format!("{P}:scheduler:{RA}:schedule-group/energy-dev"),
         ("ScheduleGroup", _) => "energy-dev".into(),
@@ -3122,7 +3194,9 @@ fn deploy_request(
         t if t.starts_with("AWS::SQS::") => format!("arn:aws:sqs:{RA}:{e}-SweepDlq-1A2B3C"),
         "AWS::Scheduler::ScheduleGroup" => format!("arn:aws:scheduler:{RA}:schedule-group/{e}"),
         "AWS::SecretsManager::Secret" => {
-            format!("arn:aws:secretsmanager:{RA}:secret:{e}/slack-webhook-AbCdEf")
+            format!(
+                "arn:aws:secretsmanager:{RA}:secret:{e}/slack-webhook-0f6a2b40-8d1e-11f0-9a3c-0a1b2c3d4e5f-AbCdEf"
+            )
         }
         other => panic!("{other}: add its sample ARN to deploy_request"),
     };
@@ -3346,7 +3420,7 @@ fn every_role_the_template_creates_carries_the_boundary_and_the_boundary_holds_w
         ),
         (
             "secretsmanager:GetSecretValue",
-            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:energy-prod/slack-webhook-AbCdEf",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:energy-prod/slack-webhook-0f6a2b40-8d1e-11f0-9a3c-0a1b2c3d4e5f-AbCdEf",
         ),
         (
             "secretsmanager:GetSecretValue",
