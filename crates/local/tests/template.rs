@@ -2542,6 +2542,16 @@ fn sample_arn(logical_id: &str, attribute: &str) -> String {
         }
         ("HttpApi", _) => "a1b2c3d4e5".into(),
         ("ArtifactBucket", "Arn") => format!("{P}:s3:::energy-pipeline-artifactbucket-1a2b3c"),
+        ("ConnectionArn", _) => {
+            format!("{P}:codeconnections:{RA}:connection/aaaabbbb-cccc-dddd-eeee-ffff00001111")
+        }
+        ("Build", "Arn") => format!("{P}:codebuild:{RA}:project/Build-1A2B3C"),
+        ("DevDeployRole", "Arn") => {
+            format!("{P}:iam::123456789012:role/energy-pipeline-DevDeployRole-1A2B3C")
+        }
+        ("ProdDeployRole", "Arn") => {
+            format!("{P}:iam::123456789012:role/energy-pipeline-ProdDeployRole-1A2B3C")
+        }
         ("DevBoundary", _) => format!("{P}:iam::123456789012:policy/energy-dev-boundary"),
         ("ProdBoundary", _) => format!("{P}:iam::123456789012:policy/energy-prod-boundary"),
         (q, "Arn") if q.ends_with("Dlq") || q.ends_with("Failures") => {
@@ -3226,6 +3236,55 @@ fn deploy_role(env: &str) -> Vec<Value> {
     let p = pipeline();
     let name = format!("{}{}DeployRole", env[..1].to_uppercase(), &env[1..]);
     role_statements(&p["Resources"][&name])
+}
+
+#[test]
+fn the_pipeline_and_the_deploy_roles_may_create_change_sets_through_the_sam_transform() {
+    // A change set of a template with a Transform is created on the stack and on the transform
+    // itself (AWS: the policy must name the transform's ARN for AWS::Serverless).
+    let t = template();
+    let transform = t["Transform"].as_str().expect("one transform");
+    assert_eq!(transform, "AWS::Serverless-2016-10-31");
+    let transform_arn = format!(
+        "arn:aws:cloudformation:eu-west-1:aws:transform/{}",
+        transform.trim_start_matches("AWS::")
+    );
+    let p = pipeline();
+    for role in ["PipelineRole", "DevDeployRole", "ProdDeployRole"] {
+        let statements = role_statements(&p["Resources"][role]);
+        let create = |resource: &str| {
+            allows(
+                &statements,
+                &Request {
+                    action: "cloudformation:CreateChangeSet",
+                    resource,
+                    context: &[],
+                },
+            )
+        };
+        assert!(create(&transform_arn), "{role}: {transform_arn}");
+        assert!(
+            !create("arn:aws:cloudformation:eu-west-1:aws:transform/Include"),
+            "{role}: only the transform the template uses"
+        );
+    }
+    let pipeline_role = role_statements(&p["Resources"]["PipelineRole"]);
+    for env in ["dev", "prod"] {
+        let stack = format!(
+            "arn:aws:cloudformation:eu-west-1:123456789012:stack/energy-{env}/0f6a2b40-8d1e-11f0-9a3c-0a1b2c3d4e5f"
+        );
+        for action in [
+            "cloudformation:CreateChangeSet",
+            "cloudformation:ExecuteChangeSet",
+        ] {
+            let request = Request {
+                action,
+                resource: &stack,
+                context: &[],
+            };
+            assert!(allows(&pipeline_role, &request), "{action} on {stack}");
+        }
+    }
 }
 
 /// A string that lives as long as the test (condition keys are built from the template's tags).
