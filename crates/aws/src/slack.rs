@@ -18,43 +18,68 @@ use crate::error::sdk_error;
 
 const WHAT: &str = "slack";
 
+/// Where a secret's string value is read from: Secrets Manager, or a fake in tests.
+#[async_trait]
+pub trait SecretSource: Send + Sync + std::fmt::Debug {
+    /// The value, trimmed; an error if there is none.
+    async fn read(&self) -> Result<String, PortError>;
+}
+
+/// A secret in Secrets Manager, by ARN or name.
+#[derive(Debug)]
+struct SecretsManagerSecret {
+    client: Client,
+    secret_id: String,
+}
+
+#[async_trait]
+impl SecretSource for SecretsManagerSecret {
+    async fn read(&self) -> Result<String, PortError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| sdk_error("secrets", e))?;
+        out.secret_string()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                PortError::permanent(
+                    "secrets",
+                    format!("secret {} has no string value; set it", self.secret_id),
+                )
+            })
+    }
+}
+
 /// Reads a secret's string value once and caches it.
 #[derive(Debug)]
 pub struct CachedSecret {
-    client: Client,
-    secret_id: String,
+    source: Box<dyn SecretSource>,
     value: OnceCell<String>,
 }
 
 impl CachedSecret {
     pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
-        CachedSecret {
+        Self::from_source(SecretsManagerSecret {
             client,
             secret_id: secret_id.into(),
+        })
+    }
+
+    /// The secret read from `source`.
+    pub fn from_source(source: impl SecretSource + 'static) -> Self {
+        CachedSecret {
+            source: Box::new(source),
             value: OnceCell::new(),
         }
     }
 
     pub async fn get(&self) -> Result<&str, PortError> {
         self.value
-            .get_or_try_init(|| async {
-                let out = self
-                    .client
-                    .get_secret_value()
-                    .secret_id(&self.secret_id)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("secrets", e))?;
-                out.secret_string()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| {
-                        PortError::permanent(
-                            "secrets",
-                            format!("secret {} has no string value; set it", self.secret_id),
-                        )
-                    })
-            })
+            .get_or_try_init(|| self.source.read())
             .await
             .map(String::as_str)
     }
