@@ -1704,10 +1704,23 @@ fn rule_value(v: &Value, params: &BTreeMap<String, Value>) -> Value {
             .map(|a| a.iter().map(|x| rule_value(x, params)).collect::<Vec<_>>())
     };
     if let Some(a) = args("Fn::Equals") {
-        return json!(a[0] == a[1]);
+        // CloudFormation compares strings: a Number parameter's "0" equals a literal 0.
+        let text = |v: &Value| match v {
+            Value::Number(n) => n.to_string(),
+            other => other
+                .as_str()
+                .map_or_else(|| other.to_string(), String::from),
+        };
+        return json!(text(&a[0]) == text(&a[1]));
     }
     if let Some(a) = args("Fn::Not") {
         return json!(a[0] != json!(true));
+    }
+    if let Some(a) = args("Fn::And") {
+        return json!(a.iter().all(|x| *x == json!(true)));
+    }
+    if let Some(a) = args("Fn::Or") {
+        return json!(a.iter().any(|x| *x == json!(true)));
     }
     if let Some(a) = args("Fn::EachMemberEquals") {
         let list: Vec<String> = match &a[0] {
@@ -1722,8 +1735,8 @@ fn rule_value(v: &Value, params: &BTreeMap<String, Value>) -> Value {
     v.clone()
 }
 
-/// The rules a stack with these parameters fails (CloudFormation refuses it before any change).
-fn refused_by(t: &Value, overrides: &[(&str, &str)], base: &Value) -> BTreeSet<String> {
+/// Every parameter's value: `overrides`, else `base`'s, else the template's default.
+fn parameters(t: &Value, overrides: &[(&str, &str)], base: &Value) -> BTreeMap<String, Value> {
     let mut params: BTreeMap<String, Value> = BTreeMap::new();
     for (name, p) in t["Parameters"].as_object().unwrap() {
         let value = base
@@ -1735,6 +1748,12 @@ fn refused_by(t: &Value, overrides: &[(&str, &str)], base: &Value) -> BTreeSet<S
     for (k, v) in overrides {
         params.insert(k.to_string(), json!(v));
     }
+    params
+}
+
+/// The rules a stack with these parameters fails (CloudFormation refuses it before any change).
+fn refused_by(t: &Value, overrides: &[(&str, &str)], base: &Value) -> BTreeSet<String> {
+    let params = parameters(t, overrides, base);
     let mut refused = BTreeSet::new();
     for (name, rule) in t["Rules"].as_object().expect("Rules") {
         let applies = rule
@@ -1969,6 +1988,121 @@ fn fan_out_is_bounded_and_sweeps_never_overlap() {
     assert_eq!(
         sweep["Events"]["SweepSchedule"]["Properties"]["RetryPolicy"]["MaximumRetryAttempts"],
         0
+    );
+}
+
+/// The template's `Conditions`, each true or false for these parameter values.
+fn conditions(t: &Value, params: &BTreeMap<String, Value>) -> BTreeMap<String, bool> {
+    /// `{"Condition": C}` replaced by C's own expression, so `rule_value` can evaluate it.
+    fn inline(v: &Value, t: &Value) -> Value {
+        match v {
+            Value::Object(o) if o.len() == 1 && o.contains_key("Condition") => {
+                let name = o["Condition"].as_str().expect("a condition name");
+                let c = t["Conditions"]
+                    .get(name)
+                    .unwrap_or_else(|| panic!("no condition {name}"));
+                inline(c, t)
+            }
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, x)| (k.clone(), inline(x, t))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| inline(x, t)).collect()),
+            other => other.clone(),
+        }
+    }
+    t["Conditions"]
+        .as_object()
+        .expect("Conditions")
+        .iter()
+        .map(|(name, c)| {
+            (
+                name.clone(),
+                rule_value(&inline(c, t), params) == json!(true),
+            )
+        })
+        .collect()
+}
+
+/// `v` as CloudFormation sees it under these conditions: each `Fn::If` replaced by its branch,
+/// and a value that comes out `AWS::NoValue` dropped (`None` when `v` itself is).
+fn under(v: &Value, conditions: &BTreeMap<String, bool>) -> Option<Value> {
+    if let Some([c, yes, no]) = v.get("Fn::If").and_then(Value::as_array).map(Vec::as_slice) {
+        let c = c.as_str().expect("a condition name");
+        let holds = *conditions
+            .get(c)
+            .unwrap_or_else(|| panic!("Fn::If on {c}, which is no condition"));
+        return under(if holds { yes } else { no }, conditions);
+    }
+    if *v == reference("AWS::NoValue") {
+        return None;
+    }
+    Some(match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter_map(|(k, x)| under(x, conditions).map(|x| (k.clone(), x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().filter_map(|x| under(x, conditions)).collect()),
+        other => other.clone(),
+    })
+}
+
+/// The resources a stack with these parameters creates, as CloudFormation sees them.
+fn resources_under(t: &Value, params: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    let conditions = conditions(t, params);
+    resources(t)
+        .iter()
+        .filter(|(_, r)| {
+            r.get("Condition")
+                .is_none_or(|c| conditions[c.as_str().expect("a condition name")])
+        })
+        .map(|(id, r)| (id.clone(), under(r, &conditions).unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn with_the_concurrency_parameters_at_0_no_function_reserves_concurrency() {
+    // An account at the default quota (10) cannot reserve any concurrency (AWS keeps 100
+    // unreserved): the README tells it to set these two parameters to 0, and then no function
+    // of the stack may reserve any, or the create fails and rolls back.
+    let t = template();
+    let off = [
+        ("EvaluateOrderConcurrency", "0"),
+        ("NotifySlackConcurrency", "0"),
+    ];
+    for env in ["dev", "prod"] {
+        let params = parameters(&t, &off, &env_file(env)["Parameters"]);
+        let reserving: Vec<(String, Value)> = resources_under(&t, &params)
+            .into_iter()
+            .filter_map(|(id, r)| {
+                let reserved = r["Properties"].get("ReservedConcurrentExecutions")?;
+                Some((id, reserved.clone()))
+            })
+            .collect();
+        assert!(
+            reserving.is_empty(),
+            "{env}, reserved concurrency off: {reserving:?}"
+        );
+        for global in ["Function", "Api", "HttpApi"] {
+            assert!(
+                t["Globals"][global]
+                    .get("ReservedConcurrentExecutions")
+                    .is_none(),
+                "Globals.{global}"
+            );
+        }
+    }
+    // With reservations on (the defaults), the sweeper keeps its one at a time.
+    let on = resources_under(&t, &parameters(&t, &[], &json!({})));
+    let reserved = |f: &str| on[f]["Properties"]["ReservedConcurrentExecutions"].clone();
+    assert_eq!(reserved("SweepPendingFunction"), json!(1));
+    assert_eq!(
+        reserved("EvaluateOrderFunction"),
+        reference("EvaluateOrderConcurrency")
+    );
+    assert_eq!(
+        reserved("NotifySlackFunction"),
+        reference("NotifySlackConcurrency")
     );
 }
 
@@ -2296,6 +2430,76 @@ fn what_outlives_a_stack_is_kept_and_prod_data_cannot_be_deleted_by_accident() {
     assert_eq!(workflow["permissions"], json!({"contents": "read"}));
 }
 
+/// The properties that set a resource's physical name (the name an account holds once).
+const PHYSICAL_NAMES: [&str; 22] = [
+    "Name",
+    "AliasName",
+    "BucketName",
+    "ClusterName",
+    "DBClusterIdentifier",
+    "DBInstanceIdentifier",
+    "DeliveryStreamName",
+    "DomainName",
+    "FileSystemName",
+    "FunctionName",
+    "GroupName",
+    "LogGroupName",
+    "ManagedPolicyName",
+    "QueueName",
+    "RegistryName",
+    "RepositoryName",
+    "RoleName",
+    "SchemaName",
+    "StateMachineName",
+    "StreamName",
+    "TableName",
+    "TopicName",
+];
+
+#[test]
+fn nothing_that_outlives_its_stack_has_a_fixed_name() {
+    // A retained resource stays when the stack is deleted; with a fixed name it would make the
+    // next create of the stack fail ("already exists"). Its name is CloudFormation's own, or
+    // holds the stack's id, which is new with each create.
+    let t = template();
+    let mut fixed = Vec::new();
+    let mut retained = 0;
+    for (id, r) in resources(&t) {
+        let policy = r["DeletionPolicy"].as_str().unwrap_or("Delete");
+        if !["Retain", "RetainExceptOnCreate"].contains(&policy) {
+            continue;
+        }
+        retained += 1;
+        let properties = r["Properties"].as_object().cloned().unwrap_or_default();
+        for (key, value) in properties {
+            let is_name = PHYSICAL_NAMES.contains(&key.as_str());
+            if is_name && !value.to_string().contains("\"AWS::StackId\"") {
+                fixed.push(format!("{id}.{key} = {value}"));
+            }
+        }
+    }
+    assert!(
+        retained >= 10,
+        "the tables, bucket, secret and queues are retained"
+    );
+    // Not CloudFormation's generated name either for a secret: that one starts with the logical
+    // id, and the deploy roles and boundaries (pipeline.yaml) reach energy-<env>/* secrets only.
+    for (id, r) in resources(&t) {
+        if r["Type"] == "AWS::SecretsManager::Secret" {
+            let name = &r["Properties"]["Name"]["Fn::Sub"][0];
+            assert!(
+                name.as_str()
+                    .is_some_and(|n| n.starts_with("energy-${EnvironmentName}/")),
+                "{id}: {name}"
+            );
+        }
+    }
+    assert!(
+        fixed.is_empty(),
+        "retained with a fixed name (a re-create fails): {fixed:#?}"
+    );
+}
+
 #[test]
 fn every_checkov_finding_skipped_in_place_says_why() {
     for file in ["template.yaml", "pipeline.yaml"] {
@@ -2337,7 +2541,9 @@ fn sample_arn(logical_id: &str, attribute: &str) -> String {
         ("OrdersTable", "Arn") => format!("{P}:dynamodb:{RA}:table/energy-dev-OrdersTable-1A2B3C"),
         ("ResultsBucket", "Arn") => format!("{P}:s3:::energy-dev-resultsbucket-1a2b3c"),
         ("SlackWebhookSecret", _) => {
-            format!("{P}:secretsmanager:{RA}:secret:energy-dev/slack-webhook-AbCdEf")
+            format!(
+                "{P}:secretsmanager:{RA}:secret:energy-dev/slack-webhook-0f6a2b40-8d1e-11f0-9a3c-0a1b2c3d4e5f-AbCdEf"
+            )
         }
         ("ScheduleGroup", "Arn") => format!("{P}:scheduler:{RA}:schedule-group/energy-dev"),
         ("ScheduleGroup", _) => "energy-dev".into(),
@@ -2346,6 +2552,16 @@ fn sample_arn(logical_id: &str, attribute: &str) -> String {
         }
         ("HttpApi", _) => "a1b2c3d4e5".into(),
         ("ArtifactBucket", "Arn") => format!("{P}:s3:::energy-pipeline-artifactbucket-1a2b3c"),
+        ("ConnectionArn", _) => {
+            format!("{P}:codeconnections:{RA}:connection/aaaabbbb-cccc-dddd-eeee-ffff00001111")
+        }
+        ("Build", "Arn") => format!("{P}:codebuild:{RA}:project/Build-1A2B3C"),
+        ("DevDeployRole", "Arn") => {
+            format!("{P}:iam::123456789012:role/energy-pipeline-DevDeployRole-1A2B3C")
+        }
+        ("ProdDeployRole", "Arn") => {
+            format!("{P}:iam::123456789012:role/energy-pipeline-ProdDeployRole-1A2B3C")
+        }
         ("DevBoundary", _) => format!("{P}:iam::123456789012:policy/energy-dev-boundary"),
         ("ProdBoundary", _) => format!("{P}:iam::123456789012:policy/energy-prod-boundary"),
         (q, "Arn") if q.ends_with("Dlq") || q.ends_with("Failures") => {
@@ -2998,7 +3214,9 @@ fn deploy_request(
         t if t.starts_with("AWS::SQS::") => format!("arn:aws:sqs:{RA}:{e}-SweepDlq-1A2B3C"),
         "AWS::Scheduler::ScheduleGroup" => format!("arn:aws:scheduler:{RA}:schedule-group/{e}"),
         "AWS::SecretsManager::Secret" => {
-            format!("arn:aws:secretsmanager:{RA}:secret:{e}/slack-webhook-AbCdEf")
+            format!(
+                "arn:aws:secretsmanager:{RA}:secret:{e}/slack-webhook-0f6a2b40-8d1e-11f0-9a3c-0a1b2c3d4e5f-AbCdEf"
+            )
         }
         other => panic!("{other}: add its sample ARN to deploy_request"),
     };
@@ -3028,6 +3246,55 @@ fn deploy_role(env: &str) -> Vec<Value> {
     let p = pipeline();
     let name = format!("{}{}DeployRole", env[..1].to_uppercase(), &env[1..]);
     role_statements(&p["Resources"][&name])
+}
+
+#[test]
+fn the_pipeline_and_the_deploy_roles_may_create_change_sets_through_the_sam_transform() {
+    // A change set of a template with a Transform is created on the stack and on the transform
+    // itself (AWS: the policy must name the transform's ARN for AWS::Serverless).
+    let t = template();
+    let transform = t["Transform"].as_str().expect("one transform");
+    assert_eq!(transform, "AWS::Serverless-2016-10-31");
+    let transform_arn = format!(
+        "arn:aws:cloudformation:eu-west-1:aws:transform/{}",
+        transform.trim_start_matches("AWS::")
+    );
+    let p = pipeline();
+    for role in ["PipelineRole", "DevDeployRole", "ProdDeployRole"] {
+        let statements = role_statements(&p["Resources"][role]);
+        let create = |resource: &str| {
+            allows(
+                &statements,
+                &Request {
+                    action: "cloudformation:CreateChangeSet",
+                    resource,
+                    context: &[],
+                },
+            )
+        };
+        assert!(create(&transform_arn), "{role}: {transform_arn}");
+        assert!(
+            !create("arn:aws:cloudformation:eu-west-1:aws:transform/Include"),
+            "{role}: only the transform the template uses"
+        );
+    }
+    let pipeline_role = role_statements(&p["Resources"]["PipelineRole"]);
+    for env in ["dev", "prod"] {
+        let stack = format!(
+            "arn:aws:cloudformation:eu-west-1:123456789012:stack/energy-{env}/0f6a2b40-8d1e-11f0-9a3c-0a1b2c3d4e5f"
+        );
+        for action in [
+            "cloudformation:CreateChangeSet",
+            "cloudformation:ExecuteChangeSet",
+        ] {
+            let request = Request {
+                action,
+                resource: &stack,
+                context: &[],
+            };
+            assert!(allows(&pipeline_role, &request), "{action} on {stack}");
+        }
+    }
 }
 
 /// A string that lives as long as the test (condition keys are built from the template's tags).
@@ -3222,7 +3489,7 @@ fn every_role_the_template_creates_carries_the_boundary_and_the_boundary_holds_w
         ),
         (
             "secretsmanager:GetSecretValue",
-            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:energy-prod/slack-webhook-AbCdEf",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:energy-prod/slack-webhook-0f6a2b40-8d1e-11f0-9a3c-0a1b2c3d4e5f-AbCdEf",
         ),
         (
             "secretsmanager:GetSecretValue",

@@ -37,7 +37,7 @@ async fn platform(wiring: &Wiring) -> Result<Arc<dyn AuctionPlatform>, ConfigErr
                     name: "PLATFORM_API_KEY_SECRET_ARN",
                     problem: e.to_string(),
                 })?;
-                config.api_key = Some(key.to_string());
+                config.api_key = Some(key);
             }
             let platform = HttpPlatform::new(config).map_err(|e| ConfigError {
                 name: "PLATFORM_URL",

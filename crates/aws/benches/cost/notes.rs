@@ -110,7 +110,7 @@ pub fn assumptions_text(
         s.per_container, s.init_ms
     );
     println!(
-        "    the Slack webhook's secret is read once per container (counted on the wire at each simulated cold start);"
+        "    the Slack webhook's secret is read at each cold start (counted on the wire) and again every five minutes in a warm container (not counted: at most 12 reads an hour per container);"
     );
     println!(
         "  - Lambda's own log records (JSON format, active tracing; system log level {}: {}): {} B per invocation, {} B more per cold start, and 26 B",
