@@ -1,6 +1,9 @@
 //! `RetryScheduler` over EventBridge Scheduler: one-time `at()` schedules, one a round of
 //! checks, that put `OrderChecksDue` on the bus, then delete themselves.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::types::{
@@ -11,7 +14,7 @@ use energy_core::events::DetailType;
 use energy_core::events::{OrderChecksDue, SOURCE};
 use energy_core::ports::{PortError, RetryScheduler, Scheduled};
 use energy_core::retry::at_expression;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::error::{code, sdk_error};
 
@@ -42,11 +45,41 @@ pub const SCHEDULE_MAX_AGE_SECONDS: i32 = 3600;
 pub struct EventBridgeScheduler {
     client: Client,
     target: SchedulerTarget,
+    /// The rounds this container made or found, by name, with their instant: the orders of an
+    /// auction ask for the same few rounds thousands of times, and only the first asks AWS.
+    known: Arc<Mutex<HashMap<String, Timestamp>>>,
 }
+
+/// Rounds remembered before the past ones are forgotten.
+const KNOWN_ROUNDS: usize = 1024;
 
 impl EventBridgeScheduler {
     pub fn new(client: Client, target: SchedulerTarget) -> Self {
-        EventBridgeScheduler { client, target }
+        EventBridgeScheduler {
+            client,
+            target,
+            known: Arc::default(),
+        }
+    }
+
+    fn knows(&self, name: &str) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
+    }
+
+    /// Remembers `name`; past rounds go once many are kept (a round is always made before its
+    /// instant, so one an hour past is never asked for again).
+    fn remember(&self, name: &str, at: Timestamp) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= KNOWN_ROUNDS {
+            let horizon = at
+                .saturating_sub(SignedDuration::from_hours(1))
+                .unwrap_or(at);
+            known.retain(|_, t| *t >= horizon);
+        }
+        known.insert(name.to_string(), at);
     }
 }
 
@@ -62,6 +95,9 @@ impl RetryScheduler for EventBridgeScheduler {
         at: Timestamp,
         event: &OrderChecksDue,
     ) -> Result<Scheduled, PortError> {
+        if self.knows(name) {
+            return Ok(Scheduled::AlreadyExists);
+        }
         let detail =
             serde_json::to_string(event).map_err(|e| PortError::permanent(WHAT, e.to_string()))?;
         let retry = RetryPolicy::builder()
@@ -104,10 +140,12 @@ impl RetryScheduler for EventBridgeScheduler {
             .target(target)
             .send()
             .await;
-        match created {
-            Ok(_) => Ok(Scheduled::Created),
-            Err(e) if code(&e) == Some("ConflictException") => Ok(Scheduled::AlreadyExists),
-            Err(e) => Err(sdk_error(WHAT, e)),
-        }
+        let scheduled = match created {
+            Ok(_) => Scheduled::Created,
+            Err(e) if code(&e) == Some("ConflictException") => Scheduled::AlreadyExists,
+            Err(e) => return Err(sdk_error(WHAT, e)),
+        };
+        self.remember(name, at);
+        Ok(scheduled)
     }
 }

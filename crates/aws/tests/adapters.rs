@@ -331,7 +331,21 @@ async fn a_round_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate
         scheduler.schedule(&name, when, &round).await.unwrap(),
         Scheduled::Created
     );
-    // The next order whose check falls in the round finds its schedule.
+    // The next order whose check falls in the round finds its schedule: another container
+    // by asking (ConflictException), this one without asking again.
+    let other = EventBridgeScheduler::new(
+        aws_sdk_scheduler::Client::new(&sdk),
+        SchedulerTarget {
+            group: GROUP.into(),
+            bus_arn: bus_arn.clone(),
+            role_arn: ROLE_ARN.into(),
+            dead_letter_arn: Some(DLQ_ARN.into()),
+        },
+    );
+    assert_eq!(
+        other.schedule(&name, when, &round).await.unwrap(),
+        Scheduled::AlreadyExists
+    );
     assert_eq!(
         scheduler.schedule(&name, when, &round).await.unwrap(),
         Scheduled::AlreadyExists
@@ -371,6 +385,26 @@ async fn a_round_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate
         t.event_bridge_parameters().map(|p| p.detail_type()),
         Some("OrderChecksDue")
     );
+    // A round this container made is not asked for again: gone behind its back (as after it
+    // fired), it is not made again by this container, which remembers it.
+    aws_sdk_scheduler::Client::new(&sdk)
+        .delete_schedule()
+        .name(&name)
+        .group_name(GROUP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        scheduler.schedule(&name, when, &round).await.unwrap(),
+        Scheduled::AlreadyExists
+    );
+    let left = aws_sdk_scheduler::Client::new(&sdk)
+        .list_schedules()
+        .group_name(GROUP)
+        .send()
+        .await
+        .unwrap();
+    assert!(left.schedules().is_empty(), "asked AWS again");
 }
 
 #[tokio::test]
