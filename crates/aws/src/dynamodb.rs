@@ -361,14 +361,33 @@ impl DueIndex for DynamoOrderStore {
         limit: usize,
         after: Option<DueCursor>,
     ) -> Result<DuePage, PortError> {
+        self.due_between(Timestamp::MIN, until, limit, after).await
+    }
+
+    /// One Query of the index, its key condition the window: `due_at BETWEEN since + 1 ms AND
+    /// until`.
+    async fn due_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+        after: Option<DueCursor>,
+    ) -> Result<DuePage, PortError> {
+        if since >= until {
+            return Ok(DuePage::default());
+        }
         let start = after.as_ref().map(start_key);
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(DUE_INDEX)
-            .key_condition_expression("due_shard = :shard AND due_at <= :until")
+            .key_condition_expression("due_shard = :shard AND due_at BETWEEN :since AND :until")
             .expression_attribute_values(":shard", AttributeValue::S(DUE_SHARD.into()))
+            .expression_attribute_values(
+                ":since",
+                AttributeValue::N(since.as_millisecond().saturating_add(1).to_string()),
+            )
             .expression_attribute_values(
                 ":until",
                 AttributeValue::N(until.as_millisecond().to_string()),
@@ -404,6 +423,7 @@ impl DueIndex for DynamoOrderStore {
             .and_then(|_| items.last().map(DueCursor::from));
         Ok(DuePage { items, next })
     }
+
     async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
         let update = self
             .client

@@ -147,6 +147,27 @@ pub trait DueIndex: Send + Sync {
     /// `seen.due_at` (no handler wrote the order since, no other sweep claimed it). The stored
     /// record itself is unchanged. False: someone else moved it first.
     async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError>;
+    /// Records whose `due_at` is after `since` and at or before `until` (a round of checks'
+    /// window), earliest first. By default through [`DueIndex::due`], skipping what is not
+    /// after `since`; an index that can start there should.
+    async fn due_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+        after: Option<DueCursor>,
+    ) -> Result<DuePage, PortError> {
+        let mut after = after;
+        loop {
+            let mut page = self.due(until, limit, after).await?;
+            let before = page.items.len();
+            page.items.retain(|d| d.due_at > since);
+            if !page.items.is_empty() || before == 0 || page.next.is_none() {
+                return Ok(page);
+            }
+            after = page.next;
+        }
+    }
 }
 
 /// When the answers of a batch insert hold a conflict, turns every `New` into `Withheld` (a

@@ -49,7 +49,7 @@ use energy_core::ports::{
     ResultsStatus, RetryScheduler, Submission, TransitionError, Withdrawal,
 };
 use energy_core::result::{Failure, FailureReason, OrderResult};
-use energy_core::retry::{RetryPolicy, check_round, round_name};
+use energy_core::retry::{ROUND, RetryPolicy, check_round, round_name};
 use futures_util::{StreamExt, stream};
 use jiff::Timestamp;
 
@@ -590,8 +590,9 @@ impl EvaluateOrder {
         Ok(())
     }
 
-    /// A round of checks: every order the due index holds as due by `due_by` (from `after`)
-    /// that is PENDING and due by then is checked, as its own `OrderEvaluationDue` would have
+    /// A round of checks: every order the due index holds as due within the round (after the
+    /// round before it ended, by `due_by`; from `after`) that is PENDING and due by then is
+    /// checked, as its own `OrderEvaluationDue` would have
     /// it checked, several at once. The other entries are left to the sweeper (an order
     /// RECEIVED, READY or FAILED waits for an event, not a check). A check that fails leaves
     /// its order due, for the sweeper, and the round goes on. After `round_limit` entries the
@@ -600,6 +601,10 @@ impl EvaluateOrder {
     async fn round(&self, round: OrderChecksDue) -> Result<Outcome, Error> {
         let config = &self.config;
         let started = std::time::Instant::now();
+        // The round's own window: its orders are due after the round before it ended. An order
+        // of an earlier round is that round's (or, if it was lost, the sweeper's): rounds that
+        // overlapped checked the same orders at once.
+        let since = round.due_by.saturating_sub(ROUND).unwrap_or(round.due_by);
         let mut report = Round {
             due_by: round.due_by,
             ..Round::default()
@@ -611,7 +616,7 @@ impl EvaluateOrder {
         loop {
             let page = self
                 .due
-                .due(round.due_by, config.round_page.max(1), cursor.take())
+                .due_between(since, round.due_by, config.round_page.max(1), cursor.take())
                 .await?;
             let checks: Vec<(RecordId, Result<bool, Error>)> = stream::iter(page.items)
                 .map(|d| self.check_due(d.record_id, round.due_by))
@@ -669,8 +674,11 @@ impl EvaluateOrder {
                 return Ok(false);
             }
             let now = self.clock.now();
-            self.check(record, now).await?;
-            Ok(true)
+            // A check another delivery made first is not this round's.
+            Ok(!matches!(
+                self.check(record, now).await?,
+                Outcome::LostRace | Outcome::Ignored(_)
+            ))
         }
         .await;
         (record_id, checked)

@@ -981,7 +981,8 @@ fn round(due_by: &str) -> DomainEvent {
     })
 }
 
-const ROUND_END: &str = "2026-01-14T11:45:10Z";
+/// The round the fixtures' orders, due at the publication, fall in: it ends then.
+const ROUND_END: &str = PUBLICATION;
 
 /// Many orders of one auction: one schedule a round, not one an order.
 #[tokio::test]
@@ -1018,7 +1019,13 @@ async fn a_round_checks_the_pending_orders_due_by_its_end_and_leaves_the_rest() 
             .unwrap();
     }
     f.orders
-        .insert(&fixtures::pending("later", 1, at("2026-01-14T11:45:11Z")))
+        .insert(&fixtures::pending("later", 1, at("2026-01-14T11:45:01Z")))
+        .await
+        .unwrap();
+    // Due in the round before: that round's, not this one's (rounds that overlapped checked
+    // the same orders at once).
+    f.orders
+        .insert(&fixtures::pending("earlier", 1, at("2026-01-14T11:44:50Z")))
         .await
         .unwrap();
     let received = fixtures::received("waits-for-event", at(PUBLICATION));
@@ -1044,6 +1051,7 @@ async fn a_round_checks_the_pending_orders_due_by_its_end_and_leaves_the_rest() 
         assert_eq!(state(&f, id).await, (OrderState::Pending, 2), "{id}");
     }
     assert_eq!(state(&f, "later").await, (OrderState::Pending, 1));
+    assert_eq!(state(&f, "earlier").await, (OrderState::Pending, 1));
     assert_eq!(state(&f, "waits-for-event").await.0, OrderState::Received);
     assert_eq!(state(&f, "ready").await.0, OrderState::Ready);
     assert!(f.bus.of_type("OrderReady").is_empty(), "nothing re-sent");

@@ -598,6 +598,50 @@ mod tests {
         dir
     }
 
+    /// Found by a hostile read: a schedule whose name had fired stayed taken, so a check in a
+    /// round that had already fired was "already scheduled" and never fired; in AWS the fired
+    /// schedule is deleted (ActionAfterCompletion: DELETE) and the name is free again.
+    #[tokio::test]
+    async fn a_fired_schedule_frees_its_name_as_in_aws() {
+        let dir = temp_dir("refire");
+        let db = Arc::new(Db::open(&dir).unwrap());
+        let detail = serde_json::json!({"due_by": "2026-01-14T11:45:10Z"});
+        let wrap = |d: &serde_json::Value| (d.clone(), Vec::new());
+        let (d1, d2) = (detail.clone(), detail.clone());
+        assert!(
+            db.run(move |db| db.create_schedule("checks-1", 1_000, &d1))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.run(move |db| db.create_schedule("checks-1", 1_000, &d2))
+                .await
+                .unwrap()
+        );
+        let fired = db
+            .run(move |db| db.fire_due_schedules(1_000, 0, &wrap))
+            .await
+            .unwrap();
+        assert_eq!(fired, 1);
+        let d3 = detail.clone();
+        assert!(
+            db.run(move |db| db.create_schedule("checks-1", 2_000, &d3))
+                .await
+                .unwrap(),
+            "the name is free once the schedule fired"
+        );
+        assert_eq!(
+            db.run(|db| db.next_schedule_at()).await.unwrap(),
+            Some(2_000)
+        );
+        let fired = db
+            .run(move |db| db.fire_due_schedules(2_000, 0, &wrap))
+            .await
+            .unwrap();
+        assert_eq!(fired, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test]
     async fn early_calls_are_committed_by_the_next_flush_and_by_the_drop() {
         let dir = temp_dir("early");

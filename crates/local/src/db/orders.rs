@@ -190,6 +190,7 @@ impl Db {
     /// (due_at, record_id), earliest first.
     pub fn due_orders(
         &self,
+        since_ms: i64,
         until_ms: i64,
         after: Option<(i64, String)>,
         now_s: i64,
@@ -200,14 +201,14 @@ impl Db {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT record_id, attempt, due_at, sweeps FROM orders
-                 WHERE due_at IS NOT NULL AND due_at <= ?1
+                 WHERE due_at IS NOT NULL AND due_at <= ?1 AND due_at > ?6
                    AND (due_at > ?2 OR (due_at = ?2 AND record_id > ?3))
                    AND expires_at > ?4
                  ORDER BY due_at, record_id LIMIT ?5",
             )
             .ctx("reading the due index")?;
         stmt.query_map(
-            params![until_ms, after_at, after_id, now_s, limit as i64],
+            params![until_ms, after_at, after_id, now_s, limit as i64, since_ms],
             |r| {
                 Ok(DueRow {
                     record_id: r.get(0)?,

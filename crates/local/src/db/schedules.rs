@@ -11,7 +11,11 @@ impl Db {
     pub fn create_schedule(&self, name: &str, at_ms: i64, event: &Value) -> DbResult<bool> {
         self.conn()
             .exec(
-                "INSERT OR IGNORE INTO schedules (name, at, event) VALUES (?1, ?2, ?3)",
+                // A fired schedule is gone in AWS (ActionAfterCompletion: DELETE): its name is
+                // free, and taking it again makes a new schedule.
+                "INSERT INTO schedules (name, at, event) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET at = excluded.at, event = excluded.event, fired = 0
+                 WHERE schedules.fired = 1",
                 params![name, at_ms, event.to_string()],
             )
             .map(|n| n == 1)

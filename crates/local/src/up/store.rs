@@ -131,6 +131,17 @@ impl DueIndex for LocalStore {
         limit: usize,
         after: Option<DueCursor>,
     ) -> Result<DuePage, PortError> {
+        self.due_between(Timestamp::MIN, until, limit, after).await
+    }
+
+    async fn due_between(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+        after: Option<DueCursor>,
+    ) -> Result<DuePage, PortError> {
+        let since = since.as_millisecond();
         let limit = limit.max(1);
         let after = after.map(|c| (c.due_at.as_millisecond(), c.record_id.to_string()));
         let now = self.now_s();
@@ -138,7 +149,9 @@ impl DueIndex for LocalStore {
         let rows = self
             .shared
             .db
-            .run_early(move |db| db.due_orders(until.as_millisecond(), after, now, limit + 1))
+            .run_early(move |db| {
+                db.due_orders(since, until.as_millisecond(), after, now, limit + 1)
+            })
             .await
             .map_err(port(WHAT))?;
         let more = rows.len() > limit;
