@@ -33,7 +33,7 @@ use aws_sdk_dynamodb::types::{
 use energy_core::lifecycle::{Expected, OrderRecord};
 use energy_core::order::RecordId;
 use energy_core::ports::{
-    DueCursor, DueIndex, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced,
+    DueCursor, DueIndex, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced, SweepClaims,
 };
 use jiff::Timestamp;
 
@@ -423,7 +423,10 @@ impl DueIndex for DynamoOrderStore {
             .and_then(|_| items.last().map(DueCursor::from));
         Ok(DuePage { items, next })
     }
+}
 
+#[async_trait]
+impl SweepClaims for DynamoOrderStore {
     async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
         let update = self
             .client

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use energy_core::ports::{
-    Clock, DueIndex, EventPublisher, Notifier, OrderStore, ResultStore, RetryScheduler, SystemClock,
+    Clock, DueIndex, EventPublisher, Notifier, OrderStore, ResultStore, RetryScheduler,
+    SweepClaims, SystemClock,
 };
 use energy_core::retry::RetryPolicy;
 use jiff::SignedDuration;
@@ -51,8 +52,18 @@ impl Wiring {
         )))
     }
 
-    /// The orders table's due index (`ORDERS_TABLE`): the sweeper's Query and claim.
+    /// The orders table's due index (`ORDERS_TABLE`), to read: a round of checks' Query.
     pub fn due_index(&self) -> Result<Arc<dyn DueIndex>, ConfigError> {
+        let table = self.env.required("ORDERS_TABLE")?;
+        Ok(Arc::new(DynamoOrderStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            table,
+        )))
+    }
+
+    /// The orders table's due index (`ORDERS_TABLE`) with the sweeper's claim: its Query and
+    /// its UpdateItem.
+    pub fn sweep_index(&self) -> Result<Arc<dyn SweepClaims>, ConfigError> {
         let table = self.env.required("ORDERS_TABLE")?;
         Ok(Arc::new(DynamoOrderStore::new(
             aws_sdk_dynamodb::Client::new(&self.sdk),

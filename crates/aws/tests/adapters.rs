@@ -21,7 +21,7 @@ use energy_core::lifecycle::{OrderRecord, OrderState, Transition};
 use energy_core::order::{Order, RecordId};
 use energy_core::ports::{
     DueIndex, EventPublisher, Inserted, Notification, Notifier, OrderStore, Replaced, ResultStore,
-    RetryScheduler, Scheduled,
+    RetryScheduler, Scheduled, SweepClaims,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;

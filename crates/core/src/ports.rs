@@ -129,9 +129,9 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<Replaced, PortError>;
 }
 
-/// The sparse index of orders by when their next step is due: what the sweeper reads (a
-/// DynamoDB `Query` on the `due` index) and the one thing it writes (its claim, an `UpdateItem`
-/// of the index attributes). A capability of its own, so the sweeper cannot touch a record.
+/// The sparse index of orders by when their next step is due: what the sweeper and a round of
+/// checks read (a DynamoDB `Query` on the `due` index). A capability of its own, so the sweeper
+/// cannot touch a record.
 #[async_trait]
 pub trait DueIndex: Send + Sync {
     /// Records whose `due_at` is at or before `until`, earliest first, through an index: never
@@ -142,11 +142,6 @@ pub trait DueIndex: Send + Sync {
         limit: usize,
         after: Option<DueCursor>,
     ) -> Result<DuePage, PortError>;
-    /// The sweeper's claim on a re-send: moves the order's place in the due index from
-    /// `seen.due_at` to `next` and counts the sweep, on condition that the index still holds
-    /// `seen.due_at` (no handler wrote the order since, no other sweep claimed it). The stored
-    /// record itself is unchanged. False: someone else moved it first.
-    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError>;
     /// Records whose `due_at` is after `since` and at or before `until` (a round of checks'
     /// window), earliest first. By default through [`DueIndex::due`], skipping what is not
     /// after `since`; an index that can start there should.
@@ -168,6 +163,17 @@ pub trait DueIndex: Send + Sync {
             after = page.next;
         }
     }
+}
+
+/// The due index with the one thing the sweeper writes: its claim (an `UpdateItem` of the
+/// index attributes). Only the sweeper has it.
+#[async_trait]
+pub trait SweepClaims: DueIndex {
+    /// The sweeper's claim on a re-send: moves the order's place in the due index from
+    /// `seen.due_at` to `next` and counts the sweep, on condition that the index still holds
+    /// `seen.due_at` (no handler wrote the order since, no other sweep claimed it). The stored
+    /// record itself is unchanged. False: someone else moved it first.
+    async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError>;
 }
 
 /// When the answers of a batch insert hold a conflict, turns every `New` into `Withheld` (a

@@ -11,8 +11,8 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use energy_core::calendar::MarketRules;
 use energy_core::handler::{Event, EventHandler, HandlerError};
 use energy_core::ports::{
-    AuctionPlatform, Clock, DueIndex, EventPublisher, Notifier, OrderStore, ResultStore,
-    RetryScheduler, Retryable,
+    AuctionPlatform, Clock, EventPublisher, Notifier, OrderStore, ResultStore, RetryScheduler,
+    Retryable, SweepClaims,
 };
 use energy_core::retry::RetryPolicy;
 use evaluate_order::EvaluateOrder;
@@ -32,7 +32,7 @@ pub struct Adapters {
     pub clock: Arc<dyn Clock>,
     pub orders: Arc<dyn OrderStore>,
     /// The orders' due index (the same table as `orders`).
-    pub due: Arc<dyn DueIndex>,
+    pub due: Arc<dyn SweepClaims>,
     pub bus: Arc<dyn EventPublisher>,
     pub scheduler: Arc<dyn RetryScheduler>,
     pub results: Arc<dyn ResultStore>,

@@ -7,7 +7,7 @@ mod common;
 mod up;
 
 use common::*;
-use energy_core::ports::{DueIndex, DueOrder, OrderStore};
+use energy_core::ports::{DueOrder, OrderStore, SweepClaims};
 use energy_local::handlers::api_request_with;
 use serde_json::{Value, json};
 

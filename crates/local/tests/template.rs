@@ -321,10 +321,8 @@ const FUNCTION_SDK_CALLS: [(&str, &[Call]); 5] = [
             ("dynamodb", "GetItem", None),
             ("dynamodb", "PutItem", None),
             ("dynamodb", "TransactWriteItems", None),
-            // The due index, where a round of checks finds its orders (Query); the port's
-            // claim (UpdateItem) is the sweeper's, and allows nothing PutItem does not.
+            // The due index, where a round of checks finds its orders.
             ("dynamodb", "Query", None),
-            ("dynamodb", "UpdateItem", None),
             ("eventbridge", "PutEvents", None),
             ("scheduler", "CreateSchedule", None),
             // The platform's API key, read only when PLATFORM_API_KEY_SECRET_ARN is set.
@@ -368,7 +366,7 @@ type Port = (
     &'static str,
     &'static [(&'static str, &'static str)],
 );
-const PORTS: [Port; 6] = [
+const PORTS: [Port; 7] = [
     (
         "orders",
         "dynamodb.rs",
@@ -381,6 +379,12 @@ const PORTS: [Port; 6] = [
     ),
     (
         "due_index",
+        "dynamodb.rs",
+        "DynamoOrderStore",
+        &[("dynamodb", "Query")],
+    ),
+    (
+        "sweep_index",
         "dynamodb.rs",
         "DynamoOrderStore",
         &[("dynamodb", "Query"), ("dynamodb", "UpdateItem")],
@@ -1466,12 +1470,19 @@ fn the_sdk_call_table_is_what_the_code_calls() {
         assert_eq!(found, wanted, "{file}");
         in_code.extend(found.into_iter().map(|op| (sdk.to_string(), op)));
     }
-    // PORTS[0] is the orders port, PORTS[1] the due index: both on DynamoOrderStore.
+    // PORTS[0] is the orders port, PORTS[1] the due index, PORTS[2] the due index with the
+    // sweeper's claim: all on DynamoOrderStore.
     let dynamodb = std::fs::read_to_string(src.join("dynamodb.rs")).unwrap();
     let due = block_after(&dynamodb, "impl DueIndex for DynamoOrderStore");
     assert_eq!(sdk_operations(due), ops(PORTS[1].3), "the DueIndex adapter");
+    let claims = block_after(&dynamodb, "impl SweepClaims for DynamoOrderStore");
+    let with_claims: BTreeSet<String> = sdk_operations(due)
+        .union(&sdk_operations(claims))
+        .cloned()
+        .collect();
+    assert_eq!(with_claims, ops(PORTS[2].3), "the SweepClaims adapter");
     assert_eq!(
-        sdk_operations(&dynamodb.replace(due, "")),
+        sdk_operations(&dynamodb.replace(due, "").replace(claims, "")),
         ops(PORTS[0].3),
         "the OrderStore adapter"
     );

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use energy_core::events::{DomainEvent, OrderEvaluationDue, Trigger};
 use energy_core::handler::{Event, EventHandler, HandlerError};
-use energy_core::ports::{Clock, DueIndex, EventPublisher};
+use energy_core::ports::{Clock, EventPublisher, SweepClaims};
 use jiff::{SignedDuration, Timestamp};
 
 #[derive(Debug, Clone)]
@@ -100,7 +100,7 @@ impl std::fmt::Display for Report {
 /// never a record) and the bus (and the clock).
 pub struct SweepPending {
     pub clock: Arc<dyn Clock>,
-    pub due: Arc<dyn DueIndex>,
+    pub due: Arc<dyn SweepClaims>,
     pub bus: Arc<dyn EventPublisher>,
     pub config: Config,
 }

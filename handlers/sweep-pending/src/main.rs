@@ -18,7 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .map_err(startup_error)?;
     let handler = SweepPending {
         clock: wiring.clock(),
-        due: wiring.due_index().map_err(startup_error)?,
+        due: wiring.sweep_index().map_err(startup_error)?,
         bus: wiring.bus().map_err(startup_error)?,
         config: Config {
             grace: SignedDuration::from_secs(grace),

@@ -214,7 +214,10 @@ impl energy_core::ports::DueIndex for StaleIndex {
             None => self.inner.due(until, limit, after).await,
         }
     }
+}
 
+#[async_trait::async_trait]
+impl energy_core::ports::SweepClaims for StaleIndex {
     async fn claim_sweep(
         &self,
         seen: &energy_core::ports::DueOrder,

@@ -10,7 +10,7 @@ use super::lock;
 use crate::lifecycle::{Expected, OrderRecord};
 use crate::order::RecordId;
 use crate::ports::{
-    DueCursor, DueIndex, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced,
+    DueCursor, DueIndex, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced, SweepClaims,
 };
 
 #[derive(Default)]
@@ -155,6 +155,10 @@ impl DueIndex for InMemoryOrderStore {
         }
         Ok(DuePage { items, next })
     }
+}
+
+#[async_trait]
+impl SweepClaims for InMemoryOrderStore {
     async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
         let mut inner = lock(&self.inner);
         let id = &seen.record_id;

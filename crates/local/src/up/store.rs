@@ -7,7 +7,7 @@ use energy_core::lifecycle::{Expected, OrderRecord};
 use energy_core::order::RecordId;
 use energy_core::ports::{
     Clock, DueCursor, DueIndex, DueOrder, DuePage, Inserted, OrderStore, PortError, Replaced,
-    conflicts,
+    SweepClaims, conflicts,
 };
 use jiff::Timestamp;
 
@@ -178,7 +178,10 @@ impl DueIndex for LocalStore {
         };
         Ok(DuePage { items, next })
     }
+}
 
+#[async_trait]
+impl SweepClaims for LocalStore {
     async fn claim_sweep(&self, seen: &DueOrder, next: Timestamp) -> Result<bool, PortError> {
         let (id, seen_ms) = (seen.record_id.to_string(), seen.due_at.as_millisecond());
         self.shared
