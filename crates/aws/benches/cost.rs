@@ -1,9 +1,9 @@
 //! Cost per million orders on AWS, from counted calls.
 //!
 //! Runs N orders through the whole flow on the AWS adapters against moto, as
-//! `tests/flow.rs` does: submit-order → evaluate-order (hand-over, then each check when its
-//! one-time schedule fires; the firing is simulated as Scheduler would do it, a PutEvents of the
-//! schedule's input) → store-result or notify-slack. Every SDK client a handler is wired with
+//! `tests/flow.rs` does: submit-order → evaluate-order (hand-over, then each round of checks
+//! when its one-time schedule fires; the firing is simulated as Scheduler would do it, a
+//! PutEvents of the schedule's input) → store-result or notify-slack. Every SDK client a handler is wired with
 //! carries an interceptor ([`meter::Tap`]) that counts calls and reads the bodies for billable
 //! units; each invocation is timed and its log output measured. Then it prices the usage from
 //! `bench/prices-eu-west-1.json`, per service and per million orders, beside the seed's design

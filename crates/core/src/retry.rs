@@ -121,35 +121,9 @@ pub fn round_name(round: Timestamp) -> String {
     format!("checks-{}", round.strftime("%Y%m%dT%H%M%S"))
 }
 
-/// The one-time schedule for check `attempt` of an order: `<record_id>-<attempt>`.
-///
-/// EventBridge Scheduler names allow `[0-9A-Za-z_.-]` and 64 characters; record ids may hold `:`
-/// and be 64 long. Such ids get a readable prefix and a hash of the full id, still deterministic,
-/// so two deliveries of one event can never create two schedules.
 /// `at(2026-11-28T11:45:26)`, in UTC (Scheduler's resolution is a second).
 pub fn at_expression(at: Timestamp) -> String {
     format!("at({})", at.strftime("%Y-%m-%dT%H:%M:%S"))
-}
-
-pub fn schedule_name(record_id: &RecordId, attempt: u32) -> String {
-    let id = record_id.as_str();
-    let suffix = format!("-{attempt}");
-    let fits = id.len() + suffix.len() <= 64;
-    if fits
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        return format!("{id}{suffix}");
-    }
-    let hash = format!("{:016x}", fnv1a64(id.as_bytes()));
-    let room = 64 - suffix.len() - hash.len() - 1;
-    let prefix: String = id
-        .chars()
-        .map(|c| if c == ':' { '_' } else { c })
-        .take(room)
-        .collect();
-    format!("{prefix}-{hash}{suffix}")
 }
 
 #[cfg(test)]
@@ -208,10 +182,17 @@ mod tests {
             assert_eq!(check_round(t(at)), t(round), "{at}");
         }
         assert_eq!(check_round(Timestamp::MAX), Timestamp::MAX);
-        assert_eq!(
-            round_name(t("2026-01-14T11:45:10Z")),
-            "checks-20260114T114510"
-        );
+        let name = round_name(t("2026-01-14T11:45:10Z"));
+        assert_eq!(name, "checks-20260114T114510");
+        // Scheduler's names: `[0-9A-Za-z_.-]`, at most 64 characters, whatever the year.
+        for n in [name, round_name(Timestamp::MAX), round_name(Timestamp::MIN)] {
+            assert!(
+                n.len() <= 64
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')),
+                "{n}"
+            );
+        }
         // Thirty seconds of spread after one publication: three rounds, three schedules.
         let p = RetryPolicy::default();
         let publication = t("2026-01-14T11:45:00Z");
@@ -220,23 +201,6 @@ mod tests {
             .map(|i| check_round(p.check_at(now, Some(publication), &id(&format!("o-{i}")), 1)))
             .collect();
         assert!(rounds.len() <= 4, "{rounds:?}");
-    }
-
-    #[test]
-    fn schedule_names_are_valid_and_distinct() {
-        assert_eq!(schedule_name(&id("o-1"), 2), "o-1-2");
-        let colon = schedule_name(&id("desk:o-1"), 2);
-        let underscore = schedule_name(&id("desk_o-1"), 2);
-        assert_ne!(colon, underscore);
-        let long = schedule_name(&id(&"x".repeat(64)), 12);
-        assert!(long.len() <= 64, "{long}");
-        for n in [colon, underscore, long] {
-            assert!(
-                n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')),
-                "{n}"
-            );
-        }
     }
 
     /// The jitter is a pure function of the order and the check: these instants are what a
@@ -288,22 +252,6 @@ mod tests {
         if d.subsec_nanos() == 0 {
             assert_eq!(p.check_at(whole, None, &id("o-1"), 2), whole + d);
         }
-    }
-
-    #[test]
-    fn a_long_or_colon_id_fills_the_schedule_name_to_64_characters() {
-        let long = schedule_name(&id(&"x".repeat(64)), 12);
-        assert_eq!(long.len(), 64, "{long}");
-        assert!(long.ends_with("-12"), "{long}");
-        let colon = schedule_name(&id("desk:o-1"), 7);
-        assert!(
-            colon.starts_with("desk_o-1-") && colon.ends_with("-7"),
-            "{colon}"
-        );
-        assert_eq!(colon.len(), "desk_o-1".len() + 1 + 16 + 2);
-        // Just fits: kept as is.
-        let fits = "y".repeat(62);
-        assert_eq!(schedule_name(&id(&fits), 9), format!("{fits}-9"));
     }
 
     #[test]

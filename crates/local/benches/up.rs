@@ -5,9 +5,9 @@
 //!
 //! `cargo bench -p energy-local --bench up [-- --orders N --speed S --concurrency C --clients K]`
 //!
-//! Also prints what the safety nets did: result checks by trigger (sweep-triggered ones should be
-//! a small fraction of the orders), failed orders by reason, deliveries still queued once every
-//! order is final, and the database's size.
+//! Also prints the rounds of checks and what the safety nets did: result checks of one order by
+//! trigger (sweep-triggered ones should be a small fraction of the orders), failed orders by
+//! reason, deliveries still queued once every order is final, and the database's size.
 
 #[path = "../tests/common/up.rs"]
 mod up;
@@ -294,7 +294,26 @@ async fn main() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    println!("result checks by trigger: {}", checks.join(", "));
+    println!(
+        "result checks of one order by trigger: {}",
+        if checks.is_empty() {
+            "none".to_string()
+        } else {
+            checks.join(", ")
+        }
+    );
+    let (rounds, continued): (i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), COUNT(json_extract(body, '$.detail.after')) FROM events
+             WHERE detail_type = 'OrderChecksDue'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    println!(
+        "rounds of checks: {} (schedules fired), and {continued} continuations of a round",
+        rounds - continued
+    );
     let swept: i64 = db
         .query_row(
             "SELECT COUNT(*) FROM events WHERE detail_type = 'OrderEvaluationDue'

@@ -81,7 +81,11 @@ async fn after_max_attempts_the_order_fails_with_results_timeout_and_one_slack_m
     assert_eq!(failed[0]["detail"]["attempts"], max);
     assert_eq!(s.notifier.sent().len(), 1);
     assert!(s.notifier.sent()[0].text.contains("t-1"));
-    assert_eq!(s.scheduler.created() as u32, max, "one schedule per check");
+    assert_eq!(
+        s.scheduler.created() as u32,
+        max,
+        "one round per check of the one order"
+    );
 }
 
 #[tokio::test]
