@@ -414,16 +414,7 @@ async fn raw(addr: &str, request: Vec<u8>, half_close: bool, wait: Duration) -> 
 
 /// `METHOD target HTTP/1.1` with Host and `Connection: close`, then `headers`, then `body`.
 fn request(method: &str, target: &str, headers: &[String], body: &[u8]) -> Vec<u8> {
-    let mut head =
-        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for h in headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
+    request_to("127.0.0.1", method, target, headers, body)
 }
 
 fn json_post(body: &[u8]) -> Vec<u8> {
