@@ -1731,7 +1731,7 @@ fn rule_value(v: &Value, params: &BTreeMap<String, Value>) -> Value {
         return json!(a.iter().all(|x| *x == json!(true)));
     }
     if let Some(a) = args("Fn::Or") {
-        return json!(a.iter().any(|x| *x == json!(true)));
+        return json!(a.contains(&json!(true)));
     }
     if let Some(a) = args("Fn::EachMemberEquals") {
         let list: Vec<String> = match &a[0] {
