@@ -98,7 +98,7 @@ impl Default for Config {
 }
 
 /// What a round of checks did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Round {
     pub due_by: Timestamp,
     /// Orders checked, whatever each check found.
@@ -109,18 +109,6 @@ pub struct Round {
     pub failed: usize,
     /// The round goes on in another invocation.
     pub continued: bool,
-}
-
-impl Default for Round {
-    fn default() -> Self {
-        Round {
-            due_by: Timestamp::UNIX_EPOCH,
-            checked: 0,
-            passed: 0,
-            failed: 0,
-            continued: false,
-        }
-    }
 }
 
 impl Round {
@@ -257,10 +245,7 @@ impl EventHandler for EvaluateOrder {
                 Ok(Outcome::Ignored(format!(
                     "check {} is not due until {}",
                     record.attempt,
-                    record
-                        .due_at
-                        .map(market_time)
-                        .map_or(String::new(), |t| t.to_string())
+                    record.due_at.map(market_time).unwrap_or_default()
                 )))
             }
             OrderState::Pending => self.check(record, now).await,

@@ -395,12 +395,10 @@ impl AwsApi {
     /// A schedule as GetSchedule answers it.
     fn schedule(&self, name: &str, at_ms: i64, event: &str) -> Value {
         let at = Timestamp::from_millisecond(at_ms).unwrap_or(self.started);
-        // A round of checks; a schedule made before rounds holds one order's check.
-        let detail_type = if event.contains("\"due_by\"") {
-            "OrderChecksDue"
-        } else {
-            "OrderEvaluationDue"
-        };
+        let detail_type = serde_json::from_str(event)
+            .ok()
+            .and_then(|d| crate::up::scheduler::stored_event(&d).ok())
+            .map_or("OrderEvaluationDue", |e| e.detail_type());
         json!({
             "ActionAfterCompletion": "DELETE",
             "Arn": format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{}/{name}", self.group()),

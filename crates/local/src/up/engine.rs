@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use energy_core::events::{DetailType, DomainEvent};
 use energy_core::ports::Clock;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -374,13 +373,7 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             .db
             .run_early(move |db| {
                 // A stored detail that no longer reads is not an event: it goes nowhere, loudly.
-                // A round of checks; a schedule made before rounds holds one order's check.
-                let read = |detail: &Value| {
-                    DomainEvent::parse(DetailType::ChecksDue.name(), detail.clone()).or_else(|_| {
-                        DomainEvent::parse(DetailType::EvaluationDue.name(), detail.clone())
-                    })
-                };
-                let wrap = |detail: &Value| match read(detail) {
+                let wrap = |detail: &Value| match crate::up::scheduler::stored_event(detail) {
                     Ok(event) => {
                         let envelope = s.wrap(&event);
                         let routes = s.routes(&envelope);

@@ -4,11 +4,18 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use energy_core::events::{DomainEvent, OrderChecksDue};
+use energy_core::events::{DetailType, DomainEvent, EventError, OrderChecksDue};
 use energy_core::ports::{PortError, RetryScheduler, Scheduled};
 use jiff::Timestamp;
 
 use crate::up::shared::{Shared, port};
+
+/// The event a stored schedule puts on the bus: a round of checks, or, for a schedule made
+/// before rounds, one order's check.
+pub fn stored_event(detail: &serde_json::Value) -> Result<DomainEvent, EventError> {
+    DomainEvent::parse(DetailType::ChecksDue.name(), detail.clone())
+        .or_else(|_| DomainEvent::parse(DetailType::EvaluationDue.name(), detail.clone()))
+}
 
 pub struct LocalScheduler {
     pub shared: Arc<Shared>,

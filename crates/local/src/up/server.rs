@@ -160,10 +160,9 @@ fn is_loopback_authority(authority: &str) -> bool {
             Some((host, port)) => (host, port),
             None => return false,
         },
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, &authority[host.len()..][..port.len() + 1]),
-            None => (authority, ""),
-        },
+        None => authority
+            .find(':')
+            .map_or((authority, ""), |i| authority.split_at(i)),
     };
     let port_ok = port.is_empty()
         || port.strip_prefix(':').is_some_and(|p| {
