@@ -94,6 +94,9 @@ fn dollars(x: f64) -> String {
     }
 }
 
+/// Events of the flow no desk subscribes to: a round of checks, the sweeper's nudge.
+const INTERNAL_EVENTS: &[&str] = &["OrderChecksDue", "OrderEvaluationDue"];
+
 pub fn print(run: &Run, deploy: &Deployment, prices: &Prices) -> Fallible<()> {
     let s = &run.settings;
     let n = s.orders as f64;
@@ -356,6 +359,33 @@ pub fn print(run: &Run, deploy: &Deployment, prices: &Prices) -> Fallible<()> {
         } else {
             "NOT met"
         }
+    );
+
+    // What the published contract alone costs, whatever the implementation: a request per POST,
+    // every event the desk can subscribe to (not the rounds' internal `OrderChecksDue` nor the
+    // sweeper's `OrderEvaluationDue`), a result object per accepted order.
+    let desk_events = run
+        .delivered
+        .iter()
+        .filter(|(t, _)| !INTERNAL_EVENTS.contains(&t.as_str()))
+        .map(|(_, c)| *c)
+        .sum::<u64>() as f64
+        / n;
+    let contract = 1e6
+        * (run.posts as f64 / n * prices.get("apigw_http_request")?.each()
+            + desk_events * prices.get("eventbridge_custom_event")?.each()
+            + measured.s3_puts * prices.get("s3_put")?.each());
+    println!(
+        "of which the published contract: {} (an API request per {} orders, {:.2} events the desk can subscribe to and {:.2} result objects an order); the implementation (state, compute, logs, tracing, rounds): {}",
+        dollars(contract),
+        s.batch,
+        desk_events,
+        measured.s3_puts,
+        dollars(energy_total - contract)
+    );
+    println!(
+        "  at this contract the goal leaves {} per million orders for the implementation",
+        dollars(10.0 - contract)
     );
 
     // The Lambda duration had every AWS call taken AWS_CALL_MS instead of moto's time.
