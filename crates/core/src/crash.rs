@@ -42,7 +42,7 @@ pub const SUBMIT_AFTER_INSERT: &str = "submit-order.after-insert";
 pub const EVALUATE_AFTER_SUBMIT: &str = "evaluate-order.after-submit";
 /// evaluate-order: the check is scheduled, the order has not moved.
 pub const EVALUATE_AFTER_SCHEDULE: &str = "evaluate-order.after-schedule";
-/// evaluate-order: `OrderPreliminaryResult` is published, the order does not keep the change yet.
+/// evaluate-order: the order keeps a new or withdrawn preliminary result, not yet announced.
 pub const EVALUATE_AFTER_PRELIMINARY: &str = "evaluate-order.after-preliminary";
 /// evaluate-order: the order is READY, `OrderReady` is not published yet.
 pub const EVALUATE_AFTER_READY: &str = "evaluate-order.after-ready";

@@ -301,7 +301,7 @@ crash_tests! {
     a_crash_after_the_insert_before_order_submitted: crash::SUBMIT_AFTER_INSERT;
     a_crash_after_the_platform_took_the_order: crash::EVALUATE_AFTER_SUBMIT;
     a_crash_after_the_check_was_scheduled: crash::EVALUATE_AFTER_SCHEDULE;
-    a_crash_after_a_preliminary_result_was_told: crash::EVALUATE_AFTER_PRELIMINARY;
+    a_crash_after_a_preliminary_result_was_kept: crash::EVALUATE_AFTER_PRELIMINARY;
     a_crash_after_ready_before_order_ready: crash::EVALUATE_AFTER_READY;
     a_crash_after_the_platform_withdrew_the_order: crash::EVALUATE_AFTER_WITHDRAW;
     a_crash_after_order_cancelled_was_published: crash::EVALUATE_AFTER_CANCELLED;

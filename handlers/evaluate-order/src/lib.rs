@@ -401,26 +401,13 @@ impl EvaluateOrder {
             return Ok(moved.or_lost(Outcome::Retrying { attempt: next, at }, Outcome::LostRace));
         };
         let withdrawn = change == PreliminaryChange::Withdrawn;
-        // Told first, then kept as told, in one write: the desk hears of the change before the
-        // order records it, so a crash or a lost write in between makes the next check tell
-        // it again (at least once), never a change kept but untold.
         let t = Transition::Preliminary { change, due_at: at };
         let kept = record.apply(t, now).map_err(TransitionError::from)?;
-        let Some(preliminary) = kept.unannounced_preliminary() else {
-            return Err(HandlerError::Inconsistent(format!(
-                "order {}: a preliminary change kept as already told",
-                record.order.record_id
-            )));
-        };
-        let event = OrderPreliminaryResult::from_record(&kept, preliminary);
-        self.bus
-            .publish(&[DomainEvent::PreliminaryResult(event)])
-            .await?;
+        if self.orders.replace(&kept, record.expected()).await? == Replaced::Conflict {
+            return Ok(Outcome::LostRace);
+        }
         crash::point(crash::EVALUATE_AFTER_PRELIMINARY);
-        let told = kept
-            .apply(Transition::PreliminaryAnnounced, now)
-            .map_err(TransitionError::from)?;
-        if self.orders.replace(&told, record.expected()).await? == Replaced::Conflict {
+        if self.announce_preliminary(kept, now).await?.is_none() {
             return Ok(Outcome::LostRace);
         }
         Ok(Outcome::Preliminary {
