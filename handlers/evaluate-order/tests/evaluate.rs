@@ -823,6 +823,65 @@ async fn a_crash_between_keeping_a_preliminary_result_and_telling_it_is_made_goo
     );
 }
 
+/// A crash in the middle of the preliminary step, then the platform withdraws the result before
+/// the next check: the desk still hears it published, then withdrawn, and the order keeps it.
+/// (Telling first and keeping after, in one write, lost the withdrawal: the next check found
+/// nothing kept to withdraw.)
+#[tokio::test]
+async fn a_crash_at_the_preliminary_step_then_a_withdrawal_tells_both() {
+    let f = fixture();
+    let r = fixtures::pending("pre-5", 1, at(PUBLICATION));
+    f.orders.insert(&r).await.unwrap();
+    let first = result_at(&r, 9_000, PUBLICATION);
+    let later = at("2026-01-14T13:40:00Z");
+    script(
+        &f,
+        vec![
+            preliminary_answer(&first),
+            ResultsStatus::NotYet {
+                expected_publication: Some(later),
+            },
+        ],
+    );
+    energy_core::crash::arm(energy_core::crash::EVALUATE_AFTER_PRELIMINARY);
+    f.clock.set(at(PUBLICATION));
+    let handler = EvaluateOrder {
+        clock: f.clock.clone(),
+        orders: f.orders.clone(),
+        due: f.orders.clone(),
+        bus: f.bus.clone(),
+        scheduler: f.scheduler.clone(),
+        platform: f.platform.clone(),
+        config: Config::default(),
+    };
+    let delivery = event(&due("pre-5", 1), at(PUBLICATION));
+    let crashed = tokio::spawn(async move { handler.handle(delivery).await }).await;
+    assert!(
+        crashed.is_err_and(|e| e.is_panic()),
+        "the armed point stops the handler"
+    );
+    run_check(&f, "pre-5", FINAL).await;
+    let told: Vec<String> = f
+        .bus
+        .of_type("OrderPreliminaryResult")
+        .iter()
+        .map(|e| {
+            e["detail"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        told.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["PUBLISHED", "WITHDRAWN"],
+        "published, then withdrawn"
+    );
+    let kept = record(&f, "pre-5").await.preliminary.expect("kept");
+    assert_eq!(kept.result, first);
+    assert!(kept.withdrawn_at.is_some());
+}
+
 #[tokio::test]
 async fn an_amended_order_has_every_check_for_its_new_body() {
     let f = fixture();
