@@ -94,7 +94,7 @@ fn dollars(x: f64) -> String {
     }
 }
 
-/// Events of the flow no desk subscribes to: a round of checks, the sweeper's nudge.
+/// Events that pace the checks rather than tell of an order's step: a round of checks, the sweeper's nudge.
 const INTERNAL_EVENTS: &[&str] = &["OrderChecksDue", "OrderEvaluationDue"];
 
 pub fn print(run: &Run, deploy: &Deployment, prices: &Prices) -> Fallible<()> {
@@ -361,9 +361,11 @@ pub fn print(run: &Run, deploy: &Deployment, prices: &Prices) -> Fallible<()> {
         }
     );
 
-    // What the published contract alone costs, whatever the implementation: a request per POST,
-    // every event the desk can subscribe to (not the rounds' internal `OrderChecksDue` nor the
-    // sweeper's `OrderEvaluationDue`), a result object per accepted order.
+    // What the published flow costs before any state or compute: a request per POST, an event
+    // for each step of an order's life (`OrderSubmitted`, `OrderReady`, ...: each both a hand-over
+    // between handlers and an event a desk may subscribe to; not the rounds' `OrderChecksDue` nor
+    // the sweeper's `OrderEvaluationDue`, which pace the checks), a result object per stored
+    // order. Counted from the events delivered in the run (no duplicates occur in it).
     let desk_events = run
         .delivered
         .iter()
@@ -376,7 +378,7 @@ pub fn print(run: &Run, deploy: &Deployment, prices: &Prices) -> Fallible<()> {
             + desk_events * prices.get("eventbridge_custom_event")?.each()
             + measured.s3_puts * prices.get("s3_put")?.each());
     println!(
-        "of which the published contract: {} (an API request per {} orders, {:.2} events the desk can subscribe to and {:.2} result objects an order); the implementation (state, compute, logs, tracing, rounds): {}",
+        "of which the published flow: {} (an API request per POST of {} order(s), {:.2} events of an order's life and {:.2} result objects an order); the rest (state, compute, logs, tracing, rounds): {}",
         dollars(contract),
         s.batch,
         desk_events,
@@ -384,7 +386,7 @@ pub fn print(run: &Run, deploy: &Deployment, prices: &Prices) -> Fallible<()> {
         dollars(energy_total - contract)
     );
     println!(
-        "  at this contract the goal leaves {} per million orders for the implementation",
+        "  with this flow the goal leaves {} per million orders for the rest",
         dollars(10.0 - contract)
     );
 
