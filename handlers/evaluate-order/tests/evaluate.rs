@@ -780,17 +780,9 @@ async fn a_final_result_that_never_follows_the_preliminary_one_fails_as_a_timeou
     assert_eq!(f.bus.of_type("OrderReady").len(), 0);
 }
 
-#[tokio::test]
-async fn a_crash_between_keeping_a_preliminary_result_and_telling_it_is_made_good_by_the_next_check()
- {
-    let f = fixture();
-    let r = fixtures::pending("pre-4", 1, at(PUBLICATION));
-    f.orders.insert(&r).await.unwrap();
-    let first = result_at(&r, 9_000, PUBLICATION);
-    script(
-        &f,
-        vec![preliminary_answer(&first), preliminary_answer(&first)],
-    );
+/// Checks `id` at the preliminary publication with the crash point after the preliminary step
+/// armed: the handler stops there, as a killed process would.
+async fn crash_at_the_preliminary_step(f: &Fixture, id: &str) {
     energy_core::crash::arm(energy_core::crash::EVALUATE_AFTER_PRELIMINARY);
     f.clock.set(at(PUBLICATION));
     let handler = EvaluateOrder {
@@ -802,12 +794,26 @@ async fn a_crash_between_keeping_a_preliminary_result_and_telling_it_is_made_goo
         platform: f.platform.clone(),
         config: Config::default(),
     };
-    let delivery = event(&due("pre-4", 1), at(PUBLICATION));
+    let delivery = event(&due(id, 1), at(PUBLICATION));
     let crashed = tokio::spawn(async move { handler.handle(delivery).await }).await;
     assert!(
         crashed.is_err_and(|e| e.is_panic()),
         "the armed point stops the handler"
     );
+}
+
+#[tokio::test]
+async fn a_crash_between_keeping_a_preliminary_result_and_telling_it_is_made_good_by_the_next_check()
+ {
+    let f = fixture();
+    let r = fixtures::pending("pre-4", 1, at(PUBLICATION));
+    f.orders.insert(&r).await.unwrap();
+    let first = result_at(&r, 9_000, PUBLICATION);
+    script(
+        &f,
+        vec![preliminary_answer(&first), preliminary_answer(&first)],
+    );
+    crash_at_the_preliminary_step(&f, "pre-4").await;
     let kept = record(&f, "pre-4").await;
     assert!(kept.unannounced_preliminary().is_some());
     assert_eq!(f.bus.of_type("OrderPreliminaryResult").len(), 0);
@@ -843,23 +849,7 @@ async fn a_crash_at_the_preliminary_step_then_a_withdrawal_tells_both() {
             },
         ],
     );
-    energy_core::crash::arm(energy_core::crash::EVALUATE_AFTER_PRELIMINARY);
-    f.clock.set(at(PUBLICATION));
-    let handler = EvaluateOrder {
-        clock: f.clock.clone(),
-        orders: f.orders.clone(),
-        due: f.orders.clone(),
-        bus: f.bus.clone(),
-        scheduler: f.scheduler.clone(),
-        platform: f.platform.clone(),
-        config: Config::default(),
-    };
-    let delivery = event(&due("pre-5", 1), at(PUBLICATION));
-    let crashed = tokio::spawn(async move { handler.handle(delivery).await }).await;
-    assert!(
-        crashed.is_err_and(|e| e.is_panic()),
-        "the armed point stops the handler"
-    );
+    crash_at_the_preliminary_step(&f, "pre-5").await;
     run_check(&f, "pre-5", FINAL).await;
     let told: Vec<String> = f
         .bus
