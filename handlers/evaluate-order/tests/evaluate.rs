@@ -851,19 +851,14 @@ async fn a_crash_at_the_preliminary_step_then_a_withdrawal_tells_both() {
     );
     crash_at_the_preliminary_step(&f, "pre-5").await;
     run_check(&f, "pre-5", FINAL).await;
-    let told: Vec<String> = f
+    let told: Vec<serde_json::Value> = f
         .bus
         .of_type("OrderPreliminaryResult")
         .iter()
-        .map(|e| {
-            e["detail"]["status"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
+        .map(|e| e["detail"]["status"].clone())
         .collect();
     assert_eq!(
-        told.iter().map(String::as_str).collect::<Vec<_>>(),
+        told,
         ["PUBLISHED", "WITHDRAWN"],
         "published, then withdrawn"
     );

@@ -94,8 +94,9 @@ fn dollars(x: f64) -> String {
     }
 }
 
-/// Events that pace the checks rather than tell of an order's step: a round of checks, the sweeper's nudge.
-const INTERNAL_EVENTS: &[&str] = &["OrderChecksDue", "OrderEvaluationDue"];
+/// Events that pace the checks rather than tell of a step of an order's life: a round of checks,
+/// the sweeper's nudge.
+const PACING_EVENTS: &[&str] = &["OrderChecksDue", "OrderEvaluationDue"];
 
 pub fn print(run: &Run, deploy: &Deployment, prices: &Prices) -> Fallible<()> {
     let s = &run.settings;
@@ -366,28 +367,28 @@ pub fn print(run: &Run, deploy: &Deployment, prices: &Prices) -> Fallible<()> {
     // between handlers and an event a desk may subscribe to; not the rounds' `OrderChecksDue` nor
     // the sweeper's `OrderEvaluationDue`, which pace the checks), a result object per stored
     // order. Counted from the events delivered in the run (no duplicates occur in it).
-    let desk_events = run
+    let step_events = run
         .delivered
         .iter()
-        .filter(|(t, _)| !INTERNAL_EVENTS.contains(&t.as_str()))
+        .filter(|(t, _)| !PACING_EVENTS.contains(&t.as_str()))
         .map(|(_, c)| *c)
         .sum::<u64>() as f64
         / n;
-    let contract = 1e6
+    let flow = 1e6
         * (run.posts as f64 / n * prices.get("apigw_http_request")?.each()
-            + desk_events * prices.get("eventbridge_custom_event")?.each()
+            + step_events * prices.get("eventbridge_custom_event")?.each()
             + measured.s3_puts * prices.get("s3_put")?.each());
     println!(
         "of which the published flow: {} (an API request per POST of {} order(s), {:.2} events of an order's life and {:.2} result objects an order); the rest (state, compute, logs, tracing, rounds): {}",
-        dollars(contract),
+        dollars(flow),
         s.batch,
-        desk_events,
+        step_events,
         measured.s3_puts,
-        dollars(energy_total - contract)
+        dollars(energy_total - flow)
     );
     println!(
         "  with this flow the goal leaves {} per million orders for the rest",
-        dollars(10.0 - contract)
+        dollars(10.0 - flow)
     );
 
     // The Lambda duration had every AWS call taken AWS_CALL_MS instead of moto's time.
