@@ -6,12 +6,16 @@
 //!   sink) with its ratio to the engine's median;
 //! - for 1M steps, the whole `energy auction clear FILE` command on the same steps written to a
 //!   temporary file, once in id order and once shuffled: the median wall time of several runs
-//!   and its ratio to the engine's median on those steps, and the median peak memory
-//!   (`/usr/bin/time -f %M`, where there is one) and its ratio to the file's size. The command
-//!   is `$ENERGY_BIN`, or the release `energy` beside this bench (`cargo build --release -p
-//!   energy-local --bin energy` first; the case is skipped without one). `-- --keep-document`
-//!   keeps the files and prints their paths.
+//!   with its standard output going to `/dev/null` (as hyperfine times a command), the median
+//!   with its output read from a pipe (1 MiB at a time, so the reading takes no more of a
+//!   processor than it must), each with its ratio to the engine's median on those steps, and
+//!   the median peak memory of the piped runs (`/usr/bin/time -f %M`, where there is one) and
+//!   its ratio to the file's size. The two kinds of run alternate, after one run not counted.
+//!   The command is `$ENERGY_BIN`, or the release `energy` beside this bench (`cargo build
+//!   --release -p energy-local --bin energy` first; the case is skipped without one).
+//!   `-- --keep-document` keeps the files and prints their paths.
 
+use std::fs::File;
 use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -172,55 +176,74 @@ fn whole_command(bin: &Path, order: &str, engine: Duration, doc: &[u8], keep_doc
     let time = Path::new("/usr/bin/time");
     let time = time.exists().then_some(time);
     let runs = MILLION_RUNS;
-    let mut walls = Vec::with_capacity(runs);
+    let mut to_null = Vec::with_capacity(runs);
+    let mut piped = Vec::with_capacity(runs);
     let mut peaks = Vec::with_capacity(runs);
     // One run first, not counted: the file into the page cache, the binary loaded.
-    for run in 0..=runs {
-        match run_once(bin, &path, time) {
-            Ok((wall, peak)) if run > 0 => {
-                walls.push(wall);
+    if let Err(e) = run_once(bin, &path, Output::Null) {
+        println!("whole command: {} failed: {e}", bin.display());
+        done_with(&path, keep_document);
+        return;
+    }
+    for _ in 0..runs {
+        let run = run_once(bin, &path, Output::Null).and_then(|(wall, _)| {
+            to_null.push(wall);
+            run_once(bin, &path, Output::Pipe(time))
+        });
+        match run {
+            Ok((wall, peak)) => {
+                piped.push(wall);
                 peaks.extend(peak);
             }
-            Ok(_) => {}
             Err(e) => {
                 println!("whole command: {} failed: {e}", bin.display());
-                break;
+                done_with(&path, keep_document);
+                return;
             }
         }
     }
-    if !walls.is_empty() {
-        walls.sort();
-        peaks.sort_unstable();
+    to_null.sort();
+    piped.sort();
+    peaks.sort_unstable();
+    println!(
+        "1M steps {order}, one MTU: `{} auction clear {}` ({:.1} MiB)",
+        bin.display(),
+        path.display(),
+        size / MIB
+    );
+    println!(
+        "  engine (clear, in process)             {:>9.2} ms  median of {MILLION_RUNS}",
+        ms(engine)
+    );
+    for (how, walls) in [
+        ("stdout to /dev/null", &to_null),
+        ("stdout read from a pipe", &piped),
+    ] {
         let wall = walls[walls.len() / 2];
         println!(
-            "1M steps {order}, one MTU: `{} auction clear {}` ({:.1} MiB)",
-            bin.display(),
-            path.display(),
-            size / MIB
-        );
-        println!(
-            "  engine (clear, in process)     {:>9.2} ms  median of {MILLION_RUNS}",
-            ms(engine)
-        );
-        println!(
-            "  whole command                  {:>9.2} ms  median of {}   {:>6.2} × engine",
+            "  whole command, {how:<23} {:>9.2} ms  median of {}   {:>6.2} × engine",
             ms(wall),
             walls.len(),
             wall.as_secs_f64() / engine.as_secs_f64()
         );
-        match peaks.get(peaks.len() / 2) {
-            Some(&kib) => println!(
-                "  peak memory (max RSS)          {:>9.1} MiB median of {}   {:>6.2} × document",
-                kib as f64 * 1024.0 / MIB,
-                peaks.len(),
-                kib as f64 * 1024.0 / size
-            ),
-            None => println!("  peak memory: not measured (no /usr/bin/time)"),
-        }
     }
+    match peaks.get(peaks.len() / 2) {
+        Some(&kib) => println!(
+            "  peak memory (max RSS), piped runs      {:>9.1} MiB median of {}   {:>6.2} × document",
+            kib as f64 * 1024.0 / MIB,
+            peaks.len(),
+            kib as f64 * 1024.0 / size
+        ),
+        None => println!("  peak memory: not measured (no /usr/bin/time)"),
+    }
+    done_with(&path, keep_document);
+}
+
+/// Keeps or removes the document at the end of its case.
+fn done_with(path: &Path, keep_document: bool) {
     if keep_document {
         println!("  document kept: {}", path.display());
-    } else if let Err(e) = std::fs::remove_file(&path) {
+    } else if let Err(e) = std::fs::remove_file(path) {
         println!("  cannot remove {}: {e}", path.display());
     }
 }
@@ -247,9 +270,25 @@ fn write_document(path: &Path, doc: &[u8]) -> io::Result<()> {
     file.flush()
 }
 
-/// One run of `bin auction clear path` with its output read from a pipe and dropped: the wall
-/// time, and the peak memory in KiB when `time` measured it.
-fn run_once(bin: &Path, path: &Path, time: Option<&Path>) -> io::Result<(Duration, Option<u64>)> {
+/// Where a run's standard output goes.
+#[derive(Clone, Copy)]
+enum Output<'a> {
+    /// To `/dev/null`: the command alone, as hyperfine times it.
+    Null,
+    /// Into a pipe read here 1 MiB at a time, the command under `time` when there is one.
+    Pipe(Option<&'a Path>),
+}
+
+/// Bytes read from the pipe at a time.
+const READ_AT_ONCE: usize = 1 << 20;
+
+/// One run of `bin auction clear path`: the wall time, and the peak memory in KiB when `time`
+/// measured it.
+fn run_once(bin: &Path, path: &Path, output: Output) -> io::Result<(Duration, Option<u64>)> {
+    let time = match output {
+        Output::Pipe(time) => time,
+        Output::Null => None,
+    };
     let mut command = match time {
         Some(time) => {
             let mut c = Command::new(time);
@@ -258,18 +297,18 @@ fn run_once(bin: &Path, path: &Path, time: Option<&Path>) -> io::Result<(Duratio
         }
         None => Command::new(bin),
     };
+    let stdout = match output {
+        Output::Null => Stdio::from(File::create("/dev/null")?),
+        Output::Pipe(_) => Stdio::piped(),
+    };
     command
         .args(["auction", "clear"])
         .arg(path)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = command.spawn()?;
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| io::Error::other("no stdout"))?;
     let mut stderr = child
         .stderr
         .take()
@@ -278,7 +317,17 @@ fn run_once(bin: &Path, path: &Path, time: Option<&Path>) -> io::Result<(Duratio
         let mut text = String::new();
         stderr.read_to_string(&mut text).map(|_| text)
     });
-    io::copy(&mut stdout, &mut io::sink())?;
+    if let Some(mut stdout) = child.stdout.take() {
+        let mut buf = vec![0u8; READ_AT_ONCE];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     let status = child.wait()?;
     let wall = start.elapsed();
     let errors = errors
