@@ -7,34 +7,94 @@
 //! The writing thread keeps a write that waits (a pipe whose reader is behind) from holding up
 //! the formatting: with the two in one thread, a 138 MB result took as long again through a
 //! pipe as into `/dev/null`.
+//!
+//! The fills of a large MTU are formatted by two threads, in blocks of [`BLOCK`] fills, the
+//! even blocks on this thread and the odd ones on a second; the writing thread takes a block
+//! from each in turn, so the bytes come out in order. Formatting is most of what is left to do
+//! once the MTU is cleared, and out of id order most of it is waiting on memory for each step's
+//! fields, which two threads wait on side by side.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, channel, sync_channel};
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use energy_core::market::Side;
 use energy_core::money::{Lots, PriceCents};
 
-use super::{Curves, Mtu, Step};
+use super::{Curves, Mtu, SECOND_THREAD_FROM, Step};
 
 /// Bytes gathered before a write.
 const FLUSH_AT: usize = 256 << 10;
 
-/// Buffers formatted and not yet written, at most.
+/// Buffers formatted and not yet written, at most, from this thread and from each formatter
+/// of a large MTU's blocks.
 const IN_FLIGHT: usize = 4;
 
+/// Fills in a block of a large MTU: about 150 KB of text with short ids.
+const BLOCK: usize = 1024;
+
+/// What the writing thread writes: bytes, or the blocks of two formatters taken in turn (from
+/// the first, then from the second, and so on) until the one whose turn it is has no more.
+enum Piece {
+    Bytes(Vec<u8>, usize),
+    Blocks([Receiver<BlockPiece>; 2]),
+}
+
+/// Bytes of a block, and whether they end it.
+type BlockPiece = (Vec<u8>, usize, bool);
+
+/// Buffers written, to be formatted into again: their pages are not faulted in anew.
+#[derive(Default)]
+struct Pool(Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    fn take(&self) -> Vec<u8> {
+        let reused = self.0.lock().map(|mut free| free.pop()).unwrap_or(None);
+        reused.unwrap_or_else(|| vec![0; FLUSH_AT + (4 << 10)])
+    }
+
+    fn give(&self, bytes: Vec<u8>) {
+        if let Ok(mut free) = self.0.lock() {
+            free.push(bytes);
+        }
+    }
+}
+
 pub(super) fn results<W: Write + Send>(curves: &Curves, mut out: W) -> io::Result<()> {
-    let (full, to_write) = sync_channel::<(Vec<u8>, usize)>(IN_FLIGHT);
-    let (written, empty) = channel::<Vec<u8>>();
+    let (full, to_write) = sync_channel::<Piece>(IN_FLIGHT);
+    let pool = Pool::default();
+    let pool = &pool;
     std::thread::scope(|scope| {
         let writer = std::thread::Builder::new().spawn_scoped(scope, move || {
-            for (bytes, len) in to_write {
+            let mut write = |bytes: Vec<u8>, len: usize| {
                 out.write_all(&bytes[..len])?;
-                // The formatter may have finished: then the buffer is not needed.
-                let _ = written.send(bytes);
+                pool.give(bytes);
+                io::Result::Ok(())
+            };
+            for piece in to_write {
+                match piece {
+                    Piece::Bytes(bytes, len) => write(bytes, len)?,
+                    Piece::Blocks(formatters) => {
+                        // A formatter that stopped (it failed, or this thread did) ends the
+                        // blocks: whatever the other has is not written out of order.
+                        'blocks: for blocks in formatters.iter().cycle() {
+                            loop {
+                                let Ok((bytes, len, last)) = blocks.recv() else {
+                                    break 'blocks;
+                                };
+                                write(bytes, len)?;
+                                if last {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
             }
             out.flush()
         })?;
-        let formatted = format(curves, &mut Pipe { full, empty });
+        let formatted = format(curves, &Pipe { full, pool });
         // The formatter's end dropped: the writer writes what is left and ends.
         let written = writer
             .join()
@@ -44,14 +104,25 @@ pub(super) fn results<W: Write + Send>(curves: &Curves, mut out: W) -> io::Resul
     })
 }
 
-/// The formatter's end of the writing thread: full buffers go, written ones come back.
-struct Pipe {
-    full: SyncSender<(Vec<u8>, usize)>,
-    empty: Receiver<Vec<u8>>,
+/// The formatter's end of the writing thread: full buffers go, written ones come back through
+/// the pool.
+struct Pipe<'p> {
+    full: SyncSender<Piece>,
+    pool: &'p Pool,
 }
 
-fn format(curves: &Curves, out: &mut Pipe) -> io::Result<()> {
-    let mut buf = Buffer::new();
+fn writer_stopped() -> io::Error {
+    io::Error::other("the writing thread stopped")
+}
+
+impl Pipe<'_> {
+    fn send(&self, piece: Piece) -> io::Result<()> {
+        self.full.send(piece).map_err(|_| writer_stopped())
+    }
+}
+
+fn format(curves: &Curves, out: &Pipe) -> io::Result<()> {
+    let mut buf = Buffer::new(out.pool);
     buf.put(b"[");
     for (n, m) in curves.mtus.iter().enumerate() {
         buf.put(if n == 0 { b"\n  {" } else { b",\n  {" });
@@ -96,48 +167,97 @@ fn format(curves: &Curves, out: &mut Pipe) -> io::Result<()> {
 }
 
 /// The fills of one MTU in id order, each `{id, side, price, quantity, filled}` on lines of
-/// its own; the buffer goes out to `out` whenever it is full enough.
-fn fills(m: &Mtu, filled: &[Lots], buf: &mut Buffer, out: &mut Pipe) -> io::Result<()> {
+/// its own; a large MTU's by two threads, block by block.
+fn fills(m: &Mtu, filled: &[Lots], buf: &mut Buffer, out: &Pipe) -> io::Result<()> {
+    let n = m.steps.steps.len();
+    if n < SECOND_THREAD_FROM {
+        return block(m, filled, 0..n, buf, &mut |buf| buf.flush(out));
+    }
+    let blocks = n.div_ceil(BLOCK);
+    let range = |b: usize| b * BLOCK..((b + 1) * BLOCK).min(n);
+    // Block after block of one parity into `to`, each ending with a piece that says so.
+    let format_blocks = |parity: usize, buf: &mut Buffer, to: SyncSender<BlockPiece>| {
+        for b in (parity..blocks).step_by(2) {
+            let send = |buf: &mut Buffer, last| {
+                let (bytes, len) = buf.take(out.pool);
+                to.send((bytes, len, last)).map_err(|_| writer_stopped())
+            };
+            block(m, filled, range(b), buf, &mut |buf| send(buf, false))?;
+            send(buf, true)?;
+        }
+        io::Result::Ok(())
+    };
+    std::thread::scope(|scope| {
+        let (even, even_blocks) = sync_channel(IN_FLIGHT);
+        let (odd, odd_blocks) = sync_channel(IN_FLIGHT);
+        let second = std::thread::Builder::new()
+            .spawn_scoped(scope, || format_blocks(1, &mut Buffer::new(out.pool), odd));
+        let Ok(second) = second else {
+            // No second thread: all of them here.
+            return block(m, filled, 0..n, buf, &mut |buf| buf.flush(out));
+        };
+        // What this MTU has so far goes before its blocks.
+        buf.flush(out)?;
+        out.send(Piece::Blocks([even_blocks, odd_blocks]))?;
+        let here = format_blocks(0, buf, even);
+        let there = second
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The second thread's error first: this thread's may only say that the writer, which
+        // stopped at the second thread's missing block, stopped.
+        there.and(here)
+    })
+}
+
+/// The fills of the steps at `range` in id order; `flush` whenever the buffer is full enough.
+fn block(
+    m: &Mtu,
+    filled: &[Lots],
+    range: Range<usize>,
+    buf: &mut Buffer,
+    flush: &mut dyn FnMut(&mut Buffer) -> io::Result<()>,
+) -> io::Result<()> {
     let steps = &m.steps.steps;
+    let ids = m.steps.ids.as_bytes();
+    let first = range.start;
     let Some(order) = &m.by_id else {
-        let mut start = 0;
-        for (k, (step, &filled)) in steps.iter().zip(filled).enumerate() {
+        let mut start = first.checked_sub(1).map_or(0, |p| steps[p].id_end as usize);
+        for (k, (step, &filled)) in steps[range.clone()].iter().zip(&filled[range]).enumerate() {
             let end = step.id_end as usize;
-            let id = &m.steps.ids.as_bytes()[start..end];
+            let id = &ids[start..end];
             start = end;
-            buf.fill(k == 0, id, step, filled)?;
+            buf.fill(first + k == 0, id, step, filled)?;
             if buf.at >= FLUSH_AT {
-                buf.flush(out)?;
+                flush(buf)?;
             }
         }
         return Ok(());
     };
-    // Steps out of their place: each block's steps and fills first, then their ids, gathered
-    // from all over memory in short loops whose reads overlap, then written from the block.
-    let ids = m.steps.ids.as_bytes();
+    // Steps out of their place: each group's steps and fills first, then their ids, gathered
+    // from all over memory in short loops whose reads overlap, then written from the group.
     let mut rows: Vec<(Step, Lots, u32)> = Vec::with_capacity(GATHER);
-    let mut block_ids: Vec<u8> = Vec::with_capacity(GATHER * 16);
-    for (b, block) in order.chunks(GATHER).enumerate() {
+    let mut group_ids: Vec<u8> = Vec::with_capacity(GATHER * 16);
+    for (g, group) in order[range].chunks(GATHER).enumerate() {
         rows.clear();
-        rows.extend(block.iter().map(|&i| {
+        rows.extend(group.iter().map(|&i| {
             let i = i as usize;
             let start = i.checked_sub(1).map_or(0, |p| steps[p].id_end);
             (steps[i], filled[i], start)
         }));
-        block_ids.clear();
+        group_ids.clear();
         for (step, _, start) in &mut rows {
-            block_ids.extend_from_slice(&ids[*start as usize..step.id_end as usize]);
-            // Where the id ends in the block's ids, which hold less than the MTU's.
-            *start = block_ids.len() as u32;
+            group_ids.extend_from_slice(&ids[*start as usize..step.id_end as usize]);
+            // Where the id ends in the group's ids, which hold less than the MTU's.
+            *start = group_ids.len() as u32;
         }
         let mut start = 0;
         for (k, (step, filled, end)) in rows.iter().enumerate() {
-            let id = &block_ids[start..*end as usize];
+            let id = &group_ids[start..*end as usize];
             start = *end as usize;
-            buf.fill(b == 0 && k == 0, id, step, *filled)?;
+            buf.fill(first + g * GATHER + k == 0, id, step, *filled)?;
         }
         if buf.at >= FLUSH_AT {
-            buf.flush(out)?;
+            flush(buf)?;
         }
     }
     Ok(())
@@ -161,25 +281,23 @@ const PAIRS: &[u8; 200] = b"\
 8081828384858687888990919293949596979899";
 
 impl Buffer {
-    fn new() -> Self {
+    fn new(pool: &Pool) -> Self {
         Self {
-            bytes: vec![0; FLUSH_AT + (4 << 10)],
+            bytes: pool.take(),
             at: 0,
         }
     }
 
-    /// Hands the bytes to the writing thread, and goes on in a buffer it has written (or a
-    /// new one).
-    fn flush(&mut self, out: &mut Pipe) -> io::Result<()> {
-        let next = match out.empty.try_recv() {
-            Ok(bytes) => bytes,
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Self::new().bytes,
-        };
-        let bytes = std::mem::replace(&mut self.bytes, next);
-        let len = std::mem::take(&mut self.at);
-        out.full
-            .send((bytes, len))
-            .map_err(|_| io::Error::other("the writing thread stopped"))
+    /// The bytes, and a buffer written before (or a new one) to go on in.
+    fn take(&mut self, pool: &Pool) -> (Vec<u8>, usize) {
+        let bytes = std::mem::replace(&mut self.bytes, pool.take());
+        (bytes, std::mem::take(&mut self.at))
+    }
+
+    /// Hands the bytes to the writing thread, and goes on in another buffer.
+    fn flush(&mut self, out: &Pipe) -> io::Result<()> {
+        let (bytes, len) = self.take(out.pool);
+        out.send(Piece::Bytes(bytes, len))
     }
 
     /// Makes room for `n` more bytes.
@@ -285,10 +403,11 @@ mod tests {
     use energy_core::money::format_scaled;
     use proptest::prelude::*;
 
-    use super::Buffer;
+    use super::super::Curves;
+    use super::{BLOCK, Buffer, Pool, SECOND_THREAD_FROM};
 
     fn written(units: i64, places: u32) -> String {
-        let mut buf = Buffer::new();
+        let mut buf = Buffer::new(&Pool::default());
         match places {
             0 => buf.decimal::<0>(units),
             1 => buf.decimal::<1>(units),
@@ -306,7 +425,7 @@ mod tests {
 
         #[test]
         fn strings_write_what_serde_json_writes(text in any::<String>()) {
-            let mut buf = Buffer::new();
+            let mut buf = Buffer::new(&Pool::default());
             buf.string(text.as_bytes()).expect("UTF-8");
             let expected = serde_json::to_vec(&text).expect("JSON");
             prop_assert_eq!(&buf.bytes[..buf.at], expected.as_slice());
@@ -321,6 +440,79 @@ mod tests {
                     written(units, places),
                     format!("\"{}\"", format_scaled(units, places))
                 );
+            }
+        }
+    }
+
+    /// A document of one MTU of `n` steps, their ids in order or not.
+    fn document(n: usize, shuffled: bool) -> String {
+        let steps: Vec<String> = (0..n)
+            .map(|i| {
+                let k = if shuffled { (i * 7_919) % n } else { i };
+                let side = if k % 2 == 0 { "BUY" } else { "SELL" };
+                format!(
+                    r#"{{"id": "s{k:06}", "side": "{side}", "price": "{}.{:02}", "quantity": "{}.{}", "receipt": {k}}}"#,
+                    40 + k % 60,
+                    k % 100,
+                    1 + k % 50,
+                    k % 10
+                )
+            })
+            .collect();
+        format!(r#"{{"steps": [{}]}}"#, steps.join(", "))
+    }
+
+    #[test]
+    fn a_large_mtu_formatted_block_by_block_on_two_threads_prints_its_results() {
+        // An even and an odd number of blocks, the last one full or not.
+        for n in [
+            SECOND_THREAD_FROM,
+            SECOND_THREAD_FROM + BLOCK / 2,
+            SECOND_THREAD_FROM + BLOCK + 1,
+        ] {
+            let mut in_order = None;
+            for shuffled in [false, true] {
+                let curves = Curves::from_slice(document(n, shuffled).as_bytes()).expect("valid");
+                let mut out = Vec::new();
+                curves.write_results(&mut out).expect("written to memory");
+                let mut expected = serde_json::to_vec_pretty(&curves.results()).expect("JSON");
+                expected.push(b'\n');
+                assert!(out == expected, "{n} steps, shuffled: {shuffled}");
+                // The same steps in another order print the same bytes.
+                assert!(in_order.get_or_insert_with(|| out.clone()) == &out);
+            }
+        }
+    }
+
+    /// Takes `room` bytes, then fails.
+    struct Failing {
+        room: usize,
+    }
+
+    impl std::io::Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::other("full"));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_failing_in_the_blocks_of_a_large_mtu_is_the_error_answered() {
+        for shuffled in [false, true] {
+            let curves = Curves::from_slice(document(SECOND_THREAD_FROM + 1, shuffled).as_bytes())
+                .expect("valid");
+            for room in [0, 1_000, 3 << 20] {
+                let err = curves
+                    .write_results(Failing { room })
+                    .expect_err("the writer fails");
+                assert_eq!(err.to_string(), "full", "{room} bytes in");
             }
         }
     }
