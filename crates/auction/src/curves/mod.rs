@@ -31,6 +31,7 @@
 
 mod decimal;
 mod fast;
+mod order;
 mod read;
 mod write;
 
@@ -123,59 +124,6 @@ impl MtuSteps {
             .map_or(0, |p| self.steps[p].record_id_end as usize);
         &self.record_ids[start..self.steps[i].record_id_end as usize]
     }
-
-    /// The steps' indices sorted by id, and by index among equal ids, and the first step whose
-    /// id an earlier step has; for steps out of id order (see [`MtuSteps::ids_increase`]).
-    ///
-    /// The sort orders 8-byte keys, the ids' bytes after the prefix they all share (zeros
-    /// past an id's end, so a key never orders two ids against their own order), by radix,
-    /// and goes to the ids themselves only among equal keys: comparing the ids throughout
-    /// took longer than clearing when the ids came in no particular order.
-    fn id_order(&self) -> (Vec<u32>, Option<usize>) {
-        let n = self.steps.len();
-        let first = self.id(0).as_bytes();
-        let shared = (1..n).fold(first.len(), |shared, i| {
-            let id = self.id(i).as_bytes();
-            first[..shared]
-                .iter()
-                .zip(id)
-                .take_while(|(a, b)| a == b)
-                .count()
-        });
-        let key = |i: usize| {
-            let mut key = [0u8; 8];
-            let rest = self.id(i).as_bytes().get(shared..).unwrap_or_default();
-            let len = rest.len().min(8);
-            key[..len].copy_from_slice(&rest[..len]);
-            u64::from_be_bytes(key)
-        };
-        // An MTU has fewer than 2³² steps: the reader refuses more.
-        let mut keyed: Vec<(u64, u32)> = (0..n).map(|i| (key(i), i as u32)).collect();
-        radix_sort(&mut keyed);
-        // Equal keys, in index order: their ids decide, then the index. Only ids of equal keys
-        // can be equal, and among equal ids every one after the first repeats an earlier one.
-        let mut first_repeat = None;
-        let mut run = 0;
-        while run < n {
-            let end = run
-                + keyed[run..]
-                    .iter()
-                    .take_while(|k| k.0 == keyed[run].0)
-                    .count();
-            if end - run > 1 {
-                let same_key = &mut keyed[run..end];
-                same_key.sort_by(|a, b| self.id(a.1 as usize).cmp(self.id(b.1 as usize)));
-                let repeats = same_key
-                    .windows(2)
-                    .filter(|w| self.id(w[0].1 as usize) == self.id(w[1].1 as usize))
-                    .map(|w| w[1].1 as usize);
-                first_repeat = repeats.chain(first_repeat).min();
-            }
-            run = end;
-        }
-        let by_id = keyed.into_iter().map(|(_, i)| i).collect();
-        (by_id, first_repeat)
-    }
 }
 
 impl MtuSteps {
@@ -205,36 +153,6 @@ impl MtuSteps {
             total = total.and_then(|t| t.checked_add(s.quantity.0));
         }
         total.is_some()
-    }
-}
-
-/// Sorts by key, stably: a pass per byte of the keys, skipping the bytes every key shares.
-fn radix_sort(items: &mut Vec<(u64, u32)>) {
-    let n = items.len();
-    let mut counts = vec![[0usize; 256]; 8];
-    for &(key, _) in items.iter() {
-        for (byte, count) in counts.iter_mut().enumerate() {
-            count[(key >> (8 * byte)) as u8 as usize] += 1;
-        }
-    }
-    let mut scratch = Vec::new();
-    for (byte, count) in counts.iter().enumerate() {
-        if count.contains(&n) {
-            continue;
-        }
-        let mut offsets = [0usize; 256];
-        let mut total = 0;
-        for (offset, &c) in offsets.iter_mut().zip(count) {
-            *offset = total;
-            total += c;
-        }
-        scratch.resize(n, (0, 0));
-        for &item in items.iter() {
-            let slot = &mut offsets[(item.0 >> (8 * byte)) as u8 as usize];
-            scratch[*slot] = item;
-            *slot += 1;
-        }
-        std::mem::swap(items, &mut scratch);
     }
 }
 
