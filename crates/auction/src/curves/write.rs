@@ -8,16 +8,19 @@
 //! the formatting: with the two in one thread, a 138 MB result took as long again through a
 //! pipe as into `/dev/null`.
 //!
-//! The fills of a large MTU are formatted by two threads, in blocks of [`BLOCK`] fills, the
-//! even blocks on this thread and the odd ones on a second; the writing thread takes a block
-//! from each in turn, so the bytes come out in order. Formatting is most of what is left to do
-//! once the MTU is cleared, and out of id order most of it is waiting on memory for each step's
-//! fields, which two threads wait on side by side.
+//! The fills of a large MTU go in blocks of [`BLOCK`] fills, formatted by this thread and, when
+//! it has nothing to write, by a thread that writes them in order (see [`blocks`]). Formatting
+//! is most of what is left to do once the MTU is cleared, and out of id order most of it is
+//! waiting on memory for each step's fields: into `/dev/null`, two threads wait side by side.
+//! Through a pipe, the reader at its other end needs a processor too, and a second formatter
+//! that does not give way to the writes made a million steps in id order slower than one.
 
 use std::io::{self, Write};
 use std::ops::Range;
-use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use energy_core::market::Side;
 use energy_core::money::{Lots, PriceCents};
@@ -27,22 +30,19 @@ use super::{Curves, Mtu, SECOND_THREAD_FROM, Step};
 /// Bytes gathered before a write.
 const FLUSH_AT: usize = 256 << 10;
 
-/// Buffers formatted and not yet written, at most, from this thread and from each formatter
-/// of a large MTU's blocks.
+/// Buffers formatted and not yet written, at most.
 const IN_FLIGHT: usize = 4;
 
 /// Fills in a block of a large MTU: about 150 KB of text with short ids.
 const BLOCK: usize = 1024;
 
-/// What the writing thread writes: bytes, or the blocks of two formatters taken in turn (from
-/// the first, then from the second, and so on) until the one whose turn it is has no more.
+/// What the writing thread is given: bytes to write, or someone to tell once it has written
+/// everything before (the blocks of a large MTU are written by a thread of their own, which
+/// borrows the MTU's clearing).
 enum Piece {
     Bytes(Vec<u8>, usize),
-    Blocks([Receiver<BlockPiece>; 2]),
+    Synced(SyncSender<()>),
 }
-
-/// Bytes of a block, and whether they end it.
-type BlockPiece = (Vec<u8>, usize, bool);
 
 /// Buffers written, to be formatted into again: their pages are not faulted in anew.
 #[derive(Default)]
@@ -61,40 +61,28 @@ impl Pool {
     }
 }
 
-pub(super) fn results<W: Write + Send>(curves: &Curves, mut out: W) -> io::Result<()> {
+pub(super) fn results<W: Write + Send>(curves: &Curves, out: W) -> io::Result<()> {
     let (full, to_write) = sync_channel::<Piece>(IN_FLIGHT);
     let pool = Pool::default();
-    let pool = &pool;
+    let out = Mutex::new(out);
+    let (pool, out) = (&pool, &out);
     std::thread::scope(|scope| {
         let writer = std::thread::Builder::new().spawn_scoped(scope, move || {
-            let mut write = |bytes: Vec<u8>, len: usize| {
-                out.write_all(&bytes[..len])?;
-                pool.give(bytes);
-                io::Result::Ok(())
-            };
             for piece in to_write {
                 match piece {
-                    Piece::Bytes(bytes, len) => write(bytes, len)?,
-                    Piece::Blocks(formatters) => {
-                        // A formatter that stopped (it failed, or this thread did) ends the
-                        // blocks: whatever the other has is not written out of order.
-                        'blocks: for blocks in formatters.iter().cycle() {
-                            loop {
-                                let Ok((bytes, len, last)) = blocks.recv() else {
-                                    break 'blocks;
-                                };
-                                write(bytes, len)?;
-                                if last {
-                                    break;
-                                }
-                            }
-                        }
+                    Piece::Bytes(bytes, len) => {
+                        lock(out).write_all(&bytes[..len])?;
+                        pool.give(bytes);
+                    }
+                    // The formatter may have stopped waiting.
+                    Piece::Synced(tell) => {
+                        let _ = tell.send(());
                     }
                 }
             }
-            out.flush()
+            lock(out).flush()
         })?;
-        let formatted = format(curves, &Pipe { full, pool });
+        let formatted = format(curves, &Pipe { full, pool, out });
         // The formatter's end dropped: the writer writes what is left and ends.
         let written = writer
             .join()
@@ -104,24 +92,29 @@ pub(super) fn results<W: Write + Send>(curves: &Curves, mut out: W) -> io::Resul
     })
 }
 
+fn lock<W>(out: &Mutex<W>) -> MutexGuard<'_, W> {
+    out.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The formatter's end of the writing thread: full buffers go, written ones come back through
-/// the pool.
-struct Pipe<'p> {
+/// the pool; and the output itself, for the blocks of a large MTU.
+struct Pipe<'p, W> {
     full: SyncSender<Piece>,
     pool: &'p Pool,
+    out: &'p Mutex<W>,
 }
 
 fn writer_stopped() -> io::Error {
     io::Error::other("the writing thread stopped")
 }
 
-impl Pipe<'_> {
+impl<W> Pipe<'_, W> {
     fn send(&self, piece: Piece) -> io::Result<()> {
         self.full.send(piece).map_err(|_| writer_stopped())
     }
 }
 
-fn format(curves: &Curves, out: &Pipe) -> io::Result<()> {
+fn format<W: Write + Send>(curves: &Curves, out: &Pipe<W>) -> io::Result<()> {
     let mut buf = Buffer::new(out.pool);
     buf.put(b"[");
     for (n, m) in curves.mtus.iter().enumerate() {
@@ -167,47 +160,129 @@ fn format(curves: &Curves, out: &Pipe) -> io::Result<()> {
 }
 
 /// The fills of one MTU in id order, each `{id, side, price, quantity, filled}` on lines of
-/// its own; a large MTU's by two threads, block by block.
-fn fills(m: &Mtu, filled: &[Lots], buf: &mut Buffer, out: &Pipe) -> io::Result<()> {
+/// its own; a large MTU's in blocks, see [`blocks`].
+fn fills<W: Write + Send>(
+    m: &Mtu,
+    filled: &[Lots],
+    buf: &mut Buffer,
+    out: &Pipe<W>,
+) -> io::Result<()> {
     let n = m.steps.steps.len();
     if n < SECOND_THREAD_FROM {
         return block(m, filled, 0..n, buf, &mut |buf| buf.flush(out));
     }
-    let blocks = n.div_ceil(BLOCK);
-    let range = |b: usize| b * BLOCK..((b + 1) * BLOCK).min(n);
-    // Block after block of one parity into `to`, each ending with a piece that says so.
-    let format_blocks = |parity: usize, buf: &mut Buffer, to: SyncSender<BlockPiece>| {
-        for b in (parity..blocks).step_by(2) {
-            let send = |buf: &mut Buffer, last| {
-                let (bytes, len) = buf.take(out.pool);
-                to.send((bytes, len, last)).map_err(|_| writer_stopped())
-            };
-            block(m, filled, range(b), buf, &mut |buf| send(buf, false))?;
-            send(buf, true)?;
+    // What the writing thread has, this MTU's start among it, is written before the blocks.
+    buf.flush(out)?;
+    let (tell, synced) = sync_channel(1);
+    out.send(Piece::Synced(tell))?;
+    blocks(m, filled, out, synced)
+}
+
+/// The fills of a large MTU, block by block: this thread formats the next block not taken
+/// yet and hands it to a thread that writes the blocks in order, and that formats the next
+/// block itself whenever it has none to write (`/dev/null` takes them at once: two threads
+/// format; a pipe's reader takes its time: this thread formats most of them). The writing
+/// thread of [`results`] waits meanwhile, its work written (`synced`).
+fn blocks<W: Write + Send>(
+    m: &Mtu,
+    filled: &[Lots],
+    out: &Pipe<W>,
+    synced: Receiver<()>,
+) -> io::Result<()> {
+    let n = m.steps.steps.len();
+    let count = n.div_ceil(BLOCK);
+    let next = AtomicUsize::new(0);
+    // The next block nobody has taken, formatted into a buffer of its own.
+    let take_and_format = || {
+        let b = next.fetch_add(1, Relaxed);
+        if b >= count {
+            return Ok(None);
         }
-        io::Result::Ok(())
+        let mut buf = Buffer::new(out.pool);
+        let range = b * BLOCK..((b + 1) * BLOCK).min(n);
+        // A block is written whole: it grows its buffer past `FLUSH_AT` if it must.
+        block(m, filled, range, &mut buf, &mut |_| Ok(()))?;
+        io::Result::Ok(Some((b, buf)))
     };
+    let take_and_format = &take_and_format;
     std::thread::scope(|scope| {
-        let (even, even_blocks) = sync_channel(IN_FLIGHT);
-        let (odd, odd_blocks) = sync_channel(IN_FLIGHT);
-        let second = std::thread::Builder::new()
-            .spawn_scoped(scope, || format_blocks(1, &mut Buffer::new(out.pool), odd));
-        let Ok(second) = second else {
-            // No second thread: all of them here.
-            return block(m, filled, 0..n, buf, &mut |buf| buf.flush(out));
+        let (formatted, to_write) = sync_channel::<(usize, Buffer)>(IN_FLIGHT);
+        let writer = std::thread::Builder::new().spawn_scoped(scope, move || {
+            synced.recv().map_err(|_| writer_stopped())?;
+            // Blocks formatted and not yet written, by number.
+            let mut held: Vec<(usize, Buffer)> = Vec::new();
+            for b in 0..count {
+                let buf = loop {
+                    if let Some(k) = held.iter().position(|(k, _)| *k == b) {
+                        break held.swap_remove(k).1;
+                    }
+                    let got = match to_write.try_recv() {
+                        Ok(got) => Some(got),
+                        // Nothing to write: a block formatted here, if there is one to take and
+                        // few are held; else wait for one.
+                        Err(TryRecvError::Empty) if held.len() < 2 => match take_and_format()? {
+                            Some(got) => Some(got),
+                            None => to_write.recv().ok(),
+                        },
+                        Err(TryRecvError::Empty) => to_write.recv().ok(),
+                        Err(TryRecvError::Disconnected) => take_and_format()?,
+                    };
+                    // This block was taken by the other thread, which stopped.
+                    let got = got.ok_or_else(|| io::Error::other(Stopped))?;
+                    held.push(got);
+                };
+                lock(out.out).write_all(&buf.bytes[..buf.at])?;
+                out.pool.give(buf.bytes);
+            }
+            io::Result::Ok(())
+        });
+        let Ok(writer) = writer else {
+            // No second thread: all of them here, through the writing thread.
+            let mut buf = Buffer::new(out.pool);
+            block(m, filled, 0..n, &mut buf, &mut |buf| buf.flush(out))?;
+            return buf.flush(out);
         };
-        // What this MTU has so far goes before its blocks.
-        buf.flush(out)?;
-        out.send(Piece::Blocks([even_blocks, odd_blocks]))?;
-        let here = format_blocks(0, buf, even);
-        let there = second
+        let mut here = Ok(());
+        loop {
+            match take_and_format() {
+                Ok(Some(got)) => {
+                    if formatted.send(got).is_err() {
+                        // The writer stopped: its error says why.
+                        here = Err(io::Error::other(Stopped));
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    here = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(formatted);
+        let there = writer
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        // The second thread's error first: this thread's may only say that the writer, which
-        // stopped at the second thread's missing block, stopped.
-        there.and(here)
+        match (here, there) {
+            (Err(e), _) if !e.get_ref().is_some_and(|e| e.is::<Stopped>()) => Err(e),
+            (_, Err(e)) => Err(e),
+            (here, Ok(())) => here,
+        }
     })
 }
+
+/// What a thread answers that stopped because the other did: the other's error is the one to
+/// tell.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the other thread formatting the results stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
 
 /// The fills of the steps at `range` in id order; `flush` whenever the buffer is full enough.
 fn block(
@@ -295,7 +370,7 @@ impl Buffer {
     }
 
     /// Hands the bytes to the writing thread, and goes on in another buffer.
-    fn flush(&mut self, out: &Pipe) -> io::Result<()> {
+    fn flush<W>(&mut self, out: &Pipe<W>) -> io::Result<()> {
         let (bytes, len) = self.take(out.pool);
         out.send(Piece::Bytes(bytes, len))
     }
