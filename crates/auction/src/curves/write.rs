@@ -321,7 +321,18 @@ fn block(
         }));
         group_ids.clear();
         for (step, _, start) in &mut rows {
-            group_ids.extend_from_slice(&ids[*start as usize..step.id_end as usize]);
+            let (from, to) = (*start as usize, step.id_end as usize);
+            match ids.get(from..from + SHORT_ID) {
+                // A short id by a copy of fixed size (no call to copy it), what follows it
+                // cut off again.
+                Some(short) if to - from <= SHORT_ID => {
+                    let at = group_ids.len();
+                    let short: &[u8; SHORT_ID] = short.try_into().unwrap_or(&[0; SHORT_ID]);
+                    group_ids.extend_from_slice(short);
+                    group_ids.truncate(at + to - from);
+                }
+                _ => group_ids.extend_from_slice(&ids[from..to]),
+            }
             // Where the id ends in the group's ids, which hold less than the MTU's.
             *start = group_ids.len() as u32;
         }
@@ -340,6 +351,10 @@ fn block(
 
 /// Steps gathered at a time when they are out of id order.
 const GATHER: usize = 512;
+
+/// Bytes of an id copied at once when it has no more: out of id order, a copy of any length
+/// for each id took a tenth of the time to format a million steps.
+const SHORT_ID: usize = 16;
 
 /// Bytes to be written: `bytes[..at]`, the rest room to write into without growing.
 struct Buffer {
@@ -519,14 +534,16 @@ mod tests {
         }
     }
 
-    /// A document of one MTU of `n` steps, their ids in order or not.
+    /// A document of one MTU of `n` steps, their ids in order or not, from 7 to 28 bytes long.
     fn document(n: usize, shuffled: bool) -> String {
         let steps: Vec<String> = (0..n)
             .map(|i| {
                 let k = if shuffled { (i * 7_919) % n } else { i };
                 let side = if k % 2 == 0 { "BUY" } else { "SELL" };
                 format!(
-                    r#"{{"id": "s{k:06}", "side": "{side}", "price": "{}.{:02}", "quantity": "{}.{}", "receipt": {k}}}"#,
+                    r#"{{"id": "s{k:06}{}{}", "side": "{side}", "price": "{}.{:02}", "quantity": "{}.{}", "receipt": {k}}}"#,
+                    "é".repeat(k % 11),
+                    "x".repeat(k / 11 % 2),
                     40 + k % 60,
                     k % 100,
                     1 + k % 50,
