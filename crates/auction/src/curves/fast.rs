@@ -57,6 +57,14 @@ impl Sizes {
     };
 }
 
+/// Where a document read in two parts is split, in hundredths of its length: before the
+/// middle, so that the first thread reaches the second part's start while the second still
+/// reads, and makes room for its steps meanwhile (see [`Reader::take_second`]).
+const SPLIT_AT_PERCENT: u64 = 45;
+
+/// Steps, or bytes of their texts, made room for at a time while the second part is read.
+const ROOM_AT_ONCE: usize = 1 << 16;
+
 /// Deeper than this, a small value goes to the serde reader, whose own limit of nesting counts
 /// from the document's top and not from the value's.
 const MAX_SMALL_DEPTH: usize = 64;
@@ -215,7 +223,8 @@ where
     if len < sizes.split_from {
         return serial();
     }
-    let Some(start) = step_start(open(len / 2)?, sizes.ahead)?.map(|k| len / 2 + k) else {
+    let at = (u128::from(len) * u128::from(SPLIT_AT_PERCENT) / 100) as u64;
+    let Some(start) = step_start(open(at)?, sizes.ahead)?.map(|k| at + k) else {
         return serial();
     };
     let stop = AtomicBool::new(false);
@@ -229,6 +238,7 @@ where
         };
         let split = Split {
             start,
+            input_end: len,
             second,
             stop: &stop,
         };
@@ -280,9 +290,36 @@ fn second_part<S: Source>(source: S, ahead: usize, stop: &AtomicBool) -> Fast<Pa
 struct Split<'s> {
     /// Where its steps start.
     start: u64,
+    /// The length of the input.
+    input_end: u64,
     second: ScopedJoinHandle<'s, Fast<Part>>,
     /// Tells it to stop when its steps will not be taken.
     stop: &'s AtomicBool,
+}
+
+impl Step {
+    /// What fills the room made for steps, until they are copied there.
+    const ROOM: Step = Step {
+        price: PriceCents(0),
+        quantity: Lots(0),
+        receipt: 0,
+        id_end: 0,
+        record_id_end: 0,
+        side: Side::Buy,
+    };
+}
+
+/// Writes `fill`s after the end of `items`, `room` of them or until `wanted` says no more, and
+/// takes them off again: their memory stays, and is touched.
+fn make_room<T: Copy>(items: &mut Vec<T>, room: usize, fill: T, wanted: impl Fn() -> bool) {
+    let len = items.len();
+    let mut made = 0;
+    while made < room && wanted() {
+        let more = (room - made).min(ROOM_AT_ONCE);
+        items.resize(items.len() + more, fill);
+        made += more;
+    }
+    items.truncate(len);
 }
 
 /// Steps read from the middle of an array to its end, and the offset after its `]`.
@@ -801,27 +838,39 @@ impl<S: Source> Reader<'_, S> {
             split.stop.store(true, Relaxed);
             return Ok(false);
         }
+        let (ids, record_ids) = (texts.ids.len(), texts.record_ids.len());
+        // While the second part is still read, room for it after the first, as much as the
+        // first's bytes say (to the end of the input): the copy after writes to memory that is
+        // there already instead of faulting in every page of it, on one processor.
+        let (n, bytes) = (steps.len(), split.start.max(1));
+        let rest = split.input_end.saturating_sub(split.start);
+        let room = |have: usize| (have as u128 * u128::from(rest) / u128::from(bytes)) as usize;
+        let reading = || !split.second.is_finished();
+        make_room(&mut texts.ids, room(ids), 0, reading);
+        make_room(&mut texts.record_ids, room(record_ids), 0, reading);
+        make_room(steps, room(n), Step::ROOM, reading);
         let part = match split.second.join() {
             Ok(Ok(part)) => part,
             // It could not read its steps: they are read here.
             Ok(Err(_)) => return Ok(false),
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        let (ids, record_ids) = (texts.ids.len(), texts.record_ids.len());
-        texts.ids.extend_from_slice(&part.texts.ids);
-        texts.record_ids.extend_from_slice(&part.texts.record_ids);
-        let end = |base: usize, end: u32| u32::try_from(base + end as usize).ok();
-        steps.reserve(part.steps.len());
-        for step in part.steps {
-            steps.push(Step {
-                id_end: end(ids, step.id_end).ok_or(Stop::Unusual)?,
-                record_id_end: end(record_ids, step.record_id_end).ok_or(Stop::Unusual)?,
-                ..step
-            });
-        }
-        if steps.len() > u32::MAX as usize {
+        // Ends only grow: the second part's last are its largest.
+        let fits = |base: usize, more: usize| base + more <= u32::MAX as usize;
+        if !fits(ids, part.texts.ids.len())
+            || !fits(record_ids, part.texts.record_ids.len())
+            || !fits(steps.len(), part.steps.len())
+        {
             return Err(Stop::Unusual);
         }
+        texts.ids.extend_from_slice(&part.texts.ids);
+        texts.record_ids.extend_from_slice(&part.texts.record_ids);
+        let (ids, record_ids) = (ids as u32, record_ids as u32);
+        steps.extend(part.steps.iter().map(|step| Step {
+            id_end: step.id_end + ids,
+            record_id_end: step.record_id_end + record_ids,
+            ..*step
+        }));
         self.pos = self.src.jump(part.end)?;
         #[cfg(test)]
         tests::TAKEN.set(tests::TAKEN.get() + 1);
@@ -1045,6 +1094,18 @@ mod tests {
             Err(Stop::Unusual)
         ));
         assert!(read(windows(&long, 8192), 6000).is_ok());
+    }
+
+    #[test]
+    fn room_made_is_memory_kept_and_nothing_else() {
+        let mut items = vec![1u64, 2, 3];
+        make_room(&mut items, 200_000, 0, || true);
+        assert_eq!(items, [1, 2, 3]);
+        assert!(items.capacity() >= 200_003);
+        // Not wanted: nothing made.
+        let mut items = vec![1u64];
+        make_room(&mut items, 200_000, 0, || false);
+        assert_eq!((items.as_slice(), items.capacity()), (&[1][..], 1));
     }
 
     #[test]
