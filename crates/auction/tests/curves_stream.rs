@@ -425,3 +425,29 @@ fn a_large_mtu_in_and_out_of_order_prints_as_before() {
     let text = json!({"steps": steps}).to_string();
     assert_eq!(streamed(&text), before::print(&text).map_err(|e| e.0));
 }
+
+/// A large MTU, in id order and out of it, with a number the engine must not get (a price
+/// beyond the limits, a quantity of zero): the same error as before, its clearing on the
+/// second thread never used.
+#[test]
+fn a_large_mtu_with_a_number_out_of_bounds_fails_as_before() {
+    let steps: Vec<_> = (0..70_000)
+        .map(|i| {
+            let side = if i % 2 == 0 { "BUY" } else { "SELL" };
+            let price = format!("{}.{:02}", 40 + i % 60, i % 100);
+            step(&format!("s{i:05}"), side, &price, "1.0")
+        })
+        .collect();
+    let mut shuffled = steps.clone();
+    shuffled.reverse();
+    for (at, field, value) in [(66_000, "price", "4200.00"), (123, "quantity", "0.0")] {
+        for steps in [&steps, &shuffled] {
+            let mut steps = steps.clone();
+            steps[at][field] = json!(value);
+            let text = json!({"steps": steps}).to_string();
+            let before = before::print(&text).expect_err("refused");
+            assert_eq!(streamed(&text), Err(before.0.clone()));
+            assert!(before.0.starts_with(&format!("mtus[0].steps[{at}].{field}: ")));
+        }
+    }
+}

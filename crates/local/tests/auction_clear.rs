@@ -9,9 +9,14 @@ use serde_json::json;
 
 /// A document of `n` steps, out of id order, whose results take several MiB.
 fn document(n: u64) -> String {
-    let steps: Vec<_> = (0..n)
+    json!({"steps": steps(n, true)}).to_string()
+}
+
+/// `n` steps, out of id order or in it.
+fn steps(n: u64, shuffled: bool) -> Vec<serde_json::Value> {
+    (0..n)
         .map(|i| {
-            let k = (i * 7_919) % n;
+            let k = if shuffled { (i * 7_919) % n } else { i };
             let side = if k.is_multiple_of(2) { "BUY" } else { "SELL" };
             json!({
                 "id": format!("s{k:06}"),
@@ -21,19 +26,21 @@ fn document(n: u64) -> String {
                 "receipt": k,
             })
         })
-        .collect();
-    json!({"steps": steps}).to_string()
+        .collect()
 }
 
 /// The document written to a file of its own: its path, and the bytes the command must print.
 fn written(name: &str, n: u64) -> (PathBuf, Vec<u8>) {
-    let text = document(n);
+    written_text(name, &document(n))
+}
+
+fn written_text(name: &str, text: &str) -> (PathBuf, Vec<u8>) {
     let path = std::env::temp_dir().join(format!(
         "energy-auction-clear-{name}-{}.json",
         std::process::id()
     ));
-    std::fs::write(&path, &text).expect("write the document");
-    let results = clear_document(&text).expect("a valid document");
+    std::fs::write(&path, text).expect("write the document");
+    let results = clear_document(text).expect("a valid document");
     let mut expected = serde_json::to_vec_pretty(&results).expect("JSON");
     expected.push(b'\n');
     (path, expected)
@@ -77,4 +84,53 @@ fn results_into_a_file_are_the_results_in_process() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(printed == expected, "the bytes differ");
+}
+
+/// More steps than make an MTU large (65 536): cleared on threads of their own beside the
+/// check of their ids, their fills formatted block by block by two threads.
+#[test]
+fn a_large_mtu_in_and_out_of_id_order_through_a_pipe_prints_the_results_in_process() {
+    let mut printed = Vec::new();
+    for shuffled in [true, false] {
+        let text = json!({"steps": steps(70_000, shuffled)}).to_string();
+        let (path, expected) = written_text(&format!("large-{shuffled}"), &text);
+        let out = clear(&path, Stdio::piped());
+        std::fs::remove_file(&path).expect("remove the document");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout == expected,
+            "the bytes differ, shuffled: {shuffled}"
+        );
+        printed.push(out.stdout);
+    }
+    assert!(printed[0] == printed[1], "the same steps in another order");
+}
+
+#[test]
+fn a_repeated_id_in_a_large_shuffled_mtu_is_refused_as_in_process() {
+    let mut steps = steps(70_000, true);
+    steps[60_000]["id"] = steps[123]["id"].clone();
+    let text = json!({"steps": steps}).to_string();
+    let refused = clear_document(&text).expect_err("a repeated id");
+    assert!(
+        refused.0.starts_with("mtus[0].steps[60000].id: "),
+        "{refused}"
+    );
+    let path = std::env::temp_dir().join(format!(
+        "energy-auction-clear-repeated-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, &text).expect("write the document");
+    let out = clear(&path, Stdio::piped());
+    std::fs::remove_file(&path).expect("remove the document");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("energy auction clear: {}: {refused}\n", path.display())
+    );
 }
