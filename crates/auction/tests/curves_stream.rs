@@ -447,7 +447,11 @@ fn a_large_mtu_with_a_number_out_of_bounds_fails_as_before() {
             let text = json!({"steps": steps}).to_string();
             let before = before::print(&text).expect_err("refused");
             assert_eq!(streamed(&text), Err(before.0.clone()));
-            assert!(before.0.starts_with(&format!("mtus[0].steps[{at}].{field}: ")));
+            assert!(
+                before
+                    .0
+                    .starts_with(&format!("mtus[0].steps[{at}].{field}: "))
+            );
         }
     }
 }
