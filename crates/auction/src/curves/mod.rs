@@ -18,16 +18,16 @@
 //!   same columns and names the field of any error (`mtus[0].steps[3].price`);
 //! - [`Curves`] checks the steps (ids unique in their MTU, quantities above zero and adding up
 //!   within `i64`, prices within the limits) and finds each MTU's order by id (none to find
-//!   when the ids come in order; `order` sorts them when not); a large MTU is cleared on two
-//!   more threads meanwhile;
-//! - `write` clears each other MTU in place ([`crate::clearing::clear_steps`]) when its turn
-//!   comes and formats its result as it is produced, in the pretty format of
-//!   `serde_json::to_string_pretty`, for a thread of its own to write; a large MTU's fills
-//!   block by block, formatted by two threads.
+//!   when the ids come in order; `order` sorts them when not: a large MTU out of order is
+//!   cleared on a second thread while it is sorted);
+//! - `write` clears each other MTU in place ([`crate::clearing::clear_steps`]; a large one
+//!   with a second thread sorting its sells) when its turn comes and formats its result as it
+//!   is produced, in the pretty format of `serde_json::to_string_pretty`, for a thread of its
+//!   own to write; a large MTU's fills block by block, formatted by two threads.
 //!
-//! Memory holds the compact steps, the clearings of the large MTUs and one other MTU's and,
-//! while it is read, a window of a file ([`Curves::from_path`]), the text in memory
-//! ([`Curves::from_bytes`]) or a buffer of a reader ([`Curves::from_reader`]).
+//! Memory holds the compact steps, the clearings of the large MTUs out of id order and one
+//! other MTU's and, while it is read, a window of a file ([`Curves::from_path`]), the text in
+//! memory ([`Curves::from_bytes`]) or a buffer of a reader ([`Curves::from_reader`]).
 
 mod decimal;
 mod fast;
@@ -194,8 +194,9 @@ struct Mtu {
     cleared: Option<Clearing>,
 }
 
-/// From how many steps an MTU is cleared on two threads, a side each, beside the one that
-/// checks its ids (see [`check`]), and its fills are formatted by two threads.
+/// From how many steps an MTU is cleared with a second thread: out of id order, cleared on it
+/// while this one sorts them by id (see [`check`]); else cleared on two threads, a side each.
+/// And its fills are formatted by two threads.
 const SECOND_THREAD_FROM: usize = 1 << 16;
 
 impl Mtu {
@@ -356,34 +357,27 @@ impl Curves {
 /// Checks MTU `i` and answers its steps' order by id. The first step with a problem is named;
 /// of one step's problems, a repeated id first, then the quantity, then the price.
 ///
-/// A large MTU is cleared on a second thread (with a third sorting its sells) if its numbers
-/// suit the engine, while this one finds whether its ids come in order and, if not, sorts its
-/// steps by id (the sort also finds repeated ids); the clearing comes back with the order,
-/// thrown away if an id repeats.
+/// A large MTU whose steps are out of id order is cleared on a second thread, if its numbers
+/// suit the engine, while this one sorts its steps (the sort also finds repeated ids); the
+/// clearing comes back with the order, thrown away if an id repeats.
 fn check(i: usize, m: &MtuSteps, limits: Limits) -> Result<Checked, InputError> {
-    let in_id_order = |m: &MtuSteps| {
-        if m.ids_increase() {
-            (None, None)
-        } else {
-            let (order, first_repeat) = m.id_order();
-            (Some(order), first_repeat)
-        }
-    };
-    let ((by_id, first_repeat), cleared) = if m.steps.len() >= SECOND_THREAD_FROM {
+    let ((by_id, first_repeat), cleared) = if m.ids_increase() {
+        ((None, None), None)
+    } else if m.steps.len() >= SECOND_THREAD_FROM {
         std::thread::scope(|scope| {
             let clearing = std::thread::Builder::new()
                 .spawn_scoped(scope, || {
-                    m.numbers_fit(limits)
-                        .then(|| clear_steps_on_two_threads(m, limits))
+                    m.numbers_fit(limits).then(|| clear_steps(m, limits))
                 })
                 .ok();
-            let order = in_id_order(m);
+            let (order, first_repeat) = m.id_order();
             let cleared =
                 clearing.and_then(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            (order, cleared)
+            ((Some(order), first_repeat), cleared)
         })
     } else {
-        (in_id_order(m), None)
+        let (order, first_repeat) = m.id_order();
+        ((Some(order), first_repeat), None)
     };
     let mut total = Some(0i64);
     let mut overflow_at = None;
