@@ -128,18 +128,26 @@ impl MtuSteps {
 
 impl MtuSteps {
     /// Whether every id is greater than the one before.
+    ///
+    /// Out of order, it answers after the block of steps where it finds the first id that is
+    /// not: the sort after needs this thread.
     fn ids_increase(&self) -> bool {
         let mut start = 0;
         let mut previous = None;
-        let mut increasing = true;
-        for s in &self.steps {
-            let end = s.id_end as usize;
-            let id = &self.ids[start..end];
-            increasing &= previous.is_none_or(|p| p < id);
-            previous = Some(id);
-            start = end;
+        for block in self.steps.chunks(1 << 12) {
+            let mut increasing = true;
+            for s in block {
+                let end = s.id_end as usize;
+                let id = &self.ids[start..end];
+                increasing &= previous.is_none_or(|p| p < id);
+                previous = Some(id);
+                start = end;
+            }
+            if !increasing {
+                return false;
+            }
         }
-        increasing
+        true
     }
 
     /// Whether every quantity is above zero, every price within `limits`, and the quantities
