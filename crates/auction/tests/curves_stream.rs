@@ -455,3 +455,23 @@ fn a_large_mtu_with_a_number_out_of_bounds_fails_as_before() {
         }
     }
 }
+
+/// A large MTU in id order but for two steps near its end, or with its last id repeating the
+/// sixth: the order found and the repeat refused as before, however late they come.
+#[test]
+fn a_large_mtu_out_of_id_order_only_at_its_end_prints_as_before() {
+    let steps: Vec<_> = (0..70_000)
+        .map(|i| {
+            let side = if i % 2 == 0 { "BUY" } else { "SELL" };
+            let price = format!("{}.{:02}", 40 + i % 60, i % 100);
+            step(&format!("s{i:05}"), side, &price, "1.5")
+        })
+        .collect();
+    let mut swapped = steps.clone();
+    swapped.swap(69_990, 69_995);
+    assert_prints_as_before(&json!({"steps": swapped}).to_string());
+    let mut repeated = steps;
+    repeated[69_999]["id"] = repeated[5]["id"].clone();
+    let text = json!({"steps": repeated}).to_string();
+    assert_eq!(streamed(&text), before::print(&text).map_err(|e| e.0));
+}
