@@ -225,7 +225,11 @@ fn blocks<W: Write + Send>(
                             None => to_write.recv().ok(),
                         },
                         Err(TryRecvError::Empty) => to_write.recv().ok(),
-                        Err(TryRecvError::Disconnected) => take_and_format()?,
+                        // The other thread is done: this block is the next nobody has taken,
+                        // unless the other took it and stopped.
+                        Err(TryRecvError::Disconnected) => {
+                            take_and_format()?.filter(|(k, _)| *k == b)
+                        }
                     };
                     // This block was taken by the other thread, which stopped.
                     let got = got.ok_or_else(|| io::Error::other(Stopped))?;
