@@ -31,7 +31,7 @@ fn options() -> Options {
     Options {
         orders: get("--orders", 10_000),
         speed: get("--speed", 200) as u32,
-        concurrency: get("--concurrency", 8),
+        concurrency: get("--concurrency", energy_local::up::DELIVERIES_IN_FLIGHT),
         clients: get("--clients", 4).max(1),
     }
 }
