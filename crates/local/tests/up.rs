@@ -5,6 +5,7 @@ mod up;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -628,6 +629,69 @@ async fn with_slack_webhook_url_set_each_failure_is_posted_to_slack_once_and_log
         posted[0]
     );
     assert!(posted[0]["blocks"].is_array(), "{}", posted[0]);
+    drop(up);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A Slack webhook on loopback that takes `delay` to answer each post and keeps the most posts
+/// it had in flight at once.
+async fn slow_webhook(
+    delay: Duration,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<Mutex<Vec<Value>>>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let posts: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (n, m, p) = (now.clone(), most.clone(), posts.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let (n, m, p) = (n.clone(), m.clone(), p.clone());
+            async move {
+                let inside = n.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(inside, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                p.lock().unwrap().push(v);
+                n.fetch_sub(1, Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, most, posts)
+}
+
+#[tokio::test]
+async fn slack_gets_one_message_at_a_time_as_notify_slack_reserved_concurrency_of_1_gives_in_aws() {
+    // Slack takes about a message a second per webhook; in AWS notify-slack runs one at a time
+    // (NotifySlackConcurrency 1). Locally many deliveries are in flight at once: twenty
+    // rejections at once must still reach the webhook one after the other.
+    let (url, most, posts) = slow_webhook(Duration::from_millis(25)).await;
+    let dir = data_dir("slack-serial");
+    let up = up::try_start_with(
+        &dir,
+        &["--start", "2026-11-27T09:00:00Z", "--speed", "1200"],
+        Some(&url),
+    )
+    .unwrap_or_else(|(c, e)| panic!("{c:?} {e}"));
+    let http = reqwest::Client::new();
+    let orders = batch("q", 40); // 20 buys accepted, 20 sells out of the money
+    post(&http, &up, &orders.to_string()).await;
+    let finals = wait_final(&http, &up, &ids(&orders), Duration::from_secs(90)).await;
+    assert_outputs_match(&dir, &finals);
+    assert_eq!(posts.lock().unwrap().len(), 20, "one message a rejection");
+    assert_eq!(
+        most.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "messages in flight at once at the webhook"
+    );
     drop(up);
     let _ = std::fs::remove_dir_all(dir);
 }

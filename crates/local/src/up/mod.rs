@@ -397,6 +397,7 @@ fn adapters(
             Some(url) => Sink::Slack {
                 url: url.to_string(),
                 http: http_client()?,
+                one_at_a_time: tokio::sync::Mutex::new(()),
             },
             None => Sink::Console,
         },

@@ -15,8 +15,14 @@ use crate::up::shared::{Shared, port};
 pub enum Sink {
     /// The console (and the log file).
     Console,
-    /// A Slack incoming webhook (and the log file).
-    Slack { url: String, http: reqwest::Client },
+    /// A Slack incoming webhook (and the log file), one message at a time: Slack takes about
+    /// one a second per webhook, and in AWS notify-slack's reserved concurrency of 1
+    /// (`NotifySlackConcurrency`) keeps its posts in a row, however many deliveries are in flight.
+    Slack {
+        url: String,
+        http: reqwest::Client,
+        one_at_a_time: tokio::sync::Mutex<()>,
+    },
 }
 
 /// The desk's notifications: one per key, kept in the database, appended to
@@ -45,7 +51,13 @@ impl LocalNotifier {
 #[async_trait]
 impl Notifier for LocalNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), PortError> {
-        if let Sink::Slack { url, http } = &self.sink {
+        if let Sink::Slack {
+            url,
+            http,
+            one_at_a_time,
+        } = &self.sink
+        {
+            let _turn = one_at_a_time.lock().await;
             // What the message tells must be committed before it leaves (see `Db::run_early`).
             self.shared.db.flush().await;
             let response = http
