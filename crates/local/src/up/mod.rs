@@ -156,9 +156,12 @@ fn parse_zone(s: &str) -> Result<Zone, String> {
 }
 
 /// The client of HTTP targets and Slack: every call ends within ten seconds.
+/// How long the stack's HTTP calls (Slack, HTTP targets) may take.
+pub const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn http_client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
+        .timeout(HTTP_TIMEOUT)
         .build()
         .context("cannot build the HTTP client")
 }

@@ -11,6 +11,9 @@ use serde_json::json;
 
 use crate::up::shared::{Shared, port};
 
+/// How long a message waits for its turn at the Slack webhook: as long as a post may take.
+const SLACK_TURN: std::time::Duration = crate::up::HTTP_TIMEOUT;
+
 /// Where notifications go.
 pub enum Sink {
     /// The console (and the log file).
@@ -57,7 +60,17 @@ impl Notifier for LocalNotifier {
             one_at_a_time,
         } = &self.sink
         {
-            let _turn = one_at_a_time.lock().await;
+            // The turn is waited for no longer than a post may take (the client's timeout):
+            // behind a webhook that hangs, a delivery gives its place in flight back and is
+            // retried later, instead of holding it while every message before it times out.
+            let _turn = tokio::time::timeout(SLACK_TURN, one_at_a_time.lock())
+                .await
+                .map_err(|_| {
+                    PortError::transient(
+                        "slack",
+                        "another message is still being posted (one at a time)".to_string(),
+                    )
+                })?;
             // What the message tells must be committed before it leaves (see `Db::run_early`).
             self.shared.db.flush().await;
             let response = http
