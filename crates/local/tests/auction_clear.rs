@@ -55,17 +55,21 @@ fn clear(path: &PathBuf, stdout: Stdio) -> Output {
         .expect("run energy auction clear")
 }
 
+fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn results_through_a_pipe_are_the_results_in_process() {
     let (path, expected) = written("pipe", 30_000);
     assert!(expected.len() > 2 << 20, "more than a widened pipe holds");
     let out = clear(&path, Stdio::piped());
     std::fs::remove_file(&path).expect("remove the document");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(out.stdout == expected, "the bytes differ");
 }
 
@@ -78,11 +82,7 @@ fn results_into_a_file_are_the_results_in_process() {
     std::fs::remove_file(&path).expect("remove the document");
     let printed = std::fs::read(&into).expect("read the output file");
     std::fs::remove_file(&into).expect("remove the output file");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(printed == expected, "the bytes differ");
 }
 
@@ -96,11 +96,7 @@ fn a_large_mtu_in_and_out_of_id_order_through_a_pipe_prints_the_results_in_proce
         let (path, expected) = written_text(&format!("large-{shuffled}"), &text);
         let out = clear(&path, Stdio::piped());
         std::fs::remove_file(&path).expect("remove the document");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         assert!(
             out.stdout == expected,
             "the bytes differ, shuffled: {shuffled}"

@@ -602,6 +602,16 @@ async fn a_consumer_that_stays_down_gets_its_events_dead_lettered_and_redriven()
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `energy up` at 09:00Z, 1200 times faster, posting to the Slack webhook at `url`.
+fn start_with_slack(dir: &Path, url: &str) -> up::Up {
+    up::try_start_with(
+        dir,
+        &["--start", "2026-11-27T09:00:00Z", "--speed", "1200"],
+        Some(url),
+    )
+    .unwrap_or_else(|(c, e)| panic!("{c:?} {e}"))
+}
+
 #[tokio::test]
 async fn with_slack_webhook_url_set_each_failure_is_posted_to_slack_once_and_logged() {
     let Consumer {
@@ -609,12 +619,7 @@ async fn with_slack_webhook_url_set_each_failure_is_posted_to_slack_once_and_log
     } = consumer(200).await;
     let dir = data_dir("slack");
     let url = format!("http://127.0.0.1:{port}/events");
-    let up = up::try_start_with(
-        &dir,
-        &["--start", "2026-11-27T09:00:00Z", "--speed", "1200"],
-        Some(&url),
-    )
-    .unwrap_or_else(|(c, e)| panic!("{c:?} {e}"));
+    let up = start_with_slack(&dir, &url);
     let http = reqwest::Client::new();
     let orders = batch("s", 2); // a buy (accepted) and a sell out of the money (rejected)
     post(&http, &up, &orders.to_string()).await;
@@ -675,12 +680,7 @@ async fn slack_gets_one_message_at_a_time_as_notify_slack_reserved_concurrency_o
     // rejections at once must still reach the webhook one after the other.
     let (url, most, posts) = slow_webhook(Duration::from_millis(25)).await;
     let dir = data_dir("slack-serial");
-    let up = up::try_start_with(
-        &dir,
-        &["--start", "2026-11-27T09:00:00Z", "--speed", "1200"],
-        Some(&url),
-    )
-    .unwrap_or_else(|(c, e)| panic!("{c:?} {e}"));
+    let up = start_with_slack(&dir, &url);
     let http = reqwest::Client::new();
     let orders = batch("q", 40); // 20 buys accepted, 20 sells out of the money
     post(&http, &up, &orders.to_string()).await;
