@@ -8,6 +8,16 @@ use super::archive::insert_event;
 use super::{Cached, Context, Db, DbResult, Route};
 use super::{DeadLetter, DueDelivery};
 
+/// The head of the queue (see [`Db::due_deliveries`]). No `LIMIT`: SQLite prepares a statement
+/// again at its next step whenever the value bound to its `LIMIT` changes, and the caller's
+/// limit changes with every call. The rows come in the index's order, one step at a time, so
+/// the caller stops reading where it has enough.
+pub(super) const DUE_DELIVERIES: &str =
+    "SELECT d.id, d.rule, d.target, d.attempt, d.first_at, e.body
+     FROM deliveries d JOIN events e ON e.seq = d.event_seq
+     WHERE d.state = 'pending' AND d.next_at <= ?1
+     ORDER BY d.next_at, d.id";
+
 impl Db {
     /// Pending deliveries due at `now_ms`, earliest first, skipping `busy` ones.
     pub fn due_deliveries(
@@ -16,19 +26,17 @@ impl Db {
         limit: usize,
         busy: &std::collections::HashSet<i64>,
     ) -> DbResult<Vec<DueDelivery>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT d.id, d.rule, d.target, d.attempt, d.first_at, e.body
-                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                 WHERE d.state = 'pending' AND d.next_at <= ?1
-                 ORDER BY d.next_at, d.id LIMIT ?2",
-            )
+            .prepare_cached(DUE_DELIVERIES)
             .ctx("reading deliveries")?;
         // A busy row is skipped before its columns are read: with many deliveries in flight,
         // most of the rows this reads are theirs.
         let rows = stmt
-            .query_map(params![now_ms, (limit + busy.len()) as i64], |r| {
+            .query_map(params![now_ms], |r| {
                 let id: i64 = r.get(0)?;
                 if busy.contains(&id) {
                     return Ok(None);

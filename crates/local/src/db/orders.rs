@@ -103,6 +103,16 @@ fn read(conn: &Connection, record_id: &str, now_s: i64) -> DbResult<Option<Strin
         .ctx("reading an order")
 }
 
+/// The due index read (see [`Db::due_orders`]). Its bound values never change its plan, so
+/// SQLite keeps it prepared: no `LIMIT` (the rows come in the index's order and the caller takes
+/// what it needs), and the page's start as one row value rather than `due_at > ?a OR (due_at =
+/// ?a AND record_id > ?b)`, whose `due_at = ?a` made SQLite (the bundled 3.54, with STAT4)
+/// prepare the statement again at every call. The row value is also where the index is entered.
+pub(super) const DUE_ORDERS: &str = "SELECT record_id, attempt, due_at, sweeps FROM orders
+     WHERE due_at IS NOT NULL AND (due_at, record_id) > (?2, ?3) AND due_at <= ?1
+       AND due_at > ?5 AND expires_at > ?4
+     ORDER BY due_at, record_id";
+
 impl Db {
     /// A new order (true), unless a live one has its id (false).
     pub fn insert_order(&self, row: &OrderRow, now_s: i64) -> DbResult<bool> {
@@ -196,19 +206,16 @@ impl Db {
         now_s: i64,
         limit: usize,
     ) -> DbResult<Vec<DueRow>> {
-        let (after_at, after_id) = after.unwrap_or((i64::MIN, String::new()));
+        // Where the index is entered: after `after`, or at `since` (the rows due at `since`
+        // itself are then passed over by `due_at > since`).
+        let start = (since_ms, String::new());
+        let (after_at, after_id) = after.filter(|a| *a > start).unwrap_or(start);
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT record_id, attempt, due_at, sweeps FROM orders
-                 WHERE due_at IS NOT NULL AND due_at <= ?1 AND due_at > ?6
-                   AND (due_at > ?2 OR (due_at = ?2 AND record_id > ?3))
-                   AND expires_at > ?4
-                 ORDER BY due_at, record_id LIMIT ?5",
-            )
+            .prepare_cached(DUE_ORDERS)
             .ctx("reading the due index")?;
         stmt.query_map(
-            params![until_ms, after_at, after_id, now_s, limit as i64, since_ms],
+            params![until_ms, after_at, after_id, now_s, since_ms],
             |r| {
                 Ok(DueRow {
                     record_id: r.get(0)?,
@@ -219,6 +226,7 @@ impl Db {
             },
         )
         .ctx("reading the due index")?
+        .take(limit)
         .collect::<Result<_, _>>()
         .ctx("reading the due index")
     }
