@@ -5,17 +5,17 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::{Archived, EventFilter};
-use super::{Cached, Context, Db, DbResult, Route, json_column};
+use super::{Cached, Context, Db, DbResult, Route, atomically, json_column};
 
 impl Db {
     /// Archives each event and queues its deliveries, all or none.
-    pub fn publish_all(&self, events: &[(Value, Vec<Route>)], now_ms: i64) -> DbResult<()> {
-        let mut conn = self.conn();
-        let tx = conn.savepoint().ctx("publishing")?;
-        for (event, routes) in events {
-            insert_event(&tx, event, routes, now_ms)?;
-        }
-        tx.commit().ctx("publishing")
+    pub fn publish_all(&self, events: &[(NewEvent, Vec<Route>)], now_ms: i64) -> DbResult<()> {
+        atomically(&self.conn(), "publishing", |tx| {
+            for (event, routes) in events {
+                insert_new_event(tx, event, routes, now_ms)?;
+            }
+            Ok(())
+        })
     }
 
     /// Events, oldest first.
@@ -127,6 +127,32 @@ fn archived(r: &rusqlite::Row<'_>) -> rusqlite::Result<Archived> {
     })
 }
 
+/// An event as the archive stores it: the columns it is found by, and its text. Made where the
+/// event is published, so the database thread, which every step of the stack waits on, does not
+/// spend its time serialising events.
+pub struct NewEvent {
+    id: String,
+    time: String,
+    source: String,
+    detail_type: String,
+    record_id: Option<String>,
+    body: String,
+}
+
+impl NewEvent {
+    pub fn of(event: &Value) -> NewEvent {
+        let s = |k: &str| event[k].as_str().unwrap_or_default().to_string();
+        NewEvent {
+            id: s("id"),
+            time: s("time"),
+            source: s("source"),
+            detail_type: s("detail-type"),
+            record_id: event["detail"]["record_id"].as_str().map(String::from),
+            body: event.to_string(),
+        }
+    }
+}
+
 /// Archives `event` and queues one delivery per route, inside `tx`.
 pub(super) fn insert_event(
     tx: &rusqlite::Connection,
@@ -134,31 +160,36 @@ pub(super) fn insert_event(
     routes: &[Route],
     now_ms: i64,
 ) -> DbResult<i64> {
-    let s = |k: &str| event[k].as_str().unwrap_or_default().to_string();
-    let record_id = event["detail"]["record_id"].as_str().map(String::from);
-    tx.prepare_cached(
+    insert_new_event(tx, &NewEvent::of(event), routes, now_ms)
+}
+
+fn insert_new_event(
+    tx: &rusqlite::Connection,
+    event: &NewEvent,
+    routes: &[Route],
+    now_ms: i64,
+) -> DbResult<i64> {
+    tx.exec(
         "INSERT INTO events (id, time, source, detail_type, record_id, published_at, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            s("id"),
-            s("time"),
-            s("source"),
-            s("detail-type"),
-            record_id,
+        params![
+            event.id,
+            event.time,
+            event.source,
+            event.detail_type,
+            event.record_id,
             now_ms,
-            event.to_string()
-        ])
-    })
+            event.body
+        ],
+    )
     .ctx("archiving an event")?;
     let seq = tx.last_insert_rowid();
     for Route { rule, target } in routes {
-        tx.prepare_cached(
+        tx.exec(
             "INSERT INTO deliveries (event_seq, rule, target, first_at, next_at)
              VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![seq, rule, target, now_ms],
         )
-        .and_then(|mut st| st.execute(params![seq, rule, target, now_ms]))
         .ctx("queueing a delivery")?;
     }
     Ok(seq)

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 use super::archive::insert_event;
-use super::{Cached, Context, Db, DbResult, Route};
+use super::{Cached, Context, Db, DbResult, Route, atomically};
 use super::{DeadLetter, DueDelivery};
 
 /// The head of the queue (see [`Db::due_deliveries`]). No `LIMIT`: SQLite prepares a statement
@@ -87,27 +87,27 @@ impl Db {
     /// A delivery succeeded: it leaves the queue. A schedule rule's tick (source `aws.events`)
     /// leaves the archive too: in AWS it never is on our bus.
     pub fn delivered(&self, id: i64) -> DbResult<()> {
-        let mut conn = self.conn();
-        let tx = conn.savepoint().ctx("completing a delivery")?;
-        let seq: Option<i64> = tx
-            .row(
-                "SELECT event_seq FROM deliveries WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()
-            .ctx("completing a delivery")?;
-        tx.exec("DELETE FROM deliveries WHERE id = ?1", [id])
-            .ctx("completing a delivery")?;
-        if let Some(seq) = seq {
-            tx.exec(
-                "DELETE FROM events WHERE seq = ?1 AND source = 'aws.events'
-                   AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?1)",
-                [seq],
-            )
-            .ctx("completing a delivery")?;
-        }
-        tx.commit().ctx("completing a delivery")
+        atomically(&self.conn(), "completing a delivery", |tx| {
+            let seq: Option<i64> = tx
+                .row(
+                    "SELECT event_seq FROM deliveries WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .ctx("completing a delivery")?;
+            tx.exec("DELETE FROM deliveries WHERE id = ?1", [id])
+                .ctx("completing a delivery")?;
+            if let Some(seq) = seq {
+                tx.exec(
+                    "DELETE FROM events WHERE seq = ?1 AND source = 'aws.events'
+                       AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?1)",
+                    [seq],
+                )
+                .ctx("completing a delivery")?;
+            }
+            Ok(())
+        })
     }
 
     /// A delivery to the bus itself: the event is archived again with its new deliveries, and

@@ -305,6 +305,28 @@ impl Cached for Connection {
     }
 }
 
+/// Runs `f` all or nothing, in a savepoint whose statements are prepared once (rusqlite's
+/// `savepoint()` parses its `SAVEPOINT` and `RELEASE` again at each call, and the delivery
+/// queue takes one for every delivery and every publish).
+fn atomically<T>(
+    conn: &Connection,
+    what: &'static str,
+    f: impl FnOnce(&Connection) -> DbResult<T>,
+) -> DbResult<T> {
+    conn.exec("SAVEPOINT atomically", []).ctx(what)?;
+    match f(conn) {
+        Ok(v) => {
+            conn.exec("RELEASE atomically", []).ctx(what)?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.exec("ROLLBACK TO atomically", []);
+            let _ = conn.exec("RELEASE atomically", []);
+            Err(e)
+        }
+    }
+}
+
 /// How many prepared statements the connection keeps (rusqlite keeps 16 unless told).
 const STATEMENT_CACHE: usize = 128;
 

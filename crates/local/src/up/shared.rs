@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::db::archive::NewEvent;
 use crate::db::{Db, DbError, Route, wall_ms};
 use crate::rules::BusResources;
 use crate::topology::Topology;
@@ -99,12 +100,10 @@ impl Shared {
     /// Archives these events and queues their deliveries in one call to the database: all are
     /// stored or none.
     pub async fn put_all(&self, events: Vec<Value>) -> Result<(), DbError> {
-        let routed: Vec<(Value, Vec<Route>)> = events
-            .into_iter()
-            .map(|event| {
-                let routes = self.routes(&event);
-                (event, routes)
-            })
+        // Serialised here, on the caller's worker, not on the database thread.
+        let routed: Vec<(NewEvent, Vec<Route>)> = events
+            .iter()
+            .map(|event| (NewEvent::of(event), self.routes(event)))
             .collect();
         self.db
             .run_early(move |db| db.publish_all(&routed, wall_ms()))
