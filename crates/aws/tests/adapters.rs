@@ -326,7 +326,6 @@ async fn a_round_schedule_is_a_one_time_at_expression_to_the_bus_and_a_duplicate
     let round = OrderChecksDue {
         due_by: when,
         after: None,
-        through: None,
     };
     assert_eq!(
         scheduler.schedule(&name, when, &round).await.unwrap(),

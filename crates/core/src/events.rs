@@ -91,10 +91,6 @@ pub struct OrderChecksDue {
     /// Where the round goes on: after this entry of the due index. Absent: from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<RoundCursor>,
-    /// Where this part of the round ends: at this entry, included, when the entries after it
-    /// were handed to another invocation already. Absent: at the round's end.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub through: Option<RoundCursor>,
 }
 
 /// A place in the due index: an order and the instant it was due.

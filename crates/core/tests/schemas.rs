@@ -231,19 +231,12 @@ fn event() -> impl Strategy<Value = DomainEvent> {
                     trigger,
                 })
             }),
-        (
-            ts(),
-            prop::option::of((ts(), record_id())),
-            prop::option::of((ts(), record_id())),
-        )
-            .prop_map(|(due_by, after, through)| {
-                let cursor = |(due_at, record_id)| RoundCursor { due_at, record_id };
-                DomainEvent::ChecksDue(OrderChecksDue {
-                    due_by,
-                    after: after.map(cursor),
-                    through: through.map(cursor),
-                })
-            }),
+        (ts(), prop::option::of((ts(), record_id()))).prop_map(|(due_by, after)| {
+            DomainEvent::ChecksDue(OrderChecksDue {
+                due_by,
+                after: after.map(|(due_at, record_id)| RoundCursor { due_at, record_id }),
+            })
+        }),
         (order_ref(), ts()).prop_map(|(order, cancelled_at)| {
             DomainEvent::Cancelled(OrderCancelled {
                 order,

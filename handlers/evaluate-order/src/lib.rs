@@ -45,7 +45,7 @@ use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderRecord, OrderState, PreliminaryChange, Transition};
 use energy_core::order::RecordId;
 use energy_core::ports::{
-    AuctionPlatform, Clock, DueCursor, DueIndex, DueOrder, EventPublisher, OrderStore, Replaced,
+    AuctionPlatform, Clock, DueCursor, DueIndex, EventPublisher, OrderStore, Replaced,
     ResultsStatus, RetryScheduler, Submission, TransitionError, Withdrawal,
 };
 use energy_core::result::{Failure, FailureReason, OrderResult};
@@ -74,14 +74,13 @@ pub struct Config {
     pub rules: MarketRules,
     /// Checks of a round made at once.
     pub round_concurrency: usize,
-    /// Entries of its share an invocation checks between two looks at its budget.
+    /// Due-index entries a round reads a page.
     pub round_page: usize,
-    /// Due-index entries one invocation takes of a round (its share); the rest go on in
-    /// another, handed on before this one's checks.
+    /// Due-index entries one invocation takes of a round; the rest go on in another.
     pub round_limit: usize,
-    /// Wall time after which an invocation checks no further page of its share (the rest of
-    /// the share goes on in another), well inside the function's 30 s timeout: a page's checks
-    /// at once, each bounded by the platform's timeout, can still take a while.
+    /// Wall time after which an invocation takes no further page of a round (the rest go on in
+    /// another), well inside the function's 30 s timeout: a page's checks at once, each bounded
+    /// by the platform's timeout, can still take a while.
     pub round_budget: std::time::Duration,
 }
 
@@ -110,6 +109,12 @@ pub struct Round {
     pub failed: usize,
     /// The round goes on in another invocation.
     pub continued: bool,
+}
+
+impl Round {
+    fn seen(&self) -> usize {
+        self.checked + self.passed + self.failed
+    }
 }
 
 impl Config {
@@ -563,7 +568,6 @@ impl EvaluateOrder {
         let round = OrderChecksDue {
             due_by: at,
             after: None,
-            through: None,
         };
         let outcome = self.scheduler.schedule(&name, at, &round).await?;
         tracing::debug!(record_id = %record.order.record_id, attempt, schedule = %name, %at, ?outcome, "check scheduled");
@@ -572,17 +576,13 @@ impl EvaluateOrder {
     }
 
     /// A round of checks: every order the due index holds as due within the round (after the
-    /// round before it ended, by `due_by`; from `after`, through `through`) that is PENDING and
-    /// due by then is checked, as its own `OrderEvaluationDue` would have it checked, several at
-    /// once. The other entries are left to the sweeper (an order RECEIVED, READY or FAILED waits
-    /// for an event, not a check). A check that fails leaves its order due, for the sweeper, and
-    /// the round goes on.
-    ///
-    /// An invocation takes a share of at most `round_limit` entries, reading them first, and
-    /// hands the rest of the round to another invocation (an `OrderChecksDue` from where its
-    /// share ends) before it checks its own: the shares of a large auction are checked side by
-    /// side. One that has run for `round_budget` hands the rest of its share on, bounded by the
-    /// share's last entry, since what comes after it is another's already.
+    /// round before it ended, by `due_by`; from `after`) that is PENDING and due by then is
+    /// checked, as its own `OrderEvaluationDue` would have
+    /// it checked, several at once. The other entries are left to the sweeper (an order
+    /// RECEIVED, READY or FAILED waits for an event, not a check). A check that fails leaves
+    /// its order due, for the sweeper, and the round goes on. After `round_limit` entries the
+    /// round goes on in another invocation: an `OrderChecksDue` from where this one stopped
+    /// (so does one that has run for `round_budget`).
     async fn round(&self, round: OrderChecksDue) -> Result<Outcome, Error> {
         let config = &self.config;
         let started = std::time::Instant::now();
@@ -594,17 +594,17 @@ impl EvaluateOrder {
             due_by: round.due_by,
             ..Round::default()
         };
-        let (share, rest) = self.share(&round, since).await?;
-        if let Some(rest) = rest {
-            self.bus.publish(&[DomainEvent::ChecksDue(rest)]).await?;
-            report.continued = true;
-        }
-        let chunks = share.chunks(config.round_page.max(1));
-        let last = chunks.len();
-        for (n, chunk) in chunks.enumerate() {
-            let ids: Vec<RecordId> = chunk.iter().map(|d| d.record_id.clone()).collect();
-            let checks: Vec<(RecordId, Result<bool, Error>)> = stream::iter(ids)
-                .map(|id| self.check_due(id, round.due_by))
+        let mut cursor = round.after.map(|a| DueCursor {
+            due_at: a.due_at,
+            record_id: a.record_id,
+        });
+        loop {
+            let page = self
+                .due
+                .due_between(since, round.due_by, config.round_page.max(1), cursor.take())
+                .await?;
+            let checks: Vec<(RecordId, Result<bool, Error>)> = stream::iter(page.items)
+                .map(|d| self.check_due(d.record_id, round.due_by))
                 .buffer_unordered(config.round_concurrency.max(1))
                 .collect()
                 .await;
@@ -618,20 +618,20 @@ impl EvaluateOrder {
                     }
                 }
             }
-            if n + 1 < last && started.elapsed() >= config.round_budget {
-                let cursor = |d: &DueOrder| RoundCursor {
-                    due_at: d.due_at,
-                    record_id: d.record_id.clone(),
-                };
+            let Some(next) = page.next else { break };
+            if report.seen() >= config.round_limit || started.elapsed() >= config.round_budget {
                 let rest = OrderChecksDue {
                     due_by: round.due_by,
-                    after: chunk.last().map(cursor),
-                    through: share.last().map(cursor),
+                    after: Some(RoundCursor {
+                        due_at: next.due_at,
+                        record_id: next.record_id,
+                    }),
                 };
                 self.bus.publish(&[DomainEvent::ChecksDue(rest)]).await?;
                 report.continued = true;
                 break;
             }
+            cursor = Some(next);
         }
         tracing::info!(
             due_by = %round.due_by,
@@ -642,64 +642,6 @@ impl EvaluateOrder {
             "round of checks"
         );
         Ok(Outcome::Round(report))
-    }
-
-    /// This invocation's share of a round: up to `round_limit` entries of the due index from
-    /// `after`, ending at `through` (found by identity; if it has left the index, the share
-    /// ends before the first entry due later than it was); and, when entries remain after the
-    /// share and before the round's end, the `OrderChecksDue` that goes on from there.
-    async fn share(
-        &self,
-        round: &OrderChecksDue,
-        since: Timestamp,
-    ) -> Result<(Vec<DueOrder>, Option<OrderChecksDue>), Error> {
-        let limit = self.config.round_limit.max(1);
-        let mut share: Vec<DueOrder> = Vec::new();
-        let mut cursor = round.after.as_ref().map(|a| DueCursor {
-            due_at: a.due_at,
-            record_id: a.record_id.clone(),
-        });
-        let ends_here = |d: &DueOrder| {
-            round.through.as_ref().map(|t| {
-                (
-                    d.due_at == t.due_at && d.record_id == t.record_id,
-                    d.due_at > t.due_at,
-                )
-            })
-        };
-        loop {
-            let page = self
-                .due
-                .due_between(since, round.due_by, limit - share.len(), cursor.take())
-                .await?;
-            let mut items = page.items.into_iter().peekable();
-            while let Some(d) = items.next() {
-                match ends_here(&d) {
-                    Some((_, true)) => return Ok((share, None)),
-                    Some((true, _)) => {
-                        share.push(d);
-                        return Ok((share, None));
-                    }
-                    _ => share.push(d),
-                }
-                if share.len() >= limit {
-                    let more = items.peek().is_some() || page.next.is_some();
-                    let rest = more.then(|| OrderChecksDue {
-                        due_by: round.due_by,
-                        after: share.last().map(|d| RoundCursor {
-                            due_at: d.due_at,
-                            record_id: d.record_id.clone(),
-                        }),
-                        through: round.through.clone(),
-                    });
-                    return Ok((share, rest));
-                }
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok((share, None)),
-            }
-        }
     }
 
     /// One order of a round: checked if it is PENDING and due by `due_by` (the index may lag
