@@ -314,17 +314,14 @@ fn atomically<T>(
     f: impl FnOnce(&Connection) -> DbResult<T>,
 ) -> DbResult<T> {
     conn.exec("SAVEPOINT atomically", []).ctx(what)?;
-    match f(conn) {
-        Ok(v) => {
-            conn.exec("RELEASE atomically", []).ctx(what)?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = conn.exec("ROLLBACK TO atomically", []);
-            let _ = conn.exec("RELEASE atomically", []);
-            Err(e)
-        }
+    let done = f(conn).and_then(|v| conn.exec("RELEASE atomically", []).ctx(what).map(|_| v));
+    if done.is_err() {
+        // Also when the release itself failed (outside a transaction it is the commit): the
+        // savepoint is not left open for the next caller's statements to fall into.
+        let _ = conn.exec("ROLLBACK TO atomically", []);
+        let _ = conn.exec("RELEASE atomically", []);
     }
+    done
 }
 
 /// How many prepared statements the connection keeps (rusqlite keeps 16 unless told).
