@@ -57,6 +57,21 @@ fn stack_alive(dir: &std::path::Path) -> bool {
     dir.join("energy.db").exists()
 }
 
+/// For each order with an event of `detail_type`, how long after `since` (wall) its first one
+/// was published, in ms, sorted.
+fn first_published(db: &rusqlite::Connection, detail_type: &str, since: Timestamp) -> Vec<i64> {
+    let mut stmt = db
+        .prepare("SELECT MIN(published_at) FROM events WHERE detail_type = ?1 GROUP BY record_id")
+        .unwrap();
+    let mut after: Vec<i64> = stmt
+        .query_map([detail_type], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(|t| t.unwrap() - since.as_millisecond())
+        .collect();
+    after.sort_unstable();
+    after
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
@@ -238,32 +253,9 @@ async fn main() {
     let mut posted: Vec<i64> = posted_at.values().copied().collect();
     posted.sort_unstable();
     let wait = (published_wall.as_millisecond() - percentile(&posted, 0.5)) as f64 / 1000.0;
-    let mut stmt = db
-        .prepare(
-            "SELECT MIN(published_at) FROM events WHERE detail_type = 'OrderPreliminaryResult'
-             GROUP BY record_id",
-        )
-        .unwrap();
-    let mut pub_to_preliminary: Vec<i64> = stmt
-        .query_map([], |r| r.get::<_, i64>(0))
-        .unwrap()
-        .map(|t| t.unwrap() - preliminary_wall.as_millisecond())
-        .collect();
-    pub_to_preliminary.sort_unstable();
+    let pub_to_preliminary = first_published(&db, "OrderPreliminaryResult", preliminary_wall);
     // Evaluate-order's share of the final phase: when each order's OrderReady was published.
-    let mut stmt = db
-        .prepare(
-            "SELECT MIN(published_at) FROM events WHERE detail_type = 'OrderReady'
-             GROUP BY record_id",
-        )
-        .unwrap();
-    let mut pub_to_ready: Vec<i64> = stmt
-        .query_map([], |r| r.get::<_, i64>(0))
-        .unwrap()
-        .map(|t| t.unwrap() - published_wall.as_millisecond())
-        .filter(|after| *after >= 0)
-        .collect();
-    pub_to_ready.sort_unstable();
+    let pub_to_ready = first_published(&db, "OrderReady", published_wall);
     println!(
         "POST to final state: p50 {:.2} s, p99 {:.2} s (of which {wait:.1} s is the wait for the 13:00 final results at {}×)",
         percentile(&post_to_final, 0.5) as f64 / 1000.0,
