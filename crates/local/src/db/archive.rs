@@ -82,26 +82,25 @@ impl Db {
         now_ms: i64,
     ) -> DbResult<(usize, usize)> {
         let events = self.events(f)?;
-        let mut conn = self.conn();
-        let tx = conn.savepoint().ctx("replaying")?;
-        let (mut replayed, mut deliveries) = (0, 0);
-        for e in events {
-            if e.body.get("replay-name").is_some() {
-                continue;
+        atomically(&self.conn(), "replaying", |tx| {
+            let (mut replayed, mut deliveries) = (0, 0);
+            for e in events {
+                if e.body.get("replay-name").is_some() {
+                    continue;
+                }
+                let mut body = e.body;
+                body["replay-name"] = Value::String(name.to_string());
+                let routes = routes(&body);
+                if routes.is_empty() {
+                    // No rule takes it: nothing to deliver, nothing to archive again.
+                    continue;
+                }
+                deliveries += routes.len();
+                replayed += 1;
+                insert_event(tx, &body, &routes, now_ms)?;
             }
-            let mut body = e.body;
-            body["replay-name"] = Value::String(name.to_string());
-            let routes = routes(&body);
-            if routes.is_empty() {
-                // No rule takes it: nothing to deliver, nothing to archive again.
-                continue;
-            }
-            deliveries += routes.len();
-            replayed += 1;
-            insert_event(&tx, &body, &routes, now_ms)?;
-        }
-        tx.commit().ctx("replaying")?;
-        Ok((replayed, deliveries))
+            Ok((replayed, deliveries))
+        })
     }
 
     /// How many events the archive holds (replays left out) and their size in bytes.

@@ -4,7 +4,7 @@
 use rusqlite::params;
 use serde_json::Value;
 
-use super::{Cached, Context, Db, DbResult, json_column};
+use super::{Cached, Context, Db, DbResult, atomically, json_column};
 
 impl Db {
     /// Every stored resource: (kind, name, document).
@@ -26,22 +26,22 @@ impl Db {
     /// Writes one resource, or deletes it (`None`), in one transaction with the others given:
     /// a change that touches several (a rule and its targets) is all there or not at all.
     pub fn write_bus_resources(&self, changes: &[(&str, &str, Option<&Value>)]) -> DbResult<()> {
-        let mut conn = self.conn();
-        let tx = conn.savepoint().ctx("writing the bus's resources")?;
-        for (kind, name, body) in changes {
-            match body {
-                Some(body) => tx.exec(
-                    "INSERT INTO bus_resources (kind, name, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body",
-                    params![kind, name, body.to_string()],
-                ),
-                None => tx.exec(
-                    "DELETE FROM bus_resources WHERE kind = ?1 AND name = ?2",
-                    params![kind, name],
-                ),
+        atomically(&self.conn(), "writing the bus's resources", |tx| {
+            for (kind, name, body) in changes {
+                match body {
+                    Some(body) => tx.exec(
+                        "INSERT INTO bus_resources (kind, name, body) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body",
+                        params![kind, name, body.to_string()],
+                    ),
+                    None => tx.exec(
+                        "DELETE FROM bus_resources WHERE kind = ?1 AND name = ?2",
+                        params![kind, name],
+                    ),
+                }
+                .ctx("writing the bus's resources")?;
             }
-            .ctx("writing the bus's resources")?;
-        }
-        tx.commit().ctx("writing the bus's resources")
+            Ok(())
+        })
     }
 }

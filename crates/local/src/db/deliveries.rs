@@ -113,12 +113,12 @@ impl Db {
     /// A delivery to the bus itself: the event is archived again with its new deliveries, and
     /// this delivery leaves the queue, in one transaction.
     pub fn forwarded(&self, id: i64, event: &Value, routes: &[Route], now_ms: i64) -> DbResult<()> {
-        let mut conn = self.conn();
-        let tx = conn.savepoint().ctx("forwarding an event to the bus")?;
-        insert_event(&tx, event, routes, now_ms)?;
-        tx.exec("DELETE FROM deliveries WHERE id = ?1", [id])
-            .ctx("forwarding an event to the bus")?;
-        tx.commit().ctx("forwarding an event to the bus")
+        atomically(&self.conn(), "forwarding an event to the bus", |tx| {
+            insert_event(tx, event, routes, now_ms)?;
+            tx.exec("DELETE FROM deliveries WHERE id = ?1", [id])
+                .ctx("forwarding an event to the bus")?;
+            Ok(())
+        })
     }
 
     /// A delivery failed and will be tried again at `next_ms`.
@@ -142,18 +142,18 @@ impl Db {
         now_ms: i64,
         on_failure: Option<(&Value, &[Route])>,
     ) -> DbResult<()> {
-        let mut conn = self.conn();
-        let tx = conn.savepoint().ctx("dead-lettering")?;
-        tx.exec(
-            "UPDATE deliveries SET state = 'dead', attempt = ?2, last_error = ?3, dead_at = ?4
-             WHERE id = ?1",
-            params![id, attempts, error, now_ms],
-        )
-        .ctx("dead-lettering")?;
-        if let Some((event, routes)) = on_failure {
-            insert_event(&tx, event, routes, now_ms)?;
-        }
-        tx.commit().ctx("dead-lettering")
+        atomically(&self.conn(), "dead-lettering", |tx| {
+            tx.exec(
+                "UPDATE deliveries SET state = 'dead', attempt = ?2, last_error = ?3, dead_at = ?4
+                 WHERE id = ?1",
+                params![id, attempts, error, now_ms],
+            )
+            .ctx("dead-lettering")?;
+            if let Some((event, routes)) = on_failure {
+                insert_event(tx, event, routes, now_ms)?;
+            }
+            Ok(())
+        })
     }
 
     pub fn dead_letters(&self) -> DbResult<Vec<DeadLetter>> {

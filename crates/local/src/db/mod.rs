@@ -305,9 +305,11 @@ impl Cached for Connection {
     }
 }
 
-/// Runs `f` all or nothing, in a savepoint whose statements are prepared once (rusqlite's
-/// `savepoint()` parses its `SAVEPOINT` and `RELEASE` again at each call, and the delivery
-/// queue takes one for every delivery and every publish).
+/// Runs `f` all or nothing, in a savepoint whose statements are prepared once: every
+/// all-or-nothing write of this module goes through it (rusqlite's `savepoint()` parses its
+/// `SAVEPOINT` and `RELEASE` again at each call, and the delivery queue takes one for every
+/// delivery and every publish). Savepoints nest, so it may run inside the database thread's
+/// transaction or on its own.
 fn atomically<T>(
     conn: &Connection,
     what: &'static str,

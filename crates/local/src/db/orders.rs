@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Cached, Context, Db, DbResult};
+use super::{Cached, Context, Db, DbResult, atomically};
 
 /// One order row as written.
 #[derive(Debug, Clone)]
@@ -144,43 +144,43 @@ impl Db {
         now_s: i64,
         refuse: impl FnOnce(&[Option<String>]) -> bool,
     ) -> DbResult<(Vec<Option<String>>, bool)> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         // The write lock is held before the reads, so no other writer can slip an order in
         // between what this batch saw and what it writes: through `Db::run` the batch is inside
         // the database thread's `BEGIN IMMEDIATE`; called on its own, it takes the lock first.
         if conn.is_autocommit() {
             conn.execute_batch("BEGIN IMMEDIATE")
                 .ctx("writing a batch")?;
-            let out = self.insert_orders_locked(&mut conn, rows, now_s, refuse);
+            let out = self.insert_orders_locked(&conn, rows, now_s, refuse);
             let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
             conn.execute_batch(end).ctx("writing a batch")?;
             return out;
         }
-        self.insert_orders_locked(&mut conn, rows, now_s, refuse)
+        self.insert_orders_locked(&conn, rows, now_s, refuse)
     }
 
     fn insert_orders_locked(
         &self,
-        conn: &mut Connection,
+        conn: &Connection,
         rows: &[OrderRow],
         now_s: i64,
         refuse: impl FnOnce(&[Option<String>]) -> bool,
     ) -> DbResult<(Vec<Option<String>>, bool)> {
-        let tx = conn.savepoint().ctx("writing a batch")?;
-        let mut found = Vec::with_capacity(rows.len());
-        for row in rows {
-            found.push(read(&tx, &row.record_id, now_s)?);
-        }
-        if refuse(&found) {
-            return Ok((found, false));
-        }
-        for (row, existing) in rows.iter().zip(&found) {
-            if existing.is_none() {
-                write(&tx, row, None, now_s)?;
+        atomically(conn, "writing a batch", |tx| {
+            let mut found = Vec::with_capacity(rows.len());
+            for row in rows {
+                found.push(read(tx, &row.record_id, now_s)?);
             }
-        }
-        tx.commit().ctx("writing a batch")?;
-        Ok((found, true))
+            if refuse(&found) {
+                return Ok((found, false));
+            }
+            for (row, existing) in rows.iter().zip(&found) {
+                if existing.is_none() {
+                    write(tx, row, None, now_s)?;
+                }
+            }
+            Ok((found, true))
+        })
     }
 
     /// The sweeper's claim: moves the order's due index entry from `seen_ms` to `next_ms` and

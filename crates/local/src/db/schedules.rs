@@ -4,7 +4,7 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::archive::insert_event;
-use super::{Cached, Context, Db, DbError, DbResult, Route};
+use super::{Cached, Context, Db, DbError, DbResult, Route, atomically};
 
 impl Db {
     /// Creates a one-time schedule unless one with this name exists; true when created.
@@ -98,23 +98,22 @@ impl Db {
                 .collect::<Result<_, _>>()
                 .ctx("reading schedules")?
         };
-        let mut conn = self.conn();
-        let tx = conn.savepoint().ctx("firing schedules")?;
-        for (name, event) in &due {
-            let detail: Value = serde_json::from_str(event).map_err(|e| DbError {
-                what: "firing schedules",
-                source: rusqlite::Error::FromSqlConversionFailure(
-                    1,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                ),
-            })?;
-            let (envelope, routes) = wrap(&detail);
-            tx.exec("UPDATE schedules SET fired = 1 WHERE name = ?1", [name])
-                .ctx("firing schedules")?;
-            insert_event(&tx, &envelope, &routes, now_ms)?;
-        }
-        tx.commit().ctx("firing schedules")?;
-        Ok(due.len())
+        atomically(&self.conn(), "firing schedules", |tx| {
+            for (name, event) in &due {
+                let detail: Value = serde_json::from_str(event).map_err(|e| DbError {
+                    what: "firing schedules",
+                    source: rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    ),
+                })?;
+                let (envelope, routes) = wrap(&detail);
+                tx.exec("UPDATE schedules SET fired = 1 WHERE name = ?1", [name])
+                    .ctx("firing schedules")?;
+                insert_event(tx, &envelope, &routes, now_ms)?;
+            }
+            Ok(due.len())
+        })
     }
 }
