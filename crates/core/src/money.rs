@@ -44,6 +44,15 @@ const MAX_DECIMAL_TEXT: usize = 400;
 /// `10^-places` units. More decimals than `places` is an error even when they are zeros: the
 /// schema's pattern refuses them too.
 pub fn parse_scaled(text: &str, places: u32) -> Result<i64, DecimalError> {
+    match plain_decimal(text.as_bytes(), places) {
+        Some(units) => Ok(units),
+        None => parse_scaled_general(text, places),
+    }
+}
+
+/// [`parse_scaled`] for any text: what the one-pass [`plain_decimal`] reads, and the messages
+/// for what neither reads.
+fn parse_scaled_general(text: &str, places: u32) -> Result<i64, DecimalError> {
     let not_a_number = || DecimalError::NotANumber(format!("{:?}", shorten(text)));
     if text.is_empty() || text.len() > MAX_DECIMAL_TEXT {
         return Err(not_a_number());
@@ -205,15 +214,126 @@ pub fn short_json(value: &Value) -> String {
 
 /// Formats `units` (of `10^-places`) as a fixed-point decimal.
 pub fn format_scaled(units: i64, places: u32) -> String {
-    let scale = 10i64.pow(places);
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = write_scaled(&mut text, units, places);
+    text
+}
+
+/// Writes `units` (of `10^-places`) as a fixed-point decimal, without allocating: what
+/// [`format_scaled`] answers, and what the quantities' `Display` and `Serialize` write.
+pub fn write_scaled(out: &mut impl fmt::Write, units: i64, places: u32) -> fmt::Result {
+    let scale = 10u64.pow(places);
     let sign = if units < 0 { "-" } else { "" };
     let abs = units.unsigned_abs();
-    let whole = abs / scale as u64;
-    let frac = abs % scale as u64;
+    let whole = abs / scale;
+    let frac = abs % scale;
     if places == 0 {
-        format!("{sign}{whole}")
+        write!(out, "{sign}{whole}")
     } else {
-        format!("{sign}{whole}.{frac:0width$}", width = places as usize)
+        write!(out, "{sign}{whole}.{frac:0width$}", width = places as usize)
+    }
+}
+
+/// The plain decimals most values are (`"45.50"`, `"-3"`, `"7.5"`) read in one pass, when they
+/// have few enough digits that their value fits; `None` sends anything else to the general path
+/// of [`parse_scaled`], which answers the same for these and explains what is wrong with the
+/// rest. (The general path builds a string of the digits for each value.)
+pub fn plain_decimal(text: &[u8], places: u32) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let places = places as usize;
+    // In one pass: the whole digits, then a point and at most `places` digits after it.
+    let mut units: i64 = 0;
+    let mut i = 0;
+    while let Some(&b @ b'0'..=b'9') = digits.get(i) {
+        // Below 10^18 whatever the digits.
+        if i + places >= 18 {
+            return None;
+        }
+        units = units * 10 + i64::from(b - b'0');
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut frac = 0;
+    if i < digits.len() {
+        if digits[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        while let Some(&b @ b'0'..=b'9') = digits.get(i) {
+            if frac == places {
+                return None;
+            }
+            units = units * 10 + i64::from(b - b'0');
+            frac += 1;
+            i += 1;
+        }
+        if frac == 0 || i < digits.len() {
+            return None; // "5." or "5.x"
+        }
+    }
+    for _ in frac..places {
+        units *= 10;
+    }
+    Some(if negative { -units } else { units })
+}
+
+/// Reads a quantity with `.0` decimal places straight from a deserializer, as
+/// [`scaled_from_json`] reads it from a `serde_json::Value`, without building one: a string or
+/// a number from the reader; anything else is refused with the same message.
+#[derive(Debug, Clone, Copy)]
+pub struct Scaled(pub u32);
+
+impl Scaled {
+    fn read_value<E: serde::de::Error>(self, value: &Value) -> Result<i64, E> {
+        scaled_from_json(value, self.0).map_err(E::custom)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Scaled {
+    type Value = i64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Scaled {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a decimal number")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+        parse_scaled(v, self.0).map_err(E::custom)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+        self.read_value(&Value::from(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+        self.read_value(&Value::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+        // Value::from(f64) is null for a non-finite number, as a Value read from JSON.
+        self.read_value(&Value::from(v))
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<i64, E> {
+        self.read_value(&Value::Bool(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<i64, E> {
+        self.read_value(&Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<i64, A::Error> {
+        let value = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        self.read_value(&value)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<i64, A::Error> {
+        let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        self.read_value(&value)
     }
 }
 
@@ -240,7 +360,7 @@ macro_rules! fixed_point {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&format_scaled(self.0, Self::PLACES))
+                write_scaled(f, self.0, Self::PLACES)
             }
         }
 
@@ -259,8 +379,7 @@ macro_rules! fixed_point {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let value = Value::deserialize(deserializer)?;
-                Self::from_json(&value).map_err(serde::de::Error::custom)
+                deserializer.deserialize_any(Scaled(Self::PLACES)).map(Self)
             }
         }
     };
@@ -444,7 +563,51 @@ mod tests {
         assert_eq!(Lots(i64::MAX).checked_add(Lots(1)), Err(Overflow("volume")));
     }
 
+    /// What `from_json` answers for a JSON text, as read through a `Value` (how the quantities
+    /// were read before they had a reader of their own), without the error's position.
+    fn via_value(text: &str) -> Option<Result<PriceCents, String>> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        Some(PriceCents::from_json(&value).map_err(|e| e.to_string()))
+    }
+
+    fn direct(text: &str) -> Result<PriceCents, String> {
+        serde_json::from_str::<PriceCents>(text).map_err(|e| {
+            let e = e.to_string();
+            e.split(" at line ").next().unwrap_or_default().to_string()
+        })
+    }
+
     proptest::proptest! {
+        /// Reading a quantity straight from JSON answers what reading it through a `Value` did:
+        /// the same units, or an error with the same message.
+        #[test]
+        fn read_straight_from_json_as_through_a_value(
+            text in proptest::prop_oneof![
+                r#""-?[0-9]{0,20}(\.[0-9]{0,4})?""#,
+                r#""[-+0-9.eE ]{0,8}""#,
+                r"-?[0-9]{1,22}(\.[0-9]{1,4})?([eE][-+]?[0-9]{1,3})?",
+                proptest::strategy::Just("true".to_string()),
+                proptest::strategy::Just("null".to_string()),
+                proptest::strategy::Just("[\"1.5\"]".to_string()),
+                proptest::strategy::Just(r#"{"a":"1.5"}"#.to_string()),
+            ],
+        ) {
+            if let Some(expected) = via_value(&text) {
+                proptest::prop_assert_eq!(direct(&text), expected, "{}", text);
+            }
+        }
+
+        /// The one-pass reader of plain decimals answers what the general path answers.
+        #[test]
+        fn plain_decimals_read_as_the_general_path_reads_them(
+            text in r"-?[0-9]{0,19}(\.[0-9]{0,4})?|[-+0-9.eE ]{0,8}",
+            places in 1u32..=3,
+        ) {
+            if let Some(units) = plain_decimal(text.as_bytes(), places) {
+                proptest::prop_assert_eq!(Ok(units), parse_scaled_general(&text, places));
+            }
+        }
+
         #[test]
         fn every_formatted_value_reads_back(units in proptest::prelude::any::<i64>(), places in 0u32..4) {
             proptest::prop_assert_eq!(parse_scaled(&format_scaled(units, places), places), Ok(units));
@@ -452,6 +615,37 @@ mod tests {
                 parse_number_literal(&format_scaled(units, places), places),
                 Ok(units)
             );
+        }
+    }
+
+    #[test]
+    fn plain_decimals_at_the_edge_of_the_fast_path() {
+        for text in [
+            "0",
+            "-0.00",
+            "007.5",
+            "9999999999999999.99",
+            "-9999999999999999.99",
+            "1.5",
+        ] {
+            assert_eq!(
+                plain_decimal(text.as_bytes(), 2).map(Ok),
+                Some(parse_scaled_general(text, 2)),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            "-",
+            ".5",
+            "5.",
+            "1.234",
+            "+1",
+            "1e2",
+            "99999999999999999.99",
+            "1..2",
+        ] {
+            assert_eq!(plain_decimal(text.as_bytes(), 2), None, "{text}");
         }
     }
 
