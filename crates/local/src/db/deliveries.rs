@@ -8,15 +8,21 @@ use super::archive::insert_event;
 use super::{Cached, Context, Db, DbResult, Route, atomically};
 use super::{DeadLetter, DueDelivery};
 
-/// The head of the queue (see [`Db::due_deliveries`]). No `LIMIT`: SQLite prepares a statement
-/// again at its next step whenever the value bound to its `LIMIT` changes, and the caller's
-/// limit changes with every call. The rows come in the index's order, one step at a time, so
-/// the caller stops reading where it has enough.
-pub(super) const DUE_DELIVERIES: &str =
-    "SELECT d.id, d.rule, d.target, d.attempt, d.first_at, e.body
+/// The head of the queue (see [`Db::due_deliveries`]), ids only: the partial index covers it,
+/// so a delivery in flight is passed over without reading its row or its event. No `LIMIT`:
+/// SQLite prepares a statement again at its next step whenever the value bound to its `LIMIT`
+/// changes, and the caller's limit changes with every call. The rows come in the index's order,
+/// one step at a time, so the caller stops reading where it has enough.
+pub(super) const DUE_DELIVERIES: &str = "SELECT id FROM deliveries
+     WHERE state = 'pending' AND next_at <= ?1
+     ORDER BY next_at, id";
+
+/// One delivery of the queue's head, with its event. The id is read through a `CAST`: bound
+/// bare, SQLite (3.54, with STAT4) prepares the statement again whenever its value changes,
+/// which is every call. It is still a search by rowid.
+pub(super) const DUE_DELIVERY: &str = "SELECT d.rule, d.target, d.attempt, d.first_at, e.body
      FROM deliveries d JOIN events e ON e.seq = d.event_seq
-     WHERE d.state = 'pending' AND d.next_at <= ?1
-     ORDER BY d.next_at, d.id";
+     WHERE d.id = CAST(?1 AS INTEGER)";
 
 impl Db {
     /// Pending deliveries due at `now_ms`, earliest first, skipping `busy` ones.
@@ -30,30 +36,36 @@ impl Db {
             return Ok(Vec::new());
         }
         let conn = self.conn();
-        let mut stmt = conn
+        let mut ids = conn
             .prepare_cached(DUE_DELIVERIES)
             .ctx("reading deliveries")?;
-        // A busy row is skipped before its columns are read: with many deliveries in flight,
-        // most of the rows this reads are theirs.
-        let rows = stmt
-            .query_map(params![now_ms], |r| {
-                let id: i64 = r.get(0)?;
-                if busy.contains(&id) {
-                    return Ok(None);
-                }
-                Ok(Some(DueDelivery {
-                    id,
-                    rule: r.get(1)?,
-                    target: r.get(2)?,
-                    attempt: r.get(3)?,
-                    first_at: r.get(4)?,
-                    body: r.get(5)?,
-                }))
-            })
+        let mut one = conn
+            .prepare_cached(DUE_DELIVERY)
             .ctx("reading deliveries")?;
+        // The rows in flight are the oldest, so most of the head this reads is theirs: only
+        // the others' rows and events are read.
+        let mut rows = ids.query(params![now_ms]).ctx("reading deliveries")?;
         let mut out = Vec::new();
-        for row in rows {
-            if let Some(d) = row.ctx("reading deliveries")? {
+        while let Some(row) = rows.next().ctx("reading deliveries")? {
+            let id: i64 = row.get(0).ctx("reading deliveries")?;
+            if busy.contains(&id) {
+                continue;
+            }
+            let d = one
+                .query_row(params![id], |r| {
+                    Ok(DueDelivery {
+                        id,
+                        rule: r.get(0)?,
+                        target: r.get(1)?,
+                        attempt: r.get(2)?,
+                        first_at: r.get(3)?,
+                        body: r.get(4)?,
+                    })
+                })
+                .optional()
+                .ctx("reading deliveries")?;
+            // None: its event is gone, which the foreign key forbids; nothing to deliver.
+            if let Some(d) = d {
                 out.push(d);
                 if out.len() == limit {
                     break;

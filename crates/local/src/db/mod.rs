@@ -629,13 +629,28 @@ mod tests {
         use rusqlite::StatementStatus;
         let dir = temp_dir("reprepare");
         let db = Db::open(&dir).unwrap();
-        let busy = std::collections::HashSet::new();
+        // Three queued deliveries, so the read of each one's row and event runs too.
+        let route = vec![Route {
+            rule: "r".into(),
+            target: "t".into(),
+        }];
+        for n in 0..3 {
+            let event = serde_json::json!({"id": format!("e{n}"), "detail-type": "T"});
+            archive::insert_event(&db.conn(), &event, &route, 0).unwrap();
+        }
+        let mut busy = std::collections::HashSet::new();
         for limit in 1..=20 {
-            db.due_deliveries(i64::MAX, limit, &busy).unwrap();
+            let due = db.due_deliveries(i64::MAX, limit, &busy).unwrap();
+            // A different row in flight at each call: each call reads others.
+            busy = due.iter().take(1).map(|d| d.id).collect();
             db.due_orders(0, i64::MAX, None, 0, limit).unwrap();
         }
         let conn = db.conn();
-        for sql in [deliveries::DUE_DELIVERIES, orders::DUE_ORDERS] {
+        for sql in [
+            deliveries::DUE_DELIVERIES,
+            deliveries::DUE_DELIVERY,
+            orders::DUE_ORDERS,
+        ] {
             let st = conn.prepare_cached(sql).unwrap();
             // Once is SQLite's own: a statement is prepared again when first bound.
             let again = st.get_status(StatementStatus::RePrepare);
