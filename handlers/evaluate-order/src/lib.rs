@@ -45,7 +45,7 @@ use energy_core::handler::{self, Event, EventHandler, HandlerError};
 use energy_core::lifecycle::{OrderRecord, OrderState, PreliminaryChange, Transition};
 use energy_core::order::RecordId;
 use energy_core::ports::{
-    AuctionPlatform, Clock, DueCursor, DueIndex, EventPublisher, OrderStore, Replaced,
+    AuctionPlatform, Clock, DueCursor, DueIndex, DueOrder, EventPublisher, OrderStore, Replaced,
     ResultsStatus, RetryScheduler, Submission, TransitionError, Withdrawal,
 };
 use energy_core::result::{Failure, FailureReason, OrderResult};
@@ -111,10 +111,15 @@ pub struct Round {
     pub continued: bool,
 }
 
-impl Round {
-    fn seen(&self) -> usize {
-        self.checked + self.passed + self.failed
-    }
+/// Where a round is in the due index: the entries of the page read last not yet taken, where
+/// the next page starts, whether there is one, and how many pages this invocation read and
+/// entries it took.
+struct Pages {
+    items: std::collections::VecDeque<DueOrder>,
+    cursor: Option<DueCursor>,
+    more: bool,
+    read: usize,
+    taken: usize,
 }
 
 impl Config {
@@ -594,44 +599,88 @@ impl EvaluateOrder {
             due_by: round.due_by,
             ..Round::default()
         };
-        let mut cursor = round.after.map(|a| DueCursor {
+        let cursor = round.after.map(|a| DueCursor {
             due_at: a.due_at,
             record_id: a.record_id,
         });
-        loop {
-            let page = self
-                .due
-                .due_between(since, round.due_by, config.round_page.max(1), cursor.take())
-                .await?;
-            let checks: Vec<(RecordId, Result<bool, Error>)> = stream::iter(page.items)
-                .map(|d| self.check_due(d.record_id, round.due_by))
-                .buffer_unordered(config.round_concurrency.max(1))
-                .collect()
-                .await;
-            for (record_id, check) in checks {
-                match check {
-                    Ok(true) => report.checked += 1,
-                    Ok(false) => report.passed += 1,
-                    Err(e) => {
-                        report.failed += 1;
-                        tracing::warn!(%record_id, error = %e, "a check of the round failed; the order stays due");
+        // The entries stream page after page into one pool of checks: the next page is read
+        // while the last checks of the one before are still running, not after them all. At a
+        // page boundary, past the invocation's share or its time, the rest is handed on.
+        let limit = config.round_limit;
+        let budget = config.round_budget;
+        let page_size = config.round_page.max(1);
+        // Where the stream stopped early: the rest to hand on, or the read that failed.
+        let halt: std::sync::Mutex<Option<Result<DueCursor, Error>>> = Default::default();
+        let pages = Pages {
+            items: std::collections::VecDeque::new(),
+            cursor,
+            more: true,
+            read: 0,
+            taken: 0,
+        };
+        let entries = stream::unfold(pages, |mut pages| {
+            let halt = &halt;
+            async move {
+                let stop = |why| {
+                    *halt.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                    None
+                };
+                loop {
+                    if let Some(entry) = pages.items.pop_front() {
+                        pages.taken += 1;
+                        return Some((entry, pages));
+                    }
+                    if !pages.more {
+                        return None;
+                    }
+                    if pages.read > 0 && (pages.taken >= limit || started.elapsed() >= budget) {
+                        return pages.cursor.take().and_then(|rest| stop(Ok(rest)));
+                    }
+                    let page = self
+                        .due
+                        .due_between(since, round.due_by, page_size, pages.cursor.take())
+                        .await;
+                    match page {
+                        Ok(page) => {
+                            pages.read += 1;
+                            pages.items.extend(page.items);
+                            pages.more = page.next.is_some();
+                            pages.cursor = page.next;
+                        }
+                        Err(e) => return stop(Err(e.into())),
                     }
                 }
             }
-            let Some(next) = page.next else { break };
-            if report.seen() >= config.round_limit || started.elapsed() >= config.round_budget {
-                let rest = OrderChecksDue {
-                    due_by: round.due_by,
-                    after: Some(RoundCursor {
-                        due_at: next.due_at,
-                        record_id: next.record_id,
-                    }),
-                };
-                self.bus.publish(&[DomainEvent::ChecksDue(rest)]).await?;
-                report.continued = true;
-                break;
+        })
+        // Boxed: the compiler cannot otherwise see that the handler's future is `Send`.
+        .boxed();
+        let checks: Vec<(RecordId, Result<bool, Error>)> = entries
+            .map(|d| self.check_due(d.record_id, round.due_by))
+            .buffer_unordered(config.round_concurrency.max(1))
+            .collect()
+            .await;
+        for (record_id, check) in checks {
+            match check {
+                Ok(true) => report.checked += 1,
+                Ok(false) => report.passed += 1,
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(%record_id, error = %e, "a check of the round failed; the order stays due");
+                }
             }
-            cursor = Some(next);
+        }
+        let halt = halt.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(halt) = halt {
+            let next = halt?;
+            let rest = OrderChecksDue {
+                due_by: round.due_by,
+                after: Some(RoundCursor {
+                    due_at: next.due_at,
+                    record_id: next.record_id,
+                }),
+            };
+            self.bus.publish(&[DomainEvent::ChecksDue(rest)]).await?;
+            report.continued = true;
         }
         tracing::info!(
             due_by = %round.due_by,

@@ -1321,3 +1321,85 @@ async fn an_evaluation_event_before_the_order_is_due_checks_nothing() {
         "{outcome:?}"
     );
 }
+
+/// A platform whose answer for `waiter` waits until it was asked about `awaited`, for at most
+/// two seconds; every other order's results are not out yet.
+struct AnswersAfter {
+    waiter: &'static str,
+    awaited: &'static str,
+    asked: tokio::sync::watch::Sender<bool>,
+}
+
+#[async_trait]
+impl AuctionPlatform for AnswersAfter {
+    async fn submit(&self, _: &Order) -> Result<Submission, PortError> {
+        Err(PortError::permanent("platform", "not in this test"))
+    }
+    async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
+        if order.record_id.as_str() == self.awaited {
+            self.asked.send_replace(true);
+        }
+        if order.record_id.as_str() == self.waiter {
+            let mut asked = self.asked.subscribe();
+            let waited = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                asked.wait_for(|asked| *asked),
+            )
+            .await;
+            if waited.is_err() {
+                return Err(PortError::transient(
+                    "platform",
+                    format!("{} was not checked meanwhile", self.awaited),
+                ));
+            }
+        }
+        Ok(ResultsStatus::NotYet {
+            expected_publication: None,
+        })
+    }
+    async fn withdraw(&self, _: &Order) -> Result<Withdrawal, PortError> {
+        Err(PortError::permanent("platform", "not in this test"))
+    }
+}
+
+/// A round reads its next page while the last checks of the page before are still running: a
+/// slow check does not hold up the orders after it. Here the first order's check waits for the
+/// third order's, which is on the second page.
+#[tokio::test]
+async fn a_slow_check_does_not_hold_up_the_next_page_of_its_round() {
+    let mut f = fixture();
+    f.handler.config.round_page = 2;
+    f.handler.config.round_concurrency = 3;
+    f.handler.platform = Arc::new(AnswersAfter {
+        waiter: "page-0",
+        awaited: "page-2",
+        asked: tokio::sync::watch::Sender::new(false),
+    });
+    for i in 0..4 {
+        f.orders
+            .insert(&fixtures::pending(&format!("page-{i}"), 1, at(PUBLICATION)))
+            .await
+            .unwrap();
+    }
+    f.clock.set(at(ROUND_END));
+    let outcome = f
+        .handler
+        .handle(event(&round(ROUND_END), at(ROUND_END)))
+        .await
+        .unwrap();
+    let Outcome::Round(report) = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(
+        (report.checked, report.failed, report.continued),
+        (4, 0, false),
+        "{outcome}"
+    );
+    for i in 0..4 {
+        assert_eq!(
+            state(&f, &format!("page-{i}")).await,
+            (OrderState::Pending, 2),
+            "page-{i} checked once"
+        );
+    }
+}
