@@ -78,9 +78,9 @@ pub struct Config {
     pub round_page: usize,
     /// Due-index entries one invocation takes of a round; the rest go on in another.
     pub round_limit: usize,
-    /// Wall time after which an invocation takes no further page of a round (the rest go on in
-    /// another), well inside the function's 30 s timeout: a page's checks at once, each bounded
-    /// by the platform's timeout, can still take a while.
+    /// Wall time after which an invocation starts no further check of a round once its first
+    /// page is taken (the rest go on in another), well inside the function's 30 s timeout: the
+    /// checks already running, each bounded by the platform's timeout, can still take a while.
     pub round_budget: std::time::Duration,
 }
 
@@ -112,10 +112,11 @@ pub struct Round {
 }
 
 /// Where a round is in the due index: the entries of the page read last not yet taken, where
-/// the next page starts, whether there is one, and how many pages this invocation read and
-/// entries it took.
+/// they start (after the last entry taken), where the next page starts, whether there is one,
+/// and how many pages this invocation read and entries it took.
 struct Pages {
     items: std::collections::VecDeque<DueOrder>,
+    start: Option<DueCursor>,
     cursor: Option<DueCursor>,
     more: bool,
     read: usize,
@@ -605,7 +606,8 @@ impl EvaluateOrder {
         });
         // The entries stream page after page into one pool of checks: the next page is read
         // while the last checks of the one before are still running, not after them all. At a
-        // page boundary, past the invocation's share or its time, the rest is handed on.
+        // page boundary past the invocation's share, or at any entry after the first page past
+        // its time, the rest is handed on.
         let limit = config.round_limit;
         let budget = config.round_budget;
         let page_size = config.round_page.max(1);
@@ -613,6 +615,7 @@ impl EvaluateOrder {
         let halt: std::sync::Mutex<Option<Result<DueCursor, Error>>> = Default::default();
         let pages = Pages {
             items: std::collections::VecDeque::new(),
+            start: None,
             cursor,
             more: true,
             read: 0,
@@ -627,6 +630,12 @@ impl EvaluateOrder {
                 };
                 loop {
                     if let Some(entry) = pages.items.pop_front() {
+                        // Past the first page and the budget, no further check starts: the
+                        // rest goes on from the last entry taken.
+                        if pages.read > 1 && started.elapsed() >= budget {
+                            return pages.start.take().and_then(|rest| stop(Ok(rest)));
+                        }
+                        pages.start = Some(DueCursor::from(&entry));
                         pages.taken += 1;
                         return Some((entry, pages));
                     }
@@ -636,6 +645,7 @@ impl EvaluateOrder {
                     if pages.read > 0 && (pages.taken >= limit || started.elapsed() >= budget) {
                         return pages.cursor.take().and_then(|rest| stop(Ok(rest)));
                     }
+                    pages.start = pages.cursor.clone();
                     let page = self
                         .due
                         .due_between(since, round.due_by, page_size, pages.cursor.take())

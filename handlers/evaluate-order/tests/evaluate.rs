@@ -1403,3 +1403,86 @@ async fn a_slow_check_does_not_hold_up_the_next_page_of_its_round() {
         );
     }
 }
+
+/// A platform that answers after a delay per order; not out yet, for every order.
+struct Slow(std::collections::HashMap<&'static str, u64>);
+
+#[async_trait]
+impl AuctionPlatform for Slow {
+    async fn submit(&self, _: &Order) -> Result<Submission, PortError> {
+        Err(PortError::permanent("platform", "not in this test"))
+    }
+    async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
+        let ms = self.0.get(order.record_id.as_str()).copied().unwrap_or(0);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        Ok(ResultsStatus::NotYet {
+            expected_publication: None,
+        })
+    }
+    async fn withdraw(&self, _: &Order) -> Result<Withdrawal, PortError> {
+        Err(PortError::permanent("platform", "not in this test"))
+    }
+}
+
+/// Past its first page and its budget, an invocation starts no further check, even in the
+/// middle of a page: the rest goes on from the last order taken, and every order of the round
+/// is checked once. (Reading the next page while the last checks of the one before ran once
+/// let an invocation take a whole page more after its budget.)
+#[tokio::test]
+async fn past_its_budget_an_invocation_starts_no_further_check() {
+    let mut f = fixture();
+    f.handler.config.round_page = 2;
+    f.handler.config.round_concurrency = 2;
+    f.handler.config.round_budget = std::time::Duration::from_millis(100);
+    // slow-1 ends after 90 ms, just inside the budget, when the third page is read; slow-3 and
+    // slow-4 run past it. slow-5 would start at 200 ms, past the budget.
+    f.handler.platform = Arc::new(Slow(
+        [("slow-1", 90), ("slow-3", 200), ("slow-4", 200)]
+            .into_iter()
+            .collect(),
+    ));
+    for i in 0..8 {
+        f.orders
+            .insert(&fixtures::pending(&format!("slow-{i}"), 1, at(PUBLICATION)))
+            .await
+            .unwrap();
+    }
+    f.clock.set(at(ROUND_END));
+    let mut delivery = round(ROUND_END);
+    let mut checked = Vec::new();
+    for invocation in 0.. {
+        assert!(invocation < 10, "the round must end");
+        let outcome = f
+            .handler
+            .handle(event(&delivery, at(ROUND_END)))
+            .await
+            .unwrap();
+        let Outcome::Round(report) = outcome else {
+            panic!("{outcome:?}");
+        };
+        checked.push(report.checked);
+        if invocation == 0 {
+            // On a loaded machine the budget may pass sooner, never later.
+            assert!(
+                report.checked <= 5 && report.continued,
+                "the first invocation checked {} and continued {}",
+                report.checked,
+                report.continued
+            );
+        }
+        if !report.continued {
+            break;
+        }
+        let rest = f.bus.of_type("OrderChecksDue");
+        delivery =
+            DomainEvent::parse("OrderChecksDue", rest.last().unwrap()["detail"].clone()).unwrap();
+    }
+    assert_eq!(checked.iter().sum::<usize>(), 8, "{checked:?}");
+    for i in 0..8 {
+        assert_eq!(
+            state(&f, &format!("slow-{i}")).await,
+            (OrderState::Pending, 2),
+            "slow-{i} checked once"
+        );
+    }
+}
