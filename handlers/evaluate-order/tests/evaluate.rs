@@ -1322,35 +1322,42 @@ async fn an_evaluation_event_before_the_order_is_due_checks_nothing() {
     );
 }
 
-/// A platform whose answer for `waiter` waits until it was asked about `awaited`, for at most
-/// two seconds; every other order's results are not out yet.
-struct AnswersAfter {
-    waiter: &'static str,
-    awaited: &'static str,
+/// A platform whose results are never out yet, answered after a delay per order (ms), and for
+/// `waiter` only once it was asked about `awaited` (within two seconds, or it fails).
+#[derive(Default)]
+struct Paced {
+    delays: std::collections::HashMap<&'static str, u64>,
+    waits: Option<(&'static str, &'static str)>,
     asked: tokio::sync::watch::Sender<bool>,
 }
 
 #[async_trait]
-impl AuctionPlatform for AnswersAfter {
+impl AuctionPlatform for Paced {
     async fn submit(&self, _: &Order) -> Result<Submission, PortError> {
         Err(PortError::permanent("platform", "not in this test"))
     }
     async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
-        if order.record_id.as_str() == self.awaited {
-            self.asked.send_replace(true);
+        let id = order.record_id.as_str();
+        if let Some(&ms) = self.delays.get(id) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
-        if order.record_id.as_str() == self.waiter {
-            let mut asked = self.asked.subscribe();
-            let waited = tokio::time::timeout(
-                std::time::Duration::from_secs(2),
-                asked.wait_for(|asked| *asked),
-            )
-            .await;
-            if waited.is_err() {
-                return Err(PortError::transient(
-                    "platform",
-                    format!("{} was not checked meanwhile", self.awaited),
-                ));
+        if let Some((waiter, awaited)) = self.waits {
+            if id == awaited {
+                self.asked.send_replace(true);
+            }
+            if id == waiter {
+                let mut asked = self.asked.subscribe();
+                let waited = tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    asked.wait_for(|asked| *asked),
+                )
+                .await;
+                if waited.is_err() {
+                    return Err(PortError::transient(
+                        "platform",
+                        format!("{awaited} was not checked meanwhile"),
+                    ));
+                }
             }
         }
         Ok(ResultsStatus::NotYet {
@@ -1362,6 +1369,20 @@ impl AuctionPlatform for AnswersAfter {
     }
 }
 
+/// `n` PENDING orders `<prefix>-<i>`, due at the publication.
+async fn pending_orders(f: &Fixture, prefix: &str, n: usize) {
+    for i in 0..n {
+        f.orders
+            .insert(&fixtures::pending(
+                &format!("{prefix}-{i}"),
+                1,
+                at(PUBLICATION),
+            ))
+            .await
+            .unwrap();
+    }
+}
+
 /// A round reads its next page while the last checks of the page before are still running: a
 /// slow check does not hold up the orders after it. Here the first order's check waits for the
 /// third order's, which is on the second page.
@@ -1370,17 +1391,11 @@ async fn a_slow_check_does_not_hold_up_the_next_page_of_its_round() {
     let mut f = fixture();
     f.handler.config.round_page = 2;
     f.handler.config.round_concurrency = 3;
-    f.handler.platform = Arc::new(AnswersAfter {
-        waiter: "page-0",
-        awaited: "page-2",
-        asked: tokio::sync::watch::Sender::new(false),
+    f.handler.platform = Arc::new(Paced {
+        waits: Some(("page-0", "page-2")),
+        ..Paced::default()
     });
-    for i in 0..4 {
-        f.orders
-            .insert(&fixtures::pending(&format!("page-{i}"), 1, at(PUBLICATION)))
-            .await
-            .unwrap();
-    }
+    pending_orders(&f, "page", 4).await;
     f.clock.set(at(ROUND_END));
     let outcome = f
         .handler
@@ -1404,26 +1419,6 @@ async fn a_slow_check_does_not_hold_up_the_next_page_of_its_round() {
     }
 }
 
-/// A platform that answers after a delay per order; not out yet, for every order.
-struct Slow(std::collections::HashMap<&'static str, u64>);
-
-#[async_trait]
-impl AuctionPlatform for Slow {
-    async fn submit(&self, _: &Order) -> Result<Submission, PortError> {
-        Err(PortError::permanent("platform", "not in this test"))
-    }
-    async fn results(&self, order: &Order) -> Result<ResultsStatus, PortError> {
-        let ms = self.0.get(order.record_id.as_str()).copied().unwrap_or(0);
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        Ok(ResultsStatus::NotYet {
-            expected_publication: None,
-        })
-    }
-    async fn withdraw(&self, _: &Order) -> Result<Withdrawal, PortError> {
-        Err(PortError::permanent("platform", "not in this test"))
-    }
-}
-
 /// Past its first page and its budget, an invocation starts no further check, even in the
 /// middle of a page: the rest goes on from the last order taken, and every order of the round
 /// is checked once. (Reading the next page while the last checks of the one before ran once
@@ -1436,17 +1431,11 @@ async fn past_its_budget_an_invocation_starts_no_further_check() {
     f.handler.config.round_budget = std::time::Duration::from_millis(100);
     // slow-1 ends after 90 ms, just inside the budget, when the third page is read; slow-3 and
     // slow-4 run past it. slow-5 would start at 200 ms, past the budget.
-    f.handler.platform = Arc::new(Slow(
-        [("slow-1", 90), ("slow-3", 200), ("slow-4", 200)]
-            .into_iter()
-            .collect(),
-    ));
-    for i in 0..8 {
-        f.orders
-            .insert(&fixtures::pending(&format!("slow-{i}"), 1, at(PUBLICATION)))
-            .await
-            .unwrap();
-    }
+    f.handler.platform = Arc::new(Paced {
+        delays: [("slow-1", 90), ("slow-3", 200), ("slow-4", 200)].into(),
+        ..Paced::default()
+    });
+    pending_orders(&f, "slow", 8).await;
     f.clock.set(at(ROUND_END));
     let mut delivery = round(ROUND_END);
     let mut checked = Vec::new();
