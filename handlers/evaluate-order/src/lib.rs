@@ -112,13 +112,12 @@ pub struct Round {
 }
 
 /// Where a round is in the due index: the entries of the page read last not yet taken, where
-/// they start (after the last entry taken), where the next page starts, whether there is one,
-/// and how many pages this invocation read and entries it took.
+/// they start (after the last entry taken), where the next page starts (none after the last
+/// page), and how many pages this invocation read and entries it took.
 struct Pages {
     items: std::collections::VecDeque<DueOrder>,
     start: Option<DueCursor>,
     cursor: Option<DueCursor>,
-    more: bool,
     read: usize,
     taken: usize,
 }
@@ -617,7 +616,6 @@ impl EvaluateOrder {
             items: std::collections::VecDeque::new(),
             start: None,
             cursor,
-            more: true,
             read: 0,
             taken: 0,
         };
@@ -639,7 +637,7 @@ impl EvaluateOrder {
                         pages.taken += 1;
                         return Some((entry, pages));
                     }
-                    if !pages.more {
+                    if pages.read > 0 && pages.cursor.is_none() {
                         return None;
                     }
                     if pages.read > 0 && (pages.taken >= limit || started.elapsed() >= budget) {
@@ -654,7 +652,6 @@ impl EvaluateOrder {
                         Ok(page) => {
                             pages.read += 1;
                             pages.items.extend(page.items);
-                            pages.more = page.next.is_some();
                             pages.cursor = page.next;
                         }
                         Err(e) => return stop(Err(e.into())),
