@@ -63,7 +63,8 @@ impl FileResults {
 }
 
 impl FileResults {
-    /// Writes the object whole or not at all: a temporary file, then a rename.
+    /// Writes the object whole or not at all: where it can, a file without a name that is then
+    /// linked at its key ([`unnamed::write`]); otherwise a temporary file, then a rename.
     fn write(&self, key: &str, body: &[u8]) -> Result<(), PortError> {
         if key
             .split('/')
@@ -79,6 +80,10 @@ impl FileResults {
         let path = self.dir.join(relative);
         let io = |e: std::io::Error| PortError::transient("results", format!("{key}: {e}"));
         let parent = path.parent().unwrap_or(&self.dir);
+        #[cfg(target_os = "linux")]
+        if unnamed::write(parent, &path, body).map_err(io)? {
+            return Ok(());
+        }
         // Most writes go to a folder that exists: only a failed create makes the folders.
         let tmp = self.temp_path(parent);
         let open = |tmp: &PathBuf| {
@@ -100,6 +105,60 @@ impl FileResults {
         drop(file);
         std::fs::rename(&tmp, &path).map_err(io)?;
         Ok(())
+    }
+}
+
+/// Objects written as files without a name (`O_TMPFILE`), then linked at their key.
+#[cfg(target_os = "linux")]
+mod unnamed {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    use rustix::io::Errno;
+
+    /// Writes `body` into a new file of `parent` that has no name yet, then links it at `path`:
+    /// the folder changes once, where a temporary file changed it three times (the temporary's
+    /// entry made, then renamed over the key), and a crash leaves neither a partial object nor
+    /// a temporary file (the unnamed file goes with the process). On this disk the temporary's
+    /// create and rename were a fifth of `energy up`'s CPU while it stored results.
+    ///
+    /// Answers `false`, having written nothing under `path`, where this cannot be done: a file
+    /// system without unnamed files, no `/proc` to link through, or an object already at
+    /// `path` (a link never replaces a file; a rename does). The caller then writes through a
+    /// temporary file.
+    pub fn write(parent: &Path, path: &Path, body: &[u8]) -> std::io::Result<bool> {
+        let open = || {
+            rustix::fs::open(
+                parent,
+                OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o666),
+            )
+        };
+        let fd = match open() {
+            Err(Errno::NOENT) => {
+                std::fs::create_dir_all(parent)?;
+                open()
+            }
+            other => other,
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            // No unnamed files here (EISDIR from kernels before them).
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let mut file = std::fs::File::from(fd);
+        file.write_all(body)?;
+        // Linking by the descriptor itself (AT_EMPTY_PATH) needs a privilege; through `/proc`
+        // it does not.
+        let this = format!("/proc/self/fd/{}", file.as_raw_fd());
+        match rustix::fs::linkat(CWD, this.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW) {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST | Errno::NOENT | Errno::PERM | Errno::ACCESS) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -199,6 +258,62 @@ mod tests {
             &wrong[..wrong.len().min(5)]
         );
         assert_eq!(leftovers, 0, "temporary files left behind");
+    }
+
+    /// An object put again under its key holds the last bytes put, whole: one writer after
+    /// another, and many at once (a link never replaces a file, so those writes go through a
+    /// temporary and a rename).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_object_put_again_holds_the_last_bytes_whole() {
+        let dir = std::env::temp_dir().join(format!(
+            "energy-results-again-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
+        let store = Arc::new(FileResults {
+            dir: dir.join("results"),
+        });
+        let path = dir.join("results/2026-11-28/NL/o-1.json");
+        store
+            .put("results/2026-11-28/NL/o-1.json", b"{\"first\":1}")
+            .await
+            .unwrap();
+        store
+            .put("results/2026-11-28/NL/o-1.json", b"{\"second\":22}")
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"second\":22}");
+        let bodies: Vec<String> = (0..8)
+            .map(|w| format!("{{\"writer\":{w},\"pad\":\"{}\"}}", "x".repeat(w * 500)))
+            .collect();
+        let mut tasks = Vec::new();
+        for body in bodies.clone() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..200 {
+                    store
+                        .put("results/2026-11-28/NL/o-1.json", body.as_bytes())
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let last = std::fs::read_to_string(&path).unwrap();
+        let leftovers = remove_temporaries(&dir).unwrap();
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            bodies.contains(&last),
+            "a mixed or partial object: {last:?}"
+        );
+        assert_eq!(leftovers, 0, "temporary files left behind");
+        assert_eq!(names, ["o-1.json"], "the folder holds the object only");
     }
 
     #[test]
