@@ -239,8 +239,14 @@ impl Drop for Db {
     }
 }
 
-/// How often the checkpointer copies the write-ahead log into the database file.
+/// How often the checkpointer looks at the write-ahead log while it does not grow.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long the checkpointer rests between checkpoints while the log grows. Resting
+/// [`CHECKPOINT_EVERY`] under load, it left the log to reach [`CHECKPOINT_BACKSTOP`] between two
+/// of its checkpoints, and the database thread copied the rest itself: a sixth of that thread's
+/// time on this disk, with the final phase of `energy up` running at that thread's speed.
+const CHECKPOINT_BUSY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Log pages at which the database thread checkpoints by itself (8 MiB, twice SQLite's
 /// default). Under a steady load the checkpointer copies most of the log but never all of it
@@ -253,11 +259,12 @@ const CHECKPOINT_BACKSTOP: i64 = 2_000;
 /// file at the largest size it ever reached.
 const WAL_FILE_LIMIT: i64 = 16 << 20;
 
-/// The checkpointer: every [`CHECKPOINT_EVERY`], on a connection of its own, copies what the
-/// write-ahead log holds into the database file and syncs it (a passive checkpoint, which never
-/// waits for the writer nor makes it wait). Done on the database thread, as SQLite does after a
-/// commit that grows the log past 1 000 pages, each checkpoint stopped every call queued behind
-/// it for the length of an fsync. It stops when the database is dropped.
+/// The checkpointer: on a connection of its own, copies what the write-ahead log holds into the
+/// database file and syncs it (a passive checkpoint, which never waits for the writer nor makes
+/// it wait), every [`CHECKPOINT_BUSY`] while the log grows and every [`CHECKPOINT_EVERY`]
+/// otherwise. Done on the database thread, as SQLite does after a commit that grows the log past
+/// 1 000 pages, each checkpoint stopped every call queued behind it for the length of an fsync.
+/// It stops when the database is dropped.
 fn checkpointer(db: Weak<Db>, path: PathBuf) {
     let conn = match Connection::open(&path) {
         Ok(conn) => conn,
@@ -267,13 +274,31 @@ fn checkpointer(db: Weak<Db>, path: PathBuf) {
         }
     };
     let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
+    // The log's length (in pages) at the last checkpoint; -1 when it could not be read.
+    let mut last_log = 0;
+    let mut growing = false;
     loop {
-        std::thread::sleep(CHECKPOINT_EVERY);
+        std::thread::sleep(if growing {
+            CHECKPOINT_BUSY
+        } else {
+            CHECKPOINT_EVERY
+        });
         if db.strong_count() == 0 {
             break;
         }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(error = %e, "checkpoint skipped");
+        // (blocked, pages in the log, pages copied); a checkpoint already running elsewhere
+        // (the database thread's own, or another process's) answers (1, -1, -1).
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        }) {
+            Ok((blocked, log)) => {
+                growing = blocked != 0 || log != last_log;
+                last_log = log;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "checkpoint skipped");
+                growing = false;
+            }
         }
     }
 }
