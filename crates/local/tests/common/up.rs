@@ -164,18 +164,35 @@ impl Up {
     /// The CPU time the process has used so far (user and system, from `/proc`; Linux's
     /// USER_HZ of 100 ticks a second), or `None` where there is no `/proc`.
     pub fn cpu_seconds(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // The fields after the command name, which is in parentheses and may hold spaces.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-        Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+        stat_cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    /// The CPU time the process's thread named `name` has used so far (as
+    /// [`Up::cpu_seconds`]), or `None` where there is no such thread or no `/proc`.
+    pub fn thread_cpu_seconds(&self, name: &str) -> Option<f64> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        tasks.flatten().find_map(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            (comm.trim_end() == name)
+                .then(|| stat_cpu_seconds(&task.path().join("stat").to_string_lossy()))
+                .flatten()
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+}
+
+/// The user and system CPU seconds of a `/proc` `stat` file.
+fn stat_cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 impl Drop for Up {
