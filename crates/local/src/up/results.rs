@@ -162,17 +162,73 @@ mod unnamed {
     }
 }
 
+/// A write for the [`writers`].
+type Job = Box<dyn FnOnce() + Send>;
+
+/// How many threads write result objects.
+const WRITERS: usize = 2;
+
+/// The threads that write result objects, shared by every store of the process and started by
+/// the first write; `None` if none could be started. Handed to tokio's blocking pool, each write
+/// woke a thread of its own and put it back to sleep: a twentieth of the stack's CPU while it
+/// stored results. These threads take the next write as they finish one. Two, so that a slow
+/// create in one folder (ext4 makes them under the folder's lock) does not hold up the others.
+fn writers() -> Option<&'static std::sync::mpsc::Sender<Job>> {
+    static WRITERS_QUEUE: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    WRITERS_QUEUE
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+            let mut started = 0;
+            for n in 0..WRITERS {
+                let rx = rx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("energy-results-{n}"))
+                    .spawn(move || {
+                        loop {
+                            let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            match job {
+                                // A write that panics answers nothing (its caller sees a
+                                // lost write) and leaves the thread for the next.
+                                Ok(job) => {
+                                    let _ =
+                                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    });
+                started += usize::from(spawned.is_ok());
+            }
+            (started > 0).then_some(tx)
+        })
+        .as_ref()
+}
+
 #[async_trait]
 impl ResultStore for FileResults {
-    /// On a blocking thread: file writes never stall an async worker.
+    /// On a writer thread (see [`writers`]), or tokio's blocking pool if there is none: file
+    /// writes never stall an async worker.
     async fn put(&self, key: &str, body: &[u8]) -> Result<(), PortError> {
         let this = FileResults {
             dir: self.dir.clone(),
         };
-        let (key, body) = (key.to_string(), body.to_vec());
-        tokio::task::spawn_blocking(move || this.write(&key, &body))
-            .await
-            .map_err(|e| PortError::transient("results", e.to_string()))?
+        let (owned, body) = (key.to_string(), body.to_vec());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(this.write(&owned, &body));
+        });
+        let queued = match writers() {
+            Some(queue) => queue.send(job).map_err(|e| e.0),
+            None => Err(job),
+        };
+        if let Err(job) = queued {
+            tokio::task::spawn_blocking(job);
+        }
+        rx.await.map_err(|_| {
+            PortError::transient("results", format!("{key}: the write was lost (a panic)"))
+        })?
     }
 }
 
