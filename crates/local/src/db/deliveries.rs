@@ -96,9 +96,17 @@ impl Db {
             .ctx("reading deliveries")
     }
 
-    /// A delivery succeeded: it leaves the queue. A schedule rule's tick (source `aws.events`)
-    /// leaves the archive too: in AWS it never is on our bus.
-    pub fn delivered(&self, id: i64) -> DbResult<()> {
+    /// A delivery succeeded: it leaves the queue. A schedule rule's tick (`tick`: its event's
+    /// source is `aws.events`) leaves the archive too: in AWS it never is on our bus.
+    pub fn delivered(&self, id: i64, tick: bool) -> DbResult<()> {
+        if !tick {
+            // One statement, in the caller's transaction: nothing else to keep together.
+            return self
+                .conn()
+                .exec("DELETE FROM deliveries WHERE id = ?1", [id])
+                .map(|_| ())
+                .ctx("completing a delivery");
+        }
         atomically(&self.conn(), "completing a delivery", |tx| {
             let seq: Option<i64> = tx
                 .row(

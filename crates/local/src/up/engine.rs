@@ -302,13 +302,14 @@ async fn finish(
         },
     });
     let queued_more = matches!(book, Bookkeeping::Forwarded(..) | Bookkeeping::Dead(..));
+    let tick = event["source"] == "aws.events";
     let busy = busy.clone();
     let (written, next) = shared
         .db
         .run_early(move |db| {
             let written = (|| {
                 match &book {
-                    Bookkeeping::Delivered => db.delivered(id),
+                    Bookkeeping::Delivered => db.delivered(id, tick),
                     Bookkeeping::Forwarded(event, routes) => db.forwarded(id, event, routes, now),
                     Bookkeeping::RetryAt(next, error) => db.retry_later(id, attempt, *next, error),
                     Bookkeeping::Dead(error, record) => db.dead_letter(
