@@ -125,10 +125,31 @@ mod unnamed {
     /// create and rename were a fifth of `energy up`'s CPU while it stored results.
     ///
     /// Answers `false`, having written nothing under `path`, where this cannot be done: a file
-    /// system without unnamed files, no `/proc` to link through, or an object already at
-    /// `path` (a link never replaces a file; a rename does). The caller then writes through a
-    /// temporary file.
+    /// system without unnamed files, an object already at `path` (a link never replaces a
+    /// file; a rename does), or a link that fails for any reason (no `/proc`, a sandbox that
+    /// refuses `linkat`): the caller then writes through a temporary file, which reports its
+    /// own errors.
     pub fn write(parent: &Path, path: &Path, body: &[u8]) -> std::io::Result<bool> {
+        write_linking(parent, path, body, |file, path| {
+            // Linking by the descriptor itself (AT_EMPTY_PATH) needs a privilege; through
+            // `/proc` it does not.
+            let this = format!("/proc/self/fd/{}", file.as_raw_fd());
+            rustix::fs::linkat(CWD, this.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW)
+        })
+    }
+
+    /// [`write`], linking with `link`.
+    pub(super) fn write_linking(
+        parent: &Path,
+        path: &Path,
+        body: &[u8],
+        link: impl FnOnce(&std::fs::File, &Path) -> rustix::io::Result<()>,
+    ) -> std::io::Result<bool> {
+        // Written again (a retried store, an amended order): straight to the rename, rather
+        // than writing the body twice.
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Ok(false);
+        }
         let open = || {
             rustix::fs::open(
                 parent,
@@ -143,22 +164,14 @@ mod unnamed {
             }
             other => other,
         };
-        let fd = match fd {
-            Ok(fd) => fd,
-            // No unnamed files here (EISDIR from kernels before them).
-            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
+        // No unnamed file (a file system without them, EISDIR from kernels before them, or
+        // any other refusal): the temporary file's path reports what it finds.
+        let Ok(fd) = fd else { return Ok(false) };
         let mut file = std::fs::File::from(fd);
         file.write_all(body)?;
-        // Linking by the descriptor itself (AT_EMPTY_PATH) needs a privilege; through `/proc`
-        // it does not.
-        let this = format!("/proc/self/fd/{}", file.as_raw_fd());
-        match rustix::fs::linkat(CWD, this.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW) {
-            Ok(()) => Ok(true),
-            Err(Errno::EXIST | Errno::NOENT | Errno::PERM | Errno::ACCESS) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        // Found by a hostile review: failing the write on an unlisted error (EXDEV, ENOSYS
+        // from a sandbox) failed every result where a temporary file would have worked.
+        Ok(link(&file, path).is_ok())
     }
 }
 
@@ -370,6 +383,45 @@ mod tests {
         );
         assert_eq!(leftovers, 0, "temporary files left behind");
         assert_eq!(names, ["o-1.json"], "the folder holds the object only");
+    }
+
+    /// Found by a hostile review: a link refused with an error the code did not expect (EXDEV,
+    /// or ENOSYS from a sandbox) failed the write, every write, where a temporary file and a
+    /// rename would have stored the object.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_refused_link_leaves_nothing_and_the_object_is_stored_another_way() {
+        use rustix::io::Errno;
+        let dir = std::env::temp_dir().join(format!(
+            "energy-results-refused-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
+        let folder = dir.join("results/2026-11-28/NL");
+        let path = folder.join("o-1.json");
+        for refusal in [Errno::XDEV, Errno::NOSYS, Errno::OPNOTSUPP, Errno::IO] {
+            let linked = unnamed::write_linking(&folder, &path, b"{}", |_, _| Err(refusal));
+            assert!(
+                matches!(linked, Ok(false)),
+                "{refusal:?}: {linked:?}, where the caller should go on another way"
+            );
+            assert!(!path.exists(), "{refusal:?}: nothing under the key");
+        }
+        let store = FileResults {
+            dir: dir.join("results"),
+        };
+        store
+            .put("results/2026-11-28/NL/o-1.json", b"{\"ok\":1}")
+            .await
+            .unwrap();
+        let names: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let body = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(names, ["o-1.json"]);
+        assert_eq!(body, "{\"ok\":1}");
     }
 
     #[test]
