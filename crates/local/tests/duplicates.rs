@@ -32,6 +32,13 @@ async fn stack(name: &str) -> Running {
     up::start(&args, Arc::new(|_| {})).await.unwrap()
 }
 
+/// Stops the stack and deletes its data dir.
+async fn finish(running: Running) {
+    let dir = running.data_dir.clone();
+    running.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `record` stored, not due for an hour (so the sweeper leaves it to the test).
 async fn seed(running: &Running, record: OrderRecord) -> OrderRecord {
     let now = running.now();
@@ -134,7 +141,7 @@ async fn three_order_ready_at_once_and_one_after_write_one_object_and_one_event(
     assert_eq!(r.state, OrderState::Stored);
     // Seeded (1 write), claimed, stored: nothing else moved it.
     assert_eq!(r.version, record.version + 2);
-    running.shutdown().await;
+    finish(running).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -176,7 +183,7 @@ async fn three_order_failed_at_once_and_one_after_send_one_message() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].key, "dup-f/ResultsTimeout");
     assert_eq!(state(&running, "dup-f").await.state, OrderState::Notified);
-    running.shutdown().await;
+    finish(running).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -231,7 +238,7 @@ async fn three_order_submitted_at_once_hand_over_once_with_one_schedule() {
         1,
         "the platform's book holds the order once: {book:?}"
     );
-    running.shutdown().await;
+    finish(running).await;
 }
 
 /// Found by a hostile run: at 1200× a five-minute claim is 0.25 s of wall time, shorter than a

@@ -265,7 +265,12 @@ const WAL_FILE_LIMIT: i64 = 16 << 20;
 /// 1 000 pages, each checkpoint stopped every call queued behind it for the length of an fsync.
 /// It stops when the database is dropped.
 fn checkpointer(db: Weak<Db>, path: PathBuf) {
-    let conn = match Connection::open(&path) {
+    // Never creates the file: started lazily, it may open after the database is gone and its
+    // folder deleted (a test's data dir), where a create left an empty `energy.db` behind.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match Connection::open_with_flags(&path, flags) {
         Ok(conn) => conn,
         Err(e) => {
             tracing::warn!(error = %e, "no checkpointer: the database thread checkpoints alone");
