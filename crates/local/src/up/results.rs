@@ -253,6 +253,15 @@ mod tests {
 
     use super::*;
 
+    /// A fresh folder for one test's objects.
+    fn temp_dir(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "energy-results-{name}-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ))
+    }
+
     /// Temporary names are unique by construction, however fast or coarse the clock.
     #[test]
     fn temporary_names_never_repeat() {
@@ -286,11 +295,7 @@ mod tests {
     /// order's result onto another's key).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_result_writes_each_keep_their_own_bytes() {
-        let dir = std::env::temp_dir().join(format!(
-            "energy-results-{}-{}",
-            std::process::id(),
-            Timestamp::now().as_nanosecond()
-        ));
+        let dir = temp_dir("concurrent");
         let store = Arc::new(FileResults {
             dir: dir.join("results"),
         });
@@ -334,11 +339,7 @@ mod tests {
     /// temporary and a rename).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn an_object_put_again_holds_the_last_bytes_whole() {
-        let dir = std::env::temp_dir().join(format!(
-            "energy-results-again-{}-{}",
-            std::process::id(),
-            Timestamp::now().as_nanosecond()
-        ));
+        let dir = temp_dir("again");
         let store = Arc::new(FileResults {
             dir: dir.join("results"),
         });
@@ -392,11 +393,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_link_leaves_nothing_and_the_object_is_stored_another_way() {
         use rustix::io::Errno;
-        let dir = std::env::temp_dir().join(format!(
-            "energy-results-refused-{}-{}",
-            std::process::id(),
-            Timestamp::now().as_nanosecond()
-        ));
+        let dir = temp_dir("refused");
         let folder = dir.join("results/2026-11-28/NL");
         let path = folder.join("o-1.json");
         for refusal in [Errno::XDEV, Errno::NOSYS, Errno::OPNOTSUPP, Errno::IO] {
