@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use energy_core::ports::{PortError, ResultStore};
 
-/// Result objects as files: `<data-dir>/results/<key>`, the S3 bucket's keys. An object is
-/// written to a temporary file beside it (a name no key can have: see [`is_temporary`]) and
-/// renamed over its key, so a crash never leaves a partial object, and the rename stays within
-/// one directory (a rename across directories takes the file system's one rename lock, which
-/// every writer then waited on).
+/// Result objects as files: `<data-dir>/results/<key>`, the S3 bucket's keys. On Linux an object
+/// is written to a file without a name in its key's folder and linked at its key (see
+/// `unnamed::write`). Where that cannot be done (another system, a file system without unnamed
+/// files, an object already at the key) it is written to a temporary file beside it (a name no
+/// key can have: see [`is_temporary`]) and renamed over its key. Either way a crash never leaves
+/// a partial object, and the rename stays within one directory (a rename across directories
+/// takes the file system's one rename lock, which every writer then waited on).
 pub struct FileResults {
     pub dir: PathBuf,
 }
