@@ -3,7 +3,12 @@
 //! preliminary publication to `OrderPreliminaryResult` latency, and the final publication to
 //! final-state latency (the stack's own work once the final results are out), p50 and p99.
 //!
-//! `cargo bench -p energy-local --bench up [-- --orders N --speed S --concurrency C --clients K]`
+//! `cargo bench -p energy-local --bench up [-- --orders N --speed S --concurrency C --clients K
+//! --console T]`
+//!
+//! `--console T` keeps T console tabs open on the orders page for the whole run: each asks for
+//! the live order list every second, as the console's script does, and the bench prints how
+//! long those answers took.
 //!
 //! Also prints the rounds of checks and what the safety nets did: result checks of one order by
 //! trigger (sweep-triggered ones should be a small fraction of the orders), failed orders by
@@ -29,6 +34,8 @@ struct Options {
     concurrency: usize,
     /// POST requests in flight at once.
     clients: usize,
+    /// Console tabs open on the orders page.
+    console: usize,
 }
 
 fn options() -> Options {
@@ -38,6 +45,7 @@ fn options() -> Options {
         speed: get("--speed", 200) as u32,
         concurrency: get("--concurrency", energy_local::up::DELIVERIES_IN_FLIGHT),
         clients: get("--clients", 4).max(1),
+        console: get("--console", 0),
     }
 }
 
@@ -54,6 +62,43 @@ fn order(i: usize) -> Value {
         "portfolio": "BENCH",
         "side": "BUY",
         "periods": [{"mtu_start": mtu.to_string(), "steps": [{"price": "3000.00", "quantity": "1.0"}]}]
+    })
+}
+
+/// `tabs` console tabs on the orders page, each asking for its live list every second (as
+/// `console.js` does, one request at a time) until `stop`; answers the answers' times in ms.
+fn console_tabs(
+    url: String,
+    tabs: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<f64>> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let tabs = (0..tabs).map(|_| {
+            let (http, url, stop) = (http.clone(), url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut took = Vec::new();
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tick.tick().await;
+                    let asked = Instant::now();
+                    let r = http.get(&url).send().await.expect("GET the console's list");
+                    assert!(
+                        r.status().is_success(),
+                        "the console answered {}",
+                        r.status()
+                    );
+                    let _ = r.bytes().await;
+                    took.push(asked.elapsed().as_secs_f64() * 1000.0);
+                }
+                took
+            })
+        });
+        let mut all = Vec::new();
+        for tab in tabs.collect::<Vec<_>>() {
+            all.extend(tab.await.expect("a console tab"));
+        }
+        all
     })
 }
 
@@ -142,6 +187,9 @@ async fn main() {
         "file creation beside the data dir before the run: {create:.0} µs a file (8 writers, one folder; see file_create_micros)"
     );
     let http = reqwest::Client::new();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let console = (o.console > 0)
+        .then(|| console_tabs(stack.url("/console/live/orders"), o.console, stop.clone()));
     let started = Instant::now();
     let mut posted_at: HashMap<String, i64> = HashMap::new();
     let batches: Vec<Vec<Value>> = (0..o.orders)
@@ -229,6 +277,11 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     eprintln!();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let console = match console {
+        Some(tabs) => tabs.await.expect("the console tabs"),
+        None => Vec::new(),
+    };
     // The market clock's anchor: when (wall) the results were published.
     let clock: String = db
         .query_row("SELECT value FROM meta WHERE key = 'clock'", [], |r| {
@@ -311,6 +364,18 @@ async fn main() {
                 (db_end - db_start) * 100.0 / wall
             );
         }
+    }
+    if !console.is_empty() {
+        let mut ms: Vec<i64> = console.iter().map(|t| (t * 1000.0) as i64).collect();
+        ms.sort_unstable();
+        println!(
+            "console: {} tab(s) on the orders page, {} answers of the live list: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            o.console,
+            ms.len(),
+            percentile(&ms, 0.5) as f64 / 1000.0,
+            percentile(&ms, 0.99) as f64 / 1000.0,
+            *ms.last().unwrap_or(&0) as f64 / 1000.0
+        );
     }
     let mut stmt = db
         .prepare(
