@@ -17,7 +17,19 @@ pub struct OrderRow {
     pub due_at: Option<i64>,
     /// Epoch seconds (the TTL).
     pub expires_at: i64,
+    pub listing: Listing,
     pub body: String,
+}
+
+/// What the console's order list sorts and filters by, beside the body. An amendment may
+/// change the market, zone and day; the submission time never changes once the row is in.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Epoch milliseconds.
+    pub submitted_ms: i64,
+    pub market: &'static str,
+    pub zone: &'static str,
+    pub delivery_date: String,
 }
 
 /// Which orders a listing shows.
@@ -50,12 +62,15 @@ fn write(
     let n = match expected {
         None => conn
             .prepare_cached(
-                "INSERT INTO orders (record_id, state, version, attempt, due_at, expires_at, body, sweeps)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
+                "INSERT INTO orders (record_id, state, version, attempt, due_at, expires_at,
+                   submitted_ms, market, zone, delivery_date, body, sweeps)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?9, ?10, ?11, ?12, ?7, 0)
                  ON CONFLICT (record_id) DO UPDATE SET state = excluded.state,
                    version = excluded.version, attempt = excluded.attempt,
-                   due_at = excluded.due_at, expires_at = excluded.expires_at, body = excluded.body,
-                   sweeps = 0
+                   due_at = excluded.due_at, expires_at = excluded.expires_at,
+                   submitted_ms = excluded.submitted_ms, market = excluded.market,
+                   zone = excluded.zone, delivery_date = excluded.delivery_date,
+                   body = excluded.body, sweeps = 0
                  WHERE orders.expires_at <= ?8",
             )
             .and_then(|mut st| {
@@ -67,13 +82,20 @@ fn write(
                     row.due_at,
                     row.expires_at,
                     row.body,
-                    now_s
+                    now_s,
+                    row.listing.submitted_ms,
+                    row.listing.market,
+                    row.listing.zone,
+                    row.listing.delivery_date,
                 ])
             }),
+        // Not `submitted_ms`: it never changes, and leaving it out of the statement leaves
+        // the list's index alone.
         Some((state, version)) => conn
             .prepare_cached(
                 "UPDATE orders SET state = ?2, version = ?3, attempt = ?4, due_at = ?5,
-                   expires_at = ?6, body = ?7, sweeps = 0
+                   expires_at = ?6, market = ?11, zone = ?12, delivery_date = ?13, body = ?7,
+                   sweeps = 0
                  WHERE record_id = ?1 AND state = ?8 AND version = ?9 AND expires_at > ?10",
             )
             .and_then(|mut st| {
@@ -87,7 +109,10 @@ fn write(
                     row.body,
                     state,
                     version,
-                    now_s
+                    now_s,
+                    row.listing.market,
+                    row.listing.zone,
+                    row.listing.delivery_date,
                 ])
             }),
     };
@@ -112,6 +137,30 @@ pub(super) const DUE_ORDERS: &str = "SELECT record_id, attempt, due_at, sweeps F
      WHERE due_at IS NOT NULL AND (due_at, record_id) > (?2, ?3) AND due_at <= ?1
        AND due_at > ?5 AND expires_at > ?4
      ORDER BY due_at, record_id";
+
+/// The console list's counts, in one pass over the live orders: per state, all of them and
+/// those the filter's market, zone and day select. One scan of the table (`+expires_at`: the
+/// expiry index would add a lookup for each live order, and nearly every stored one is live).
+const LIST_COUNTS: &str = "SELECT state, COUNT(*),
+       SUM((?2 IS NULL OR market = ?2) AND (?3 IS NULL OR zone = ?3)
+           AND (?4 IS NULL OR delivery_date = ?4))
+     FROM orders WHERE +expires_at > ?1 GROUP BY state ORDER BY state";
+
+/// The console list's page: newest first, along `orders_listed`, so it reads the orders it
+/// shows (and those the filter passes over on the way), not every order.
+pub(super) const LIST_PAGE: &str = "SELECT body FROM orders INDEXED BY orders_listed
+     WHERE expires_at > ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR market = ?3)
+       AND (?4 IS NULL OR zone = ?4) AND (?5 IS NULL OR delivery_date = ?5)
+     ORDER BY submitted_ms DESC, record_id LIMIT ?6";
+
+/// The console's order list: live orders per state, how many the filter selects, and the
+/// newest of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderList {
+    pub by_state: Vec<(String, i64)>,
+    pub total: i64,
+    pub bodies: Vec<String>,
+}
 
 impl Db {
     /// A new order (true), unless a live one has its id (false).
@@ -231,34 +280,42 @@ impl Db {
         .ctx("reading the due index")
     }
 
-    /// Stored orders `f` selects, newest first, at most `f.limit`, with how many it selects in
-    /// all; orders past their TTL are left out, as reads leave them out.
-    pub fn list_orders(&self, f: &OrderFilter, now_s: i64) -> DbResult<(Vec<String>, i64)> {
-        const WHERE: &str = "WHERE expires_at > ?1
-               AND (?2 IS NULL OR state = ?2)
-               AND (?3 IS NULL OR json_extract(body, '$.order.market') = ?3)
-               AND (?4 IS NULL OR json_extract(body, '$.order.zone') = ?4)
-               AND (?5 IS NULL OR json_extract(body, '$.order.delivery_date') = ?5)";
+    /// Live orders per state; of them, how many `f` selects, and the newest `f.limit` of those.
+    /// Orders past their TTL are left out, as reads leave them out.
+    pub fn list_orders(&self, f: &OrderFilter, now_s: i64) -> DbResult<OrderList> {
         let conn = self.conn();
-        let args = params![now_s, f.state, f.market, f.zone, f.day];
-        let total: i64 = conn
-            .prepare_cached(&format!("SELECT COUNT(*) FROM orders {WHERE}"))
-            .and_then(|mut st| st.query_row(args, |r| r.get(0)))
-            .ctx("listing orders")?;
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT body FROM orders {WHERE}
-                 ORDER BY json_extract(body, '$.submitted_at') DESC, record_id LIMIT ?6"
-            ))
-            .ctx("listing orders")?;
-        let rows = stmt
+        let mut counts = conn.prepare_cached(LIST_COUNTS).ctx("counting orders")?;
+        let rows = counts
+            .query_map(params![now_s, f.market, f.zone, f.day], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .ctx("counting orders")?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("counting orders")?;
+        let total = rows
+            .iter()
+            .filter(|(state, ..)| f.state.as_ref().is_none_or(|s| s == state))
+            .map(|(.., n)| n)
+            .sum();
+        let by_state = rows.into_iter().map(|(state, n, _)| (state, n)).collect();
+        let mut page = conn.prepare_cached(LIST_PAGE).ctx("listing orders")?;
+        let bodies = page
             .query_map(
                 params![now_s, f.state, f.market, f.zone, f.day, f.limit as i64],
                 |r| r.get(0),
             )
+            .ctx("listing orders")?
+            .collect::<Result<_, _>>()
             .ctx("listing orders")?;
-        let bodies = rows.collect::<Result<_, _>>().ctx("listing orders")?;
-        Ok((bodies, total))
+        Ok(OrderList {
+            by_state,
+            total,
+            bodies,
+        })
     }
 
     /// The delivery days of the stored orders, latest first.
@@ -266,7 +323,7 @@ impl Db {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT DISTINCT json_extract(body, '$.order.delivery_date') AS d FROM orders
+                "SELECT DISTINCT delivery_date AS d FROM orders WHERE d <> ''
                  ORDER BY d DESC LIMIT 60",
             )
             .ctx("listing delivery days")?;

@@ -11,7 +11,7 @@ use energy_core::ports::{
 };
 use jiff::Timestamp;
 
-use crate::db::orders::OrderRow;
+use crate::db::orders::{Listing, OrderRow};
 use crate::up::shared::{Shared, port};
 
 const WHAT: &str = "order store";
@@ -29,6 +29,12 @@ fn row(record: &OrderRecord) -> Result<OrderRow, PortError> {
         attempt: record.attempt,
         due_at: record.due_at.map(|t| t.as_millisecond()),
         expires_at: record.ttl,
+        listing: Listing {
+            submitted_ms: record.submitted_at.as_millisecond(),
+            market: record.order.market.as_str(),
+            zone: record.order.zone.as_str(),
+            delivery_date: record.order.delivery_date.to_string(),
+        },
         body: serde_json::to_string(record)
             .map_err(|e| PortError::permanent(WHAT, e.to_string()))?,
     })

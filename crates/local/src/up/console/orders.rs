@@ -141,13 +141,11 @@ pub async fn live_list(State(c): Con, Query(q): Params) -> Response {
 async fn list(c: &Console, f: &OrderFilter) -> Result<String, crate::db::DbError> {
     let f = f.clone();
     let now = c.shared.clock.now().as_second();
-    let (counts, (bodies, total)) = c
-        .shared
-        .db
-        .run(move |db| {
-            Ok::<_, crate::db::DbError>((db.orders_by_state()?, db.list_orders(&f, now)?))
-        })
-        .await?;
+    let crate::db::orders::OrderList {
+        by_state: counts,
+        total,
+        bodies,
+    } = c.shared.db.run(move |db| db.list_orders(&f, now)).await?;
     let mut out = String::from(
         "<p class=\"note\">All orders, per state:</p><ul class=\"counts\" aria-label=\"All orders per state\">",
     );
