@@ -67,7 +67,7 @@ fn open(data_dir: &Path) -> anyhow::Result<Db> {
             data_dir.display()
         );
     }
-    Db::open(data_dir)
+    Db::open_beside(data_dir)
 }
 
 /// One archived event as a line: sequence, market time, type, order, id.

@@ -468,8 +468,10 @@ pub fn wall_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-/// Brings a database made by an earlier version up to [`SCHEMA`].
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+/// Brings a database made by an earlier version up to [`SCHEMA`]: all of it when `owner` (the
+/// `energy up` holding the data dir's lock), else only what an older `energy up` running on it
+/// cannot notice.
+fn migrate(conn: &Connection, owner: bool) -> rusqlite::Result<()> {
     let has_sweeps: bool = conn.query_row(
         "SELECT COUNT(*) FROM pragma_table_info('orders') WHERE name = 'sweeps'",
         [],
@@ -489,43 +491,93 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         )
     };
     if !listed(conn)? {
+        if !owner {
+            // A command beside an `energy up` of an older version: that one writes the table
+            // as it knows it, so it stays as it is until an `energy up` of this version opens it.
+            return Ok(());
+        }
         // Looked at again under the write lock, so two processes opening one old database at
         // once make the table again once. An error drops the connection, which rolls the
         // transaction back.
         conn.execute_batch("BEGIN IMMEDIATE")?;
         if !listed(conn)? {
-            conn.execute_batch(LISTED_COLUMNS)?;
+            add_list_columns(conn)?;
         }
         conn.execute_batch("COMMIT")?;
+    }
+    // Rows without the list's columns: all of them after `add_list_columns`, and any an older
+    // `energy up` inserted since (it leaves the columns at their defaults). Looked for first, so
+    // that an open finding none writes nothing.
+    let unfilled: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM orders WHERE market = '' AND json_valid(body))",
+        [],
+        |r| r.get(0),
+    )?;
+    if owner && unfilled {
+        conn.execute_batch(FILL_LIST_COLUMNS)?;
     }
     conn.execute_batch(ORDER_INDEXES)
 }
 
-/// The orders table made again with the console list's columns, read out of each body, and
-/// before the body: a column after a body too large for its page is read through the body's
-/// overflow pages. In [`migrate`]'s transaction: a crash leaves the old table.
-const LISTED_COLUMNS: &str = concat!(
+/// SQLite's way to change a table's columns: the orders table made again, the list's columns
+/// before the body (a column after a body too large for its page is read through the body's
+/// overflow pages), and the indexes and triggers a desk may have added on it made again.
+/// Views are left as they are: they name the table, which keeps its name.
+fn add_list_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let kept: Vec<String> = conn
+        .prepare(
+            "SELECT sql FROM sqlite_master
+             WHERE tbl_name = 'orders' AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    // Without it, the rename checks every view and fails on one that names `orders`, which
+    // does not exist at that moment.
+    conn.pragma_update(None, "legacy_alter_table", true)?;
+    conn.execute_batch(REMADE_ORDERS)?;
+    for sql in &kept {
+        conn.execute_batch(sql)?;
+    }
+    conn.pragma_update(None, "legacy_alter_table", false)
+}
+
+const REMADE_ORDERS: &str = concat!(
     "CREATE TABLE orders_listed_new ",
     orders_columns!(),
     ";
-INSERT INTO orders_listed_new
-SELECT record_id, state, version, attempt, due_at, expires_at, sweeps,
-    COALESCE(CAST(ROUND(unixepoch(
-        CASE WHEN json_valid(body) THEN json_extract(body, '$.submitted_at') END, 'subsec'
-    ) * 1000) AS INTEGER), 0),
-    COALESCE(CASE WHEN json_valid(body) THEN json_extract(body, '$.order.market') END, ''),
-    COALESCE(CASE WHEN json_valid(body) THEN json_extract(body, '$.order.zone') END, ''),
-    COALESCE(CASE WHEN json_valid(body) THEN json_extract(body, '$.order.delivery_date') END, ''),
-    body
-FROM orders;
+INSERT INTO orders_listed_new (record_id, state, version, attempt, due_at, expires_at, sweeps, body)
+SELECT record_id, state, version, attempt, due_at, expires_at, sweeps, body FROM orders;
 DROP TABLE orders;
 ALTER TABLE orders_listed_new RENAME TO orders;
 "
 );
 
+/// The list's columns read out of the body where they are at their defaults. A body that is
+/// not JSON, or lacks a field, leaves it at its default (sorted as submitted at the epoch).
+const FILL_LIST_COLUMNS: &str = "
+UPDATE orders SET
+    submitted_ms = COALESCE(CAST(ROUND(
+        unixepoch(json_extract(body, '$.submitted_at'), 'subsec') * 1000) AS INTEGER), 0),
+    market = COALESCE(json_extract(body, '$.order.market'), ''),
+    zone = COALESCE(json_extract(body, '$.order.zone'), ''),
+    delivery_date = COALESCE(json_extract(body, '$.order.delivery_date'), '')
+WHERE market = '' AND json_valid(body);
+";
+
 impl Db {
-    /// Opens (creating if needed) `<dir>/energy.db`.
+    /// Opens (creating if needed) `<dir>/energy.db` for the `energy up` that holds the data
+    /// dir's lock, upgrading a database made by an earlier version.
     pub fn open(dir: &Path) -> anyhow::Result<Db> {
+        Db::open_as(dir, true)
+    }
+
+    /// Opens `<dir>/energy.db` beside whatever `energy up` may be running on it, which may be
+    /// of an earlier version: the orders table is left as that version writes it.
+    pub fn open_beside(dir: &Path) -> anyhow::Result<Db> {
+        Db::open_as(dir, false)
+    }
+
+    fn open_as(dir: &Path, owner: bool) -> anyhow::Result<Db> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
         let path = dir.join("energy.db");
@@ -546,7 +598,7 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| anyhow::anyhow!("{}: cannot create the schema: {e}", path.display()))?;
-        migrate(&conn)
+        migrate(&conn, owner)
             .map_err(|e| anyhow::anyhow!("{}: cannot upgrade the schema: {e}", path.display()))?;
         Ok(Db {
             path,
@@ -944,8 +996,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A database made before the list's columns gets them, read out of each order's body, and
-    /// keeps every row; a body that is not JSON does not stop the upgrade.
+    /// A database made before the list's columns gets them when `energy up` opens it, read out
+    /// of each order's body, and keeps every row; a body that is not JSON does not stop the
+    /// upgrade. A command opening it beside a running `energy up` changes nothing.
     #[test]
     fn an_older_database_gets_the_list_columns_from_its_bodies() {
         let dir = temp_dir("list-upgrade");
@@ -983,6 +1036,20 @@ mod tests {
                 .unwrap();
             }
         }
+        // A command beside a running `energy up` (which may be the older one) reads, and
+        // leaves the table as that one writes it.
+        let beside = Db::open_beside(&dir).unwrap();
+        assert_eq!(beside.order("c", 0).unwrap().as_deref(), Some("not json"));
+        let columns: i64 = beside
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('orders')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(columns, 8, "the older table, and `sweeps` as before");
+        drop(beside);
         let db = Db::open(&dir).unwrap();
         let all = orders::OrderFilter {
             limit: 10,
@@ -1023,6 +1090,112 @@ mod tests {
         // Opened again, nothing is made twice.
         let db = Db::open(&dir).unwrap();
         assert_eq!(db.list_orders(&all, 0).unwrap().total, 3);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An older database as a desk may have it: a view, a trigger and an index of its own on
+    /// the orders table. Found in review: the view stopped the upgrade ("error in view ...: no
+    /// such table: main.orders"), so `energy up` would not start, and the trigger and index were
+    /// dropped with the old table.
+    #[test]
+    fn an_older_database_keeps_a_desk_s_views_triggers_and_indexes_on_orders() {
+        let dir = temp_dir("list-upgrade-views");
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let old = Connection::open(dir.join("energy.db")).unwrap();
+            old.execute_batch(
+                "CREATE TABLE orders (record_id TEXT PRIMARY KEY, state TEXT NOT NULL,
+                   version INTEGER NOT NULL, attempt INTEGER NOT NULL, due_at INTEGER,
+                   expires_at INTEGER NOT NULL, body TEXT NOT NULL);
+                 CREATE VIEW pending_orders AS SELECT record_id FROM orders WHERE state = 'PENDING';
+                 CREATE TABLE audit (record_id TEXT, state TEXT);
+                 CREATE TRIGGER audited AFTER UPDATE ON orders
+                   BEGIN INSERT INTO audit VALUES (new.record_id, new.state); END;
+                 CREATE INDEX desk_by_state ON orders (state);
+                 INSERT INTO orders VALUES ('a', 'PENDING', 1, 0, 5, 99, '{}');",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&dir).unwrap();
+        let conn = db.conn();
+        let pending: Vec<String> = conn
+            .prepare("SELECT record_id FROM pending_orders")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(pending, ["a"], "the view reads the new table");
+        let kept: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'orders'
+                 AND name IN ('audited', 'desk_by_state')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, 2, "the trigger and the index are on the new table");
+        conn.execute("UPDATE orders SET state = 'READY'", [])
+            .unwrap();
+        // (The upgrade's own filling of the list's columns fired it too.)
+        let audited: String = conn
+            .query_row(
+                "SELECT state FROM audit ORDER BY rowid DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(audited, "READY", "the trigger fires");
+        drop(conn);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An `energy up` of an earlier version run on an upgraded database inserts orders without
+    /// the list's columns. Found in review: they stayed at their defaults for good, so such an
+    /// order was listed last (or not at all) and under no market, zone or day. The next open by
+    /// this version reads them out of the body.
+    #[test]
+    fn orders_an_older_version_inserted_are_listed_after_the_next_open() {
+        let dir = temp_dir("list-older-insert");
+        let db = Db::open(&dir).unwrap();
+        drop(db);
+        {
+            let older = Connection::open(dir.join("energy.db")).unwrap();
+            // The insert of the version before the list's columns.
+            older
+                .execute(
+                    "INSERT INTO orders (record_id, state, version, attempt, due_at, expires_at, body, sweeps)
+                     VALUES ('late', 'PENDING', 1, 0, NULL, 99, ?1, 0)",
+                    [serde_json::json!({
+                        "order": {"record_id": "late", "market": "SDAC", "zone": "NL", "delivery_date": "2026-12-01"},
+                        "submitted_at": "2026-11-29T10:00:00Z",
+                    })
+                    .to_string()],
+                )
+                .unwrap();
+        }
+        let db = Db::open(&dir).unwrap();
+        let nl = orders::OrderFilter {
+            zone: Some("NL".into()),
+            day: Some("2026-12-01".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(db.list_orders(&nl, 0).unwrap().total, 1);
+        assert_eq!(db.delivery_days().unwrap(), ["2026-12-01"]);
+        let submitted: i64 = db
+            .conn()
+            .query_row("SELECT submitted_ms FROM orders", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            submitted,
+            "2026-11-29T10:00:00Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_millisecond()
+        );
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }

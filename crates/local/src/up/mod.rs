@@ -227,8 +227,12 @@ pub async fn start(args: &UpArgs, observer: Observer) -> anyhow::Result<Running>
     energy_core::crash::check_env().map_err(anyhow::Error::msg)?;
     let (topology, consumers) = load_topology(args.template.as_deref(), args.consumers.as_deref())?;
     let fresh = !Db::exists(&args.data_dir);
-    let db = Arc::new(Db::open(&args.data_dir)?);
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
+    // The lock first: opening upgrades a database made by an earlier version, which an
+    // `energy up` of that version still running on it would not expect.
     let lock = lock_data_dir(&args.data_dir)?;
+    let db = Arc::new(Db::open(&args.data_dir)?);
     let clock = market_clock(args, &db, fresh)?;
     let rules = MarketRules::default();
     let shared = Arc::new(Shared::new(db.clone(), clock, Arc::new(topology))?);
