@@ -507,14 +507,16 @@ fn migrate(conn: &Connection, owner: bool) -> rusqlite::Result<()> {
     }
     // Rows without the list's columns: all of them after `add_list_columns`, and any an older
     // `energy up` inserted since (it leaves the columns at their defaults). Looked for first, so
-    // that an open finding none writes nothing.
-    let unfilled: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM orders WHERE market = '' AND json_valid(body))",
-        [],
-        |r| r.get(0),
-    )?;
-    if owner && unfilled {
-        conn.execute_batch(FILL_LIST_COLUMNS)?;
+    // that an open finding none writes nothing; one pass over the table at each start.
+    if owner {
+        let unfilled: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM orders WHERE market = '' AND json_valid(body))",
+            [],
+            |r| r.get(0),
+        )?;
+        if unfilled {
+            conn.execute_batch(FILL_LIST_COLUMNS)?;
+        }
     }
     conn.execute_batch(ORDER_INDEXES)
 }
