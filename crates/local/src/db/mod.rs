@@ -127,11 +127,14 @@ CREATE TABLE IF NOT EXISTS bus_resources (
 
 /// The orders table's indexes, made once [`migrate`] has brought the table to [`SCHEMA`]'s
 /// columns. `orders_listed` is the console's list, newest first; its columns never change
-/// after an order's insert, so no later write of the order touches it.
+/// after an order's insert, so no later write of the order touches it. `orders_unlisted`
+/// holds the rows without the list's columns (inserted by an older `energy up`, or whose body
+/// lacks them): none that this version writes.
 const ORDER_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS orders_due ON orders (due_at, record_id) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS orders_expiry ON orders (expires_at);
 CREATE INDEX IF NOT EXISTS orders_listed ON orders (submitted_ms DESC, record_id);
+CREATE INDEX IF NOT EXISTS orders_unlisted ON orders (record_id) WHERE market = '';
 ";
 
 /// The database, one connection behind a lock: every statement is short, and SQLite serialises
@@ -496,75 +499,127 @@ fn migrate(conn: &Connection, owner: bool) -> rusqlite::Result<()> {
             // as it knows it, so it stays as it is until an `energy up` of this version opens it.
             return Ok(());
         }
-        // Looked at again under the write lock, so two processes opening one old database at
-        // once make the table again once. An error drops the connection, which rolls the
-        // transaction back.
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        if !listed(conn)? {
-            add_list_columns(conn)?;
-        }
-        conn.execute_batch("COMMIT")?;
+        add_list_columns(conn, &listed)?;
     }
-    // Rows without the list's columns: all of them after `add_list_columns`, and any an older
-    // `energy up` inserted since (it leaves the columns at their defaults). Looked for first, so
-    // that an open finding none writes nothing; one pass over the table at each start.
+    conn.execute_batch(ORDER_INDEXES)?;
     if owner {
-        let unfilled: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM orders WHERE market = '' AND json_valid(body))",
-            [],
-            |r| r.get(0),
-        )?;
-        if unfilled {
-            conn.execute_batch(FILL_LIST_COLUMNS)?;
+        // Rows an older `energy up` inserted since the upgrade (it leaves the list's columns at
+        // their defaults), found through their partial index. The list is the console's: a
+        // desk's trigger refusing this update costs the list those rows, not the start.
+        if let Err(e) = conn.execute_batch(FILL_LIST_COLUMNS) {
+            tracing::warn!(error = %e, "the console's list could not read some orders' columns out of their bodies");
         }
     }
-    conn.execute_batch(ORDER_INDEXES)
+    Ok(())
 }
 
-/// SQLite's way to change a table's columns: the orders table made again, the list's columns
-/// before the body (a column after a body too large for its page is read through the body's
-/// overflow pages), and the indexes and triggers a desk may have added on it made again.
-/// Views are left as they are: they name the table, which keeps its name.
-fn add_list_columns(conn: &Connection) -> rusqlite::Result<()> {
-    let kept: Vec<String> = conn
-        .prepare(
-            "SELECT sql FROM sqlite_master
-             WHERE tbl_name = 'orders' AND type IN ('index', 'trigger') AND sql IS NOT NULL",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+/// The list's columns as read out of an order's body, each after its literal: a body that is
+/// not JSON, or lacks the field, gives the column's default.
+macro_rules! list_values {
+    ($submitted:literal, $market:literal, $zone:literal, $day:literal) => {
+        concat!(
+            $submitted,
+            "COALESCE(CAST(ROUND(unixepoch(
+                CASE WHEN json_valid(body) THEN json_extract(body, '$.submitted_at') END,
+                'subsec') * 1000) AS INTEGER), 0)",
+            $market,
+            "COALESCE(CASE WHEN json_valid(body) THEN json_extract(body, '$.order.market') END, '')",
+            $zone,
+            "COALESCE(CASE WHEN json_valid(body) THEN json_extract(body, '$.order.zone') END, '')",
+            $day,
+            "COALESCE(CASE WHEN json_valid(body) THEN json_extract(body, '$.order.delivery_date') END, '')",
+        )
+    };
+}
+
+/// SQLite's procedure for changing a table's columns (<https://sqlite.org/lang_altertable.html>,
+/// "making other kinds of table schema changes"): the orders table made again with the list's
+/// columns, read out of each body, before the body (a column after a body too large for its
+/// page is read through the body's overflow pages); the indexes and triggers a desk may have
+/// added on it made again; views left as they are, naming the table, which keeps its name.
+/// Under the write lock, looked at again there, so two processes opening one old database at
+/// once make the table once. An error drops the connection, which rolls the transaction back.
+fn add_list_columns(
+    conn: &Connection,
+    listed: &dyn Fn(&Connection) -> rusqlite::Result<bool>,
+) -> rusqlite::Result<()> {
+    // Off outside the transaction (it does nothing inside one): dropping the old table must
+    // neither cascade into a desk's table that refers to orders nor fail on it. Checked before
+    // the commit instead.
+    conn.pragma_update(None, "foreign_keys", false)?;
     // Without it, the rename checks every view and fails on one that names `orders`, which
     // does not exist at that moment.
     conn.pragma_update(None, "legacy_alter_table", true)?;
-    conn.execute_batch(REMADE_ORDERS)?;
-    for sql in &kept {
-        conn.execute_batch(sql)?;
+    let remade = (|| {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        if listed(conn)? {
+            return conn.execute_batch("COMMIT");
+        }
+        let orders: i64 = conn.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
+        tracing::warn!(
+            orders,
+            "making the orders table again for this version's console list (once)"
+        );
+        // `tbl_name` keeps a trigger's table name as it was typed.
+        let kept: Vec<String> = conn
+            .prepare(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'orders' COLLATE NOCASE
+                   AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        conn.execute_batch(REMADE_ORDERS)?;
+        for sql in &kept {
+            conn.execute_batch(sql)?;
+        }
+        let broken: i64 =
+            conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                Some(format!(
+                    "{broken} rows refer to orders that are not there; the table was left as it was"
+                )),
+            ));
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if remade.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
     }
-    conn.pragma_update(None, "legacy_alter_table", false)
+    conn.pragma_update(None, "legacy_alter_table", false)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    remade
 }
 
 const REMADE_ORDERS: &str = concat!(
     "CREATE TABLE orders_listed_new ",
     orders_columns!(),
     ";
-INSERT INTO orders_listed_new (record_id, state, version, attempt, due_at, expires_at, sweeps, body)
-SELECT record_id, state, version, attempt, due_at, expires_at, sweeps, body FROM orders;
+INSERT INTO orders_listed_new (record_id, state, version, attempt, due_at, expires_at, sweeps,
+    submitted_ms, market, zone, delivery_date, body)
+SELECT record_id, state, version, attempt, due_at, expires_at, sweeps, ",
+    list_values!("", ", ", ", ", ", "),
+    ", body FROM orders;
 DROP TABLE orders;
 ALTER TABLE orders_listed_new RENAME TO orders;
 "
 );
 
-/// The list's columns read out of the body where they are at their defaults. A body that is
-/// not JSON, or lacks a field, leaves it at its default (sorted as submitted at the epoch).
-const FILL_LIST_COLUMNS: &str = "
-UPDATE orders SET
-    submitted_ms = COALESCE(CAST(ROUND(
-        unixepoch(json_extract(body, '$.submitted_at'), 'subsec') * 1000) AS INTEGER), 0),
-    market = COALESCE(json_extract(body, '$.order.market'), ''),
-    zone = COALESCE(json_extract(body, '$.order.zone'), ''),
-    delivery_date = COALESCE(json_extract(body, '$.order.delivery_date'), '')
-WHERE market = '' AND json_valid(body);
-";
+/// The list's columns of the rows at their defaults whose body has them.
+const FILL_LIST_COLUMNS: &str = concat!(
+    "UPDATE orders INDEXED BY orders_unlisted SET ",
+    list_values!(
+        "submitted_ms = ",
+        ", market = ",
+        ", zone = ",
+        ", delivery_date = "
+    ),
+    " WHERE market = ''
+       AND COALESCE(CASE WHEN json_valid(body) THEN json_extract(body, '$.order.market') END, '') <> '';"
+);
 
 impl Db {
     /// Opens (creating if needed) `<dir>/energy.db` for the `energy up` that holds the data
@@ -1096,10 +1151,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// An older database as a desk may have it: a view, a trigger and an index of its own on
-    /// the orders table. Found in review: the view stopped the upgrade ("error in view ...: no
-    /// such table: main.orders"), so `energy up` would not start, and the trigger and index were
-    /// dropped with the old table.
+    /// An older database as a desk may have it: a view, triggers, an index and a table of its
+    /// own on the orders table. Found in review: the view stopped the upgrade ("error in view
+    /// ...: no such table: main.orders"), so `energy up` would not start; the trigger and index
+    /// were dropped with the old table; then a trigger named `ON ORDERS` was still dropped, the
+    /// drop cascaded into a table referring to orders, and the filling of the new columns ran
+    /// every order's update triggers (a trigger refusing an update stopped the start).
     #[test]
     fn an_older_database_keeps_a_desk_s_views_triggers_and_indexes_on_orders() {
         let dir = temp_dir("list-upgrade-views");
@@ -1112,10 +1169,17 @@ mod tests {
                    expires_at INTEGER NOT NULL, body TEXT NOT NULL);
                  CREATE VIEW pending_orders AS SELECT record_id FROM orders WHERE state = 'PENDING';
                  CREATE TABLE audit (record_id TEXT, state TEXT);
-                 CREATE TRIGGER audited AFTER UPDATE ON orders
+                 CREATE TRIGGER audited AFTER UPDATE ON ORDERS
                    BEGIN INSERT INTO audit VALUES (new.record_id, new.state); END;
+                 CREATE TRIGGER frozen BEFORE UPDATE ON orders WHEN old.state = 'CANCELLED'
+                   BEGIN SELECT RAISE(ABORT, 'cancelled orders are frozen'); END;
                  CREATE INDEX desk_by_state ON orders (state);
-                 INSERT INTO orders VALUES ('a', 'PENDING', 1, 0, 5, 99, '{}');",
+                 CREATE TABLE notes (record_id TEXT REFERENCES orders (record_id) ON DELETE CASCADE,
+                   note TEXT);
+                 INSERT INTO orders VALUES ('a', 'PENDING', 1, 0, 5, 99, '{}');
+                 INSERT INTO orders VALUES ('x', 'CANCELLED', 1, 0, NULL, 99,
+                   '{\"order\": {\"market\": \"SDAC\"}}');
+                 INSERT INTO notes VALUES ('a', 'call the desk');",
             )
             .unwrap();
         }
@@ -1131,24 +1195,41 @@ mod tests {
         assert_eq!(pending, ["a"], "the view reads the new table");
         let kept: i64 = conn
             .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'orders'
-                 AND name IN ('audited', 'desk_by_state')",
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'orders' COLLATE NOCASE
+                 AND name IN ('audited', 'frozen', 'desk_by_state')",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(kept, 2, "the trigger and the index are on the new table");
-        conn.execute("UPDATE orders SET state = 'READY'", [])
+        assert_eq!(kept, 3, "the triggers and the index are on the new table");
+        let notes: i64 = conn
+            .query_row("SELECT COUNT(*) FROM notes", [], |r| r.get(0))
             .unwrap();
-        // (The upgrade's own filling of the list's columns fired it too.)
+        assert_eq!(notes, 1, "dropping the old table cascaded into nothing");
+        let fk: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(fk, "foreign keys are on again");
+        let audited: i64 = conn
+            .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(audited, 0, "the upgrade updated no order");
+        conn.execute(
+            "UPDATE orders SET state = 'READY' WHERE record_id = 'a'",
+            [],
+        )
+        .unwrap();
         let audited: String = conn
-            .query_row(
-                "SELECT state FROM audit ORDER BY rowid DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT state FROM audit", [], |r| r.get(0))
             .unwrap();
         assert_eq!(audited, "READY", "the trigger fires");
+        // The row the frozen trigger guards got its columns in the copy.
+        let market: String = conn
+            .query_row("SELECT market FROM orders WHERE record_id = 'x'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(market, "SDAC");
         drop(conn);
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
