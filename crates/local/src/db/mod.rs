@@ -486,20 +486,13 @@ fn migrate(conn: &Connection, owner: bool) -> rusqlite::Result<()> {
     // No read ever went through it (an event's attempts are picked from its order's); it cost
     // an insert at a random place of its tree for every delivery attempt.
     conn.execute_batch("DROP INDEX IF EXISTS attempts_event")?;
-    let listed = |conn: &Connection| {
-        conn.query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('orders') WHERE name = 'submitted_ms'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )
-    };
-    if !listed(conn)? {
+    if !has_list_columns(conn)? {
         if !owner {
             // A command beside an `energy up` of an older version: that one writes the table
             // as it knows it, so it stays as it is until an `energy up` of this version opens it.
             return Ok(());
         }
-        add_list_columns(conn, &listed)?;
+        add_list_columns(conn)?;
     }
     conn.execute_batch(ORDER_INDEXES)?;
     if owner {
@@ -511,6 +504,14 @@ fn migrate(conn: &Connection, owner: bool) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+fn has_list_columns(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('orders') WHERE name = 'submitted_ms'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )
 }
 
 /// The list's columns as read out of an order's body, each after its literal: a body that is
@@ -539,10 +540,7 @@ macro_rules! list_values {
 /// added on it made again; views left as they are, naming the table, which keeps its name.
 /// Under the write lock, looked at again there, so two processes opening one old database at
 /// once make the table once. An error drops the connection, which rolls the transaction back.
-fn add_list_columns(
-    conn: &Connection,
-    listed: &dyn Fn(&Connection) -> rusqlite::Result<bool>,
-) -> rusqlite::Result<()> {
+fn add_list_columns(conn: &Connection) -> rusqlite::Result<()> {
     // Off outside the transaction (it does nothing inside one): dropping the old table must
     // neither cascade into a desk's table that refers to orders nor fail on it. Checked before
     // the commit instead.
@@ -552,7 +550,7 @@ fn add_list_columns(
     conn.pragma_update(None, "legacy_alter_table", true)?;
     let remade = (|| {
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        if listed(conn)? {
+        if has_list_columns(conn)? {
             return conn.execute_batch("COMMIT");
         }
         let orders: i64 = conn.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
@@ -1053,22 +1051,33 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A data dir whose database has the orders table of the version before the list's
+    /// columns, and `more` SQL run after it.
+    fn older_database(name: &str, more: &str) -> PathBuf {
+        let dir = temp_dir(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = Connection::open(dir.join("energy.db")).unwrap();
+        old.execute_batch(
+            "CREATE TABLE orders (record_id TEXT PRIMARY KEY, state TEXT NOT NULL,
+               version INTEGER NOT NULL, attempt INTEGER NOT NULL, due_at INTEGER,
+               expires_at INTEGER NOT NULL, body TEXT NOT NULL);",
+        )
+        .unwrap();
+        old.execute_batch(more).unwrap();
+        dir
+    }
+
     /// A database made before the list's columns gets them when `energy up` opens it, read out
     /// of each order's body, and keeps every row; a body that is not JSON does not stop the
     /// upgrade. A command opening it beside a running `energy up` changes nothing.
     #[test]
     fn an_older_database_gets_the_list_columns_from_its_bodies() {
-        let dir = temp_dir("list-upgrade");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = older_database(
+            "list-upgrade",
+            "CREATE INDEX orders_due ON orders (due_at, record_id) WHERE due_at IS NOT NULL;",
+        );
         {
             let old = Connection::open(dir.join("energy.db")).unwrap();
-            old.execute_batch(
-                "CREATE TABLE orders (record_id TEXT PRIMARY KEY, state TEXT NOT NULL,
-                   version INTEGER NOT NULL, attempt INTEGER NOT NULL, due_at INTEGER,
-                   expires_at INTEGER NOT NULL, body TEXT NOT NULL);
-                 CREATE INDEX orders_due ON orders (due_at, record_id) WHERE due_at IS NOT NULL;",
-            )
-            .unwrap();
             let body = |id: &str, zone: &str, at: &str| {
                 serde_json::json!({
                     "order": {"record_id": id, "market": "IDA2", "zone": zone, "delivery_date": "2026-11-30"},
@@ -1159,15 +1168,9 @@ mod tests {
     /// every order's update triggers (a trigger refusing an update stopped the start).
     #[test]
     fn an_older_database_keeps_a_desk_s_views_triggers_and_indexes_on_orders() {
-        let dir = temp_dir("list-upgrade-views");
-        std::fs::create_dir_all(&dir).unwrap();
-        {
-            let old = Connection::open(dir.join("energy.db")).unwrap();
-            old.execute_batch(
-                "CREATE TABLE orders (record_id TEXT PRIMARY KEY, state TEXT NOT NULL,
-                   version INTEGER NOT NULL, attempt INTEGER NOT NULL, due_at INTEGER,
-                   expires_at INTEGER NOT NULL, body TEXT NOT NULL);
-                 CREATE VIEW pending_orders AS SELECT record_id FROM orders WHERE state = 'PENDING';
+        let dir = older_database(
+            "list-upgrade-views",
+            "CREATE VIEW pending_orders AS SELECT record_id FROM orders WHERE state = 'PENDING';
                  CREATE TABLE audit (record_id TEXT, state TEXT);
                  CREATE TRIGGER audited AFTER UPDATE ON ORDERS
                    BEGIN INSERT INTO audit VALUES (new.record_id, new.state); END;
@@ -1180,9 +1183,7 @@ mod tests {
                  INSERT INTO orders VALUES ('x', 'CANCELLED', 1, 0, NULL, 99,
                    '{\"order\": {\"market\": \"SDAC\"}}');
                  INSERT INTO notes VALUES ('a', 'call the desk');",
-            )
-            .unwrap();
-        }
+        );
         let db = Db::open(&dir).unwrap();
         let conn = db.conn();
         let pending: Vec<String> = conn
